@@ -1,0 +1,37 @@
+import { Command, CommanderError } from 'commander';
+import { readFileSync } from 'node:fs';
+import { stackCommand } from './commands/stack.js';
+import { connectorsCommand } from './commands/connectors.js';
+import { configCommand } from './commands/config.js';
+import { demoCommand } from './commands/demo.js';
+import { ConfigError, SluiceError } from '../core/errors/errors.js';
+
+const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+export function buildProgram(): Command {
+  const program = new Command('sluice')
+    .description('Sluice: Kafka-native stream processing from CDC events to a Parquet lake and reports')
+    .version(pkg.version)
+    .showHelpAfterError('(run with --help for usage)')
+    .option('-c, --config <file>', 'YAML config file (env vars win over it); also SLUICE_CONFIG_FILE');
+  program.addCommand(stackCommand());
+  program.addCommand(connectorsCommand());
+  program.addCommand(configCommand());
+  program.addCommand(demoCommand());
+  return program;
+}
+
+export async function run(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+  } catch (error) {
+    if (error instanceof CommanderError) process.exit(error.exitCode);
+    if (error instanceof ConfigError || error instanceof SluiceError) {
+      console.error(`sluice: ${error.message}`);
+      process.exit(error instanceof ConfigError ? 78 : 1);
+    }
+    console.error(error);
+    process.exit(1);
+  }
+}

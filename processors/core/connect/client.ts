@@ -1,0 +1,95 @@
+import { readFileSync } from 'node:fs';
+import { PermanentError, TransientError } from '../errors/errors.js';
+
+export interface ConnectorSpec {
+  name: string;
+  config: Record<string, string>;
+}
+
+export interface ConnectorStatus {
+  name: string;
+  connector: { state: string; worker_id: string; trace?: string };
+  tasks: { id: number; state: string; worker_id: string; trace?: string }[];
+}
+
+/**
+ * Reads a connector file (`{name, config}` as Connect's REST API takes it) and fills
+ * `${VAR}` placeholders from `vars`; a placeholder with no value is an error naming it.
+ */
+export function loadConnectorSpec(file: string, vars: Record<string, string | undefined>): ConnectorSpec {
+  const text = readFileSync(file, 'utf8');
+  const missing = new Set<string>();
+  const filled = text.replace(/\$\{([A-Z0-9_]+)\}/g, (_, name: string) => {
+    const v = vars[name];
+    if (v === undefined) {
+      missing.add(name);
+      return '';
+    }
+    return JSON.stringify(v).slice(1, -1);
+  });
+  if (missing.size > 0) {
+    throw new PermanentError(`${file}: no value for ${[...missing].map((m) => '${' + m + '}').join(', ')}; set it in the environment`);
+  }
+  const spec = JSON.parse(filled) as ConnectorSpec;
+  if (!spec.name || typeof spec.config !== 'object') throw new PermanentError(`${file}: expected {"name": ..., "config": {...}}`);
+  return spec;
+}
+
+/** The standard libpq variables from a postgres:// URL, for connector placeholders. */
+export function pgVarsFromUrl(url: string): Record<string, string> {
+  const u = new URL(url);
+  return {
+    PGHOST: u.hostname,
+    PGPORT: u.port || '5432',
+    PGUSER: decodeURIComponent(u.username),
+    PGPASSWORD: decodeURIComponent(u.password),
+    PGDATABASE: u.pathname.replace(/^\//, '') || 'postgres',
+  };
+}
+
+/** A small client of Kafka Connect's REST API. */
+export class ConnectClient {
+  constructor(private readonly baseUrl: string) {}
+
+  private async request<T>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
+    let res: Response;
+    try {
+      res = await fetch(new URL(path, this.baseUrl), {
+        method,
+        headers: { 'content-type': 'application/json', accept: 'application/json' },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+    } catch (error) {
+      throw new TransientError(`Kafka Connect at ${this.baseUrl} is unreachable: ${(error as Error).message}`, { cause: error });
+    }
+    const text = await res.text();
+    const parsed = text ? (JSON.parse(text) as T) : (undefined as T);
+    if (res.status >= 500 || res.status === 409) {
+      // 409: a rebalance is in progress; Connect says to try again.
+      throw new TransientError(`Kafka Connect ${method} ${path} answered ${res.status}: ${text}`);
+    }
+    return { status: res.status, body: parsed };
+  }
+
+  /** Creates or updates the connector (PUT is idempotent); returns whether it was new. */
+  async apply(spec: ConnectorSpec): Promise<{ created: boolean }> {
+    const { status, body } = await this.request<{ message?: string }>('PUT', `/connectors/${encodeURIComponent(spec.name)}/config`, spec.config);
+    if (status === 201) return { created: true };
+    if (status === 200) return { created: false };
+    throw new PermanentError(`Kafka Connect rejected ${spec.name} (${status}): ${body?.message ?? JSON.stringify(body)}`);
+  }
+
+  async status(name: string): Promise<ConnectorStatus | undefined> {
+    const { status, body } = await this.request<ConnectorStatus>('GET', `/connectors/${encodeURIComponent(name)}/status`);
+    if (status === 404) return undefined;
+    return body;
+  }
+
+  async plugins(): Promise<{ class: string; type: string; version: string }[]> {
+    return (await this.request<{ class: string; type: string; version: string }[]>('GET', '/connector-plugins')).body;
+  }
+
+  async delete(name: string): Promise<void> {
+    await this.request('DELETE', `/connectors/${encodeURIComponent(name)}`);
+  }
+}

@@ -1,0 +1,39 @@
+import { pino, type Logger } from 'pino';
+
+export type { Logger };
+
+/**
+ * Paths redacted in every log line: credentials in config objects, connection strings,
+ * and HTTP auth headers. pino's redaction is path-based, so secrets must live under
+ * these names wherever they are logged.
+ */
+export const REDACTED_PATHS = [
+  '*.password',
+  '*.saslPassword',
+  '*.secretAccessKey',
+  '*.sessionToken',
+  '*.apiKey',
+  'config.*.password',
+  'config.*.saslPassword',
+  'config.*.secretAccessKey',
+  'config.database.url',
+  'database.url',
+  'req.headers.authorization',
+  'req.headers["x-api-key"]',
+  'headers.authorization',
+  'headers["x-api-key"]',
+];
+
+/** Structured JSON logs to stdout (or a given stream), with secrets redacted. */
+export function createLogger(options: { name: string; level?: string; destination?: NodeJS.WritableStream }): Logger {
+  return pino(
+    {
+      name: options.name,
+      level: options.level ?? 'info',
+      redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+    },
+    options.destination ?? pino.destination(1),
+  );
+}

@@ -1,0 +1,128 @@
+import { PermanentError, TransientError } from '../errors/errors.js';
+
+/**
+ * The registry calls Sluice makes over the Confluent REST API, written so they work the
+ * same on Confluent Schema Registry and on Apicurio Registry's ccompat API. This file is
+ * the one place that bridges their differences (see the notes at each call); everything
+ * else (encode/decode by id) goes through @kafkajs/confluent-schema-registry unchanged.
+ *
+ * - The library's `register` first reads GET /config/{subject} and then, for a subject it
+ *   believes new, does PUT /config/{subject}; Apicurio answers 404 to PUT on a subject that
+ *   has no version yet. Here a subject's level is set only after its first version exists.
+ */
+export type CompatibilityLevel =
+  | 'NONE'
+  | 'BACKWARD'
+  | 'BACKWARD_TRANSITIVE'
+  | 'FORWARD'
+  | 'FORWARD_TRANSITIVE'
+  | 'FULL'
+  | 'FULL_TRANSITIVE';
+
+export class SchemaIncompatibleError extends PermanentError {
+  constructor(
+    readonly subject: string,
+    readonly details: string,
+  ) {
+    super(`schema for subject ${subject} is incompatible with its earlier versions: ${details}`);
+  }
+}
+
+export interface RegistryAuth {
+  username?: string | undefined;
+  password?: string | undefined;
+}
+
+export class RegistryRestClient {
+  private readonly base: string;
+  constructor(
+    baseUrl: string,
+    private readonly auth: RegistryAuth = {},
+  ) {
+    this.base = baseUrl.replace(/\/+$/, '');
+  }
+
+  async request<T>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
+    const headers: Record<string, string> = { accept: 'application/vnd.schemaregistry.v1+json, application/json' };
+    if (body !== undefined) headers['content-type'] = 'application/vnd.schemaregistry.v1+json';
+    if (this.auth.username) {
+      headers.authorization = 'Basic ' + Buffer.from(`${this.auth.username}:${this.auth.password ?? ''}`).toString('base64');
+    }
+    let res: Response;
+    try {
+      res = await fetch(this.base + path, { method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+    } catch (error) {
+      throw new TransientError(`schema registry at ${this.base} is unreachable: ${(error as Error).message}`, { cause: error });
+    }
+    const text = await res.text();
+    if (res.status >= 500) throw new TransientError(`schema registry ${method} ${path} answered ${res.status}: ${text.slice(0, 500)}`);
+    let parsed: unknown = undefined;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      parsed = text;
+    }
+    return { status: res.status, body: parsed as T };
+  }
+
+  /** Registers (or finds) the schema under the subject and returns its id for the wire format. */
+  async register(subject: string, schema: string): Promise<number> {
+    const { status, body } = await this.request<{ id?: number; message?: string; error_code?: number }>(
+      'POST',
+      `/subjects/${encodeURIComponent(subject)}/versions`,
+      { schema, schemaType: 'AVRO' },
+    );
+    if (status === 409) throw new SchemaIncompatibleError(subject, body?.message ?? JSON.stringify(body));
+    if (status !== 200 || typeof body?.id !== 'number') {
+      throw new PermanentError(`registry refused schema for ${subject} (${status}): ${body?.message ?? JSON.stringify(body)}`);
+    }
+    return body.id;
+  }
+
+  /** The subject's own compatibility level, or undefined when it has none (global applies). */
+  async subjectLevel(subject: string): Promise<CompatibilityLevel | undefined> {
+    const { status, body } = await this.request<{ compatibilityLevel?: string; compatibility?: string }>(
+      'GET',
+      `/config/${encodeURIComponent(subject)}`,
+    );
+    if (status === 404) return undefined;
+    const level = body?.compatibilityLevel ?? body?.compatibility;
+    return level ? (level.toUpperCase() as CompatibilityLevel) : undefined;
+  }
+
+  /** Sets the subject's level. The subject must already have a version (Apicurio's rule). */
+  async setSubjectLevel(subject: string, level: CompatibilityLevel): Promise<void> {
+    const { status, body } = await this.request<{ message?: string }>('PUT', `/config/${encodeURIComponent(subject)}`, {
+      compatibility: level,
+    });
+    if (status !== 200) throw new PermanentError(`registry refused level ${level} for ${subject} (${status}): ${body?.message ?? JSON.stringify(body)}`);
+  }
+
+  /** Asks the registry whether `schema` may follow the subject's versions under its level. */
+  async checkCompatible(subject: string, schema: string): Promise<{ compatible: boolean; messages: string[] }> {
+    const { status, body } = await this.request<{ is_compatible?: boolean; messages?: string[]; message?: string }>(
+      'POST',
+      `/compatibility/subjects/${encodeURIComponent(subject)}/versions/latest?verbose=true`,
+      { schema, schemaType: 'AVRO' },
+    );
+    if (status === 404) return { compatible: true, messages: ['subject has no versions yet'] };
+    if (status !== 200) throw new PermanentError(`registry compatibility check for ${subject} failed (${status}): ${body?.message ?? JSON.stringify(body)}`);
+    return { compatible: body?.is_compatible === true, messages: body?.messages ?? [] };
+  }
+
+  async subjects(): Promise<string[]> {
+    const { body } = await this.request<string[]>('GET', '/subjects');
+    return body ?? [];
+  }
+}
+
+/**
+ * Registers a schema and makes sure its subject carries `level`: the first version is
+ * registered before the level is set (Apicurio cannot configure a subject without one),
+ * later versions are checked by the registry under the level already in place.
+ */
+export async function registerWithLevel(client: RegistryRestClient, subject: string, schema: string, level: CompatibilityLevel): Promise<number> {
+  const id = await client.register(subject, schema);
+  if ((await client.subjectLevel(subject)) !== level) await client.setSubjectLevel(subject, level);
+  return id;
+}
