@@ -1,4 +1,4 @@
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
 import type { Logger } from '../log/logger.js';
 
@@ -29,10 +29,8 @@ export interface HealthServer {
  * their routes to `app` before `listen`, so one port serves both.
  */
 export async function startHealthServer(options: HealthServerOptions, addRoutes?: (app: FastifyInstance) => void | Promise<void>): Promise<HealthServer> {
-  const app: FastifyInstance = Fastify({
-    loggerInstance: options.logger.child({ component: 'http' }) as FastifyBaseLogger,
-    disableRequestLogging: true,
-  });
+  // Probes and scrapes arrive every few seconds: they are not worth a log line each.
+  const app: FastifyInstance = Fastify({ logger: false });
   let live = true;
   let liveReason = '';
   app.get('/healthz', async (_req, reply) => {

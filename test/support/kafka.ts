@@ -1,0 +1,37 @@
+import { randomUUID } from 'node:crypto';
+import type { Kafka, KafkaMessage } from 'kafkajs';
+
+/**
+ * Collects messages of a topic, from the beginning, with a throwaway consumer group, until
+ * `done` says the collection is complete or the timeout passes (then it throws).
+ */
+export async function collect(
+  kafka: Kafka,
+  topic: string,
+  done: (messages: KafkaMessage[]) => boolean,
+  timeoutMs = 30_000,
+): Promise<KafkaMessage[]> {
+  const consumer = kafka.consumer({ groupId: `test-${randomUUID()}`, readUncommitted: false });
+  const seen: KafkaMessage[] = [];
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topic, fromBeginning: true });
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${topic}: condition not met within ${timeoutMs} ms (${seen.length} messages seen)`)), timeoutMs);
+      void consumer
+        .run({
+          eachMessage: async ({ message }) => {
+            seen.push(message);
+            if (done(seen)) {
+              clearTimeout(timer);
+              resolve();
+            }
+          },
+        })
+        .catch(reject);
+    });
+    return seen;
+  } finally {
+    await consumer.disconnect();
+  }
+}

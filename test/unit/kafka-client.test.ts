@@ -1,0 +1,37 @@
+import { describe, expect, it } from 'vitest';
+import { coreSettings } from '../../processors/core/config/core-settings.js';
+import { loadSettings } from '../../processors/core/config/settings.js';
+import { kafkaConfig } from '../../processors/core/kafka/client.js';
+import { ConfigError } from '../../processors/core/errors/errors.js';
+
+const kafkaWith = (env: Record<string, string>) => loadSettings(coreSettings, { env }).kafka;
+
+describe('kafka client factory', () => {
+  it('builds a plain client by default', () => {
+    const c = kafkaConfig(kafkaWith({}), { region: 'us-east-1' });
+    expect(c.brokers).toEqual(['localhost:9092']);
+    expect(c.ssl).toBe(false);
+    expect(c.sasl).toBeUndefined();
+  });
+
+  it('builds SCRAM over TLS', () => {
+    const c = kafkaConfig(
+      kafkaWith({ SLUICE_KAFKA_SSL: 'true', SLUICE_KAFKA_SASL_MECHANISM: 'scram-sha-512', SLUICE_KAFKA_SASL_USERNAME: 'u', SLUICE_KAFKA_SASL_PASSWORD: 'p' }),
+      { region: 'us-east-1' },
+    );
+    expect(c.ssl).toBe(true);
+    expect(c.sasl).toEqual({ mechanism: 'scram-sha-512', username: 'u', password: 'p' });
+  });
+
+  it('refuses SCRAM without credentials, naming the settings', () => {
+    expect(() => kafkaConfig(kafkaWith({ SLUICE_KAFKA_SASL_MECHANISM: 'scram-sha-256' }), { region: 'us-east-1' })).toThrow(ConfigError);
+    expect(() => kafkaConfig(kafkaWith({ SLUICE_KAFKA_SASL_MECHANISM: 'scram-sha-256' }), { region: 'us-east-1' })).toThrow(/SLUICE_KAFKA_SASL_USERNAME/);
+  });
+
+  it('uses OAUTHBEARER with a signed token for MSK IAM, always over TLS', () => {
+    const c = kafkaConfig(kafkaWith({ SLUICE_KAFKA_SASL_MECHANISM: 'aws-msk-iam' }), { region: 'eu-west-1' });
+    expect(c.ssl).toBe(true);
+    expect(c.sasl?.mechanism).toBe('oauthbearer');
+    expect(typeof (c.sasl as { oauthBearerProvider?: unknown }).oauthBearerProvider).toBe('function');
+  });
+});

@@ -1,0 +1,76 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { coreSettings } from '../../processors/core/config/core-settings.js';
+import { describeSettings, envNameFor, loadSettings } from '../../processors/core/config/settings.js';
+import { ConfigError } from '../../processors/core/errors/errors.js';
+
+function configError(fn: () => unknown): ConfigError {
+  try {
+    fn();
+  } catch (error) {
+    if (error instanceof ConfigError) return error;
+    throw error;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('settings', () => {
+  it('derives env names from paths', () => {
+    expect(envNameFor(['kafka', 'saslMechanism'])).toBe('SLUICE_KAFKA_SASL_MECHANISM');
+  });
+
+  it('uses defaults that point at the local stack', () => {
+    const s = loadSettings(coreSettings, { env: {} });
+    expect(s.kafka.brokers).toEqual(['localhost:9092']);
+    expect(s.registry.url).toBe('http://localhost:8081/apis/ccompat/v7');
+    expect(s.kafka.ssl).toBe(false);
+  });
+
+  it('lets env win over the file and the file over defaults', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-'));
+    const file = join(dir, 'sluice.yaml');
+    writeFileSync(file, 'kafka:\n  brokers: a:1,b:2\n  clientId: from-file\n');
+    const s = loadSettings(coreSettings, { env: { SLUICE_KAFKA_CLIENT_ID: 'from-env' }, file });
+    expect(s.kafka.brokers).toEqual(['a:1', 'b:2']);
+    expect(s.kafka.clientId).toBe('from-env');
+  });
+
+  it('names the env var, the setting and the fix for a bad env value', () => {
+    const e = configError(() => loadSettings(coreSettings, { env: { SLUICE_KAFKA_BROKERS: 'nohost', SLUICE_KAFKA_SASL_MECHANISM: 'kerberos' } }));
+    expect(e.problems).toHaveLength(2);
+    expect(e.problems[0]).toMatchObject({ source: 'env SLUICE_KAFKA_BROKERS', setting: 'kafka.brokers' });
+    expect(e.message).toContain('Fix: set SLUICE_KAFKA_BROKERS');
+    expect(e.message).toContain('kafka.saslMechanism');
+  });
+
+  it('names the file and line of a bad file value', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-'));
+    const file = join(dir, 'sluice.yaml');
+    writeFileSync(file, '# settings\nhttp:\n  port: 99999\n');
+    const e = configError(() => loadSettings(coreSettings, { env: {}, file }));
+    expect(e.problems[0]).toMatchObject({ source: `file ${file}:3`, setting: 'http.port' });
+  });
+
+  it('reports YAML syntax errors with the line', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-'));
+    const file = join(dir, 'broken.yaml');
+    writeFileSync(file, 'kafka:\n  brokers: [a:1\n');
+    const e = configError(() => loadSettings(coreSettings, { env: {}, file }));
+    expect(e.problems[0]!.source).toMatch(new RegExp(`^file ${file}:\\d+$`));
+  });
+
+  it('never prints a secret value in an error', () => {
+    const e = configError(() => loadSettings(coreSettings, { env: { SLUICE_DATABASE_URL: 'mysql://u:hunter2@h/db' } }));
+    expect(e.message).not.toContain('hunter2');
+    expect(e.message).toContain('(secret)');
+  });
+
+  it('documents every setting', () => {
+    const doc = describeSettings(coreSettings);
+    expect(doc).toContain('`SLUICE_SCHEMA_REGISTRY_URL`');
+    expect(doc).toContain('`AWS_REGION`');
+    expect(doc).not.toContain('sluice-secret-key');
+  });
+});
