@@ -11,6 +11,7 @@ export async function collect(
   done: (messages: KafkaMessage[]) => boolean,
   timeoutMs = 30_000,
 ): Promise<KafkaMessage[]> {
+  await waitForTopic(kafka, topic, timeoutMs);
   const consumer = kafka.consumer({ groupId: `test-${randomUUID()}`, readUncommitted: false });
   const seen: KafkaMessage[] = [];
   await consumer.connect();
@@ -33,5 +34,20 @@ export async function collect(
     return seen;
   } finally {
     await consumer.disconnect();
+  }
+}
+
+/** Waits until the topic exists (a producer such as Debezium creates it on first write). */
+export async function waitForTopic(kafka: Kafka, topic: string, timeoutMs: number): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const deadline = Date.now() + timeoutMs;
+    while (!(await admin.listTopics()).includes(topic)) {
+      if (Date.now() > deadline) throw new Error(`topic ${topic} did not appear within ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  } finally {
+    await admin.disconnect();
   }
 }

@@ -78,8 +78,12 @@ ensure_port_free() {
 }
 
 is_running() {
-  local pf; pf="$(pid_file "$1")"
-  [ -f "$pf" ] && kill -0 "$(cat "$pf")" 2>/dev/null
+  local pf pid; pf="$(pid_file "$1")"
+  [ -f "$pf" ] || return 1
+  pid="$(cat "$pf")"
+  kill -0 "$pid" 2>/dev/null || return 1
+  # A killed daemon stays a zombie until init reaps it; that is not "running".
+  [ "$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1)" != Z ]
 }
 
 # start_daemon NAME CMD...: runs CMD detached in its own session, output to the log.

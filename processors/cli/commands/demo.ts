@@ -29,7 +29,7 @@ export function demoCommand(): Command {
     .option('--no-stack', 'use servers already running (e.g. docker compose) instead of starting the local stack')
     .action(async (opts: { stack: boolean }, cmd: Command) => {
       if (opts.stack) {
-        step(0, 'local stack');
+        step(1, 'local stack (infra/local/stack up)');
         const code = runStack(['up']);
         if (code !== 0) throw new Error(`the local stack did not start (exit ${code})`);
       }
@@ -42,7 +42,7 @@ export function demoCommand(): Command {
 }
 
 async function registryRoundTrip(s: CoreSettings): Promise<void> {
-  step(1, `Avro through the registry (${s.registry.url}) and Kafka (${s.kafka.brokers.join(',')})`);
+  step(2, `Avro through the registry (${s.registry.url}) and Kafka (${s.kafka.brokers.join(',')})`);
   const codec = new RegistryCodec(s.registry.url, s.registry);
   const schema = {
     type: 'record',
@@ -70,7 +70,7 @@ async function registryRoundTrip(s: CoreSettings): Promise<void> {
 }
 
 async function cdcRoundTrip(s: CoreSettings): Promise<void> {
-  step(2, `Postgres insert -> Debezium (${s.connect.url}) -> ${CDC_TOPIC}`);
+  step(3, `Postgres insert -> Debezium (${s.connect.url}) -> ${CDC_TOPIC}`);
   const connect = new ConnectClient(s.connect.url);
   const spec = loadConnectorSpec(`${CONNECTORS_DIR}/staging-agent-events.json`, { ...process.env, ...pgVarsFromUrl(s.database.url) });
   const { created } = await withRetry(() => connect.apply(spec));
@@ -96,7 +96,7 @@ async function cdcRoundTrip(s: CoreSettings): Promise<void> {
 }
 
 async function s3RoundTrip(s: CoreSettings): Promise<void> {
-  step(3, `S3 at ${s.s3.endpoint ?? 'AWS'}: multipart upload, list, presigned download`);
+  step(4, `S3 at ${s.s3.endpoint ?? 'AWS'}: multipart upload, list, presigned download`);
   const s3 = createS3Client(s.s3);
   await s3.send(new HeadBucketCommand({ Bucket: s.s3.bucket })).catch(() => s3.send(new CreateBucketCommand({ Bucket: s.s3.bucket })));
   const key = `demo/roundtrip-${Date.now()}.bin`;
@@ -109,7 +109,6 @@ async function s3RoundTrip(s: CoreSettings): Promise<void> {
   const fetched = Buffer.from(await (await fetch(url)).arrayBuffer());
   if (!fetched.equals(body)) throw new Error('presigned download differs from the upload');
   ok(`presigned link (5 min) returned the same 20 MiB: ${url.split('?')[0]}?...`);
-  step(4, 'done');
 }
 
 /** Reads a topic from the beginning with a throwaway group until `match` returns a value. */

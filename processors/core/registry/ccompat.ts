@@ -3,12 +3,17 @@ import { PermanentError, TransientError } from '../errors/errors.js';
 /**
  * The registry calls Sluice makes over the Confluent REST API, written so they work the
  * same on Confluent Schema Registry and on Apicurio Registry's ccompat API. This file is
- * the one place that bridges their differences (see the notes at each call); everything
- * else (encode/decode by id) goes through @kafkajs/confluent-schema-registry unchanged.
+ * the one place that bridges their differences; everything else (encode/decode by id)
+ * goes through @kafkajs/confluent-schema-registry unchanged. Gaps found against Apicurio
+ * 3.3 (test/integration/registry-ccompat.test.ts keeps them proven):
  *
- * - The library's `register` first reads GET /config/{subject} and then, for a subject it
- *   believes new, does PUT /config/{subject}; Apicurio answers 404 to PUT on a subject that
- *   has no version yet. Here a subject's level is set only after its first version exists.
+ * - GET /config/{subject} on a subject without a level of its own answers 200 with the
+ *   global level, where Confluent answers 404. The library's `register(schema,
+ *   {compatibility})` reads that as a mismatch and throws. Here the subject's level is
+ *   compared and set explicitly (PUT /config/{subject} works before the first version).
+ * - POST /compatibility/...?verbose=true returns no `messages`: the offline check
+ *   (`sluice schemas check`) supplies the field-level reason.
+ * - A schema that differs only in `doc` maps to the existing version instead of a new one.
  */
 export type CompatibilityLevel =
   | 'NONE'
@@ -90,7 +95,7 @@ export class RegistryRestClient {
     return level ? (level.toUpperCase() as CompatibilityLevel) : undefined;
   }
 
-  /** Sets the subject's level. The subject must already have a version (Apicurio's rule). */
+  /** Sets the subject's level (allowed before its first version, on Apicurio 3.3 and Confluent). */
   async setSubjectLevel(subject: string, level: CompatibilityLevel): Promise<void> {
     const { status, body } = await this.request<{ message?: string }>('PUT', `/config/${encodeURIComponent(subject)}`, {
       compatibility: level,
@@ -117,12 +122,10 @@ export class RegistryRestClient {
 }
 
 /**
- * Registers a schema and makes sure its subject carries `level`: the first version is
- * registered before the level is set (Apicurio cannot configure a subject without one),
- * later versions are checked by the registry under the level already in place.
+ * Registers a schema under a subject that carries `level`: the level is put in place
+ * first, so even the second version is checked under it, never under the global default.
  */
 export async function registerWithLevel(client: RegistryRestClient, subject: string, schema: string, level: CompatibilityLevel): Promise<number> {
-  const id = await client.register(subject, schema);
   if ((await client.subjectLevel(subject)) !== level) await client.setSubjectLevel(subject, level);
-  return id;
+  return client.register(subject, schema);
 }
