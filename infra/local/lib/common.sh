@@ -149,7 +149,7 @@ maven_classpath() {
     require_cmd mvn "install Maven: apt-get install maven"
     log "downloading $comp jars from Maven Central (cached in $dest)"
     rm -rf "$dest.tmp"
-    mvn -q -B -f "$pom" dependency:copy-dependencies -DincludeScope=runtime \
+    mvn -q -B -Dstyle.color=never -f "$pom" dependency:copy-dependencies -DincludeScope=runtime \
       -DoutputDirectory="$dest.tmp" >&2 || die "Maven could not resolve $comp's jars (see output above)"
     rm -rf "$dest" && mv "$dest.tmp" "$dest" && touch "$dest/.complete"
   fi
