@@ -1,0 +1,56 @@
+import type { FastifyInstance } from 'fastify';
+import { coreSettings, type CoreSettings } from '../config/core-settings.js';
+import { loadSettings, type SettingsOf, type SettingsSpec } from '../config/settings.js';
+import { startHealthServer, type HealthServer, type ReadinessCheck } from '../http/health-server.js';
+import { Shutdown } from '../lifecycle/shutdown.js';
+import { createLogger, type Logger } from '../log/logger.js';
+import { createMetricsRegistry } from '../metrics/metrics.js';
+import type { Registry } from 'prom-client';
+
+export interface ProcessorContext<S extends SettingsSpec> {
+  name: string;
+  core: CoreSettings;
+  /** The processor's own settings, declared in its spec. */
+  settings: SettingsOf<S>;
+  logger: Logger;
+  metrics: Registry;
+  shutdown: Shutdown;
+}
+
+export interface ProcessorOptions<S extends SettingsSpec> {
+  name: string;
+  /** The processor's own settings (its env names are SLUICE_<PATH> like the core ones). */
+  spec: S;
+  configFile?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Install SIGTERM/SIGINT handlers (off in tests that run processors in-process). */
+  handleSignals?: boolean;
+}
+
+/**
+ * The common start of every long-running processor: validated settings (core + its own),
+ * a JSON logger, a metrics registry, and graceful shutdown. `serve` then opens the health
+ * port with /healthz, /readyz, /metrics and any routes the processor adds.
+ */
+export function createProcessor<S extends SettingsSpec>(options: ProcessorOptions<S>): ProcessorContext<S> {
+  const load = { ...(options.env ? { env: options.env } : {}), ...(options.configFile ? { file: options.configFile } : {}) };
+  const core = loadSettings(coreSettings, load);
+  const settings = loadSettings(options.spec, load);
+  const logger = createLogger({ name: options.name, level: core.log.level });
+  const metrics = createMetricsRegistry(options.name);
+  const shutdown = new Shutdown(logger);
+  if (options.handleSignals ?? true) shutdown.install();
+  return { name: options.name, core, settings, logger, metrics, shutdown };
+}
+
+export async function serve(
+  ctx: ProcessorContext<SettingsSpec>,
+  readiness: Record<string, ReadinessCheck>,
+  addRoutes?: (app: FastifyInstance) => void | Promise<void>,
+  port = ctx.core.http.port,
+): Promise<HealthServer> {
+  const server = await startHealthServer({ port, metrics: ctx.metrics, logger: ctx.logger, readiness }, addRoutes);
+  ctx.shutdown.add('http server', () => server.close());
+  ctx.logger.info({ port: server.port }, 'serving /healthz, /readyz, /metrics');
+  return server;
+}
