@@ -43,8 +43,8 @@ export function createProcessor<S extends SettingsSpec>(options: ProcessorOption
   return { name: options.name, core, settings, logger, metrics, shutdown };
 }
 
-export async function serve(
-  ctx: ProcessorContext<SettingsSpec>,
+export async function serve<S extends SettingsSpec>(
+  ctx: ProcessorContext<S>,
   readiness: Record<string, ReadinessCheck>,
   addRoutes?: (app: FastifyInstance) => void | Promise<void>,
   port = ctx.core.http.port,
