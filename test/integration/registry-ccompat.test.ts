@@ -62,4 +62,16 @@ describe('registry ccompat gaps and their bridge', () => {
     expect(verdict.compatible).toBe(false);
     expect(verdict.messages).toEqual([]);
   });
+
+  it('gap: the compatibility endpoint follows the URL, not the level: .../versions/latest checks one version, .../versions all of them', async () => {
+    // `third` reads schemaV2 (it has n) but not schemaV1 (no n, no default).
+    const third = JSON.stringify({ type: 'record', name: 'Gap', namespace: 'io.sluice.test', fields: [{ name: 'n', type: 'long' }] });
+    for (const level of ['BACKWARD', 'BACKWARD_TRANSITIVE'] as const) {
+      const subject = `test.gap-${randomUUID()}-value`;
+      await registerWithLevel(rest, subject, schemaV1, level);
+      await registerWithLevel(rest, subject, schemaV2, level);
+      expect((await rest.checkCompatible(subject, third, 'latest')).compatible).toBe(true); // Confluent: the same
+      expect((await rest.checkCompatible(subject, third, 'all')).compatible).toBe(false); // Confluent: true under BACKWARD
+    }
+  });
 });

@@ -13,6 +13,10 @@ import { PermanentError, TransientError } from '../errors/errors.js';
  *   compared and set explicitly (PUT /config/{subject} works before the first version).
  * - POST /compatibility/...?verbose=true returns no `messages`: the offline check
  *   (`sluice schemas check`) supplies the field-level reason.
+ * - POST /compatibility/subjects/{s}/versions/latest checks against the latest version only,
+ *   even under a _TRANSITIVE level (Confluent: the same), and .../versions (no version)
+ *   checks against every version even under a non-transitive level (Confluent: follows the
+ *   level). `checkCompatible(..., 'all')` is for transitive levels, 'latest' for the others.
  * - A schema that differs only in `doc` maps to the existing version instead of a new one.
  */
 export type CompatibilityLevel =
@@ -103,16 +107,41 @@ export class RegistryRestClient {
     if (status !== 200) throw new PermanentError(`registry refused level ${level} for ${subject} (${status}): ${body?.message ?? JSON.stringify(body)}`);
   }
 
-  /** Asks the registry whether `schema` may follow the subject's versions under its level. */
-  async checkCompatible(subject: string, schema: string): Promise<{ compatible: boolean; messages: string[] }> {
+  /**
+   * Asks the registry whether `schema` may follow the subject's versions under its level:
+   * against the latest version (non-transitive levels) or against all of them (transitive).
+   */
+  async checkCompatible(subject: string, schema: string, against: 'latest' | 'all' = 'latest'): Promise<{ compatible: boolean; messages: string[] }> {
     const { status, body } = await this.request<{ is_compatible?: boolean; messages?: string[]; message?: string }>(
       'POST',
-      `/compatibility/subjects/${encodeURIComponent(subject)}/versions/latest?verbose=true`,
+      `/compatibility/subjects/${encodeURIComponent(subject)}/versions${against === 'latest' ? '/latest' : ''}?verbose=true`,
       { schema, schemaType: 'AVRO' },
     );
     if (status === 404) return { compatible: true, messages: ['subject has no versions yet'] };
     if (status !== 200) throw new PermanentError(`registry compatibility check for ${subject} failed (${status}): ${body?.message ?? JSON.stringify(body)}`);
     return { compatible: body?.is_compatible === true, messages: body?.messages ?? [] };
+  }
+
+  /** The subject's version numbers, or undefined when the subject does not exist. */
+  async subjectVersions(subject: string): Promise<number[] | undefined> {
+    const { status, body } = await this.request<number[] | { message?: string }>('GET', `/subjects/${encodeURIComponent(subject)}/versions`);
+    if (status === 404) return undefined;
+    if (status !== 200 || !Array.isArray(body)) throw new PermanentError(`registry listing versions of ${subject} failed (${status}): ${JSON.stringify(body)}`);
+    return body;
+  }
+
+  /** The version and id `schema` has under the subject, or undefined when it is not registered there. */
+  async lookup(subject: string, schema: string): Promise<{ version: number; id: number } | undefined> {
+    const { status, body } = await this.request<{ version?: number; id?: number; message?: string }>(
+      'POST',
+      `/subjects/${encodeURIComponent(subject)}`,
+      { schema, schemaType: 'AVRO' },
+    );
+    if (status === 404) return undefined;
+    if (status !== 200 || typeof body?.version !== 'number' || typeof body.id !== 'number') {
+      throw new PermanentError(`registry lookup of a schema under ${subject} failed (${status}): ${body?.message ?? JSON.stringify(body)}`);
+    }
+    return { version: body.version, id: body.id };
   }
 
   async subjects(): Promise<string[]> {
