@@ -1,0 +1,25 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+
+/**
+ * API-key check in constant time. Both sides are hashed first, so the comparison takes
+ * the same time whatever the key's length, and every configured key is compared (no
+ * early exit that would tell which one nearly matched).
+ */
+export class ApiKeyCheck {
+  private readonly digests: Buffer[];
+
+  constructor(keys: readonly string[]) {
+    if (keys.length === 0) throw new Error('at least one API key is required');
+    this.digests = keys.map(digest);
+  }
+
+  accepts(presented: string | string[] | undefined): boolean {
+    if (typeof presented !== 'string' || presented === '') return false;
+    const d = digest(presented);
+    let ok = false;
+    for (const key of this.digests) ok = timingSafeEqual(key, d) || ok;
+    return ok;
+  }
+}
+
+const digest = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest();
