@@ -21,8 +21,10 @@ export async function collect(
       const timer = setTimeout(() => reject(new Error(`${topic}: condition not met within ${timeoutMs} ms (${seen.length} messages seen)`)), timeoutMs);
       void consumer
         .run({
-          eachMessage: async ({ message }) => {
-            seen.push(message);
+          // `done` is asked once a batch, not once a message: a predicate that scans what
+          // was seen would otherwise make reading a long shared topic quadratic.
+          eachBatch: async ({ batch }) => {
+            seen.push(...batch.messages);
             if (done(seen)) {
               clearTimeout(timer);
               resolve();

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { coreSettings } from '../../processors/core/config/core-settings.js';
 import { loadSettings } from '../../processors/core/config/settings.js';
-import { kafkaConfig } from '../../processors/core/kafka/client.js';
+import { isRoutineRetry, kafkaConfig } from '../../processors/core/kafka/client.js';
 import { ConfigError } from '../../processors/core/errors/errors.js';
 
 const kafkaWith = (env: Record<string, string>) => loadSettings(coreSettings, { env }).kafka;
@@ -33,5 +33,13 @@ describe('kafka client factory', () => {
     expect(c.ssl).toBe(true);
     expect(c.sasl?.mechanism).toBe('oauthbearer');
     expect(typeof (c.sasl as { oauthBearerProvider?: unknown }).oauthBearerProvider).toBe('function');
+  });
+});
+
+describe('kafkajs log bridge', () => {
+  it('demotes the broker answers kafkajs retries at once as routine', () => {
+    expect(isRoutineRetry({ message: 'Response AddPartitionsToTxn(key: 24, version: 1)', error: 'The producer attempted to update a transaction while another concurrent operation on the same transaction was ongoing' })).toBe(true);
+    expect(isRoutineRetry({ message: 'Failed to send messages: The producer attempted to update a transaction while another concurrent operation on the same transaction was ongoing' })).toBe(true);
+    expect(isRoutineRetry({ message: 'Response Metadata(key: 3, version: 6)', error: 'This server does not host this topic-partition' })).toBe(false);
   });
 });

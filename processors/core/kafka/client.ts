@@ -62,13 +62,29 @@ export function createKafka(settings: KafkaSettings, options: { region: string; 
   return new Kafka(kafkaConfig(settings, options));
 }
 
+/**
+ * Broker answers kafkajs logs at ERROR although it retries them at once and they are
+ * routine: a transaction started right after a commit meets CONCURRENT_TRANSACTIONS
+ * until the commit markers are written (the Java client logs these at debug).
+ */
+const ROUTINE_RETRIES = [
+  'another concurrent operation on the same transaction was ongoing', // CONCURRENT_TRANSACTIONS
+  'The coordinator is loading and hence can', // COORDINATOR_LOAD_IN_PROGRESS
+];
+
+export function isRoutineRetry(log: { message?: unknown; error?: unknown }): boolean {
+  const text = `${String(log.message ?? '')} ${String(log.error ?? '')}`;
+  return ROUTINE_RETRIES.some((r) => text.includes(r));
+}
+
 /** Routes kafkajs's own logs into pino, so every line stays structured JSON. */
 function kafkajsLogCreator(logger: Logger) {
   const child = logger.child({ component: 'kafkajs' });
   return () =>
     ({ level, log }: LogEntry) => {
       const { message, ...extra } = log;
-      if (level === logLevel.ERROR) child.error(extra, message);
+      if (isRoutineRetry(log)) child.debug(extra, message);
+      else if (level === logLevel.ERROR) child.error(extra, message);
       else if (level === logLevel.WARN) child.warn(extra, message);
       else if (level === logLevel.INFO) child.info(extra, message);
       else child.debug(extra, message);

@@ -1,0 +1,219 @@
+import { hostname } from 'node:os';
+import type { Registry } from 'prom-client';
+import { PermanentError } from '../core/errors/errors.js';
+import { withRetry } from '../core/errors/retry.js';
+import type { HealthServer } from '../core/http/health-server.js';
+import { createKafka } from '../core/kafka/client.js';
+import { ensureTopics, waitForTopic } from '../core/kafka/topics.js';
+import { RegistryCodec } from '../core/registry/codec.js';
+import { createProcessor, serve, type ProcessorContext } from '../core/runtime/processor.js';
+import { defaultSchemasDir, loadContract, type AgentEventContract } from './contract.js';
+import { toEnvelope } from './envelope.js';
+import { NormalizerMetrics } from './metrics.js';
+import { EVENT_TYPES, type ValidEvent } from './rules.js';
+import { normalizerSettings } from './settings.js';
+import { TransactionalLoop } from './transactional-loop.js';
+import { routeRecords, type ChunkStats } from './transform.js';
+
+export const PROCESSOR_NAME = 'normalizer';
+
+export interface NormalizerOptions {
+  /** Settings source (default: process.env); tests pass their own. */
+  env?: NodeJS.ProcessEnv;
+  configFile?: string;
+  /** Install SIGTERM/SIGINT handlers that shut down and exit (the CLI and main.ts do). */
+  handleSignals?: boolean;
+}
+
+export interface RunningNormalizer {
+  /** Port of /healthz, /readyz, /metrics. */
+  port: number;
+  transactionalId: string;
+  groupId: string;
+  contract: AgentEventContract;
+  /** Registry id of the schema the events are written with. */
+  schemaId: number;
+  metrics: Registry;
+  /** Rejects when the loop stopped for good (fenced, a bug, a crashed consumer). */
+  failed: Promise<never>;
+  /** Graceful stop: the transaction in flight ends, then the group is left and everything closes. */
+  stop(): Promise<void>;
+}
+
+/** Liveness: the loop must show some activity (fetch, heartbeat, batch, retry) this often. */
+const LIVENESS_WINDOW_MS = 120_000;
+
+/**
+ * Starts the normalizer: the CDC topic of staging.agent_events in, contract-checked
+ * Avro events (key agent_id) and dead letters out, in Kafka transactions.
+ */
+export async function startNormalizer(options: NormalizerOptions = {}): Promise<RunningNormalizer> {
+  const ctx = createProcessor({
+    name: PROCESSOR_NAME,
+    spec: normalizerSettings,
+    ...(options.env ? { env: options.env } : {}),
+    ...(options.configFile ? { configFile: options.configFile } : {}),
+    handleSignals: options.handleSignals ?? false,
+  });
+  try {
+    return await start(ctx);
+  } catch (error) {
+    await ctx.shutdown.run();
+    throw error;
+  }
+}
+
+async function start(ctx: ProcessorContext<typeof normalizerSettings>): Promise<RunningNormalizer> {
+  const { logger, core } = ctx;
+  const s = ctx.settings.normalizer;
+  const contract = loadContract(s.schemasDir ?? defaultSchemasDir(), s.contract);
+  const subject = s.subject ?? contract.subject;
+  const instanceId = s.instanceId ?? hostname().replace(/[^A-Za-z0-9._-]/g, '-');
+  const transactionalId = `${s.transactionalIdPrefix ?? s.groupId}-${instanceId}`;
+  logger.info(
+    { contract: contract.name, version: contract.version, subject, cdcTopic: s.cdcTopic, eventsTopic: s.eventsTopic, dlqTopic: s.dlqTopic, groupId: s.groupId, transactionalId, baseCurrency: s.baseCurrency },
+    'starting the normalizer',
+  );
+
+  const kafka = createKafka(core.kafka, { region: core.s3.region, logger, clientId: `${core.kafka.clientId}-${PROCESSOR_NAME}` });
+  const codec = new RegistryCodec(core.registry.url, core.registry);
+  const admin = kafka.admin();
+  const metrics = new NormalizerMetrics(ctx.metrics);
+
+  let lastActivity = Date.now();
+  let fatal: Error | undefined;
+  const server: HealthServer = await serve(
+    ctx,
+    {
+      kafka: async () => void (await admin.describeCluster()),
+      registry: async () => void (await codec.rest.subjects()),
+    },
+    undefined,
+    s.httpPort,
+  );
+  const liveness = setInterval(() => {
+    if (fatal) return server.setLive(false, `the consume loop stopped: ${fatal.message}`);
+    const idle = Date.now() - lastActivity;
+    server.setLive(idle < LIVENESS_WINDOW_MS, `no consume-loop activity for ${Math.round(idle / 1000)} s`);
+  }, 5_000);
+  liveness.unref();
+  ctx.shutdown.add('liveness monitor', () => clearInterval(liveness));
+
+  await withRetry(() => admin.connect(), { signal: ctx.shutdown.signal });
+  ctx.shutdown.add('kafka admin', () => admin.disconnect());
+  await withRetry(
+    () =>
+      ensureTopics(
+        admin,
+        [
+          { topic: s.eventsTopic, numPartitions: s.eventsPartitions, replicationFactor: s.replicationFactor },
+          // A dead letter is the original CDC record (up to the broker's 1 MiB) plus headers.
+          { topic: s.dlqTopic, numPartitions: s.dlqPartitions, replicationFactor: s.replicationFactor, configEntries: [{ name: 'max.message.bytes', value: String(2 * 1024 * 1024) }] },
+        ],
+        logger,
+      ),
+    { signal: ctx.shutdown.signal },
+  );
+
+  const schemaId = await withRetry(() => codec.register(subject, contract.schemaText, contract.compatibility), { signal: ctx.shutdown.signal });
+  logger.info({ subject, schemaId, version: contract.version, compatibility: contract.compatibility }, 'contract registered');
+  const encode = (value: unknown) => codec.encode(schemaId, value);
+  await checkContractWritable(contract, encode);
+
+  await waitForTopic(admin, s.cdcTopic, { signal: ctx.shutdown.signal, logger, hint: 'is the Debezium connector applied? sluice connectors apply' });
+
+  const rules = { baseCurrency: s.baseCurrency };
+  const loop = new TransactionalLoop<ChunkStats>({
+    kafka,
+    admin,
+    groupId: s.groupId,
+    transactionalId,
+    inputTopic: s.cdcTopic,
+    maxBatchRecords: s.maxBatchRecords,
+    maxBytesPerPartition: s.maxBytesPerPartition,
+    sessionTimeoutMs: s.sessionTimeoutMs,
+    transactionTimeoutMs: s.transactionTimeoutMs,
+    logger,
+    signal: ctx.shutdown.signal,
+    route: async (records) => {
+      const routed = await routeRecords(records, { rules, contract, encode, processor: PROCESSOR_NAME });
+      return {
+        topicMessages: [
+          { topic: s.eventsTopic, messages: routed.events },
+          { topic: s.dlqTopic, messages: routed.deadLetters },
+        ],
+        result: routed.stats,
+      };
+    },
+    onCommitted: (stats, seconds) => metrics.committed(stats, seconds),
+    onTransactionFailed: (outcome) => metrics.transactions.inc({ outcome }),
+    onLag: (topic, partition, lag) => metrics.lag.set({ topic, partition: String(partition) }, lag),
+    onActivity: () => {
+      lastActivity = Date.now();
+    },
+  });
+  ctx.shutdown.add('transactional loop', () => loop.stop());
+  loop.failed.catch((error: Error) => {
+    fatal = error;
+    server.setLive(false, `the consume loop stopped: ${error.message}`);
+  });
+  await loop.start();
+  logger.info({ port: server.port }, 'normalizer running');
+
+  return {
+    port: server.port,
+    transactionalId,
+    groupId: s.groupId,
+    contract,
+    schemaId,
+    metrics: ctx.metrics,
+    failed: loop.failed,
+    stop: async () => {
+      await ctx.shutdown.run();
+    },
+  };
+}
+
+/**
+ * Encodes one sample event of each type with the registered schema, so a contract
+ * version the mapping cannot fill (a new field without a default) stops the start with
+ * the reason, instead of dead-lettering every event.
+ */
+async function checkContractWritable(contract: AgentEventContract, encode: (value: unknown) => Promise<Buffer>): Promise<void> {
+  for (const eventType of EVENT_TYPES) {
+    const sample: ValidEvent = {
+      eventId: '00000000-0000-4000-8000-000000000000',
+      eventType,
+      agentId: 'sample-agent',
+      customerId: 'sample-customer',
+      amountMinor: eventType === 'customer_onboarded' ? null : 2n ** 53n + 1n,
+      currency: eventType === 'customer_onboarded' ? null : 'USD',
+      occurredAtMicros: 0,
+      receivedAtMicros: 0,
+      source: null,
+      sessionId: null,
+      correlationId: null,
+      metadata: '{"product":"sample"}',
+    };
+    try {
+      await encode(toEnvelope(sample, contract));
+    } catch (error) {
+      throw new PermanentError(`contract ${contract.name} v${contract.version} cannot hold a ${eventType} event as the normalizer maps it: ${(error as Error).message}`, { cause: error });
+    }
+  }
+}
+
+/**
+ * The long-running entry of `sluice normalizer` and main.ts: signals shut it down
+ * gracefully (exit 0); a loop that stops for good shuts down and exits 1, so the
+ * orchestrator restarts it.
+ */
+export async function runNormalizer(options: { configFile?: string } = {}): Promise<void> {
+  const running = await startNormalizer({ ...options, handleSignals: true });
+  try {
+    await running.failed;
+  } catch {
+    await running.stop().catch(() => undefined);
+    process.exit(1);
+  }
+}

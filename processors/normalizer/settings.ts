@@ -1,0 +1,42 @@
+import { z } from 'zod';
+import { setting, type SettingsOf } from '../core/config/settings.js';
+
+const topicName = z.string().regex(/^[A-Za-z0-9._-]{1,249}$/, 'a Kafka topic name: letters, digits, . _ - (at most 249)');
+const positiveInt = z.coerce.number().int().positive();
+
+/**
+ * The normalizer's own settings (env SLUICE_NORMALIZER_*), beside the core ones every
+ * processor shares (Kafka, registry, logs). `sluice normalizer --help` prints them.
+ */
+export const normalizerSettings = {
+  normalizer: {
+    groupId: setting(z.string().min(1), { doc: 'consumer group of the CDC topic; its committed offsets travel inside the transactions', default: 'sluice-normalizer' }),
+    instanceId: setting(z.string().regex(/^[A-Za-z0-9._-]+$/).optional(), {
+      doc: 'stable id of this instance (e.g. the StatefulSet pod name); part of the transactional id, so a restarted instance fences its zombie. Default: the host name',
+      example: 'normalizer-0',
+    }),
+    transactionalIdPrefix: setting(z.string().min(1).optional(), {
+      doc: 'transactional id = PREFIX-INSTANCE_ID; default: the group id. Two live instances must never share one',
+    }),
+    cdcTopic: setting(topicName, { doc: 'Debezium topic of staging.agent_events (JSON, schemas disabled)', default: 'sluice.staging.agent_events' }),
+    eventsTopic: setting(topicName, { doc: 'topic of the contract-checked Avro events, keyed by agent_id', default: 'sluice.agent-events' }),
+    dlqTopic: setting(topicName, { doc: 'dead-letter topic: original CDC records with sluice.dlq.* reason headers', default: 'sluice.agent-events.dlq' }),
+    baseCurrency: setting(z.string().regex(/^[A-Z]{3}$/, 'an ISO 4217 code in capitals'), { doc: 'the deployment base currency every money event must carry', default: 'USD', example: 'EUR' }),
+    schemasDir: setting(z.string().optional(), { doc: 'folder of the Avro contracts (<contract>/vN.avsc + contract.yaml); default: the schemas/ folder shipped with Sluice' }),
+    contract: setting(z.string().regex(/^[a-z0-9-]+$/), { doc: 'contract folder under schemasDir; its highest vN.avsc is the version written', default: 'agent-event' }),
+    subject: setting(z.string().min(1).optional(), { doc: "registry subject; default: the contract's contract.yaml subject" }),
+    eventsPartitions: setting(positiveInt, { doc: 'partitions of the events topic when the normalizer creates it', default: 6 }),
+    dlqPartitions: setting(positiveInt, { doc: 'partitions of the DLQ topic when the normalizer creates it', default: 3 }),
+    replicationFactor: setting(z.coerce.number().int().min(-1).refine((n) => n !== 0, 'must be -1 or positive'), {
+      doc: "replication factor of topics the normalizer creates; -1 = the broker's default",
+      default: -1,
+    }),
+    maxBatchRecords: setting(positiveInt, { doc: 'most CDC records in one transaction (a fetched batch is split into transactions of this size)', default: 5000 }),
+    maxBytesPerPartition: setting(positiveInt, { doc: 'most bytes fetched per partition and request (bounds memory)', default: 4 * 1024 * 1024 }),
+    sessionTimeoutMs: setting(z.coerce.number().int().min(6000), { doc: 'consumer group session timeout: how long a dead instance holds its partitions', default: 30_000 }),
+    transactionTimeoutMs: setting(z.coerce.number().int().min(1000), { doc: 'transaction timeout: the broker aborts a transaction left open this long', default: 60_000 }),
+    httpPort: setting(z.coerce.number().int().min(0).max(65535), { doc: 'port of /healthz, /readyz and /metrics (0 picks a free one)', default: 9465 }),
+  },
+};
+
+export type NormalizerSettings = SettingsOf<typeof normalizerSettings>['normalizer'];

@@ -1,0 +1,379 @@
+import { Partitioners, type Admin, type Consumer, type EachBatchPayload, type Kafka, type KafkaMessage, type Message, type Producer, type TopicMessages, type Transaction } from 'kafkajs';
+import type { ConsumedRecord } from '../core/dlq/dead-letter.js';
+import { isRetriable, PermanentError, SluiceError } from '../core/errors/errors.js';
+import { backoffDelay, sleep, type RetryPolicy } from '../core/errors/retry.js';
+import type { Logger } from '../core/log/logger.js';
+
+/**
+ * Consume-transform-produce in Kafka transactions, the way Kafka Streams does exactly
+ * once: each chunk of consumed records is routed, its output produced and the consumed
+ * offsets sent in one transaction, then committed. For read_committed consumers a crash
+ * at any point either shows the whole chunk's output with its offsets committed, or
+ * none of it with the offsets where they were: nothing lost, nothing doubled.
+ *
+ * Fencing: the transactional id is stable per instance, so a restarted instance's
+ * InitProducerId (sent at start, before the consumer joins: see connectProducer) bumps
+ * the epoch, fences its zombie and completes or aborts the zombie's open transaction;
+ * the committed offsets it then fetches are stable.
+ *
+ * Limits of kafkajs 2.2 (no KIP-447): TxnOffsetCommit carries no group generation, so
+ * the group does not fence a member that lost its partitions (the transactional id
+ * does, per instance); OffsetFetch has no requireStable, so after a rebalance a
+ * partition's new owner may read an offset whose commit markers are still in flight
+ * (milliseconds). `committedNext` covers that for partitions that stay with this
+ * process; for a partition moving between instances the window remains.
+ */
+export interface TransactionalLoopOptions<R> {
+  kafka: Kafka;
+  admin: Admin;
+  groupId: string;
+  transactionalId: string;
+  inputTopic: string;
+  /** Most records per transaction. */
+  maxBatchRecords: number;
+  maxBytesPerPartition: number;
+  sessionTimeoutMs: number;
+  transactionTimeoutMs: number;
+  logger: Logger;
+  /** Aborted on shutdown: retry waits end, no new transaction starts. */
+  signal: AbortSignal;
+  /** Routes a chunk to the messages its transaction writes; `result` goes to onCommitted. */
+  route(records: ConsumedRecord[]): Promise<{ topicMessages: TopicMessages[]; result: R }>;
+  onCommitted(result: R, seconds: number): void;
+  onTransactionFailed?(outcome: 'aborted' | 'reset'): void;
+  onLag?(topic: string, partition: number, lag: number): void;
+  /** Called whenever the loop makes progress or retries: the liveness signal. */
+  onActivity?(): void;
+  retry?: Partial<RetryPolicy>;
+}
+
+/** Thrown when another producer with the same transactional id took over: this instance must stop. */
+export class ProducerFencedError extends PermanentError {}
+
+const FENCED_TYPES = new Set(['INVALID_PRODUCER_EPOCH', 'PRODUCER_FENCED', 'TRANSACTIONAL_ID_AUTHORIZATION_FAILED', 'TRANSACTION_COORDINATOR_FENCED']);
+const PRODUCER_FENCED_CODE = 90; // not in kafkajs's table
+/** Broker answers that no retry changes: a setting or a permission must. */
+const PERMANENT_TYPES = new Set([
+  'MESSAGE_TOO_LARGE',
+  'RECORD_LIST_TOO_LARGE',
+  'INVALID_RECORD',
+  'INVALID_TRANSACTION_TIMEOUT',
+  'TOPIC_AUTHORIZATION_FAILED',
+  'GROUP_AUTHORIZATION_FAILED',
+  'CLUSTER_AUTHORIZATION_FAILED',
+  'UNSUPPORTED_VERSION',
+  'UNSUPPORTED_FOR_MESSAGE_FORMAT',
+]);
+
+/** The kafkajs errors in a chain (kafkajs wraps the cause of exhausted retries). */
+function chain(error: unknown): { name?: string; type?: string; code?: number; retriable?: boolean }[] {
+  const out: { name?: string; type?: string; code?: number; retriable?: boolean }[] = [];
+  for (let e = error as { cause?: unknown; originalError?: unknown } | undefined, i = 0; e && i < 5; e = (e.cause ?? e.originalError) as typeof e, i++) out.push(e as never);
+  return out;
+}
+
+export const isFenced = (error: unknown): boolean => chain(error).some((e) => (e.type !== undefined && FENCED_TYPES.has(e.type)) || e.code === PRODUCER_FENCED_CODE);
+export const isRebalancing = (error: unknown): boolean =>
+  chain(error).some((e) => e.type === 'REBALANCE_IN_PROGRESS' || e.type === 'NOT_COORDINATOR_FOR_GROUP' || e.type === 'ILLEGAL_GENERATION' || e.type === 'UNKNOWN_MEMBER_ID');
+
+/**
+ * Worth another attempt: Kafka being away or busy (any kafkajs error but a fence or a
+ * misuse) and Sluice's own transient errors. A bug (TypeError...) is not.
+ */
+export function isTransient(error: unknown): boolean {
+  if (isFenced(error)) return false;
+  if (chain(error).some((e) => e.type !== undefined && PERMANENT_TYPES.has(e.type))) return false;
+  if (error instanceof SluiceError) return error.retriable;
+  const name = (error as { name?: string } | null)?.name ?? '';
+  if (['KafkaJSInvalidArgument', 'KafkaJSNotImplemented', 'KafkaJSSASLAuthenticationError', 'KafkaJSServerDoesNotSupportApiKey'].includes(name)) return false;
+  if (name.startsWith('KafkaJS')) return true;
+  return isRetriable(error);
+}
+
+/**
+ * kafkajs writes all of one request's messages for a partition as one record batch, and
+ * the broker refuses a batch above max.message.bytes (1 MiB by default): a transaction's
+ * output is sent in requests of at most this many bytes.
+ */
+export const MAX_PRODUCE_BYTES = 512 * 1024;
+
+const ms = (x: number) => Math.round(x * 10) / 10;
+const sizeOf = (v: Buffer | string | null | undefined): number => (v == null ? 0 : typeof v === 'string' ? Buffer.byteLength(v) : v.length);
+
+/** Approximate bytes of a message on the wire: key, value, headers and record overhead. */
+export function messageBytes(m: Message): number {
+  let bytes = 32 + sizeOf(m.key) + sizeOf(m.value as Buffer | string | null);
+  for (const [name, value] of Object.entries(m.headers ?? {})) {
+    for (const v of Array.isArray(value) ? value : [value]) bytes += 8 + Buffer.byteLength(name) + sizeOf(v as Buffer | string | undefined);
+  }
+  return bytes;
+}
+
+/** Splits topic messages into requests of at most `maxBytes` each (a bigger single message goes alone), keeping order. */
+export function splitBySize(topicMessages: TopicMessages[], maxBytes: number): TopicMessages[][] {
+  const parts: TopicMessages[][] = [];
+  let part: TopicMessages[] = [];
+  let bytes = 0;
+  for (const { topic, messages } of topicMessages) {
+    let current: TopicMessages | undefined;
+    for (const m of messages) {
+      const size = messageBytes(m);
+      if (bytes > 0 && bytes + size > maxBytes) {
+        parts.push(part);
+        part = [];
+        bytes = 0;
+        current = undefined;
+      }
+      if (!current) {
+        current = { topic, messages: [] };
+        part.push(current);
+      }
+      current.messages.push(m);
+      bytes += size;
+    }
+  }
+  if (part.length > 0) parts.push(part);
+  return parts;
+}
+
+export class TransactionalLoop<R> {
+  private producer: Producer | undefined;
+  private consumer: Consumer | undefined;
+  /** Set when a transaction's outcome is unknown: the producer is re-initialised first. */
+  private producerNeedsReset = false;
+  /**
+   * The next offset this process committed, per partition: after a rebalance kafkajs
+   * refetches committed offsets without requireStable, so a batch may restart below a
+   * commit of ours whose markers were still in flight. Records below are skipped.
+   */
+  private readonly committedNext = new Map<string, bigint>();
+  private fatal: ((error: unknown) => void) | undefined;
+  /** The permanent error eachBatch threw, for the crash report. */
+  private stoppedBy: SluiceError | undefined;
+  /** Rejects when the loop stops for good on an error (fenced, a bug, a crashed consumer). */
+  readonly failed: Promise<never>;
+
+  constructor(private readonly options: TransactionalLoopOptions<R>) {
+    this.failed = new Promise<never>((_, reject) => {
+      this.fatal = reject;
+    });
+    this.failed.catch(() => undefined); // observed by whoever awaits it
+  }
+
+  /** Connects the producer first (fencing a zombie), then joins the group and starts consuming. */
+  async start(): Promise<void> {
+    const o = this.options;
+    this.producer = await this.connectProducer();
+    o.logger.info({ transactionalId: o.transactionalId }, 'transactional producer ready (earlier epochs fenced)');
+
+    const consumer = o.kafka.consumer({
+      groupId: o.groupId,
+      readUncommitted: false,
+      allowAutoTopicCreation: false,
+      sessionTimeout: o.sessionTimeoutMs,
+      heartbeatInterval: Math.min(3000, Math.floor(o.sessionTimeoutMs / 5)),
+      maxBytesPerPartition: o.maxBytesPerPartition,
+      maxBytes: Math.max(10 * 1024 * 1024, o.maxBytesPerPartition),
+    });
+    this.consumer = consumer;
+    for (const event of [consumer.events.FETCH_START, consumer.events.HEARTBEAT, consumer.events.START_BATCH_PROCESS, consumer.events.GROUP_JOIN]) {
+      consumer.on(event, () => o.onActivity?.());
+    }
+    consumer.on(consumer.events.GROUP_JOIN, (e) => o.logger.info({ memberId: e.payload.memberId, assignment: e.payload.memberAssignment }, 'joined the consumer group'));
+    consumer.on(consumer.events.CRASH, (e) => {
+      const { error, restart } = e.payload as { error: Error; restart: boolean };
+      if (restart) {
+        o.logger.warn({ err: error }, 'consumer crashed on a retriable error; kafkajs restarts it');
+      } else {
+        o.logger.error({ err: error }, 'consumer stopped for good');
+        // kafkajs hands over a copy of the message only: report the loop's own error.
+        this.fatal?.(this.stoppedBy ?? error);
+      }
+    });
+    await consumer.connect();
+    // A new group starts at the beginning of the CDC topic: nothing may be skipped.
+    await consumer.subscribe({ topics: [o.inputTopic], fromBeginning: true });
+    await consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: 1, // one transactional producer: one transaction at a time
+      eachBatch: async (payload) => {
+        try {
+          await this.eachBatch(payload);
+        } catch (error) {
+          if (error instanceof SluiceError && !error.retriable) this.stoppedBy = error;
+          throw error;
+        }
+      },
+    });
+  }
+
+  /** Stops after the transaction in flight (committed or aborted), leaves the group, disconnects. */
+  async stop(): Promise<void> {
+    await this.consumer?.disconnect();
+    await this.producer?.disconnect();
+  }
+
+  /**
+   * A connected producer whose transactional id is initialised (Java's initTransactions):
+   * kafkajs would only send InitProducerId at the first transaction, after the consumer
+   * has joined and fetched offsets that a zombie's committing transaction may still move.
+   * Beginning and aborting an empty transaction sends it now and nothing else.
+   */
+  private async connectProducer(): Promise<Producer> {
+    const producer = this.newProducer();
+    await producer.connect();
+    try {
+      const txn = await producer.transaction(); // InitProducerId: bumps the epoch, completes or aborts an open transaction
+      await txn.abort(); // nothing was added to it: no request
+    } catch (error) {
+      await producer.disconnect().catch(() => undefined);
+      throw error;
+    }
+    return producer;
+  }
+
+  private newProducer(): Producer {
+    const o = this.options;
+    return o.kafka.producer({
+      // Java-compatible murmur2: an agent's events land where a Java producer would put them.
+      createPartitioner: Partitioners.DefaultPartitioner,
+      transactionalId: o.transactionalId,
+      idempotent: true,
+      maxInFlightRequests: 1,
+      transactionTimeout: o.transactionTimeoutMs,
+      allowAutoTopicCreation: false,
+      // A new transaction right after a commit meets CONCURRENT_TRANSACTIONS until the
+      // markers are written (milliseconds): retry it soon, not after the default 300 ms.
+      retry: { initialRetryTime: 10, maxRetryTime: 5_000, retries: Number.MAX_SAFE_INTEGER },
+    });
+  }
+
+  private async eachBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
+    const o = this.options;
+    o.onActivity?.();
+    const key = `${batch.topic}:${batch.partition}`;
+    const floor = this.committedNext.get(key);
+    const messages = floor === undefined ? batch.messages : batch.messages.filter((m) => BigInt(m.offset) >= floor);
+    if (messages.length === 0) {
+      resolveOffset(batch.lastOffset());
+      return;
+    }
+    for (let i = 0; i < messages.length; i += o.maxBatchRecords) {
+      if (!isRunning() || isStale() || o.signal.aborted) return;
+      const chunk = messages.slice(i, i + o.maxBatchRecords);
+      const last = chunk[chunk.length - 1]!;
+      // After the batch's last record, also step over control records that follow it.
+      const next = i + o.maxBatchRecords >= messages.length ? BigInt(batch.lastOffset()) + 1n : BigInt(last.offset) + 1n;
+      await this.commitChunk(batch.topic, batch.partition, chunk, next, heartbeat);
+      resolveOffset(last.offset);
+      o.onLag?.(batch.topic, batch.partition, Math.max(0, Number(batch.highWatermark) - 1 - Number(last.offset)));
+      await heartbeat();
+    }
+  }
+
+  /** One chunk in one transaction, retried on transient faults until it commits. */
+  private async commitChunk(topic: string, partition: number, chunk: KafkaMessage[], next: bigint, heartbeat: () => Promise<void>): Promise<void> {
+    const o = this.options;
+    const key = `${topic}:${partition}`;
+    let records = chunk;
+    const routeStarted = performance.now();
+    let routed = await this.route(topic, partition, records);
+    const routeMs = performance.now() - routeStarted;
+    for (let attempt = 0; ; attempt++) {
+      o.onActivity?.();
+      const started = performance.now();
+      let txn: Transaction | undefined;
+      let committing = false;
+      try {
+        if (this.producerNeedsReset) {
+          await this.resetProducer();
+          // The failed attempt may have committed after all: the group's offset tells.
+          const committed = await this.committedOffset(topic, partition);
+          if (committed !== undefined && committed >= next) {
+            o.logger.info({ topic, partition, next: next.toString() }, 'the chunk had committed before the failure: not written again');
+            this.committedNext.set(key, next);
+            o.onCommitted(routed.result, (performance.now() - started) / 1000);
+            return;
+          }
+          if (committed !== undefined && committed > BigInt(records[0]!.offset)) {
+            records = records.filter((m) => BigInt(m.offset) >= committed);
+            routed = await this.route(topic, partition, records);
+          }
+        }
+        const producer = this.producer!;
+        txn = await producer.transaction();
+        const topicMessages = routed.topicMessages.filter((t) => t.messages.length > 0);
+        for (const part of splitBySize(topicMessages, MAX_PRODUCE_BYTES)) await txn.sendBatch({ topicMessages: part, acks: -1 });
+        const sent = performance.now();
+        await txn.sendOffsets({ consumerGroupId: o.groupId, topics: [{ topic, partitions: [{ partition, offset: next.toString() }] }] });
+        const offsetsSent = performance.now();
+        committing = true;
+        await txn.commit();
+        const done = performance.now();
+        this.committedNext.set(key, next);
+        o.onCommitted(routed.result, (routeMs + done - started) / 1000);
+        o.logger.debug(
+          { topic, partition, records: records.length, next: next.toString(), routeMs: ms(routeMs), sendMs: ms(sent - started), offsetsMs: ms(offsetsSent - sent), commitMs: ms(done - offsetsSent) },
+          'transaction committed',
+        );
+        return;
+      } catch (error) {
+        if (isFenced(error)) {
+          throw new ProducerFencedError(
+            `transactional id ${o.transactionalId} was fenced: another instance with the same id (SLUICE_NORMALIZER_INSTANCE_ID) took over, or the transaction outlived SLUICE_NORMALIZER_TRANSACTION_TIMEOUT_MS; stopping`,
+            { cause: error },
+          );
+        }
+        // Leave the producer clean: abort an open transaction; when that is impossible (or
+        // the commit's outcome is unknown) the next attempt re-initialises the producer.
+        if (txn && !committing && txn.isActive()) {
+          try {
+            await txn.abort();
+            o.onTransactionFailed?.('aborted');
+          } catch {
+            this.producerNeedsReset = true;
+          }
+        } else {
+          this.producerNeedsReset = true;
+        }
+        if (this.producerNeedsReset) o.onTransactionFailed?.('reset');
+        if (o.signal.aborted) throw error; // shutting down: the next instance takes over from the committed offsets
+        if (isRebalancing(error)) throw error; // kafkajs rejoins, then refetches the offsets
+        if (!isTransient(error)) throw new PermanentError(`transaction for ${topic}[${partition}] failed: ${(error as Error).message}`, { cause: error });
+        const delay = backoffDelay({ initialMs: 200, maxMs: 10_000, multiplier: 2, maxAttempts: Infinity, ...o.retry }, attempt);
+        o.logger.warn({ err: error, topic, partition, attempt: attempt + 1, delayMs: delay }, 'transaction failed; retrying the chunk');
+        await sleep(delay, o.signal);
+        try {
+          await heartbeat();
+        } catch (beat) {
+          if (isRebalancing(beat)) throw beat;
+        }
+      }
+    }
+  }
+
+  /** Routing is pure and per record: if it throws, that is a bug, and retrying would not help. */
+  private async route(topic: string, partition: number, records: KafkaMessage[]): Promise<{ topicMessages: TopicMessages[]; result: R }> {
+    try {
+      return await this.options.route(records.map((message) => ({ topic, partition, message })));
+    } catch (error) {
+      throw new PermanentError(`routing records of ${topic}[${partition}] from offset ${records[0]?.offset} failed: ${(error as Error).message}`, { cause: error });
+    }
+  }
+
+  private async resetProducer(): Promise<void> {
+    const old = this.producer;
+    this.producer = undefined;
+    await old?.disconnect().catch(() => undefined);
+    this.producer = await this.connectProducer(); // completes or aborts the transaction left open
+    this.producerNeedsReset = false;
+    this.options.logger.info({ transactionalId: this.options.transactionalId }, 'transactional producer re-initialised');
+  }
+
+  private async committedOffset(topic: string, partition: number): Promise<bigint | undefined> {
+    const offsets = await this.options.admin.fetchOffsets({ groupId: this.options.groupId, topics: [topic] });
+    const p = offsets.find((t) => t.topic === topic)?.partitions.find((x) => x.partition === partition);
+    return p && Number(p.offset) >= 0 ? BigInt(p.offset) : undefined;
+  }
+}
