@@ -4,6 +4,9 @@ import { stackCommand } from './commands/stack.js';
 import { connectorsCommand } from './commands/connectors.js';
 import { configCommand } from './commands/config.js';
 import { demoCommand } from './commands/demo.js';
+import { schemasCommand } from './commands/schemas.js';
+import { normalizerCommand } from './commands/normalizer.js';
+import { ingestApiCommand } from './commands/ingest-api.js';
 import { ConfigError, SluiceError } from '../core/errors/errors.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -17,6 +20,9 @@ export function buildProgram(): Command {
   program.addCommand(stackCommand());
   program.addCommand(connectorsCommand());
   program.addCommand(configCommand());
+  program.addCommand(schemasCommand());
+  program.addCommand(ingestApiCommand());
+  program.addCommand(normalizerCommand());
   program.addCommand(demoCommand());
   return program;
 }
