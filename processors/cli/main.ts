@@ -7,6 +7,8 @@ import { demoCommand } from './commands/demo.js';
 import { schemasCommand } from './commands/schemas.js';
 import { normalizerCommand } from './commands/normalizer.js';
 import { ingestApiCommand } from './commands/ingest-api.js';
+import { lintCommand } from './commands/lint.js';
+import { docsCommand } from './commands/docs.js';
 import { ConfigError, SluiceError } from '../core/errors/errors.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -23,6 +25,8 @@ export function buildProgram(): Command {
   program.addCommand(schemasCommand());
   program.addCommand(ingestApiCommand());
   program.addCommand(normalizerCommand());
+  program.addCommand(lintCommand());
+  program.addCommand(docsCommand());
   program.addCommand(demoCommand());
   return program;
 }

@@ -1,0 +1,31 @@
+import type { ComponentSpec } from '../component.js';
+import { dedupeProcessor } from './dedupe.js';
+import { dlqSection } from './dlq.js';
+import { dropProcessor } from './drop.js';
+import { filterProcessor } from './filter.js';
+import { httpSection } from './http.js';
+import { kafkaInput } from './kafka-input.js';
+import { loggerSection } from './logger.js';
+import { mappingProcessor } from './mapping.js';
+import { s3Output } from './s3-output.js';
+import { selectProcessor } from './select.js';
+
+/** Every component, by kind: the catalogue lint, load and docs read. A new component is one file plus a line here. */
+export const INPUTS = [kafkaInput] as const satisfies readonly ComponentSpec[];
+export const PROCESSORS = [mappingProcessor, filterProcessor, dedupeProcessor, selectProcessor, dropProcessor] as const satisfies readonly ComponentSpec[];
+export const OUTPUTS = [s3Output] as const satisfies readonly ComponentSpec[];
+export const SECTIONS = [dlqSection, httpSection, loggerSection] as const satisfies readonly ComponentSpec[];
+
+export const ALL_COMPONENTS: readonly ComponentSpec[] = [...INPUTS, ...PROCESSORS, ...OUTPUTS, ...SECTIONS];
+
+export { dedupeProcessor, dlqSection, dropProcessor, filterProcessor, httpSection, kafkaInput, loggerSection, mappingProcessor, s3Output, selectProcessor };
+export type { DedupeConfig } from './dedupe.js';
+export type { DlqConfig } from './dlq.js';
+export type { DropConfig } from './drop.js';
+export type { FilterConfig } from './filter.js';
+export type { HttpConfig } from './http.js';
+export type { KafkaInputConfig } from './kafka-input.js';
+export type { LoggerConfig } from './logger.js';
+export type { MappingConfig } from './mapping.js';
+export type { S3Column, S3OutputConfig } from './s3-output.js';
+export type { SelectConfig } from './select.js';
