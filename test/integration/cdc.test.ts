@@ -1,37 +1,23 @@
 import { randomUUID } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ConnectClient, loadConnectorSpec, pgVarsFromUrl } from '../../processors/core/connect/client.js';
 import { createPool } from '../../processors/core/db/pool.js';
 import { createKafka } from '../../processors/core/kafka/client.js';
 import { collect } from '../support/kafka.js';
-import { eventually, hostPortOf, requireServer, testSettings } from '../support/servers.js';
+import { ensureCdcConnector } from '../support/cdc.js';
+import { testSettings } from '../support/servers.js';
 
 const settings = testSettings();
 const CDC_TOPIC = 'sluice.staging.agent_events';
-const connectorFile = new URL('../../connectors/debezium/staging-agent-events.json', import.meta.url).pathname;
 
 describe('PostgreSQL staging table -> Debezium -> Kafka', () => {
-  const connect = new ConnectClient(settings.connect.url);
-  const spec = loadConnectorSpec(connectorFile, pgVarsFromUrl(settings.database.url));
+  let applied: Awaited<ReturnType<typeof ensureCdcConnector>>;
 
   beforeAll(async () => {
-    await requireServer('PostgreSQL', hostPortOf(settings.database.url));
-    await requireServer('Kafka broker', settings.kafka.brokers[0]!);
-    await requireServer('Kafka Connect', hostPortOf(settings.connect.url), async () => {
-      const plugins = await connect.plugins();
-      if (!plugins.some((p) => p.class === 'io.debezium.connector.postgresql.PostgresConnector')) {
-        throw new Error('the Debezium PostgreSQL plugin is not installed');
-      }
-    });
-    await connect.apply(spec);
-    await eventually(async () => {
-      const s = await connect.status(spec.name);
-      return s?.connector.state === 'RUNNING' && s.tasks.length > 0 && s.tasks.every((t) => t.state === 'RUNNING') ? s : undefined;
-    }, 60_000, `connector ${spec.name} RUNNING`);
+    applied = await ensureCdcConnector(settings);
   });
 
   it('applies the connector idempotently', async () => {
-    await expect(connect.apply(spec)).resolves.toEqual({ created: false });
+    await expect(applied.connect.apply(applied.spec)).resolves.toEqual({ created: false });
   });
 
   it('turns an INSERT into a Debezium change event on Kafka within seconds', async () => {

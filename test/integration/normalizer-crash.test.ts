@@ -2,16 +2,15 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConnectClient, loadConnectorSpec, pgVarsFromUrl } from '../../processors/core/connect/client.js';
 import { createPool } from '../../processors/core/db/pool.js';
 import { createKafka } from '../../processors/core/kafka/client.js';
 import { buildDist, ROOT } from '../support/build.js';
 import { collectUntilQuiet, startGroupAtEnd } from '../support/consume.js';
 import { registryReader } from '../support/registry-reader.js';
-import { eventually, hostPortOf, requireServer, testSettings } from '../support/servers.js';
+import { ensureCdcConnector } from '../support/cdc.js';
+import { eventually, testSettings } from '../support/servers.js';
 
 const settings = testSettings();
-const connectorFile = new URL('../../connectors/debezium/staging-agent-events.json', import.meta.url).pathname;
 const ROWS = 3000;
 const CHUNK = 100;
 const KILLS = 3;
@@ -78,17 +77,7 @@ describe('normalizer crash: SIGKILLed three times mid-stream, every event exactl
   beforeAll(async () => {
     main = buildDist('processors/normalizer/main.js');
     port = await freePort();
-    await requireServer('PostgreSQL', hostPortOf(settings.database.url));
-    await requireServer('Kafka broker', settings.kafka.brokers[0]!);
-    await requireServer('schema registry', hostPortOf(settings.registry.url));
-    const connect = new ConnectClient(settings.connect.url);
-    await requireServer('Kafka Connect', hostPortOf(settings.connect.url), () => connect.plugins());
-    const spec = loadConnectorSpec(connectorFile, pgVarsFromUrl(settings.database.url));
-    await connect.apply(spec);
-    await eventually(async () => {
-      const s = await connect.status(spec.name);
-      return s?.connector.state === 'RUNNING' && s.tasks.every((t) => t.state === 'RUNNING') ? s : undefined;
-    }, 60_000, `connector ${spec.name} RUNNING`);
+    await ensureCdcConnector(settings);
     // The CDC topic is shared and keeps growing: this group starts at its end, so the kills land in this test's rows.
     await startGroupAtEnd(kafka, groupId, 'sluice.staging.agent_events');
   });

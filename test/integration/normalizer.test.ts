@@ -1,18 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import type { KafkaMessage } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConnectClient, loadConnectorSpec, pgVarsFromUrl } from '../../processors/core/connect/client.js';
 import { createPool } from '../../processors/core/db/pool.js';
 import { readDeadLetterHeaders } from '../../processors/core/dlq/dead-letter.js';
 import { createKafka } from '../../processors/core/kafka/client.js';
 import { startNormalizer, type RunningNormalizer } from '../../processors/normalizer/normalizer.js';
 import { collectUntilQuiet, startGroupAtEnd } from '../support/consume.js';
 import { registryReader } from '../support/registry-reader.js';
-import { eventually, hostPortOf, requireServer, testSettings } from '../support/servers.js';
+import { ensureCdcConnector } from '../support/cdc.js';
+import { testSettings } from '../support/servers.js';
 
 const settings = testSettings();
 const CDC_TOPIC = 'sluice.staging.agent_events';
-const connectorFile = new URL('../../connectors/debezium/staging-agent-events.json', import.meta.url).pathname;
 
 /** Unique per run: the topics, group and subject are this run's; the CDC topic is shared, so rows are filtered by their ids. */
 const run = randomUUID().slice(0, 8);
@@ -98,17 +97,7 @@ describe('normalizer: staging.agent_events -> Debezium -> normalizer -> events t
   let cdc: KafkaMessage[] = [];
 
   beforeAll(async () => {
-    await requireServer('PostgreSQL', hostPortOf(settings.database.url));
-    await requireServer('Kafka broker', settings.kafka.brokers[0]!);
-    await requireServer('schema registry', hostPortOf(settings.registry.url));
-    const connect = new ConnectClient(settings.connect.url);
-    await requireServer('Kafka Connect', hostPortOf(settings.connect.url), () => connect.plugins());
-    const spec = loadConnectorSpec(connectorFile, pgVarsFromUrl(settings.database.url));
-    await connect.apply(spec);
-    await eventually(async () => {
-      const s = await connect.status(spec.name);
-      return s?.connector.state === 'RUNNING' && s.tasks.length > 0 && s.tasks.every((t) => t.state === 'RUNNING') ? s : undefined;
-    }, 60_000, `connector ${spec.name} RUNNING`);
+    await ensureCdcConnector(settings);
 
     // The shared CDC topic keeps growing: this run's group starts at its end.
     await startGroupAtEnd(kafka, groupId, CDC_TOPIC);
