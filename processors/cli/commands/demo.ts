@@ -13,10 +13,11 @@ import type { CoreSettings } from '../../core/config/core-settings.js';
 import { cliSettings } from '../context.js';
 import { runStack } from './stack.js';
 import { CONNECTORS_DIR } from './connectors.js';
+import { pipelineStep } from '../demo/pipeline-step.js';
 
 const CDC_TOPIC = 'sluice.staging.agent_events';
 
-const step = (n: number, text: string) => console.log(`\n[${n}/4] ${text}`);
+const step = (n: number, text: string) => console.log(`\n[${n}/5] ${text}`);
 const ok = (text: string) => console.log(`      ok  ${text}`);
 
 /**
@@ -25,7 +26,7 @@ const ok = (text: string) => console.log(`      ok  ${text}`);
  */
 export function demoCommand(): Command {
   return new Command('demo')
-    .description('start the local stack and run a round trip through Kafka, the registry, Postgres + Debezium and S3')
+    .description('start the local stack, run a round trip through every server, then post a month of demo events through the ingest API and the normalizer')
     .option('--no-stack', 'use servers already running (e.g. docker compose) instead of starting the local stack')
     .action(async (opts: { stack: boolean }, cmd: Command) => {
       if (opts.stack) {
@@ -37,7 +38,9 @@ export function demoCommand(): Command {
       await registryRoundTrip(settings);
       await cdcRoundTrip(settings);
       await s3RoundTrip(settings);
-      console.log('\nround trip complete: every component answered');
+      step(5, 'demo events: ingest API -> Postgres -> Debezium -> normalizer -> Avro events');
+      await pipelineStep(settings, ok);
+      console.log('\ndone: every component answered and the demo month is on the events topic');
     });
 }
 
@@ -99,7 +102,7 @@ async function s3RoundTrip(s: CoreSettings): Promise<void> {
   step(4, `S3 at ${s.s3.endpoint ?? 'AWS'}: multipart upload, list, presigned download`);
   const s3 = createS3Client(s.s3);
   await s3.send(new HeadBucketCommand({ Bucket: s.s3.bucket })).catch(() => s3.send(new CreateBucketCommand({ Bucket: s.s3.bucket })));
-  const key = `demo/roundtrip-${Date.now()}.bin`;
+  const key = 'demo/roundtrip.bin'; // one fixed key: rerunning the demo overwrites it
   const body = randomBytes(20 * 1024 * 1024);
   await new Upload({ client: s3, params: { Bucket: s.s3.bucket, Key: key, Body: body }, partSize: 5 * 1024 * 1024, queueSize: 2 }).done();
   ok(`uploaded s3://${s.s3.bucket}/${key} (20 MiB in 4 parts)`);
