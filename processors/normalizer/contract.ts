@@ -1,9 +1,9 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parse as parseYaml } from 'yaml';
 import type { CompatibilityLevel } from '../core/registry/ccompat.js';
 import { PermanentError } from '../core/errors/errors.js';
+import { loadContracts, type Contract } from '../core/schemas/contracts.js';
 import { EVENT_TYPES, type EventType } from './rules.js';
 
 /**
@@ -26,8 +26,6 @@ export interface AgentEventContract {
   branches: Record<EventType, string>;
 }
 
-const LEVELS = ['NONE', 'BACKWARD', 'BACKWARD_TRANSITIVE', 'FORWARD', 'FORWARD_TRANSITIVE', 'FULL', 'FULL_TRANSITIVE'];
-
 /** The schemas/ folder shipped with Sluice: found upwards from this module (source or dist/). */
 export function defaultSchemasDir(from: string = dirname(fileURLToPath(import.meta.url))): string {
   for (let dir = from; ; dir = dirname(dir)) {
@@ -36,48 +34,31 @@ export function defaultSchemasDir(from: string = dirname(fileURLToPath(import.me
   }
 }
 
-/** Reads a contract folder: contract.yaml and its highest vN.avsc. */
+/**
+ * The contract folder `name` as the shared loader reads and validates it (the same rules
+ * as `sluice schemas check`), with its highest version as the one to write.
+ */
 export function loadContract(schemasDir: string, name: string): AgentEventContract {
-  const dir = join(schemasDir, name);
-  const where = `contract ${name} (${dir})`;
-  let files: string[];
+  const where = `contract ${name} (${join(schemasDir, name)})`;
+  let contract: Contract | undefined;
   try {
-    files = readdirSync(dir);
+    contract = loadContracts(schemasDir).find((c) => c.name === name);
   } catch (error) {
-    throw new PermanentError(`${where}: cannot read the folder (${(error as Error).message}); check SLUICE_NORMALIZER_SCHEMAS_DIR and SLUICE_NORMALIZER_CONTRACT`);
+    throw new PermanentError(`${where}: ${(error as Error).message}; check SLUICE_NORMALIZER_SCHEMAS_DIR and SLUICE_NORMALIZER_CONTRACT`, { cause: error });
   }
-  const versions = files
-    .map((f) => /^v([1-9][0-9]*)\.avsc$/.exec(f))
-    .filter((m): m is RegExpExecArray => m !== null)
-    .map((m) => Number(m[1]))
-    .sort((a, b) => a - b);
-  const version = versions[versions.length - 1];
-  if (version === undefined) throw new PermanentError(`${where}: no vN.avsc file`);
-
-  const meta = parseYaml(readFileSync(join(dir, 'contract.yaml'), 'utf8')) as { subject?: unknown; topic?: unknown; compatibility?: unknown } | null;
-  const subject = typeof meta?.subject === 'string' ? meta.subject : undefined;
-  const topic = typeof meta?.topic === 'string' ? meta.topic : undefined;
-  const compatibility = typeof meta?.compatibility === 'string' ? meta.compatibility.toUpperCase() : 'BACKWARD_TRANSITIVE';
-  if (!subject || !topic) throw new PermanentError(`${where}: contract.yaml needs subject and topic`);
-  if (!LEVELS.includes(compatibility)) throw new PermanentError(`${where}: contract.yaml compatibility ${compatibility} is not one of ${LEVELS.join(', ')}`);
-
-  const schemaText = readFileSync(join(dir, `v${version}.avsc`), 'utf8');
-  let schema: Record<string, unknown>;
-  try {
-    schema = JSON.parse(schemaText) as Record<string, unknown>;
-  } catch (error) {
-    throw new PermanentError(`${where}: v${version}.avsc is not JSON (${(error as Error).message})`);
-  }
+  if (!contract) throw new PermanentError(`${where}: no such contract folder; check SLUICE_NORMALIZER_SCHEMAS_DIR and SLUICE_NORMALIZER_CONTRACT`);
+  const current = contract.versions[contract.versions.length - 1]!;
+  const schema = JSON.parse(current.text) as Record<string, unknown>;
   return {
     name,
-    dir,
-    subject,
-    topic,
-    compatibility: compatibility as CompatibilityLevel,
-    version,
+    dir: contract.dir,
+    subject: contract.subject,
+    topic: contract.topic,
+    compatibility: contract.compatibility,
+    version: current.version,
     schema,
-    schemaText,
-    branches: dataBranches(schema, `${where} v${version}.avsc`),
+    schemaText: current.text,
+    branches: dataBranches(schema, `${where} v${current.version}.avsc`),
   };
 }
 

@@ -113,20 +113,21 @@ describe('contract folders', () => {
     for (const [name, text] of Object.entries(files)) writeFileSync(join(root, 'agent-event', name), text);
     return root;
   };
-  const yaml = 'subject: s-value\ntopic: t\ncompatibility: backward\n';
+  const yaml = 'subject: s-value\ntopic: t\ncompatibility: BACKWARD\n';
 
   it('takes the highest vN (numerically) as the version written', () => {
     const v2 = JSON.parse(v1) as { fields: unknown[] };
     v2.fields.push({ name: 'tenant', type: ['null', 'string'], default: null });
-    const root = folder({ 'contract.yaml': yaml, 'v1.avsc': v1, 'v2.avsc': JSON.stringify(v2), 'v10.avsc': JSON.stringify(v2), 'notes.txt': 'x' });
-    const c = loadContract(root, 'agent-event');
+    const files: Record<string, string> = { 'contract.yaml': yaml, 'v1.avsc': v1, 'notes.txt': 'x' };
+    for (let n = 2; n <= 10; n++) files[`v${n}.avsc`] = JSON.stringify(v2);
+    const c = loadContract(folder(files), 'agent-event');
     expect(c).toMatchObject({ version: 10, subject: 's-value', topic: 't', compatibility: 'BACKWARD' });
   });
 
   it('names what is missing', () => {
-    expect(() => loadContract(folder({ 'contract.yaml': yaml }), 'agent-event')).toThrow(/no vN.avsc/);
-    expect(() => loadContract(folder({ 'contract.yaml': 'topic: t\n', 'v1.avsc': v1 }), 'agent-event')).toThrow(/needs subject and topic/);
-    expect(() => loadContract(folder({ 'contract.yaml': yaml, 'v1.avsc': v1 }), 'other')).toThrow(/cannot read the folder/);
+    expect(() => loadContract(folder({ 'contract.yaml': yaml }), 'agent-event')).toThrow(/v1\.avsc/);
+    expect(() => loadContract(folder({ 'contract.yaml': 'topic: t\n', 'v1.avsc': v1 }), 'agent-event')).toThrow(/subject/);
+    expect(() => loadContract(folder({ 'contract.yaml': yaml, 'v1.avsc': v1 }), 'other')).toThrow(/no such contract folder/);
   });
 
   it('refuses a version whose data union lacks an event type', () => {
