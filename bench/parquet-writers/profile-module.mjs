@@ -1,0 +1,13 @@
+import { ParquetBatchWriter } from '../proj/dist/processors/core/parquet/batch-writer.js';
+import { COLUMNS, row } from './gen.mjs';
+import { tableToIPC } from 'apache-arrow';
+const TYPE = { string: 'utf8', int64: 'int64', int32: 'int32', timestamp_us: 'timestamp_us' };
+const N = Number(process.argv[2] ?? 1e6);
+const rows = []; for (let i = 0; i < N; i++) rows.push(row(i));
+const w = new ParquetBatchWriter({ columns: COLUMNS.map(([name, k, nullable]) => ({ name, type: TYPE[k], nullable })) }, { compression: process.argv[3] ?? 'snappy' });
+let t = performance.now();
+for (const r of rows) w.append(r);
+const tAppend = performance.now() - t;
+t = performance.now();
+const bytes = await w.finish();
+console.log({ appendMs: Math.round(tAppend), finishMs: Math.round(performance.now() - t), bytes: bytes.length, approxPerRow: 'n/a' });
