@@ -9,6 +9,7 @@ import { normalizerCommand } from './commands/normalizer.js';
 import { ingestApiCommand } from './commands/ingest-api.js';
 import { lintCommand } from './commands/lint.js';
 import { docsCommand } from './commands/docs.js';
+import { runCommand } from './commands/run.js';
 import { ConfigError, SluiceError } from '../core/errors/errors.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   program.addCommand(ingestApiCommand());
   program.addCommand(normalizerCommand());
   program.addCommand(lintCommand());
+  program.addCommand(runCommand());
   program.addCommand(docsCommand());
   program.addCommand(demoCommand());
   return program;

@@ -1,0 +1,87 @@
+import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { isRetriable } from '../errors/errors.js';
+import { backoffDelay, sleep, type RetryPolicy } from '../errors/retry.js';
+import type { Logger } from '../log/logger.js';
+
+/** The upload was given up because the caller no longer owns the data (rebalance, shutdown). */
+export class UploadAbandonedError extends Error {}
+
+export interface DurableUploadOptions {
+  bucket: string;
+  key: string;
+  body: Uint8Array;
+  contentType: string;
+  /** Bodies above this go as a multipart upload in parts of this size. */
+  partSize: number;
+  partConcurrency: number;
+  logger: Logger;
+  /** Checked before every attempt: false abandons the upload (UploadAbandonedError). */
+  stillWanted?: () => boolean;
+  /** Called while waiting between attempts (e.g. a consumer heartbeat); its error abandons the upload. */
+  whileWaiting?: () => Promise<void>;
+  /** Called after each failed attempt (metrics). */
+  onFailure?: (error: unknown, attempt: number) => void;
+  policy?: Partial<RetryPolicy>;
+}
+
+const SINK_RETRY: RetryPolicy = { initialMs: 250, maxMs: 5_000, multiplier: 2, maxAttempts: Infinity };
+
+/**
+ * Writes one object and blocks until it is durably written, retrying every failure with
+ * backoff, forever: a sink that gives up drops data, so an unavailable or throttling S3
+ * (or a missing bucket or credentials that an operator will fix) holds the pipeline
+ * where it is, with an error log per attempt, until it succeeds. Only the caller can stop
+ * it, through `stillWanted` / `whileWaiting`. Writing the same key again writes the same
+ * bytes, so a retry after an ambiguous failure is harmless.
+ */
+export async function uploadDurably(s3: S3Client, o: DurableUploadOptions): Promise<void> {
+  const policy = { ...SINK_RETRY, ...o.policy };
+  for (let attempt = 0; ; attempt++) {
+    if (o.stillWanted && !o.stillWanted()) throw new UploadAbandonedError(`upload of s3://${o.bucket}/${o.key} abandoned`);
+    try {
+      await uploadOnce(s3, o);
+      if (attempt > 0) o.logger.info({ bucket: o.bucket, key: o.key, attempts: attempt + 1 }, 'S3 upload succeeded after retries');
+      return;
+    } catch (error) {
+      o.onFailure?.(error, attempt + 1);
+      const delay = Math.max(100, backoffDelay(policy, attempt));
+      const transient = isRetriable(error) || isServerFault(error);
+      o.logger[transient ? 'warn' : 'error'](
+        { bucket: o.bucket, key: o.key, attempt: attempt + 1, retryInMs: delay, err: describe(error) },
+        transient ? 'S3 upload failed, retrying (the pipeline waits; nothing is dropped)' : 'S3 upload refused, retrying until fixed (check the bucket, its policy and the credentials)',
+      );
+      const until = Date.now() + delay;
+      while (Date.now() < until) {
+        await sleep(Math.min(1000, until - Date.now()));
+        if (o.whileWaiting) await o.whileWaiting();
+      }
+    }
+  }
+}
+
+async function uploadOnce(s3: S3Client, o: DurableUploadOptions): Promise<void> {
+  if (o.body.byteLength <= o.partSize) {
+    await s3.send(new PutObjectCommand({ Bucket: o.bucket, Key: o.key, Body: o.body, ContentType: o.contentType, ContentLength: o.body.byteLength }));
+    return;
+  }
+  const upload = new Upload({
+    client: s3,
+    params: { Bucket: o.bucket, Key: o.key, Body: o.body, ContentType: o.contentType },
+    partSize: o.partSize,
+    queueSize: o.partConcurrency,
+    leavePartsOnError: false, // abort the multipart upload so no parts linger
+  });
+  await upload.done();
+}
+
+function isServerFault(error: unknown): boolean {
+  const status = (error as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode;
+  return status === undefined || status >= 500 || status === 429 || status === 408;
+}
+
+function describe(error: unknown): string {
+  const e = error as { name?: string; message?: string; code?: string; $metadata?: { httpStatusCode?: number } };
+  const status = e?.$metadata?.httpStatusCode;
+  return `${e?.name ?? 'Error'}${e?.code ? ` ${e.code}` : ''}${status ? ` (HTTP ${status})` : ''}: ${e?.message ?? String(error)}`;
+}

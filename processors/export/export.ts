@@ -1,0 +1,106 @@
+import { createKafka } from '../core/kafka/client.js';
+import { startHealthServer, type HealthServer } from '../core/http/health-server.js';
+import { Shutdown } from '../core/lifecycle/shutdown.js';
+import { createLogger, type Logger } from '../core/log/logger.js';
+import { createMetricsRegistry } from '../core/metrics/metrics.js';
+import { loadPipeline } from '../core/pipeline/lint.js';
+import type { PipelineConfig } from '../core/pipeline/pipeline.js';
+import { RegistryRestClient } from '../core/registry/ccompat.js';
+import { createS3Client } from '../core/s3/client.js';
+import { ExportMetrics } from './metrics.js';
+import { PipelineRunner } from './runner.js';
+
+export const PROCESSOR_NAME = 'export';
+
+export interface ExportOptions {
+  files: string[];
+  env?: NodeJS.ProcessEnv;
+  /** Install SIGTERM/SIGINT handlers (the CLI does). */
+  handleSignals?: boolean;
+}
+
+export interface RunningExport {
+  port: number;
+  runners: PipelineRunner[];
+  /** Graceful stop: every open batch flushed and committed, the group left. */
+  stop(): Promise<void>;
+}
+
+/**
+ * `sluice run FILE...`: loads and checks every pipeline file (a bad one stops the start
+ * with file:line, path and fix), then runs them side by side in this process, one
+ * consumer group each, behind one health and metrics port (the first file's `http.port`).
+ */
+export async function startExport(options: ExportOptions): Promise<RunningExport> {
+  const env = options.env ?? process.env;
+  const pipelines = options.files.map((file) => loadPipeline(file, env));
+  const first = pipelines[0]!;
+  const logger = createLogger({ name: PROCESSOR_NAME, level: first.logger.level });
+  const registry = createMetricsRegistry(PROCESSOR_NAME);
+  const metrics = new ExportMetrics(registry);
+  const shutdown = new Shutdown(logger);
+  if (options.handleSignals) shutdown.install();
+
+  const runners = pipelines.map((p) => createRunner(p, logger, metrics));
+  let server: HealthServer | undefined;
+  try {
+    server = await startHealthServer({
+      port: first.http.port,
+      metrics: registry,
+      logger,
+      readiness: Object.fromEntries(
+        runners.flatMap((r) => [
+          [`${r.pipeline.name}: consumer group`, async () => {
+            if (r.failure) throw r.failure;
+            if (!r.ready) throw new Error('not yet a member of its consumer group');
+          }],
+          [`${r.pipeline.name}: s3 bucket`, () => r.checkBucket()],
+        ]),
+      ),
+    });
+    const live = server;
+    shutdown.add('http server', () => live.close());
+    const liveness = setInterval(() => {
+      const failed = runners.find((r) => r.failure);
+      live.setLive(!failed, failed ? `pipeline ${failed.pipeline.name} stopped: ${failed.failure!.message}` : '');
+    }, 2000);
+    liveness.unref();
+    shutdown.add('liveness monitor', () => clearInterval(liveness));
+    logger.info({ port: server.port, pipelines: pipelines.map((p) => p.file) }, 'serving /healthz, /readyz, /metrics');
+    for (const r of runners) {
+      await r.start();
+      shutdown.add(`pipeline ${r.pipeline.name}`, () => r.stop());
+    }
+  } catch (error) {
+    await shutdown.run();
+    throw error;
+  }
+  return { port: server.port, runners, stop: async () => void (await shutdown.run()) };
+}
+
+function createRunner(p: PipelineConfig, logger: Logger, metrics: ExportMetrics): PipelineRunner {
+  const input = p.input.config;
+  const output = p.output.config;
+  const kafka = createKafka(
+    {
+      brokers: input.brokers,
+      clientId: input.client_id,
+      ssl: input.tls.enabled,
+      sslCaFile: input.tls.ca_file,
+      saslMechanism: input.sasl.mechanism,
+      saslUsername: input.sasl.username,
+      saslPassword: input.sasl.password,
+    },
+    { region: output.region, logger, clientId: `${input.client_id}-export-${p.name}` },
+  );
+  const s3 = createS3Client({
+    endpoint: output.endpoint,
+    bucket: output.bucket,
+    region: output.region,
+    accessKeyId: output.credentials.access_key_id,
+    secretAccessKey: output.credentials.secret_access_key,
+    forcePathStyle: output.force_path_style,
+  });
+  const registry = new RegistryRestClient(input.registry.url, { username: input.registry.username, password: input.registry.password });
+  return new PipelineRunner(p, { kafka, s3, registry, logger, metrics });
+}

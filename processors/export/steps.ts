@@ -1,0 +1,221 @@
+import jsonata from 'jsonata';
+import type { ProcessorConfig } from '../core/pipeline/pipeline.js';
+
+/**
+ * The `pipeline.processors` of a pipeline file, compiled once: each record goes through
+ * them in order and comes out kept (possibly replaced), dropped (filter, dedupe) or dead
+ * (a DLQ case with a reason code and the error). A dead record never stops the batch.
+ *
+ * State (the dedupe caches) is per input partition and is thrown away whenever the
+ * partition rewinds to its committed offset (rebalance, failed flush), so that a replayed
+ * record is not taken for a duplicate of itself.
+ */
+
+export type StepOutcome = { kind: 'keep'; value: unknown } | { kind: 'drop'; by: string } | { kind: 'dead'; reason: string; error: string; by: string };
+
+export interface PartitionSteps {
+  run(value: unknown): Promise<StepOutcome>;
+}
+
+interface Step {
+  label: string;
+  /** A fresh per-partition instance (dedupe keeps its cache there). */
+  instance(): (value: unknown) => Promise<StepOutcome> | StepOutcome;
+}
+
+export class StepChain {
+  private readonly steps: Step[];
+
+  constructor(configs: readonly ProcessorConfig[]) {
+    this.steps = configs.map(compile);
+  }
+
+  get labels(): string[] {
+    return this.steps.map((s) => s.label);
+  }
+
+  /** The chain for one partition, with empty state. */
+  forPartition(): PartitionSteps {
+    const runs = this.steps.map((s) => s.instance());
+    return {
+      async run(value) {
+        let current = value;
+        for (const run of runs) {
+          const outcome = await run(current);
+          if (outcome.kind !== 'keep') return outcome;
+          current = outcome.value;
+        }
+        return { kind: 'keep', value: current };
+      },
+    };
+  }
+}
+
+function compile(p: ProcessorConfig): Step {
+  switch (p.type) {
+    case 'mapping':
+      return mappingStep(p.label, p.config);
+    case 'filter':
+      return filterStep(p.label, p.config);
+    case 'dedupe':
+      return dedupeStep(p.label, p.config.key, p.config.cache_size, p.config.window);
+    case 'select':
+      return { label: p.label, instance: () => (v) => fieldsStep(p.label, 'select_error', v, (o) => selectFields(o, p.config)) };
+    case 'drop':
+      return { label: p.label, instance: () => (v) => fieldsStep(p.label, 'drop_error', v, (o) => dropFields(o, p.config)) };
+  }
+}
+
+function mappingStep(label: string, text: string): Step {
+  const expr = jsonata(text);
+  const run = async (value: unknown): Promise<StepOutcome> => {
+    let result: unknown;
+    try {
+      result = await expr.evaluate(value);
+    } catch (error) {
+      return dead(label, 'mapping_error', expressionError(error));
+    }
+    if (result === undefined) return dead(label, 'mapping_error', 'the mapping yielded nothing (undefined): a field it starts from is missing');
+    return { kind: 'keep', value: plain(result) };
+  };
+  return { label, instance: () => run };
+}
+
+function filterStep(label: string, text: string): Step {
+  const expr = jsonata(text);
+  const run = async (value: unknown): Promise<StepOutcome> => {
+    let result: unknown;
+    try {
+      result = await expr.evaluate(value);
+    } catch (error) {
+      return dead(label, 'filter_error', expressionError(error));
+    }
+    if (result === true) return { kind: 'keep', value };
+    if (result === false) return { kind: 'drop', by: label };
+    return dead(label, 'filter_error', `the filter yielded ${describe(result)}, not true or false`);
+  };
+  return { label, instance: () => run };
+}
+
+function dedupeStep(label: string, keyText: string, cacheSize: number, windowMs: number | undefined): Step {
+  const expr = jsonata(keyText);
+  return {
+    label,
+    instance() {
+      const seen = new DedupeCache(cacheSize, windowMs);
+      return async (value) => {
+        let key: unknown;
+        try {
+          key = await expr.evaluate(value);
+        } catch (error) {
+          return dead(label, 'dedupe_error', expressionError(error));
+        }
+        if (typeof key !== 'string' && typeof key !== 'number' && typeof key !== 'bigint') {
+          return dead(label, 'dedupe_error', `the key expression yielded ${describe(key)}, not a string or number`);
+        }
+        return seen.firstSeen(String(key)) ? { kind: 'keep', value } : { kind: 'drop', by: label };
+      };
+    },
+  };
+}
+
+/** Recently seen keys, least recently seen evicted first, optionally forgotten after a window. */
+export class DedupeCache {
+  private readonly keys = new Map<string, number>();
+
+  constructor(
+    private readonly capacity: number,
+    private readonly windowMs: number | undefined,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** True the first time a key is seen (within the window and the capacity); records it. */
+  firstSeen(key: string): boolean {
+    const t = this.now();
+    const at = this.keys.get(key);
+    if (at !== undefined && (this.windowMs === undefined || t - at < this.windowMs)) {
+      this.keys.delete(key); // refresh recency, keep the first-seen time
+      this.keys.set(key, at);
+      return false;
+    }
+    this.keys.delete(key);
+    this.keys.set(key, t);
+    if (this.keys.size > this.capacity) this.keys.delete(this.keys.keys().next().value!);
+    return true;
+  }
+
+  get size(): number {
+    return this.keys.size;
+  }
+}
+
+function fieldsStep(label: string, reason: string, value: unknown, f: (o: Record<string, unknown>) => Record<string, unknown>): StepOutcome {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return dead(label, reason, `the record is ${describe(value)}, not an object`);
+  return { kind: 'keep', value: f(value as Record<string, unknown>) };
+}
+
+/** Keeps the listed (possibly dotted) paths, in list order. */
+export function selectFields(record: Record<string, unknown>, paths: readonly string[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const path of paths) {
+    const parts = path.split('.');
+    let from: unknown = record;
+    for (const p of parts) from = from !== null && typeof from === 'object' ? (from as Record<string, unknown>)[p] : undefined;
+    if (from === undefined) continue;
+    let to = out;
+    for (const p of parts.slice(0, -1)) {
+      if (to[p] === null || typeof to[p] !== 'object') to[p] = {};
+      to = to[p] as Record<string, unknown>;
+    }
+    to[parts.at(-1)!] = from;
+  }
+  return out;
+}
+
+/** A copy without the listed (possibly dotted) paths; parents are copied, not mutated. */
+export function dropFields(record: Record<string, unknown>, paths: readonly string[]): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...record };
+  for (const path of paths) {
+    const parts = path.split('.');
+    let node = out;
+    for (const p of parts.slice(0, -1)) {
+      const child = node[p];
+      if (child === null || typeof child !== 'object' || Array.isArray(child)) {
+        node = {};
+        break;
+      }
+      node[p] = { ...(child as Record<string, unknown>) };
+      node = node[p] as Record<string, unknown>;
+    }
+    delete node[parts.at(-1)!];
+  }
+  return out;
+}
+
+function dead(by: string, reason: string, error: string): StepOutcome {
+  return { kind: 'dead', reason, error, by };
+}
+
+/** JSONata results carry a `sequence` flag and null prototypes; outputs want plain values. */
+function plain(value: unknown): unknown {
+  if (Array.isArray(value)) return Array.from(value, plain);
+  if (value !== null && typeof value === 'object' && !(value instanceof Uint8Array) && !(value instanceof Date)) {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) if (v !== undefined) out[k] = plain(v);
+    return out;
+  }
+  return value;
+}
+
+function expressionError(error: unknown): string {
+  const e = error as { code?: string; message?: string; position?: number };
+  return `${e.code ? `${e.code}: ` : ''}${e.message ?? String(error)}${typeof e.position === 'number' ? ` (at ${e.position})` : ''}`;
+}
+
+function describe(value: unknown): string {
+  if (value === undefined) return 'nothing (undefined)';
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'object') return 'an object';
+  return `${typeof value} ${JSON.stringify(typeof value === 'bigint' ? value.toString() : value)}`;
+}
