@@ -1,4 +1,4 @@
-import jsonata from 'jsonata';
+import { compileExpression, type CompiledExpression } from './expressions.js';
 import type { ProcessorConfig } from '../core/pipeline/pipeline.js';
 
 /**
@@ -67,11 +67,11 @@ function compile(p: ProcessorConfig): Step {
 }
 
 function mappingStep(label: string, text: string): Step {
-  const expr = jsonata(text);
+  const expr = compileExpression(text);
   const run = async (value: unknown): Promise<StepOutcome> => {
     let result: unknown;
     try {
-      result = await expr.evaluate(value);
+      result = await evaluate(expr, value);
     } catch (error) {
       return dead(label, 'mapping_error', expressionError(error));
     }
@@ -82,11 +82,11 @@ function mappingStep(label: string, text: string): Step {
 }
 
 function filterStep(label: string, text: string): Step {
-  const expr = jsonata(text);
+  const expr = compileExpression(text);
   const run = async (value: unknown): Promise<StepOutcome> => {
     let result: unknown;
     try {
-      result = await expr.evaluate(value);
+      result = await evaluate(expr, value);
     } catch (error) {
       return dead(label, 'filter_error', expressionError(error));
     }
@@ -98,7 +98,7 @@ function filterStep(label: string, text: string): Step {
 }
 
 function dedupeStep(label: string, keyText: string, cacheSize: number, windowMs: number | undefined): Step {
-  const expr = jsonata(keyText);
+  const expr = compileExpression(keyText);
   return {
     label,
     instance() {
@@ -106,7 +106,7 @@ function dedupeStep(label: string, keyText: string, cacheSize: number, windowMs:
       return async (value) => {
         let key: unknown;
         try {
-          key = await expr.evaluate(value);
+          key = await evaluate(expr, value);
         } catch (error) {
           return dead(label, 'dedupe_error', expressionError(error));
         }
@@ -190,6 +190,11 @@ export function dropFields(record: Record<string, unknown>, paths: readonly stri
     delete node[parts.at(-1)!];
   }
   return out;
+}
+
+/** The compiled form answers synchronously; only jsonata's path needs the promise. */
+function evaluate(expr: CompiledExpression, value: unknown): unknown {
+  return expr.evaluate(value);
 }
 
 function dead(by: string, reason: string, error: string): StepOutcome {
