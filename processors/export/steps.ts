@@ -1,4 +1,4 @@
-import { compileExpression, type CompiledExpression } from './expressions.js';
+import { compileExpression } from './expressions.js';
 import type { ProcessorConfig } from '../core/pipeline/pipeline.js';
 
 /**
@@ -71,12 +71,14 @@ function mappingStep(label: string, text: string): Step {
   const run = async (value: unknown): Promise<StepOutcome> => {
     let result: unknown;
     try {
-      result = await evaluate(expr, value);
+      const r = expr.evaluate(value);
+      // Compiled results are plain already; jsonata's carry sequence flags and null prototypes.
+      result = r instanceof Promise ? plain(await r) : r;
     } catch (error) {
       return dead(label, 'mapping_error', expressionError(error));
     }
     if (result === undefined) return dead(label, 'mapping_error', 'the mapping yielded nothing (undefined): a field it starts from is missing');
-    return { kind: 'keep', value: plain(result) };
+    return { kind: 'keep', value: result };
   };
   return { label, instance: () => run };
 }
@@ -86,7 +88,7 @@ function filterStep(label: string, text: string): Step {
   const run = async (value: unknown): Promise<StepOutcome> => {
     let result: unknown;
     try {
-      result = await evaluate(expr, value);
+      result = await expr.evaluate(value);
     } catch (error) {
       return dead(label, 'filter_error', expressionError(error));
     }
@@ -106,7 +108,8 @@ function dedupeStep(label: string, keyText: string, cacheSize: number, windowMs:
       return async (value) => {
         let key: unknown;
         try {
-          key = await evaluate(expr, value);
+          const k = expr.evaluate(value);
+          key = k instanceof Promise ? await k : k;
         } catch (error) {
           return dead(label, 'dedupe_error', expressionError(error));
         }
@@ -190,11 +193,6 @@ export function dropFields(record: Record<string, unknown>, paths: readonly stri
     delete node[parts.at(-1)!];
   }
   return out;
-}
-
-/** The compiled form answers synchronously; only jsonata's path needs the promise. */
-function evaluate(expr: CompiledExpression, value: unknown): unknown {
-  return expr.evaluate(value);
 }
 
 function dead(by: string, reason: string, error: string): StepOutcome {

@@ -1,0 +1,150 @@
+import { describe, expect, it } from 'vitest';
+import { LakeValueError } from '../../processors/core/parquet/columns.js';
+import { parsePathTemplate, TemplateValueError } from '../../processors/core/pipeline/path-template.js';
+import { PartitionBatch, type OutputSettings } from '../../processors/export/partition-batch.js';
+import { shapeSource } from '../../processors/export/shape.js';
+import { DedupeCache, dropFields, selectFields, StepChain } from '../../processors/export/steps.js';
+import type { S3OutputConfig } from '../../processors/core/pipeline/components/s3-output.js';
+
+const columns = [
+  { name: 'event_id', type: 'string', nullable: false },
+  { name: 'event_type', type: 'string', nullable: false },
+  { name: 'amount_minor', type: 'int64', nullable: true },
+  { name: 'occurred_at', type: 'timestamp_us', nullable: false },
+] as const;
+
+function settings(format: OutputSettings['format'] = 'parquet'): OutputSettings {
+  return {
+    path: parsePathTemplate('lake/event_type=${data.event_type}/dt=${time:yyyy-MM-dd}/${topic}+${partition}+${first_offset}.parquet').template,
+    format,
+    compression: 'zstd',
+    timeField: ['occurred_at'],
+    timeFormat: 'unix_us',
+    metadata: {},
+  };
+}
+
+const shape = shapeSource({ columns } as unknown as S3OutputConfig, 'avro_registry', 'test.yaml').shapeFor(undefined, undefined);
+const day1 = Date.UTC(2026, 9, 1, 12) * 1000;
+const day2 = Date.UTC(2026, 9, 2, 0, 0, 0) * 1000; // midnight belongs to its own day
+
+function batch(format?: OutputSettings['format']): PartitionBatch {
+  return new PartitionBatch('events', 3, new StepChain([]).forPartition(), settings(format));
+}
+
+function add(b: PartitionBatch, offset: number, record: Record<string, unknown>): void {
+  b.consumedMessage(String(offset), 100, 0);
+  b.add(record, shape, String(offset));
+}
+
+describe('partition batch', () => {
+  it('groups records into files by rendered key, each keyed by the offset of its own first record', async () => {
+    const b = batch();
+    add(b, 10, { event_id: 'a', event_type: 'deposit_made', amount_minor: 1, occurred_at: day1 });
+    add(b, 11, { event_id: 'b', event_type: 'withdrawal_made', amount_minor: 2, occurred_at: day1 });
+    add(b, 12, { event_id: 'c', event_type: 'deposit_made', amount_minor: 2n ** 62n, occurred_at: day2 });
+    add(b, 13, { event_id: 'd', event_type: 'deposit_made', amount_minor: null, occurred_at: day1 });
+    expect(b.records).toBe(4);
+    expect(b.nextOffset).toBe(14n);
+    expect(b.startOffset).toBe('10');
+    const files = b.seal();
+    expect(files.map((f) => [f.key, f.rows, f.firstOffset, f.lastOffset]).sort()).toEqual([
+      ['lake/event_type=deposit_made/dt=2026-10-01/events+3+10.parquet', 2, '10', '13'],
+      ['lake/event_type=deposit_made/dt=2026-10-02/events+3+12.parquet', 1, '12', '12'],
+      ['lake/event_type=withdrawal_made/dt=2026-10-01/events+3+11.parquet', 1, '11', '11'],
+    ]);
+    const bytes = await files[0]!.encode();
+    expect(Buffer.from(bytes.subarray(0, 4)).toString()).toBe('PAR1');
+  });
+
+  it('refuses a row that does not fit its columns and leaves the batch as it was', () => {
+    const b = batch();
+    add(b, 1, { event_id: 'a', event_type: 'deposit_made', amount_minor: 1, occurred_at: day1 });
+    b.consumedMessage('2', 10, 0);
+    expect(() => b.add({ event_id: 'b', event_type: 'deposit_made', amount_minor: 'ten', occurred_at: day1 }, shape, '2')).toThrow(LakeValueError);
+    expect(() => b.add({ event_id: null, event_type: 'x', occurred_at: day1 }, shape, '2')).toThrow(/event_id: required column/);
+    expect(() => b.add({ event_id: 'c', event_type: { nested: true }, occurred_at: day1 }, shape, '2')).toThrow(TemplateValueError);
+    expect(() => b.add({ event_id: 'c', event_type: 'x', occurred_at: 'yesterday' }, shape, '2')).toThrow(TemplateValueError);
+    expect(b.records).toBe(1);
+    expect(b.fileCount).toBe(1);
+    expect(b.nextOffset).toBe(3n);
+  });
+
+  it('commits past a transaction marker that ends the fetched batch', () => {
+    const b = batch();
+    add(b, 5, { event_id: 'a', event_type: 't', occurred_at: day1 });
+    b.consumedUpTo('6');
+    expect(b.nextOffset).toBe(7n);
+    b.consumedUpTo('4');
+    expect(b.nextOffset).toBe(7n);
+  });
+
+  it('writes JSON Lines and CSV with exact integers and RFC 3339 microsecond times', async () => {
+    for (const format of ['jsonl', 'csv'] as const) {
+      const b = batch(format);
+      add(b, 1, { event_id: 'a,"b"', event_type: 't', amount_minor: 2n ** 53n + 1n, occurred_at: day1 + 7 });
+      add(b, 2, { event_id: 'c', event_type: 't', amount_minor: null, occurred_at: day1 });
+      const text = Buffer.from(await b.seal()[0]!.encode()).toString('utf8');
+      if (format === 'jsonl') {
+        expect(text).toBe(
+          '{"event_id":"a,\\"b\\"","event_type":"t","amount_minor":9007199254740993,"occurred_at":"2026-10-01T12:00:00.000007Z"}\n' +
+            '{"event_id":"c","event_type":"t","amount_minor":null,"occurred_at":"2026-10-01T12:00:00.000000Z"}\n',
+        );
+      } else {
+        expect(text).toBe('event_id,event_type,amount_minor,occurred_at\n"a,""b""",t,9007199254740993,2026-10-01T12:00:00.000007Z\nc,t,,2026-10-01T12:00:00.000000Z\n');
+      }
+    }
+  });
+});
+
+describe('dedupe cache', () => {
+  it('forgets the least recently seen key beyond its capacity', () => {
+    const c = new DedupeCache(2, undefined);
+    expect([c.firstSeen('a'), c.firstSeen('b'), c.firstSeen('a'), c.firstSeen('c'), c.firstSeen('b'), c.firstSeen('a')]).toEqual([true, true, false, true, true, true]);
+    expect(c.size).toBe(2);
+  });
+
+  it('forgets a key a window after it was first seen', () => {
+    let now = 0;
+    const c = new DedupeCache(10, 1000, () => now);
+    expect(c.firstSeen('a')).toBe(true);
+    now = 999;
+    expect(c.firstSeen('a')).toBe(false);
+    now = 1000;
+    expect(c.firstSeen('a')).toBe(true);
+  });
+});
+
+describe('select and drop', () => {
+  const record = { a: 1, b: { c: 2, d: 3 }, e: 4 };
+  it('select keeps the listed paths in list order', () => {
+    expect(selectFields(record, ['e', 'b.c', 'missing'])).toEqual({ e: 4, b: { c: 2 } });
+  });
+  it('drop removes paths without touching the input', () => {
+    expect(dropFields(record, ['a', 'b.d', 'x.y'])).toEqual({ b: { c: 2 }, e: 4 });
+    expect(record.b.d).toBe(3);
+  });
+});
+
+describe('processor chain', () => {
+  it('maps, filters and dedupes per partition, and dead-letters failures with their reason', async () => {
+    const chain = new StepChain([
+      { type: 'mapping', label: 'm', config: '{ "id": id, "kind": $substringAfter(type, ".") }' },
+      { type: 'filter', label: 'f', config: 'kind != "skip"' },
+      { type: 'dedupe', label: 'd', config: { key: 'id', cache_size: 10, window: undefined } },
+    ]);
+    const p = chain.forPartition();
+    expect(await p.run({ id: '1', type: 'x.keep' })).toEqual({ kind: 'keep', value: { id: '1', kind: 'keep' } });
+    expect(await p.run({ id: '1', type: 'x.keep' })).toEqual({ kind: 'drop', by: 'd' });
+    expect(await p.run({ id: '2', type: 'x.skip' })).toEqual({ kind: 'drop', by: 'f' });
+    expect(await p.run({ id: '3' })).toEqual({ kind: 'drop', by: 'f' }); // JSONata: a comparison with nothing is false
+    expect(await p.run({ type: 'x.keep' })).toMatchObject({ kind: 'dead', reason: 'dedupe_error', by: 'd' });
+    const strict = new StepChain([{ type: 'filter', label: 'f', config: '$substringAfter(type, ".")' }]).forPartition();
+    expect(await strict.run({ type: 'x.y' })).toMatchObject({ kind: 'dead', reason: 'filter_error', error: expect.stringContaining('string "y"') });
+    const failing = new StepChain([{ type: 'mapping', label: 'm', config: 'id = "bad" ? $error("bad record") : { "id": id }' }]).forPartition();
+    expect(await failing.run({ id: 'bad' })).toMatchObject({ kind: 'dead', reason: 'mapping_error', error: expect.stringContaining('bad record') });
+    expect(await failing.run({})).toMatchObject({ kind: 'keep', value: {} });
+    // A fresh partition state (after a rewind) has forgotten what it saw.
+    expect(await chain.forPartition().run({ id: '1', type: 'x.keep' })).toMatchObject({ kind: 'keep' });
+  });
+});
