@@ -14,10 +14,11 @@ import { cliSettings } from '../context.js';
 import { runStack } from './stack.js';
 import { CONNECTORS_DIR } from './connectors.js';
 import { pipelineStep } from '../demo/pipeline-step.js';
+import { lakeStep } from '../demo/lake-step.js';
 
 const CDC_TOPIC = 'sluice.staging.agent_events';
 
-const step = (n: number, text: string) => console.log(`\n[${n}/5] ${text}`);
+const step = (n: number, text: string) => console.log(`\n[${n}/6] ${text}`);
 const ok = (text: string) => console.log(`      ok  ${text}`);
 
 /**
@@ -26,7 +27,7 @@ const ok = (text: string) => console.log(`      ok  ${text}`);
  */
 export function demoCommand(): Command {
   return new Command('demo')
-    .description('start the local stack, run a round trip through every server, then post a month of demo events through the ingest API and the normalizer')
+    .description('start the local stack, run a round trip through every server, then post a month of demo events through the ingest API and the normalizer and export them to the Parquet lake')
     .option('--no-stack', 'use servers already running (e.g. docker compose) instead of starting the local stack')
     .action(async (opts: { stack: boolean }, cmd: Command) => {
       if (opts.stack) {
@@ -39,8 +40,10 @@ export function demoCommand(): Command {
       await cdcRoundTrip(settings);
       await s3RoundTrip(settings);
       step(5, 'demo events: ingest API -> Postgres -> Debezium -> normalizer -> Avro events');
-      await pipelineStep(settings, ok);
-      console.log('\ndone: every component answered and the demo month is on the events topic');
+      const wanted = await pipelineStep(settings, ok);
+      step(6, 'the lake: connectors/exports/lake.yaml -> Parquet on S3, read back');
+      await lakeStep(settings, wanted, ok);
+      console.log('\ndone: every component answered and the demo month is in the Parquet lake');
     });
 }
 

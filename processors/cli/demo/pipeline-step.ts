@@ -16,7 +16,7 @@ const EVENTS_TOPIC = 'sluice.agent-events';
  * events; the step ends when every demo event id is on the events topic, read back by a
  * read_committed consumer through the registry.
  */
-export async function pipelineStep(s: CoreSettings, log: (line: string) => void): Promise<void> {
+export async function pipelineStep(s: CoreSettings, log: (line: string) => void): Promise<Set<string>> {
   const env = { ...process.env, SLUICE_LOG_LEVEL: process.env.SLUICE_LOG_LEVEL ?? 'warn', SLUICE_INGEST_API_KEY: process.env.SLUICE_INGEST_API_KEY ?? DEMO_KEY };
   const api = await startIngestApi({ env, port: 0 });
   const normalizer = await startNormalizer({ env: { ...env, SLUICE_NORMALIZER_HTTP_PORT: '0', SLUICE_NORMALIZER_INSTANCE_ID: 'demo' } });
@@ -56,6 +56,7 @@ export async function pipelineStep(s: CoreSettings, log: (line: string) => void)
     const sample = await readEvents(s, wanted);
     log(`all ${wanted.size} events are on ${EVENTS_TOPIC} as Avro (read_committed, ${Date.now() - started} ms after the last post)`);
     log(`one of them, decoded through the registry: ${JSON.stringify(sample, (_, v) => (typeof v === 'bigint' ? v.toString() : v))}`);
+    return wanted;
   } finally {
     await normalizer.stop();
     await api.close();

@@ -1,0 +1,88 @@
+import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { SingleBar, Presets } from 'cli-progress';
+import type { CoreSettings } from '../../core/config/core-settings.js';
+import { createKafka } from '../../core/kafka/client.js';
+import { readParquetTable } from '../../core/parquet/reader.js';
+import { createS3Client } from '../../core/s3/client.js';
+import { startExport } from '../../export/export.js';
+import { exportPipelineFiles } from '../commands/lint.js';
+
+const LAKE_PREFIX = 'lake/agent_events/';
+
+/**
+ * The lake: the shipped export pipeline (connectors/exports/lake.yaml) runs in-process until
+ * its consumer group has committed the whole events topic; then the Parquet objects are
+ * listed and read back, and every demo event must be there exactly once.
+ */
+export async function lakeStep(s: CoreSettings, wanted: Set<string>, log: (line: string) => void): Promise<void> {
+  const env = { ...process.env, SLUICE_LOG_LEVEL: process.env.SLUICE_LOG_LEVEL ?? 'warn', SLUICE_EXPORT_HTTP_PORT: '0' };
+  const files = exportPipelineFiles().filter((f) => f.endsWith('lake.yaml'));
+  const running = await startExport({ files, env });
+  const runner = running.runners[0]!;
+  const group = runner.pipeline.input.config.consumer_group;
+  const topics = runner.pipeline.input.config.topics ?? [];
+  try {
+    const bar = new SingleBar({ format: '      exporting [{bar}] {value}/{total} records committed by group {group}', hideCursor: true }, Presets.shades_classic);
+    const admin = createKafka(s.kafka, { region: s.s3.region }).admin();
+    await admin.connect();
+    try {
+      const deadline = Date.now() + 120_000;
+      let started = false;
+      for (;;) {
+        let end = 0;
+        let done = 0;
+        for (const topic of topics) {
+          const ends = await admin.fetchTopicOffsets(topic);
+          const committed = (await admin.fetchOffsets({ groupId: group, topics: [topic] }))[0]?.partitions ?? [];
+          for (const p of ends) {
+            const c = Number(committed.find((x) => x.partition === p.partition)?.offset ?? -1);
+            end += Number(p.high);
+            done += Math.max(0, Math.min(Number(p.high), c));
+          }
+        }
+        if (!started) bar.start(end, done, { group });
+        started = true;
+        bar.setTotal(end);
+        bar.update(done, { group });
+        if (done >= end) break;
+        if (Date.now() > deadline) throw new Error(`the lake pipeline committed ${done} of ${end} records within 120 s: see its logs (SLUICE_LOG_LEVEL=info npm run demo)`);
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      bar.stop();
+    } finally {
+      await admin.disconnect();
+    }
+  } finally {
+    await running.stop();
+  }
+
+  const s3 = createS3Client(s.s3);
+  const bucket = runner.pipeline.output.config.bucket;
+  const keys: string[] = [];
+  let token: string | undefined;
+  do {
+    const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: LAKE_PREFIX, ContinuationToken: token }));
+    for (const o of page.Contents ?? []) if (o.Key?.endsWith('.parquet')) keys.push(o.Key);
+    token = page.NextContinuationToken;
+  } while (token);
+  const seen = new Map<string, number>();
+  let sample: Record<string, unknown> | undefined;
+  for (const key of keys) {
+    const body = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+    const table = readParquetTable(await body.Body!.transformToByteArray());
+    const ids = table.getChild('event_id')!;
+    for (let i = 0; i < table.numRows; i++) {
+      const id = String(ids.get(i));
+      if (!wanted.has(id)) continue;
+      seen.set(id, (seen.get(id) ?? 0) + 1);
+      sample ??= { key, ...table.get(i)!.toJSON() };
+    }
+  }
+  const missing = [...wanted].filter((id) => !seen.has(id));
+  const repeated = [...seen].filter(([, n]) => n > 1);
+  if (missing.length > 0 || repeated.length > 0) {
+    throw new Error(`the lake holds ${seen.size} of ${wanted.size} demo events (${missing.length} missing, ${repeated.length} more than once)`);
+  }
+  log(`s3://${bucket}/${LAKE_PREFIX}: ${keys.length} Parquet objects; every one of the ${wanted.size} demo events is there exactly once`);
+  log(`one row: ${JSON.stringify(sample, (k, v) => (typeof v === 'bigint' ? v.toString() : k.endsWith('_at') && typeof v === 'number' ? new Date(v).toISOString() : v))}`);
+}
