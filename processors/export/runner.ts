@@ -159,9 +159,9 @@ export class PipelineRunner {
     clearInterval(this.idleTimer);
     clearInterval(this.progressTimer);
     const epoch = this.epoch;
-    for (const [key, st] of this.states) {
+    for (const [key, st] of [...this.states]) {
       await this.exclusive(st, async () => {
-        if (st.epoch === epoch && st.batch.pending && !this.crashed) {
+        if (st.epoch === epoch && this.isCurrent(st) && st.batch.pending && !this.crashed) {
           try {
             await this.flush(st, undefined, true);
           } catch (error) {
@@ -190,6 +190,11 @@ export class PipelineRunner {
     this.states.clear();
     this.lagByPartition.clear();
     if (dropped > 0) this.log.info({ records: dropped, event: what }, 'rebalance: open batches dropped, they are read again from the committed offsets');
+  }
+
+  /** Whether `st` is still the partition's live state (a failed flush or a rebalance retires it for good). */
+  private isCurrent(st: PartitionState): boolean {
+    return this.states.get(`${st.batch.topic}/${st.batch.partition}`) === st;
   }
 
   private stateFor(topic: string, partition: number): PartitionState {
@@ -232,7 +237,7 @@ export class PipelineRunner {
     await this.exclusive(
       st,
       async () => {
-        if (st.epoch !== this.epoch) return; // rebalanced while waiting: kafkajs fetches again from the commit
+        if (st.epoch !== this.epoch || !this.isCurrent(st) || this.stopping) return; // rebalanced, failed or stopping while waiting
         let all = true;
         for (const message of batch.messages) {
           if (!isRunning() || isStale() || this.stopping || st.epoch !== this.epoch) {
@@ -250,7 +255,7 @@ export class PipelineRunner {
           resolveOffset(message.offset);
           metrics.recordsIn.inc({ pipeline: this.pipeline.name });
           this.totals.in++;
-          if ((st.batch.records >= count || st.batch.bytes >= bytes) && (await this.flush(st, heartbeat)) !== 'committed') return;
+          if ((st.batch.records >= count || st.batch.bytes >= bytes) && !this.stopping && (await this.flush(st, heartbeat)) !== 'committed') return;
         }
         if (all && batch.messages.length > 0) {
           st.batch.consumedUpTo(batch.lastOffset());
@@ -259,7 +264,7 @@ export class PipelineRunner {
         const lag = Math.max(0, Number(BigInt(batch.highWatermark) - (st.batch.nextOffset ?? BigInt(batch.highWatermark))));
         this.lagByPartition.set(`${batch.topic}/${batch.partition}`, lag);
         metrics.lag.set({ pipeline: this.pipeline.name, topic: batch.topic, partition: String(batch.partition) }, lag);
-        if (st.batch.openedAt !== undefined && Date.now() - st.batch.openedAt >= period) await this.flush(st, heartbeat);
+        if (st.batch.openedAt !== undefined && Date.now() - st.batch.openedAt >= period && !this.stopping) await this.flush(st, heartbeat);
       },
       heartbeat,
     );
@@ -318,9 +323,11 @@ export class PipelineRunner {
    */
   private async flush(st: PartitionState, heartbeat: (() => Promise<void>) | undefined, final = false): Promise<'committed' | 'lost' | 'failed'> {
     const batch = st.batch;
+    if (!this.isCurrent(st)) return 'lost'; // failed or dropped earlier: its records are read again
     if (!batch.pending || batch.nextOffset === undefined) return 'committed';
     const started = Date.now();
-    const owned = () => st.epoch === this.epoch && (final || !this.stopping);
+    // A flush that has started completes through a SIGTERM (stop() waits for it); only a rebalance abandons it.
+    const owned = () => st.epoch === this.epoch && this.isCurrent(st);
     const { bucket, multipart } = this.pipeline.output.config;
     const name = this.pipeline.name;
     const metrics = this.deps.metrics;
