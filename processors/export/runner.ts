@@ -70,6 +70,9 @@ export class PipelineRunner {
   private progressTimer: NodeJS.Timeout | undefined;
   private crashed: Error | undefined;
   private readonly totals = { in: 0, out: 0, dlq: 0, dropped: 0, files: 0, bytes: 0 };
+  /** Per partition: the high watermark seen last, and the offset this runner committed last. */
+  private readonly highWatermarks = new Map<string, bigint>();
+  private readonly committed = new Map<string, bigint>();
   private readonly lagByPartition = new Map<string, number>();
 
   constructor(
@@ -188,8 +191,26 @@ export class PipelineRunner {
     for (const st of this.states.values()) if (st.batch.pending) dropped += st.batch.consumed;
     // The old states' work checks `epoch` and gives up; kafkajs resumes every partition from its committed offset.
     this.states.clear();
+    for (const key of this.lagByPartition.keys()) {
+      const [topic, partition] = splitKey(key);
+      this.deps.metrics.lag.remove({ pipeline: this.pipeline.name, topic, partition: String(partition) });
+    }
     this.lagByPartition.clear();
+    this.highWatermarks.clear();
+    this.committed.clear();
     if (dropped > 0) this.log.info({ records: dropped, event: what }, 'rebalance: open batches dropped, they are read again from the committed offsets');
+  }
+
+  /** Lag = high watermark - committed offset (what a restart would read again plus what is not read yet). */
+  private updateLag(topic: string, partition: number): void {
+    const key = `${topic}/${partition}`;
+    const hw = this.highWatermarks.get(key);
+    if (hw === undefined) return;
+    const committed = this.committed.get(key) ?? this.states.get(key)?.batch.startOffset;
+    if (committed === undefined) return;
+    const lag = Math.max(0, Number(hw - BigInt(committed)));
+    this.lagByPartition.set(key, lag);
+    this.deps.metrics.lag.set({ pipeline: this.pipeline.name, topic, partition: String(partition) }, lag);
   }
 
   /** Whether `st` is still the partition's live state (a failed flush or a rebalance retires it for good). */
@@ -261,9 +282,8 @@ export class PipelineRunner {
           st.batch.consumedUpTo(batch.lastOffset());
           resolveOffset(batch.lastOffset());
         }
-        const lag = Math.max(0, Number(BigInt(batch.highWatermark) - (st.batch.nextOffset ?? BigInt(batch.highWatermark))));
-        this.lagByPartition.set(`${batch.topic}/${batch.partition}`, lag);
-        metrics.lag.set({ pipeline: this.pipeline.name, topic: batch.topic, partition: String(batch.partition) }, lag);
+        this.highWatermarks.set(`${batch.topic}/${batch.partition}`, BigInt(batch.highWatermark));
+        this.updateLag(batch.topic, batch.partition);
         if (st.batch.openedAt !== undefined && Date.now() - st.batch.openedAt >= period && !this.stopping) await this.flush(st, heartbeat);
       },
       heartbeat,
@@ -369,6 +389,8 @@ export class PipelineRunner {
       return 'failed';
     }
     // Committed: the next batch of the partition starts here.
+    this.committed.set(`${batch.topic}/${batch.partition}`, batch.nextOffset);
+    this.updateLag(batch.topic, batch.partition);
     const seconds = (Date.now() - started) / 1000;
     metrics.flushSeconds.observe({ pipeline: name }, seconds);
     metrics.batchRecords.observe({ pipeline: name }, batch.records);
@@ -434,6 +456,11 @@ function isRebalancing(error: unknown): boolean {
   if (!e) return false;
   if (e.type && REBALANCE_ERRORS.has(e.type)) return true;
   return e.name === 'KafkaJSNumberOfRetriesExceeded' && isRebalancing(e.originalError ?? e.cause);
+}
+
+function splitKey(key: string): [string, number] {
+  const i = key.lastIndexOf('/');
+  return [key.slice(0, i), Number(key.slice(i + 1))];
 }
 
 function parseJson(value: Buffer | null): unknown {
