@@ -53,6 +53,8 @@ interface PartitionState {
 }
 
 const IDLE_CHECK_MS = 100;
+/** Dead letters per produce request (each can be up to 1 MiB). */
+const DLQ_CHUNK = 200;
 
 export class PipelineRunner {
   private readonly consumer: Consumer;
@@ -121,7 +123,8 @@ export class PipelineRunner {
     const admin = this.deps.kafka.admin();
     await admin.connect();
     try {
-      await ensureTopics(admin, [{ topic: this.pipeline.dlq.topic, numPartitions: 3 }], this.log);
+      // A dead letter is the original record (up to the broker's 1 MiB) plus its reason headers.
+      await ensureTopics(admin, [{ topic: this.pipeline.dlq.topic, numPartitions: 3, configEntries: [{ name: 'max.message.bytes', value: String(2 * 1024 * 1024) }] }], this.log);
     } finally {
       await admin.disconnect();
     }
@@ -371,8 +374,9 @@ export class PipelineRunner {
         uploaded += body.byteLength;
         metrics.files.inc({ pipeline: name });
       }
-      if (batch.deadLetters.length > 0) {
-        await this.blockOnTransient('Kafka (DLQ)', () => this.producer.send({ topic: this.pipeline.dlq.topic, acks: -1, messages: batch.deadLetters.map((d) => d.message) }), owned, heartbeat);
+      for (let i = 0; i < batch.deadLetters.length; i += DLQ_CHUNK) {
+        const messages = batch.deadLetters.slice(i, i + DLQ_CHUNK).map((d) => d.message);
+        await this.blockOnTransient('Kafka (DLQ)', () => this.producer.send({ topic: this.pipeline.dlq.topic, acks: -1, messages }), owned, heartbeat);
       }
       if (!owned()) throw new UploadAbandonedError('partition lost before the commit');
       await this.consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: batch.nextOffset.toString() }]);
