@@ -3,6 +3,7 @@ import { ParquetBatchWriter, type ParquetCompression } from '../core/parquet/bat
 import { columnBuilder, LakeValueError, type ColumnBuilder } from '../core/parquet/columns.js';
 import type { LakeRow, LakeSchema } from '../core/parquet/lake-schema.js';
 import type { OutputFormat } from '../core/pipeline/components/s3-output.js';
+import { csvField } from '../core/text/csv.js';
 
 /**
  * One output file being filled: rows are checked against the file's columns on append
@@ -114,9 +115,4 @@ function rfc3339(v: unknown, perMilli: bigint): string {
   if (perMilli === 1n) return iso;
   const micros = ((units % 1000n) + 1000n) % 1000n;
   return `${iso.slice(0, -1)}${micros.toString().padStart(3, '0')}Z`;
-}
-
-/** RFC 4180: quote a field holding a comma, a quote or a line break; double the quotes. */
-function csvField(text: string): string {
-  return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }

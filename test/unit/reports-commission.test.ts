@@ -63,3 +63,29 @@ describe('commission (DOMAIN.md defaults)', () => {
     expect(commission(month({ customersOnboarded: 2, depositsMinor: 10_000n }), rules).commissionMinor).toBe(200n + roundHalfEven(10_000n * 50n * 5n, 40_000n));
   });
 });
+
+describe('commission rules file', () => {
+  it('ships the DOMAIN.md defaults', async () => {
+    const { loadRules } = await import('../../processors/reports/rules.js');
+    const { version, ...rules } = loadRules();
+    const { version: _v, ...defaults } = DEFAULT_RULES;
+    expect(rules).toEqual(defaults);
+    expect(version).toBe('domain-default-1');
+  });
+
+  it('names the file, line, field and fix of every problem', async () => {
+    const { loadRules } = await import('../../processors/reports/rules.js');
+    const { mkdtempSync, writeFileSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { tmpdir } = await import('node:os');
+    const file = join(mkdtempSync(join(tmpdir(), 'rules-')), 'rules.yaml');
+    writeFileSync(file, 'version: v2\nbonus_per_customer_minor: -1\nnet_deposit_rate_bp: 50\ninvestment_rate_bp: 1.5\ntier_threshold_minor: 10\ntier_multiplier: 5/0\nextra: 1\n');
+    expect(() => loadRules(file)).toThrow(
+      new RegExp(
+        [`file ${file}:2: bonus_per_customer_minor: got -1. Fix: write an integer >= 0`, `${file}:4: investment_rate_bp`, `${file}:6: tier_multiplier`, `${file}:7: extra: unknown field`]
+          .map((t) => t.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&'))
+          .join('[\\s\\S]*'),
+      ),
+    );
+  });
+});
