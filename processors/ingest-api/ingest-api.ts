@@ -1,7 +1,7 @@
 import type { Registry } from 'prom-client';
 import { createPool } from '../core/db/pool.js';
 import { createProcessor, serve, type ProcessorContext } from '../core/runtime/processor.js';
-import { ApiKeyCheck } from './auth.js';
+import { ApiKeyCheck } from '../core/http/api-key.js';
 import { IngestService } from './ingest.js';
 import { IngestApiMetrics } from './metrics.js';
 import { buildOpenApiDocument } from './openapi.js';

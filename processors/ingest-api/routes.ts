@@ -1,6 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from '../core/log/logger.js';
-import type { ApiKeyCheck } from './auth.js';
+import type { ApiKeyCheck } from '../core/http/api-key.js';
 import { isJsonObject, MalformedJsonError, parseJsonBody } from './body.js';
 import type { IngestService } from './ingest.js';
 import type { IngestApiMetrics } from './metrics.js';

@@ -1,13 +1,9 @@
 import { z } from 'zod';
 import { setting, type SettingsOf } from '../core/config/settings.js';
 
-/** At least this long: a key someone could guess is no key. */
-export const MIN_API_KEY_LENGTH = 16;
+import { apiKeysSetting as apiKeys, MIN_API_KEY_LENGTH } from '../core/http/api-key.js';
 
-const apiKeys = z
-  .string()
-  .transform((s) => s.split(',').map((k) => k.trim()).filter(Boolean))
-  .pipe(z.array(z.string().min(MIN_API_KEY_LENGTH, `each key needs at least ${MIN_API_KEY_LENGTH} characters`)).min(1, 'at least one key'));
+export { MIN_API_KEY_LENGTH };
 
 /**
  * The ingest API's own settings (env SLUICE_INGEST_API_*), beside the core ones every

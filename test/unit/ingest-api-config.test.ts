@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ingestApiCommand } from '../../processors/cli/commands/ingest-api.js';
 import { loadSettings } from '../../processors/core/config/settings.js';
 import { ConfigError } from '../../processors/core/errors/errors.js';
-import { ApiKeyCheck } from '../../processors/ingest-api/auth.js';
+import { ApiKeyCheck } from '../../processors/core/http/api-key.js';
 import { eventsOf, parseJsonBody } from '../../processors/ingest-api/body.js';
 import { requestContext } from '../../processors/ingest-api/enrichment.js';
 import { buildOpenApiDocument } from '../../processors/ingest-api/openapi.js';

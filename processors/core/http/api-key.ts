@@ -1,4 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { z } from 'zod';
 
 /**
  * API-key check in constant time. Both sides are hashed first, so the comparison takes
@@ -23,3 +24,12 @@ export class ApiKeyCheck {
 }
 
 const digest = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest();
+
+/** At least this long: a key someone could guess is no key. */
+export const MIN_API_KEY_LENGTH = 16;
+
+/** A setting holding one or more comma-separated API keys (several at once for a rotation). */
+export const apiKeysSetting = z
+  .string()
+  .transform((s) => s.split(',').map((k) => k.trim()).filter(Boolean))
+  .pipe(z.array(z.string().min(MIN_API_KEY_LENGTH, `each key needs at least ${MIN_API_KEY_LENGTH} characters`)).min(1, 'at least one key'));

@@ -1,0 +1,45 @@
+import { z } from 'zod';
+import { setting, type SettingsOf } from '../core/config/settings.js';
+import { apiKeysSetting, MIN_API_KEY_LENGTH } from '../core/http/api-key.js';
+
+const topicName = z.string().regex(/^[A-Za-z0-9._-]{1,249}$/, 'a Kafka topic name: letters, digits, . _ - (at most 249)');
+const prefix = z.string().regex(/^([^/\s][^\s]*\/)?$/, 'a key prefix ending with "/" (or empty)');
+
+/**
+ * The report processor's own settings (env SLUICE_REPORTS_*), beside the core ones.
+ * `sluice reports --help` prints them.
+ */
+export const reportsSettings = {
+  reports: {
+    groupId: setting(z.string().min(1), { doc: 'consumer group of the requests topic', default: 'sluice-reports' }),
+    requestsTopic: setting(topicName, { doc: 'topic of report requests (JSON, key = request_id)', default: 'report-requests' }),
+    statusTopic: setting(topicName, { doc: 'topic of report state changes (JSON, key = request_id, compacted): queued, running, succeeded, failed', default: 'report-status' }),
+    dlqTopic: setting(topicName, { doc: 'dead-letter topic of malformed requests', default: 'report-requests.dlq' }),
+    lakePrefix: setting(prefix, { doc: 'key prefix of the Parquet lake (written by connectors/exports/lake.yaml)', default: 'lake/agent_events/' }),
+    reportsPrefix: setting(prefix, { doc: 'key prefix of report files: <prefix><report_type>/month=<YYYY-MM>/<request_id>.<format>', default: 'reports/' }),
+    baseCurrency: setting(z.string().regex(/^[A-Z]{3}$/, 'an ISO 4217 code in capitals'), { doc: "the deployment's base currency, the report's currency column", default: 'USD', example: 'EUR' }),
+    rulesFile: setting(z.string().optional(), { doc: 'commission rules YAML; default: connectors/reports/commission-rules.yaml (DOMAIN.md defaults)' }),
+    apiKey: setting(apiKeysSetting, {
+      doc: `keys clients send in the X-API-Key header of the REST shim (at least ${MIN_API_KEY_LENGTH} characters); several comma-separated keys are all accepted, for a rotation`,
+      secret: true,
+      example: 'a-long-random-key-for-reports',
+    }),
+    linkExpirySeconds: setting(z.coerce.number().int().min(1).max(604_800), { doc: 'how long a download link (presigned GET) stays valid; S3 allows at most 7 days', default: 3600 }),
+    publicUrl: setting(z.string().url().optional(), { doc: "the shim's base URL as clients see it, for status URLs in 202 answers; default: the request's Host" }),
+    schedule: setting(z.string().optional(), {
+      doc: 'cron schedule (UTC) that requests the previous month’s report, e.g. "0 6 1 * *" (06:00 on the 1st); unset: no scheduled reports',
+      example: '0 6 1 * *',
+    }),
+    scheduleFormat: setting(z.enum(['csv', 'json']), { doc: 'format of scheduled reports', default: 'csv' }),
+    scheduleNotifyEmail: setting(z.string().optional(), { doc: 'comma-separated addresses that get the scheduled reports’ links' }),
+    scheduleNotifyWebhook: setting(z.string().url().optional(), { doc: 'Slack-compatible webhook that gets the scheduled reports’ links' }),
+    smtpUrl: setting(z.string().regex(/^smtps?:\/\//, 'an smtp:// or smtps:// URL').optional(), {
+      doc: 'SMTP server for email notifications, e.g. smtps://user:pass@mail.example.com:465; unset: email targets fail with a clear reason',
+      secret: true,
+    }),
+    mailFrom: setting(z.string().min(3), { doc: 'sender address of notification emails', default: 'Sluice reports <reports@sluice.local>' }),
+    httpPort: setting(z.coerce.number().int().min(0).max(65535), { doc: 'port of the REST shim, /healthz, /readyz and /metrics (0 picks a free one)', default: 9467 }),
+  },
+};
+
+export type ReportsSettings = SettingsOf<typeof reportsSettings>['reports'];
