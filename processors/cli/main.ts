@@ -10,6 +10,7 @@ import { ingestApiCommand } from './commands/ingest-api.js';
 import { lintCommand } from './commands/lint.js';
 import { docsCommand } from './commands/docs.js';
 import { runCommand } from './commands/run.js';
+import { reportsCommand } from './commands/reports.js';
 import { ConfigError, SluiceError } from '../core/errors/errors.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
   program.addCommand(normalizerCommand());
   program.addCommand(lintCommand());
   program.addCommand(runCommand());
+  program.addCommand(reportsCommand());
   program.addCommand(docsCommand());
   program.addCommand(demoCommand());
   return program;

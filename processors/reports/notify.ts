@@ -1,0 +1,96 @@
+import nodemailer, { type Transporter } from 'nodemailer';
+import type { NotifyTarget } from './request.js';
+import type { NotificationOutcome } from './status.js';
+
+/**
+ * Tells a request's target that its report is ready: the link, never the file. Email
+ * through SMTP (nodemailer), and/or a Slack-compatible incoming webhook (`{"text": ...}`).
+ * A failed notification does not fail the report: its outcome is recorded in the status.
+ */
+
+export interface ReadyReport {
+  requestId: string;
+  reportType: string;
+  month: string;
+  format: string;
+  rows: number;
+  url: string;
+  expiresAt: string;
+}
+
+export interface NotifierOptions {
+  smtpUrl?: string | undefined;
+  from: string;
+  /** Timeout of one webhook call. */
+  webhookTimeoutMs?: number;
+}
+
+export class Notifier {
+  private readonly mail: Transporter | undefined;
+
+  constructor(private readonly options: NotifierOptions) {
+    this.mail = options.smtpUrl ? nodemailer.createTransport(options.smtpUrl) : undefined;
+  }
+
+  async notify(target: NotifyTarget | undefined, report: ReadyReport): Promise<NotificationOutcome[]> {
+    const outcomes: NotificationOutcome[] = [];
+    if (!target) return outcomes;
+    const text = message(report);
+    if (target.email && target.email.length > 0) {
+      const to = target.email.join(', ');
+      if (!this.mail) {
+        outcomes.push({ channel: 'email', target: to, ok: false, error: 'no SMTP server configured: set SLUICE_REPORTS_SMTP_URL' });
+      } else {
+        try {
+          await this.mail.sendMail({
+            from: this.options.from,
+            to,
+            subject: `Sluice report ready: ${report.reportType} ${report.month}`,
+            text: `${text}\n`,
+            html: `<p>The ${escapeHtml(report.reportType)} report for ${escapeHtml(report.month)} is ready (${report.rows} rows, ${escapeHtml(report.format)}).</p><p><a href="${escapeHtml(report.url)}">Download it</a> before ${escapeHtml(report.expiresAt)}.</p><p>Request ${escapeHtml(report.requestId)}</p>`,
+          });
+          outcomes.push({ channel: 'email', target: to, ok: true });
+        } catch (error) {
+          outcomes.push({ channel: 'email', target: to, ok: false, error: (error as Error).message });
+        }
+      }
+    }
+    if (target.webhook) {
+      const shown = redactUrl(target.webhook);
+      try {
+        const res = await fetch(target.webhook, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ text, request_id: report.requestId, month: report.month, url: report.url, expires_at: report.expiresAt }),
+          signal: AbortSignal.timeout(this.options.webhookTimeoutMs ?? 10_000),
+        });
+        if (res.ok) outcomes.push({ channel: 'webhook', target: shown, ok: true });
+        else outcomes.push({ channel: 'webhook', target: shown, ok: false, error: `answered ${res.status}: ${(await res.text()).slice(0, 200)}` });
+      } catch (error) {
+        outcomes.push({ channel: 'webhook', target: shown, ok: false, error: (error as Error).message });
+      }
+    }
+    return outcomes;
+  }
+
+  close(): void {
+    this.mail?.close();
+  }
+}
+
+function message(r: ReadyReport): string {
+  return `Report ${r.reportType} for ${r.month} is ready (${r.rows} rows, ${r.format}): ${r.url} (link valid until ${r.expiresAt}; request ${r.requestId})`;
+}
+
+/** Webhook URLs carry their secret in the path: show only the origin in statuses and logs. */
+function redactUrl(url: string): string {
+  try {
+    return `${new URL(url).origin}/…`;
+  } catch {
+    return '(invalid url)';
+  }
+}
+
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}

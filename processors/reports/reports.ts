@@ -1,0 +1,151 @@
+import { Cron } from 'croner';
+import type { Registry } from 'prom-client';
+import { HeadBucketCommand } from '@aws-sdk/client-s3';
+import { ConfigError } from '../core/errors/errors.js';
+import { withRetry } from '../core/errors/retry.js';
+import { ApiKeyCheck } from '../core/http/api-key.js';
+import { createKafka } from '../core/kafka/client.js';
+import { ensureTopics } from '../core/kafka/topics.js';
+import { createProcessor, serve, type ProcessorContext } from '../core/runtime/processor.js';
+import { createS3Client } from '../core/s3/client.js';
+import { ReportsMetrics } from './metrics.js';
+import { Notifier } from './notify.js';
+import { reportsOpenApi } from './openapi.js';
+import { ReportProcessor } from './processor.js';
+import { previousMonth, type ReportRequest } from './request.js';
+import { loadRules } from './rules.js';
+import { reportsSettings } from './settings.js';
+import { registerShimRoutes } from './shim.js';
+import { StatusStore } from './status.js';
+
+export const PROCESSOR_NAME = 'reports';
+
+export interface ReportsOptions {
+  env?: NodeJS.ProcessEnv;
+  configFile?: string;
+  handleSignals?: boolean;
+}
+
+export interface RunningReports {
+  port: number;
+  url: string;
+  store: StatusStore;
+  metrics: Registry;
+  /** Publishes the scheduled request for `now` (what the cron job does). */
+  runSchedule(now?: Date): Promise<string>;
+  stop(): Promise<void>;
+}
+
+/**
+ * `sluice reports`: the report processor (report-requests -> lake -> file on S3 ->
+ * report-status -> notification), the REST shim on the same port as /healthz, /readyz and
+ * /metrics, and the optional monthly schedule.
+ */
+export async function startReports(options: ReportsOptions = {}): Promise<RunningReports> {
+  const ctx = createProcessor({
+    name: PROCESSOR_NAME,
+    spec: reportsSettings,
+    ...(options.env ? { env: options.env } : {}),
+    ...(options.configFile ? { configFile: options.configFile } : {}),
+    handleSignals: options.handleSignals ?? false,
+  });
+  try {
+    return await start(ctx);
+  } catch (error) {
+    await ctx.shutdown.run();
+    throw error;
+  }
+}
+
+async function start(ctx: ProcessorContext<typeof reportsSettings>): Promise<RunningReports> {
+  const { logger, core } = ctx;
+  const s = ctx.settings.reports;
+  const rules = loadRules(s.rulesFile);
+  if (s.schedule) validateCron(s.schedule);
+  const kafka = createKafka(core.kafka, { region: core.s3.region, logger, clientId: `${core.kafka.clientId}-${PROCESSOR_NAME}` });
+  const s3 = createS3Client(core.s3);
+  const metrics = new ReportsMetrics(ctx.metrics);
+  const admin = kafka.admin();
+  await withRetry(() => admin.connect(), { signal: ctx.shutdown.signal });
+  ctx.shutdown.add('kafka admin', () => admin.disconnect());
+  await withRetry(
+    () =>
+      ensureTopics(
+        admin,
+        [
+          { topic: s.requestsTopic, numPartitions: 3 },
+          { topic: s.statusTopic, numPartitions: 3, configEntries: [{ name: 'cleanup.policy', value: 'compact' }] },
+          { topic: s.dlqTopic, numPartitions: 1 },
+        ],
+        logger,
+      ),
+    { signal: ctx.shutdown.signal },
+  );
+  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, retry: { retries: Number.MAX_SAFE_INTEGER, maxRetryTime: 5000 } });
+  await producer.connect();
+  ctx.shutdown.add('kafka producer', () => producer.disconnect());
+  const store = new StatusStore(kafka, s.statusTopic, logger);
+  await store.start();
+  ctx.shutdown.add('status view', () => store.stop());
+  const notifier = new Notifier({ smtpUrl: s.smtpUrl, from: s.mailFrom });
+  ctx.shutdown.add('smtp transport', () => notifier.close());
+
+  const server = await serve(
+    ctx,
+    {
+      kafka: async () => void (await admin.describeCluster()),
+      s3: async () => void (await s3.send(new HeadBucketCommand({ Bucket: core.s3.bucket }))),
+      'status view': async () => {
+        if (!store.ready) throw new Error('report-status not read up to its end yet');
+      },
+    },
+    (app) =>
+      registerShimRoutes(app, { producer, s3, store, apiKeys: new ApiKeyCheck(s.apiKey), settings: s, metrics, logger, openApi: reportsOpenApi(s.linkExpirySeconds) }),
+    s.httpPort,
+  );
+
+  const processor = new ReportProcessor({ kafka, producer, s3, bucket: core.s3.bucket, store, notifier, rules, settings: s, logger, metrics });
+  await processor.start();
+  ctx.shutdown.add('report processor', () => processor.stop());
+
+  const runSchedule = async (now: Date = new Date()): Promise<string> => {
+    const month = previousMonth(now);
+    const request: ReportRequest = {
+      request_id: `scheduled-agent_commissions-${month}`,
+      report_type: 'agent_commissions',
+      month,
+      format: s.scheduleFormat,
+      requested_at: now.toISOString(),
+      requested_via: 'schedule',
+      ...(s.scheduleNotifyEmail || s.scheduleNotifyWebhook
+        ? { notify: { ...(s.scheduleNotifyEmail ? { email: s.scheduleNotifyEmail.split(',').map((e) => e.trim()) } : {}), ...(s.scheduleNotifyWebhook ? { webhook: s.scheduleNotifyWebhook } : {}) } }
+        : {}),
+    };
+    // The id is the month's: every instance and every rerun of the schedule names the same report.
+    await producer.send({ topic: s.requestsTopic, acks: -1, messages: [{ key: request.request_id, value: JSON.stringify(request) }] });
+    logger.info({ requestId: request.request_id, month }, 'scheduled report requested');
+    return request.request_id;
+  };
+  if (s.schedule) {
+    const job = new Cron(s.schedule, { timezone: 'UTC', protect: true }, () => void runSchedule().catch((error) => logger.error({ err: error }, 'scheduled report request failed')));
+    ctx.shutdown.add('schedule', () => job.stop());
+    logger.info({ schedule: s.schedule, next: job.nextRun()?.toISOString() }, 'monthly report scheduled');
+  }
+  logger.info({ port: server.port, requestsTopic: s.requestsTopic, statusTopic: s.statusTopic, rules: rules.version, lake: `s3://${core.s3.bucket}/${s.lakePrefix}` }, 'reports ready');
+  return {
+    port: server.port,
+    url: `http://127.0.0.1:${server.port}`,
+    store,
+    metrics: ctx.metrics,
+    runSchedule,
+    stop: async () => void (await ctx.shutdown.run()),
+  };
+}
+
+function validateCron(expression: string): void {
+  try {
+    new Cron(expression, { timezone: 'UTC', paused: true }).stop();
+  } catch (error) {
+    throw new ConfigError([{ source: 'env SLUICE_REPORTS_SCHEDULE', setting: 'reports.schedule', message: `not a cron expression: ${(error as Error).message}`, fix: 'write five fields, e.g. "0 6 1 * *" for 06:00 UTC on the 1st' }]);
+  }
+}

@@ -1,0 +1,97 @@
+import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Producer } from 'kafkajs';
+import type { ApiKeyCheck } from '../core/http/api-key.js';
+import type { Logger } from '../core/log/logger.js';
+import type { ReportsMetrics } from './metrics.js';
+import { parseReportRequest, type FieldError } from './request.js';
+import type { ReportsSettings } from './settings.js';
+import { publishStatus, type ReportStatus, type StatusStore } from './status.js';
+
+export interface ShimDeps {
+  producer: Producer;
+  s3: S3Client;
+  store: StatusStore;
+  apiKeys: ApiKeyCheck;
+  settings: ReportsSettings;
+  metrics: ReportsMetrics;
+  logger: Logger;
+  openApi: object;
+}
+
+export const ROUTES = { generate: '/reports/generate', status: '/reports/{request_id}', openApi: '/openapi.json' } as const;
+
+/**
+ * The REST shim in front of the report topics. POST /reports/generate validates, publishes
+ * the request on `report-requests` and its `queued` state, and answers 202 at once with the
+ * request id and a status URL (a known request id answers its current state: idempotent).
+ * GET /reports/{id} answers the state from the status view and, on success, a fresh
+ * presigned download link with its expiry.
+ */
+export async function registerShimRoutes(app: FastifyInstance, d: ShimDeps): Promise<void> {
+  app.get(ROUTES.openApi, async () => d.openApi);
+  app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url === '/reports/generate' ? ROUTES.generate : request.routeOptions.url === '/reports/:request_id' ? ROUTES.status : undefined;
+    if (route) d.metrics.api.observe({ route, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
+  });
+  await app.register(async (api) => {
+    api.addHook('onRequest', async (request, reply) => {
+      if (!d.apiKeys.accepts(request.headers['x-api-key'])) return reply.code(401).send({ error: 'unauthorized', message: 'send the API key in the X-API-Key header' });
+    });
+    api.setErrorHandler((error: Error & { statusCode?: number; code?: string }, _request, reply) => {
+      if (error.statusCode && error.statusCode < 500) {
+        return reply.code(error.statusCode).send({ error: error.statusCode === 415 ? 'unsupported_media_type' : 'bad_request', message: error.message });
+      }
+      d.logger.error({ err: error }, 'report shim request failed');
+      return reply.code(503).header('retry-after', '2').send({ error: 'unavailable', message: 'the request could not be queued right now; retry' });
+    });
+
+    api.post(ROUTES.generate, async (request, reply) => {
+      const parsed = parseReportRequest(request.body ?? null);
+      if (!parsed.ok) return reply.code(400).send(validationFailed(parsed.errors));
+      const req = { ...parsed.request, requested_via: 'rest' };
+      const known = d.store.get(req.request_id);
+      if (known) return reply.code(202).send(accepted(known, statusUrl(request, d.settings, req.request_id)));
+      await d.producer.send({ topic: d.settings.requestsTopic, acks: -1, messages: [{ key: req.request_id, value: JSON.stringify(req) }] });
+      const queued: ReportStatus = { request_id: req.request_id, state: 'queued', at: new Date().toISOString(), request: req };
+      await publishStatus(d.producer, d.settings.statusTopic, d.store, queued);
+      return reply.code(202).send(accepted(queued, statusUrl(request, d.settings, req.request_id)));
+    });
+
+    api.get<{ Params: { request_id: string } }>('/reports/:request_id', async (request, reply) => {
+      const status = d.store.get(request.params.request_id);
+      if (!status) return reply.code(404).send({ error: 'not_found', message: `no report request ${request.params.request_id}` });
+      const body: Record<string, unknown> = {
+        request_id: status.request_id,
+        state: status.state,
+        updated_at: status.at,
+        request: status.request,
+        ...(status.error ? { error: status.error } : {}),
+        ...(status.notifications ? { notifications: status.notifications } : {}),
+      };
+      if (status.state === 'succeeded' && status.result) {
+        const expiresIn = d.settings.linkExpirySeconds;
+        body.result = { rows: status.result.rows, bytes: status.result.bytes, format: status.result.format, rules_version: status.result.rules_version, generated_at: status.result.generated_at };
+        body.download = {
+          url: await getSignedUrl(d.s3, new GetObjectCommand({ Bucket: status.result.bucket, Key: status.result.key }), { expiresIn }),
+          expires_at: new Date(Date.now() + expiresIn * 1000).toISOString(),
+        };
+      }
+      return body;
+    });
+  });
+}
+
+function accepted(status: ReportStatus, url: string) {
+  return { request_id: status.request_id, state: status.state, status_url: url };
+}
+
+function validationFailed(errors: FieldError[]) {
+  return { error: 'validation_failed', message: `${errors.length} field${errors.length === 1 ? '' : 's'} invalid`, errors };
+}
+
+function statusUrl(request: FastifyRequest, s: ReportsSettings, id: string): string {
+  const base = s.publicUrl ?? `${request.protocol}://${request.headers.host ?? 'localhost'}`;
+  return `${base.replace(/\/+$/, '')}/reports/${encodeURIComponent(id)}`;
+}
