@@ -15,10 +15,12 @@ import { runStack } from './stack.js';
 import { CONNECTORS_DIR } from './connectors.js';
 import { pipelineStep } from '../demo/pipeline-step.js';
 import { lakeStep } from '../demo/lake-step.js';
+import { reportStep } from '../demo/report-step.js';
+import { DEMO_MONTH } from '../demo/pipeline-step.js';
 
 const CDC_TOPIC = 'sluice.staging.agent_events';
 
-const step = (n: number, text: string) => console.log(`\n[${n}/6] ${text}`);
+const step = (n: number, text: string) => console.log(`\n[${n}/7] ${text}`);
 const ok = (text: string) => console.log(`      ok  ${text}`);
 
 /**
@@ -27,7 +29,7 @@ const ok = (text: string) => console.log(`      ok  ${text}`);
  */
 export function demoCommand(): Command {
   return new Command('demo')
-    .description('start the local stack, run a round trip through every server, then post a month of demo events through the ingest API and the normalizer and export them to the Parquet lake')
+    .description('start the local stack, run a round trip through every server, then post a month of demo events through the ingest API and the normalizer export them to the Parquet lake and request their commission report')
     .option('--no-stack', 'use servers already running (e.g. docker compose) instead of starting the local stack')
     .action(async (opts: { stack: boolean }, cmd: Command) => {
       if (opts.stack) {
@@ -43,7 +45,9 @@ export function demoCommand(): Command {
       const wanted = await pipelineStep(settings, ok);
       step(6, 'the lake: connectors/exports/lake.yaml -> Parquet on S3, read back');
       await lakeStep(settings, wanted, ok);
-      console.log('\ndone: every component answered and the demo month is in the Parquet lake');
+      step(7, 'the report: REST shim -> report-requests -> report processor -> CSV on S3 -> link');
+      await reportStep(settings, DEMO_MONTH, ok);
+      console.log('\ndone: every component answered, the demo month is in the Parquet lake and its commission report is on S3');
     });
 }
 

@@ -9,6 +9,8 @@ import { demoEvents } from './events.js';
 
 const DEMO_KEY = 'sluice-demo-ingest-key';
 const EVENTS_TOPIC = 'sluice.agent-events';
+/** The month of the demo events (and of the demo report). */
+export const DEMO_MONTH = '2026-10';
 
 /**
  * Demo events through the product: the ingest API (in-process, a free port) takes them
@@ -21,7 +23,7 @@ export async function pipelineStep(s: CoreSettings, log: (line: string) => void)
   const api = await startIngestApi({ env, port: 0 });
   const normalizer = await startNormalizer({ env: { ...env, SLUICE_NORMALIZER_HTTP_PORT: '0', SLUICE_NORMALIZER_INSTANCE_ID: 'demo' } });
   try {
-    const { events, customers } = demoEvents('2026-10', 20, 50);
+    const { events, customers } = demoEvents(DEMO_MONTH, 20, 50);
     const headers = { 'content-type': 'application/json', 'x-api-key': env.SLUICE_INGEST_API_KEY!, 'x-sluice-channel': 'backend' };
     for (const [customer, agent] of customers) {
       const res = await fetch(`${api.url}/customers/${encodeURIComponent(customer)}`, { method: 'PUT', headers, body: JSON.stringify({ agent_id: agent }) });
