@@ -47,10 +47,10 @@ export async function aggregateMonth(s3: S3Client, q: MonthQuery): Promise<Month
       p.keys.push(key);
     }
   }
-  const agents = new Map<string, AgentAcc>();
+  const agents: Agents = { byKey: new Map(), skipped: new Set() };
   const total = [...partitions.values()].reduce((n, p) => n + p.keys.length, 0);
-  const result: MonthAggregate = { agents: agents as Map<string, AgentMonth>, files: 0, rows: 0, duplicates: 0, bytes: 0 };
-  const concurrency = q.concurrency ?? 8;
+  const result: MonthAggregate = { agents: new Map(), files: 0, rows: 0, duplicates: 0, bytes: 0 };
+  const concurrency = q.concurrency ?? 16;
   for (const { type, keys } of partitions.values()) {
     const seen = new Set<string>();
     // Downloads overlap; parsing and counting happen in key order.
@@ -64,14 +64,17 @@ export async function aggregateMonth(s3: S3Client, q: MonthQuery): Promise<Month
       q.onProgress?.(result.files, total);
     }
   }
-  for (const a of agents.values()) {
-    a.customersOnboarded = a.customers.size;
-    delete (a as Partial<AgentAcc>).customers;
-  }
+  for (const { customers, ...a } of agents.byKey.values()) result.agents.set(a.agentId, { ...a, customersOnboarded: customers.size });
   return result;
 }
 
-function addFile(bytes: Uint8Array, type: string, seen: Set<string>, agents: Map<string, AgentAcc>, only: ReadonlySet<string> | undefined, result: MonthAggregate): number {
+/** Agents by the raw bytes of their id; agents outside the request's agent_ids, likewise. */
+interface Agents {
+  byKey: Map<string, AgentAcc>;
+  skipped: Set<string>;
+}
+
+function addFile(bytes: Uint8Array, type: string, seen: Set<string>, { byKey: agents, skipped }: Agents, only: ReadonlySet<string> | undefined, result: MonthAggregate): number {
   const money = MONEY_TYPES[type as keyof typeof MONEY_TYPES];
   const columns = ['event_id', 'agent_id', 'customer_id', ...(money ? ['amount_minor'] : [])];
   const table = readParquetTable(bytes, columns);
@@ -83,19 +86,25 @@ function addFile(bytes: Uint8Array, type: string, seen: Set<string>, agents: Map
     const amounts = money ? int64Column(batch.getChild('amount_minor')!.data[0]!) : undefined;
     for (let i = 0; i < batch.numRows; i++) {
       rows++;
-      const agentId = agentCol.text(i);
-      if (only && !only.has(agentId)) continue;
+      // Agents are looked up by their raw bytes (latin1 slice, cheap); the UTF-8 text is decoded once per agent.
+      const agentKey = agentCol.key(i);
+      let a = agents.get(agentKey);
+      if (!a) {
+        if (skipped.has(agentKey)) continue;
+        const agentId = agentCol.text(i);
+        if (only && !only.has(agentId)) {
+          skipped.add(agentKey);
+          continue;
+        }
+        a = { agentId, events: 0, customersOnboarded: 0, depositsMinor: 0n, withdrawalsMinor: 0n, investmentsMinor: 0n, customers: new Set() };
+        agents.set(agentKey, a);
+      }
       const id = ids.key(i);
       if (seen.has(id)) {
         result.duplicates++;
         continue;
       }
       seen.add(id);
-      let a = agents.get(agentId);
-      if (!a) {
-        a = { agentId, events: 0, customersOnboarded: 0, depositsMinor: 0n, withdrawalsMinor: 0n, investmentsMinor: 0n, customers: new Set() };
-        agents.set(agentId, a);
-      }
       a.events++;
       if (money) {
         if (!amounts!.isNull(i)) a[money] += amounts!.values[i]!;
@@ -105,7 +114,7 @@ function addFile(bytes: Uint8Array, type: string, seen: Set<string>, agents: Map
   return rows;
 }
 
-async function listKeys(s3: S3Client, bucket: string, prefix: string): Promise<string[]> {
+export async function listKeys(s3: S3Client, bucket: string, prefix: string): Promise<string[]> {
   const keys: string[] = [];
   let token: string | undefined;
   do {
