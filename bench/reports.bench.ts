@@ -10,7 +10,7 @@
  * 2. generateReport (the report processor's code) over it, S3 reads included; peak RSS.
  * 3. DuckDB (@duckdb/node-api) over the same files on local disk (the S3 server's
  *    filesystem, or a downloaded copy): distinct events, HUGEINT sums, distinct customers.
- * 4. `sluice reports` as its own process; BENCH_SHIM_RPS (200) POST /reports/generate per
+ * 4. `sluice reports` as its own process, role shim (the REST API alone); BENCH_SHIM_RPS (200) POST /reports/generate per
  *    second for BENCH_SHIM_SECONDS (20) s, each a new request for an empty month; the
  *    client-side answer time p50/p99.
  * Run: `npm run bench` or `tsc -p tsconfig.bench.json && node dist/bench/reports.bench.js`.
@@ -20,7 +20,7 @@ import { GetObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir, totalmem } from 'node:os';
+import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { coreSettings } from '../processors/core/config/core-settings.js';
@@ -123,7 +123,7 @@ async function benchReport(): Promise<{ ms: number; rows: number; files: number;
   const started = Date.now();
   const result = await generateReport(
     { request_id: `bench-${randomUUID()}`, report_type: 'agent_commissions', month: MONTH, format: 'csv', requested_at: new Date().toISOString() },
-    { s3, bucket, lakePrefix: prefix, reportsPrefix: 'bench/reports-out/', currency: 'USD', rules: DEFAULT_RULES },
+    { s3, bucket, lakePrefix: prefix, reportsPrefix: 'bench/reports-out/', currency: 'USD', rules: DEFAULT_RULES, readers: { count: availableParallelism(), s3: settings.s3 } },
   );
   const ms = Date.now() - started;
   return { ms, rows: result.rows, files: result.lake_files, rssMiB: mib(process.resourceUsage().maxRSS * 1024) };
@@ -180,6 +180,8 @@ async function benchShim(): Promise<{ p50: number; p99: number; max: number; sen
       SLUICE_REPORTS_DLQ_TOPIC: `bench.reports.${run}.dlq`,
       SLUICE_REPORTS_GROUP_ID: `bench-reports-${run}`,
       SLUICE_REPORTS_LAKE_PREFIX: `bench/empty-${run}/`,
+      // The shim alone, as it scales apart from the processors; the requests stay queued on the topic.
+      SLUICE_REPORTS_ROLE: 'shim',
     },
     stdio: ['ignore', 'inherit', 'inherit'],
   });

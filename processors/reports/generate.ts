@@ -1,5 +1,6 @@
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { withRetry } from '../core/errors/retry.js';
+import type { S3Settings } from '../core/s3/client.js';
 import { commission, type CommissionRules } from './commission.js';
 import { aggregateMonth } from './lake-month.js';
 import { byCodePoint, renderCsv, renderJson } from './render.js';
@@ -13,6 +14,8 @@ export interface GenerateOptions {
   reportsPrefix: string;
   currency: string;
   rules: CommissionRules;
+  /** Read the lake with this many threads (each its own S3 client from these settings). */
+  readers?: { count: number; s3: S3Settings } | undefined;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -28,6 +31,7 @@ export async function generateReport(request: ReportRequest, o: GenerateOptions)
     prefix: o.lakePrefix,
     month: request.month,
     agentIds: request.agent_ids ? new Set(request.agent_ids) : undefined,
+    workers: o.readers,
     ...(o.onProgress ? { onProgress: o.onProgress } : {}),
   });
   const rows = [...aggregate.agents.values()].sort((a, b) => byCodePoint(a.agentId, b.agentId)).map((m) => commission(m, o.rules));

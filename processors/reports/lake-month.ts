@@ -1,4 +1,8 @@
 import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type { S3Settings } from '../core/s3/client.js';
 import { int64Column, readParquetTable, stringColumn } from '../core/parquet/reader.js';
 import type { AgentMonth } from './commission.js';
 
@@ -19,8 +23,13 @@ export interface MonthQuery {
   prefix: string;
   month: string;
   agentIds?: ReadonlySet<string> | undefined;
-  /** Objects downloaded at once. */
+  /** Objects downloaded at once (per thread). */
   concurrency?: number;
+  /**
+   * Threads that read partitions side by side (worker_threads), each with its own S3
+   * client from these settings. Default: one per core, when the month has enough files.
+   */
+  workers?: { count: number; s3: S3Settings } | undefined;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -36,8 +45,55 @@ interface AgentAcc extends AgentMonth {
   customers: Set<string>;
 }
 
+/** One partition: an event type and a day, and its objects. */
+export interface LakePartition {
+  type: string;
+  keys: string[];
+}
+
+/** What a thread found in its partitions: agents keyed by the raw bytes of their id. */
+export interface PartialAggregate {
+  agents: Map<string, AgentAcc>;
+  files: number;
+  rows: number;
+  duplicates: number;
+  bytes: number;
+}
+
+/** Worker threads pay ~0.1 s to start: below this many files one thread is faster. */
+const MIN_FILES_PER_WORKER = 48;
+const WORKER_FILE = fileURLToPath(new URL('./lake-worker.js', import.meta.url));
+
 export async function aggregateMonth(s3: S3Client, q: MonthQuery): Promise<MonthAggregate> {
-  const partitions = new Map<string, { type: string; keys: string[] }>();
+  const partitions = await planPartitions(s3, q);
+  const total = partitions.reduce((n, p) => n + p.keys.length, 0);
+  const threads = q.workers && existsSync(WORKER_FILE) ? Math.min(q.workers.count, Math.floor(total / MIN_FILES_PER_WORKER)) : 0;
+  let parts: PartialAggregate[];
+  if (threads >= 2) {
+    // Whole partitions per thread (a partition's dedupe set stays in one thread), balanced by file count.
+    const groups: LakePartition[][] = Array.from({ length: threads }, () => []);
+    const load = new Array<number>(threads).fill(0);
+    for (const p of [...partitions].sort((a, b) => b.keys.length - a.keys.length)) {
+      const i = load.indexOf(Math.min(...load));
+      groups[i]!.push(p);
+      load[i]! += p.keys.length;
+    }
+    let done = 0;
+    parts = await Promise.all(
+      groups.map((g) =>
+        runWorker({ s3: q.workers!.s3, bucket: q.bucket, partitions: g, agentIds: q.agentIds ? [...q.agentIds] : undefined, concurrency: q.concurrency }, () => q.onProgress?.(++done, total)),
+      ),
+    );
+  } else {
+    let done = 0;
+    parts = [await aggregatePartitions(s3, q.bucket, partitions, q.agentIds, q.concurrency ?? 16, () => q.onProgress?.(++done, total))];
+  }
+  return merge(parts);
+}
+
+/** The month's partitions: only `event_type=<t>/dt=<month>-*` of the four DOMAIN.md types. */
+export async function planPartitions(s3: S3Client, q: Pick<MonthQuery, 'bucket' | 'prefix' | 'month'>): Promise<LakePartition[]> {
+  const partitions = new Map<string, LakePartition>();
   for (const type of EVENT_TYPES) {
     for (const key of await listKeys(s3, q.bucket, `${q.prefix}event_type=${type}/dt=${q.month}-`)) {
       if (!key.endsWith('.parquet')) continue;
@@ -47,25 +103,83 @@ export async function aggregateMonth(s3: S3Client, q: MonthQuery): Promise<Month
       p.keys.push(key);
     }
   }
+  return [...partitions.values()];
+}
+
+/** Reads partitions in this thread: downloads overlap, parsing and counting go in key order. */
+export async function aggregatePartitions(
+  s3: S3Client,
+  bucket: string,
+  partitions: readonly LakePartition[],
+  only: ReadonlySet<string> | undefined,
+  concurrency: number,
+  onFile?: () => void,
+): Promise<PartialAggregate> {
   const agents: Agents = { byKey: new Map(), skipped: new Set() };
-  const total = [...partitions.values()].reduce((n, p) => n + p.keys.length, 0);
-  const result: MonthAggregate = { agents: new Map(), files: 0, rows: 0, duplicates: 0, bytes: 0 };
-  const concurrency = q.concurrency ?? 16;
-  for (const { type, keys } of partitions.values()) {
+  const result: PartialAggregate = { agents: agents.byKey, files: 0, rows: 0, duplicates: 0, bytes: 0 };
+  for (const { type, keys } of partitions) {
     const seen = new Set<string>();
-    // Downloads overlap; parsing and counting happen in key order.
-    const pending = keys.slice(0, concurrency).map((k) => download(s3, q.bucket, k));
+    const pending = keys.slice(0, concurrency).map((k) => download(s3, bucket, k));
     for (let i = 0; i < keys.length; i++) {
       const bytes = await pending[i]!;
-      if (i + concurrency < keys.length) pending.push(download(s3, q.bucket, keys[i + concurrency]!));
+      if (i + concurrency < keys.length) pending.push(download(s3, bucket, keys[i + concurrency]!));
       result.bytes += bytes.byteLength;
-      result.rows += addFile(bytes, type, seen, agents, q.agentIds, result);
+      result.rows += addFile(bytes, type, seen, agents, only, result);
       result.files++;
-      q.onProgress?.(result.files, total);
+      onFile?.();
     }
   }
-  for (const { customers, ...a } of agents.byKey.values()) result.agents.set(a.agentId, { ...a, customersOnboarded: customers.size });
   return result;
+}
+
+function merge(parts: PartialAggregate[]): MonthAggregate {
+  const byKey = new Map<string, AgentAcc>();
+  const out: MonthAggregate = { agents: new Map(), files: 0, rows: 0, duplicates: 0, bytes: 0 };
+  for (const p of parts) {
+    out.files += p.files;
+    out.rows += p.rows;
+    out.duplicates += p.duplicates;
+    out.bytes += p.bytes;
+    for (const [key, a] of p.agents) {
+      const m = byKey.get(key);
+      if (!m) {
+        byKey.set(key, a);
+        continue;
+      }
+      m.events += a.events;
+      m.depositsMinor += a.depositsMinor;
+      m.withdrawalsMinor += a.withdrawalsMinor;
+      m.investmentsMinor += a.investmentsMinor;
+      for (const c of a.customers) m.customers.add(c);
+    }
+  }
+  for (const { customers, ...a } of byKey.values()) out.agents.set(a.agentId, { ...a, customersOnboarded: customers.size });
+  return out;
+}
+
+export interface WorkerInput {
+  s3: S3Settings;
+  bucket: string;
+  partitions: LakePartition[];
+  agentIds: string[] | undefined;
+  concurrency: number | undefined;
+}
+
+type WorkerMessage = { kind: 'file' } | { kind: 'done'; result: PartialAggregate } | { kind: 'error'; message: string };
+
+function runWorker(input: WorkerInput, onFile: () => void): Promise<PartialAggregate> {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(WORKER_FILE, { workerData: input });
+    worker.on('message', (m: WorkerMessage) => {
+      if (m.kind === 'file') onFile();
+      else if (m.kind === 'done') resolve(m.result);
+      else reject(new Error(`lake reader thread: ${m.message}`));
+    });
+    worker.on('error', reject);
+    worker.on('exit', (code) => {
+      if (code !== 0) reject(new Error(`lake reader thread exited with ${code}`));
+    });
+  });
 }
 
 /** Agents by the raw bytes of their id; agents outside the request's agent_ids, likewise. */

@@ -3,6 +3,7 @@ import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { Consumer, Kafka, KafkaMessage, Producer } from 'kafkajs';
 import { deadLetterMessage } from '../core/dlq/dead-letter.js';
 import type { Logger } from '../core/log/logger.js';
+import type { S3Settings } from '../core/s3/client.js';
 import type { CommissionRules } from './commission.js';
 import { generateReport } from './generate.js';
 import type { ReportsMetrics } from './metrics.js';
@@ -19,6 +20,8 @@ export interface ProcessorDeps {
   store: StatusStore;
   notifier: Notifier;
   rules: CommissionRules;
+  /** Threads reading the lake, with the S3 settings each opens its client with. */
+  readers: { count: number; s3: S3Settings };
   settings: ReportsSettings;
   logger: Logger;
   metrics: ReportsMetrics;
@@ -95,6 +98,7 @@ export class ReportProcessor {
         reportsPrefix: settings.reportsPrefix,
         currency: settings.baseCurrency,
         rules: this.d.rules,
+        readers: this.d.readers,
       });
     } catch (error) {
       logger.error({ requestId: request.request_id, err: error }, 'report failed');

@@ -1,4 +1,5 @@
 import { Cron } from 'croner';
+import { availableParallelism } from 'node:os';
 import type { Registry } from 'prom-client';
 import { HeadBucketCommand } from '@aws-sdk/client-s3';
 import { ConfigError } from '../core/errors/errors.js';
@@ -61,6 +62,9 @@ async function start(ctx: ProcessorContext<typeof reportsSettings>): Promise<Run
   const { logger, core } = ctx;
   const s = ctx.settings.reports;
   const rules = loadRules(s.rulesFile);
+  if (s.role !== 'processor' && !s.apiKey) {
+    throw new ConfigError([{ source: 'env SLUICE_REPORTS_API_KEY', setting: 'reports.apiKey', message: `the REST shim needs an API key (role ${s.role})`, fix: 'set SLUICE_REPORTS_API_KEY to a random key of at least 16 characters, or SLUICE_REPORTS_ROLE=processor' }]);
+  }
   if (s.schedule) validateCron(s.schedule);
   const kafka = createKafka(core.kafka, { region: core.s3.region, logger, clientId: `${core.kafka.clientId}-${PROCESSOR_NAME}` });
   const s3 = createS3Client(core.s3);
@@ -99,14 +103,18 @@ async function start(ctx: ProcessorContext<typeof reportsSettings>): Promise<Run
         if (!store.ready) throw new Error('report-status not read up to its end yet');
       },
     },
-    (app) =>
-      registerShimRoutes(app, { producer, s3, store, apiKeys: new ApiKeyCheck(s.apiKey), settings: s, metrics, logger, openApi: reportsOpenApi(s.linkExpirySeconds) }),
+    s.role === 'processor'
+      ? undefined
+      : (app) => registerShimRoutes(app, { producer, s3, store, apiKeys: new ApiKeyCheck(s.apiKey ?? []), settings: s, metrics, logger, openApi: reportsOpenApi(s.linkExpirySeconds) }),
     s.httpPort,
   );
 
-  const processor = new ReportProcessor({ kafka, producer, s3, bucket: core.s3.bucket, store, notifier, rules, settings: s, logger, metrics });
-  await processor.start();
-  ctx.shutdown.add('report processor', () => processor.stop());
+  if (s.role !== 'shim') {
+    const readers = { count: s.readerThreads ?? availableParallelism(), s3: core.s3 };
+    const processor = new ReportProcessor({ kafka, producer, s3, bucket: core.s3.bucket, store, notifier, rules, readers, settings: s, logger, metrics });
+    await processor.start();
+    ctx.shutdown.add('report processor', () => processor.stop());
+  }
 
   const runSchedule = async (now: Date = new Date()): Promise<string> => {
     const month = previousMonth(now);
@@ -126,12 +134,12 @@ async function start(ctx: ProcessorContext<typeof reportsSettings>): Promise<Run
     logger.info({ requestId: request.request_id, month }, 'scheduled report requested');
     return request.request_id;
   };
-  if (s.schedule) {
+  if (s.schedule && s.role !== 'shim') {
     const job = new Cron(s.schedule, { timezone: 'UTC', protect: true }, () => void runSchedule().catch((error) => logger.error({ err: error }, 'scheduled report request failed')));
     ctx.shutdown.add('schedule', () => job.stop());
     logger.info({ schedule: s.schedule, next: job.nextRun()?.toISOString() }, 'monthly report scheduled');
   }
-  logger.info({ port: server.port, requestsTopic: s.requestsTopic, statusTopic: s.statusTopic, rules: rules.version, lake: `s3://${core.s3.bucket}/${s.lakePrefix}` }, 'reports ready');
+  logger.info({ role: s.role, port: server.port, requestsTopic: s.requestsTopic, statusTopic: s.statusTopic, rules: rules.version, lake: `s3://${core.s3.bucket}/${s.lakePrefix}` }, 'reports ready');
   return {
     port: server.port,
     url: `http://127.0.0.1:${server.port}`,

@@ -11,16 +11,21 @@ const prefix = z.string().regex(/^([^/\s][^\s]*\/)?$/, 'a key prefix ending with
  */
 export const reportsSettings = {
   reports: {
+    role: setting(z.enum(['all', 'processor', 'shim']), {
+      doc: 'what this instance runs: all (processor, REST shim and schedule), processor (requests in, reports out, schedule) or shim (the REST API only), to scale them apart',
+      default: 'all',
+    }),
     groupId: setting(z.string().min(1), { doc: 'consumer group of the requests topic', default: 'sluice-reports' }),
     requestsTopic: setting(topicName, { doc: 'topic of report requests (JSON, key = request_id)', default: 'report-requests' }),
     statusTopic: setting(topicName, { doc: 'topic of report state changes (JSON, key = request_id, compacted): queued, running, succeeded, failed', default: 'report-status' }),
     dlqTopic: setting(topicName, { doc: 'dead-letter topic of malformed requests', default: 'report-requests.dlq' }),
     lakePrefix: setting(prefix, { doc: 'key prefix of the Parquet lake (written by connectors/exports/lake.yaml)', default: 'lake/agent_events/' }),
     reportsPrefix: setting(prefix, { doc: 'key prefix of report files: <prefix><report_type>/month=<YYYY-MM>/<request_id>.<format>', default: 'reports/' }),
+    readerThreads: setting(z.coerce.number().int().min(1).max(64).optional(), { doc: 'threads that read a month of the lake side by side; default: one per core' }),
     baseCurrency: setting(z.string().regex(/^[A-Z]{3}$/, 'an ISO 4217 code in capitals'), { doc: "the deployment's base currency, the report's currency column", default: 'USD', example: 'EUR' }),
     rulesFile: setting(z.string().optional(), { doc: 'commission rules YAML; default: connectors/reports/commission-rules.yaml (DOMAIN.md defaults)' }),
-    apiKey: setting(apiKeysSetting, {
-      doc: `keys clients send in the X-API-Key header of the REST shim (at least ${MIN_API_KEY_LENGTH} characters); several comma-separated keys are all accepted, for a rotation`,
+    apiKey: setting(apiKeysSetting.optional(), {
+      doc: `keys clients send in the X-API-Key header of the REST shim (at least ${MIN_API_KEY_LENGTH} characters); several comma-separated keys are all accepted, for a rotation; required unless role is processor`,
       secret: true,
       example: 'a-long-random-key-for-reports',
     }),

@@ -7,7 +7,7 @@ import type { Logger } from '../core/log/logger.js';
 import type { ReportsMetrics } from './metrics.js';
 import { parseReportRequest, type FieldError } from './request.js';
 import type { ReportsSettings } from './settings.js';
-import { publishStatus, type ReportStatus, type StatusStore } from './status.js';
+import type { ReportStatus, StatusStore } from './status.js';
 
 export interface ShimDeps {
   producer: Producer;
@@ -53,9 +53,16 @@ export async function registerShimRoutes(app: FastifyInstance, d: ShimDeps): Pro
       const req = { ...parsed.request, requested_via: 'rest' };
       const known = d.store.get(req.request_id);
       if (known) return reply.code(202).send(accepted(known, statusUrl(request, d.settings, req.request_id)));
-      await d.producer.send({ topic: d.settings.requestsTopic, acks: -1, messages: [{ key: req.request_id, value: JSON.stringify(req) }] });
       const queued: ReportStatus = { request_id: req.request_id, state: 'queued', at: new Date().toISOString(), request: req };
-      await publishStatus(d.producer, d.settings.statusTopic, d.store, queued);
+      // The request and its queued state in one produce round trip.
+      await d.producer.sendBatch({
+        acks: -1,
+        topicMessages: [
+          { topic: d.settings.requestsTopic, messages: [{ key: req.request_id, value: JSON.stringify(req) }] },
+          { topic: d.settings.statusTopic, messages: [{ key: req.request_id, value: JSON.stringify(queued) }] },
+        ],
+      });
+      d.store.apply(queued);
       return reply.code(202).send(accepted(queued, statusUrl(request, d.settings, req.request_id)));
     });
 
