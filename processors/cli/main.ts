@@ -11,6 +11,7 @@ import { lintCommand } from './commands/lint.js';
 import { docsCommand } from './commands/docs.js';
 import { runCommand } from './commands/run.js';
 import { reportsCommand } from './commands/reports.js';
+import { lagCommand } from './commands/lag.js';
 import { ConfigError, SluiceError } from '../core/errors/errors.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -30,6 +31,7 @@ export function buildProgram(): Command {
   program.addCommand(lintCommand());
   program.addCommand(runCommand());
   program.addCommand(reportsCommand());
+  program.addCommand(lagCommand());
   program.addCommand(docsCommand());
   program.addCommand(demoCommand());
   return program;

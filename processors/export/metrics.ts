@@ -16,6 +16,7 @@ export class ExportMetrics {
   readonly batchRecords: Histogram<'pipeline'>;
   readonly flushSeconds: Histogram<'pipeline'>;
   readonly lag: Gauge<'pipeline' | 'topic' | 'partition'>;
+  readonly lagSeconds: Gauge<'pipeline' | 'topic' | 'partition'>;
   readonly lastCommit: Gauge<'pipeline'>;
   readonly rebalances: Counter<'pipeline'>;
 
@@ -43,6 +44,12 @@ export class ExportMetrics {
       registers,
     });
     this.lag = new Gauge({ name: 'sluice_export_consumer_lag', help: 'records behind the high watermark (not yet committed), per partition', labelNames: ['pipeline', 'topic', 'partition'], registers });
+    this.lagSeconds = new Gauge({
+      name: 'sluice_export_consumer_lag_seconds',
+      help: 'age of the oldest record not committed yet (0 when caught up), per partition: what `sluice lag` prints as LAG SECONDS',
+      labelNames: ['pipeline', 'topic', 'partition'],
+      registers,
+    });
     this.lastCommit = new Gauge({ name: 'sluice_export_last_commit_timestamp_seconds', help: 'when the last flush committed (unix seconds)', labelNames: ['pipeline'], registers });
     this.rebalances = new Counter({ name: 'sluice_export_rebalances_total', help: 'consumer group rebalances this runner went through', labelNames: ['pipeline'], registers });
   }

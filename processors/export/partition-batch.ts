@@ -62,6 +62,8 @@ export class PartitionBatch {
   openedAt: number | undefined;
   /** The offset to commit once this batch is durable. */
   nextOffset: bigint | undefined;
+  /** Kafka timestamp (ms) of the batch's first message: the oldest uncommitted record, for lag in seconds. */
+  oldestTimestamp: number | undefined;
   /** The offset of the batch's first message: where to read again if the batch fails. */
   startOffset: string | undefined;
 
@@ -73,8 +75,9 @@ export class PartitionBatch {
   ) {}
 
   /** Marks a message as consumed into this batch (whatever its outcome). */
-  consumedMessage(offset: string, size: number, now: number): void {
+  consumedMessage(offset: string, size: number, now: number, timestamp?: number): void {
     this.openedAt ??= now;
+    if (timestamp !== undefined) this.oldestTimestamp ??= timestamp;
     this.startOffset ??= offset;
     this.consumed++;
     this.bytes += size;

@@ -197,6 +197,7 @@ export class PipelineRunner {
     for (const key of this.lagByPartition.keys()) {
       const [topic, partition] = splitKey(key);
       this.deps.metrics.lag.remove({ pipeline: this.pipeline.name, topic, partition: String(partition) });
+      this.deps.metrics.lagSeconds.remove({ pipeline: this.pipeline.name, topic, partition: String(partition) });
     }
     this.lagByPartition.clear();
     this.highWatermarks.clear();
@@ -209,11 +210,16 @@ export class PipelineRunner {
     const key = `${topic}/${partition}`;
     const hw = this.highWatermarks.get(key);
     if (hw === undefined) return;
-    const committed = this.committed.get(key) ?? this.states.get(key)?.batch.startOffset;
+    const st = this.states.get(key);
+    const committed = this.committed.get(key) ?? st?.batch.startOffset;
     if (committed === undefined) return;
     const lag = Math.max(0, Number(hw - BigInt(committed)));
     this.lagByPartition.set(key, lag);
-    this.deps.metrics.lag.set({ pipeline: this.pipeline.name, topic, partition: String(partition) }, lag);
+    const labels = { pipeline: this.pipeline.name, topic, partition: String(partition) };
+    this.deps.metrics.lag.set(labels, lag);
+    // In seconds: the age of the oldest record not committed yet (the open batch's first), 0 when caught up.
+    const oldest = st?.batch.oldestTimestamp;
+    this.deps.metrics.lagSeconds.set(labels, lag === 0 || oldest === undefined ? 0 : Math.max(0, (Date.now() - oldest) / 1000));
   }
 
   /** Whether `st` is still the partition's live state (a failed flush or a rebalance retires it for good). */
@@ -295,7 +301,7 @@ export class PipelineRunner {
 
   /** One message into the partition's batch: decoded, through the processors, into its file or the DLQ. */
   private async consume(batch: PartitionBatch, topic: string, partition: number, message: KafkaMessage): Promise<void> {
-    batch.consumedMessage(message.offset, message.value?.length ?? 0, Date.now());
+    batch.consumedMessage(message.offset, message.value?.length ?? 0, Date.now(), Number(message.timestamp));
     const input = this.pipeline.input.config;
     let value: unknown;
     let readerId: number | undefined;
