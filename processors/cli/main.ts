@@ -12,6 +12,7 @@ import { docsCommand } from './commands/docs.js';
 import { runCommand } from './commands/run.js';
 import { reportsCommand } from './commands/reports.js';
 import { lagCommand } from './commands/lag.js';
+import { dlqCommand } from './commands/dlq.js';
 import { ConfigError, SluiceError } from '../core/errors/errors.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -32,6 +33,7 @@ export function buildProgram(): Command {
   program.addCommand(runCommand());
   program.addCommand(reportsCommand());
   program.addCommand(lagCommand());
+  program.addCommand(dlqCommand());
   program.addCommand(docsCommand());
   program.addCommand(demoCommand());
   return program;
