@@ -13,6 +13,7 @@ import { runCommand } from './commands/run.js';
 import { reportsCommand } from './commands/reports.js';
 import { lagCommand } from './commands/lag.js';
 import { dlqCommand } from './commands/dlq.js';
+import { replayCommand } from './commands/replay.js';
 import { ConfigError, SluiceError } from '../core/errors/errors.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
   program.addCommand(reportsCommand());
   program.addCommand(lagCommand());
   program.addCommand(dlqCommand());
+  program.addCommand(replayCommand());
   program.addCommand(docsCommand());
   program.addCommand(demoCommand());
   return program;

@@ -6,6 +6,7 @@ import { createMetricsRegistry } from '../core/metrics/metrics.js';
 import { loadPipeline } from '../core/pipeline/lint.js';
 import type { PipelineConfig } from '../core/pipeline/pipeline.js';
 import { RegistryRestClient } from '../core/registry/ccompat.js';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { createS3Client } from '../core/s3/client.js';
 import { ExportMetrics } from './metrics.js';
 import { PipelineRunner } from './runner.js';
@@ -93,7 +94,15 @@ function createRunner(p: PipelineConfig, logger: Logger, metrics: ExportMetrics)
     },
     { region: output.region, logger, clientId: `${input.client_id}-export-${p.name}` },
   );
-  const s3 = createS3Client({
+  const s3 = pipelineS3Client(p);
+  const registry = new RegistryRestClient(input.registry.url, { username: input.registry.username, password: input.registry.password });
+  return new PipelineRunner(p, { kafka, s3, registry, logger, metrics });
+}
+
+/** The S3 client a pipeline's output writes with (its endpoint, region and credentials). */
+export function pipelineS3Client(p: PipelineConfig): S3Client {
+  const output = p.output.config;
+  return createS3Client({
     endpoint: output.endpoint,
     bucket: output.bucket,
     region: output.region,
@@ -101,6 +110,4 @@ function createRunner(p: PipelineConfig, logger: Logger, metrics: ExportMetrics)
     secretAccessKey: output.credentials.secret_access_key,
     forcePathStyle: output.force_path_style,
   });
-  const registry = new RegistryRestClient(input.registry.url, { username: input.registry.username, password: input.registry.password });
-  return new PipelineRunner(p, { kafka, s3, registry, logger, metrics });
 }

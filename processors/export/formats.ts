@@ -18,6 +18,9 @@ export interface FileWriter {
   finish(): Promise<Uint8Array>;
 }
 
+/** User metadata on every object the export writes (x-amz-meta-*): the Kafka offsets it holds. */
+export const OBJECT_METADATA = { firstOffset: 'sluice-first-offset', lastOffset: 'sluice-last-offset', records: 'sluice-records' } as const;
+
 export const CONTENT_TYPES: Record<OutputFormat, string> = {
   parquet: 'application/vnd.apache.parquet',
   jsonl: 'application/x-ndjson',

@@ -12,7 +12,7 @@ import { TemplateValueError } from '../core/pipeline/path-template.js';
 import type { RegistryRestClient } from '../core/registry/ccompat.js';
 import { uploadDurably, UploadAbandonedError } from '../core/s3/upload.js';
 import { AvroDecoder, DecodeError } from './decoder.js';
-import { CONTENT_TYPES } from './formats.js';
+import { CONTENT_TYPES, OBJECT_METADATA } from './formats.js';
 import type { ExportMetrics } from './metrics.js';
 import { PartitionBatch, type OutputSettings } from './partition-batch.js';
 import { shapeSource, type ShapeSource } from './shape.js';
@@ -370,6 +370,8 @@ export class PipelineRunner {
           key: file.key,
           body,
           contentType: CONTENT_TYPES[this.out.format],
+          // The file's offset range: replay reads it back to find the files a reset cuts through.
+          metadata: { [OBJECT_METADATA.firstOffset]: file.firstOffset, [OBJECT_METADATA.lastOffset]: file.lastOffset, [OBJECT_METADATA.records]: String(file.rows) },
           partSize: multipart.part_size,
           partConcurrency: multipart.concurrency,
           logger: this.log,

@@ -334,3 +334,47 @@ export function eventTimeMillis(value: unknown, format: TimeFormat): number {
   }
   throw new TemplateValueError(`event time ${JSON.stringify(String(value))} is not a number of ${format.slice(5)}`);
 }
+
+// ---------------------------------------------------------------------------------------
+// Reading keys back (replay: which objects hold which offsets)
+
+/** The literal start of every key the template renders: where to list. */
+export function staticPrefix(t: PathTemplate): string {
+  let out = '';
+  for (const p of t.parts) {
+    if (p.kind !== 'text') break;
+    out += p.text;
+  }
+  return out.slice(0, out.lastIndexOf('/') + 1);
+}
+
+export interface KeyCoordinates {
+  topic: string;
+  partition: number;
+  firstOffset: bigint;
+}
+
+/**
+ * A parser of the keys the template renders, giving each key's topic, partition and first
+ * offset (undefined for keys the template did not render).
+ */
+export function keyCoordinates(t: PathTemplate): (key: string) => KeyCoordinates | undefined {
+  const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  let source = '^';
+  const seen = new Set<string>();
+  for (const p of t.parts) {
+    if (p.kind === 'text') source += escape(p.text);
+    else if (p.kind === 'kafka') {
+      const pattern = p.name === 'topic' ? '[A-Za-z0-9._-]+' : '\\d+';
+      source += seen.has(p.name) ? `\\k<${p.name}>` : `(?<${p.name}>${pattern})`;
+      seen.add(p.name);
+    } else if (p.kind === 'field') source += '[^/]*';
+    else source += '.*?';
+  }
+  const re = new RegExp(`${source}$`);
+  return (key) => {
+    const g = re.exec(key)?.groups;
+    if (!g?.topic || g.partition === undefined || g.first_offset === undefined) return undefined;
+    return { topic: g.topic, partition: Number(g.partition), firstOffset: BigInt(g.first_offset) };
+  };
+}

@@ -12,6 +12,8 @@ export interface DurableUploadOptions {
   key: string;
   body: Uint8Array;
   contentType: string;
+  /** User metadata (x-amz-meta-*) stored with the object. */
+  metadata?: Record<string, string> | undefined;
   /** Bodies above this go as a multipart upload in parts of this size. */
   partSize: number;
   partConcurrency: number;
@@ -62,12 +64,12 @@ export async function uploadDurably(s3: S3Client, o: DurableUploadOptions): Prom
 
 async function uploadOnce(s3: S3Client, o: DurableUploadOptions): Promise<void> {
   if (o.body.byteLength <= o.partSize) {
-    await s3.send(new PutObjectCommand({ Bucket: o.bucket, Key: o.key, Body: o.body, ContentType: o.contentType, ContentLength: o.body.byteLength }));
+    await s3.send(new PutObjectCommand({ Bucket: o.bucket, Key: o.key, Body: o.body, ContentType: o.contentType, ContentLength: o.body.byteLength, Metadata: o.metadata }));
     return;
   }
   const upload = new Upload({
     client: s3,
-    params: { Bucket: o.bucket, Key: o.key, Body: o.body, ContentType: o.contentType },
+    params: { Bucket: o.bucket, Key: o.key, Body: o.body, ContentType: o.contentType, Metadata: o.metadata },
     partSize: o.partSize,
     queueSize: o.partConcurrency,
     leavePartsOnError: false, // abort the multipart upload so no parts linger

@@ -1,0 +1,157 @@
+import { DeleteObjectsCommand, HeadObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { readFileSync, writeFileSync } from 'node:fs';
+import type { Admin } from 'kafkajs';
+import { parseDocument } from 'yaml';
+import { PermanentError } from '../core/errors/errors.js';
+import type { PipelineConfig } from '../core/pipeline/pipeline.js';
+import { keyCoordinates, staticPrefix } from '../core/pipeline/path-template.js';
+
+/**
+ * Replay by offset reset. A plan shows, per partition, the group's committed offset and the
+ * target, before anything changes; executing it is refused while the group has members.
+ * With the pipeline file, the objects the replay will write again (keys whose first offset
+ * is at or after the target) are deleted first, so the re-export does not leave a file of
+ * the old run beside a file of the new one where batch boundaries differ; object keys are
+ * deterministic, so what the replay writes is the same data under the same layout.
+ */
+
+export type ReplayTarget = { kind: 'earliest' } | { kind: 'datetime'; at: Date } | { kind: 'offset'; offset: bigint } | { kind: 'shift'; by: bigint };
+
+export interface PartitionPlan {
+  partition: number;
+  low: bigint;
+  high: bigint;
+  committed: bigint | null;
+  target: bigint;
+  /** The target asked for, when aligning to the pipeline's files moved it back. */
+  requested: bigint;
+}
+
+export interface ReplayPlan {
+  group: string;
+  topic: string;
+  partitions: PartitionPlan[];
+  /** Members of the group right now (a replay needs none). */
+  members: number;
+  state: string;
+}
+
+export class ReplayRefusedError extends PermanentError {}
+
+export async function planReplay(admin: Admin, group: string, topic: string, target: ReplayTarget, only?: number[]): Promise<ReplayPlan> {
+  const topics = await admin.listTopics();
+  if (!topics.includes(topic)) throw new ReplayRefusedError(`topic ${topic} does not exist`);
+  const offsets = await admin.fetchTopicOffsets(topic);
+  const partitions = only ? offsets.filter((o) => only.includes(o.partition)) : offsets;
+  if (only) for (const p of only) if (!offsets.some((o) => o.partition === p)) throw new ReplayRefusedError(`topic ${topic} has no partition ${p} (it has 0-${offsets.length - 1})`);
+  const committed = (await admin.fetchOffsets({ groupId: group, topics: [topic] }))[0]?.partitions ?? [];
+  const byTime = target.kind === 'datetime' ? await admin.fetchTopicOffsetsByTimestamp(topic, target.at.getTime()) : [];
+  const [description] = (await admin.describeGroups([group])).groups;
+  const plan: PartitionPlan[] = partitions.map((o) => {
+    const low = BigInt(o.low);
+    const high = BigInt(o.high);
+    const c = committed.find((x) => x.partition === o.partition)?.offset;
+    const current = c !== undefined && c !== '-1' ? BigInt(c) : null;
+    let t: bigint;
+    switch (target.kind) {
+      case 'earliest':
+        t = low;
+        break;
+      case 'datetime':
+        t = BigInt(byTime.find((x) => x.partition === o.partition)?.offset ?? o.high);
+        break;
+      case 'offset':
+        t = target.offset;
+        break;
+      case 'shift':
+        t = (current ?? low) + target.by;
+        break;
+    }
+    t = t < low ? low : t > high ? high : t;
+    return { partition: o.partition, low, high, committed: current, target: t, requested: t };
+  });
+  return { group, topic, partitions: plan.sort((a, b) => a.partition - b.partition), members: description?.members.length ?? 0, state: description?.state ?? 'Dead' };
+}
+
+/**
+ * Lines the plan up with the pipeline's files: a file that starts before a partition's
+ * target but reaches it (its x-amz-meta-sluice-last-offset; a file without it counts as
+ * reaching it) moves the target back to the file's first offset, so no file is cut in two
+ * (a cut file would keep its old records beside their re-export). Returns the objects that
+ * start at or after the (aligned) targets: the ones the replay writes again.
+ */
+export async function alignToFiles(s3: S3Client, pipeline: PipelineConfig, plan: ReplayPlan): Promise<string[]> {
+  const output = pipeline.output.config;
+  const coordinates = keyCoordinates(output.path);
+  const files = new Map<number, { key: string; dir: string; first: bigint }[]>();
+  let token: string | undefined;
+  do {
+    const page = await s3.send(new ListObjectsV2Command({ Bucket: output.bucket, Prefix: staticPrefix(output.path), ContinuationToken: token }));
+    for (const o of page.Contents ?? []) {
+      const c = o.Key ? coordinates(o.Key) : undefined;
+      if (!c || c.topic !== plan.topic) continue;
+      const list = files.get(c.partition) ?? [];
+      list.push({ key: o.Key!, dir: o.Key!.slice(0, o.Key!.lastIndexOf('/')), first: c.firstOffset });
+      files.set(c.partition, list);
+    }
+    token = page.NextContinuationToken;
+  } while (token);
+  const lastOffsets = new Map<string, bigint | undefined>();
+  const lastOf = async (key: string) => {
+    if (!lastOffsets.has(key)) {
+      const head = await s3.send(new HeadObjectCommand({ Bucket: output.bucket, Key: key }));
+      const last = head.Metadata?.['sluice-last-offset'];
+      lastOffsets.set(key, last !== undefined && /^\d+$/.test(last) ? BigInt(last) : undefined);
+    }
+    return lastOffsets.get(key);
+  };
+  const superseded: string[] = [];
+  for (const p of plan.partitions) {
+    const list = files.get(p.partition) ?? [];
+    for (let moved = true; moved; ) {
+      moved = false;
+      const before = new Map<string, { key: string; first: bigint }>();
+      for (const f of list) if (f.first < p.target && (before.get(f.dir)?.first ?? -1n) < f.first) before.set(f.dir, f);
+      for (const f of before.values()) {
+        const last = await lastOf(f.key);
+        if (last === undefined || last >= p.target) {
+          p.target = f.first;
+          moved = true;
+        }
+      }
+    }
+    for (const f of list) if (f.first >= p.target) superseded.push(f.key);
+  }
+  return superseded.sort();
+}
+
+export async function executeReplay(admin: Admin, plan: ReplayPlan, s3?: S3Client, bucket?: string, superseded: string[] = []): Promise<void> {
+  // Checked again right before the change: a runner may have joined since the plan.
+  const [description] = (await admin.describeGroups([plan.group])).groups;
+  const members = description?.members.length ?? 0;
+  if (members > 0) {
+    throw new ReplayRefusedError(
+      `consumer group ${plan.group} has ${members} active member${members === 1 ? '' : 's'} (${description!.members.map((m) => `${m.clientId}@${m.clientHost}`).join(', ')}): stop the pipeline's runners first (SIGTERM flushes and commits), then run the replay again`,
+    );
+  }
+  if (s3 && bucket && superseded.length > 0) {
+    for (let i = 0; i < superseded.length; i += 1000) {
+      await s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: superseded.slice(i, i + 1000).map((Key) => ({ Key })), Quiet: true } }));
+    }
+  }
+  await admin.setOffsets({ groupId: plan.group, topic: plan.topic, partitions: plan.partitions.map((p) => ({ partition: p.partition, offset: p.target.toString() })) });
+}
+
+/**
+ * A shadow copy of a pipeline file: its own consumer group, every key under `prefix`, and
+ * its own DLQ, so a fixed pipeline can replay beside the live one and be compared with its
+ * output before switching. Comments and layout are kept.
+ */
+export function writeShadowPipeline(file: string, out: string, shadow: { group: string; prefix: string; dlqTopic: string }): void {
+  const doc = parseDocument(readFileSync(file, 'utf8'));
+  const path = String(doc.getIn(['output', 's3', 'path']));
+  doc.setIn(['input', 'kafka', 'consumer_group'], shadow.group);
+  doc.setIn(['output', 's3', 'path'], `${shadow.prefix}${path}`);
+  doc.setIn(['dlq', 'topic'], shadow.dlqTopic);
+  writeFileSync(out, `# Shadow of ${file} written by sluice replay --to-sink-prefix ${shadow.prefix}\n${doc.toString()}`);
+}
