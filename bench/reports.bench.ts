@@ -30,7 +30,7 @@ import type { LakeColumn } from '../processors/core/parquet/lake-schema.js';
 import { createS3Client } from '../processors/core/s3/client.js';
 import { DEFAULT_RULES } from '../processors/reports/commission.js';
 import { generateReport } from '../processors/reports/generate.js';
-import { listKeys } from '../processors/reports/lake-month.js';
+import { listKeys } from '../processors/core/s3/objects.js';
 
 const N = Number(process.env.BENCH_REPORT_EVENTS ?? 10_000_000);
 const RPS = Number(process.env.BENCH_SHIM_RPS ?? 200);

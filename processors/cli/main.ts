@@ -14,6 +14,8 @@ import { reportsCommand } from './commands/reports.js';
 import { lagCommand } from './commands/lag.js';
 import { dlqCommand } from './commands/dlq.js';
 import { replayCommand } from './commands/replay.js';
+import { lifecycleCommand } from './commands/lifecycle.js';
+import { pruneCommand } from './commands/prune.js';
 import { ConfigError, SluiceError } from '../core/errors/errors.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -36,6 +38,8 @@ export function buildProgram(): Command {
   program.addCommand(lagCommand());
   program.addCommand(dlqCommand());
   program.addCommand(replayCommand());
+  program.addCommand(lifecycleCommand());
+  program.addCommand(pruneCommand());
   program.addCommand(docsCommand());
   program.addCommand(demoCommand());
   return program;

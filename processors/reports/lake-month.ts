@@ -1,8 +1,9 @@
-import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { S3Settings } from '../core/s3/client.js';
+import { download, listKeys } from '../core/s3/objects.js';
 import { int64Column, readParquetTable, stringColumn } from '../core/parquet/reader.js';
 import type { AgentMonth } from './commission.js';
 
@@ -226,22 +227,4 @@ function addFile(bytes: Uint8Array, type: string, seen: Set<string>, { byKey: ag
     }
   }
   return rows;
-}
-
-export async function listKeys(s3: S3Client, bucket: string, prefix: string): Promise<string[]> {
-  const keys: string[] = [];
-  let token: string | undefined;
-  do {
-    const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }));
-    for (const o of page.Contents ?? []) if (o.Key) keys.push(o.Key);
-    token = page.NextContinuationToken;
-  } while (token);
-  return keys.sort();
-}
-
-/** Started ahead of use: marked handled at once, so a failure surfaces where it is awaited, not as an unhandled rejection. */
-function download(s3: S3Client, bucket: string, key: string): Promise<Uint8Array> {
-  const p = s3.send(new GetObjectCommand({ Bucket: bucket, Key: key })).then((o) => o.Body!.transformToByteArray());
-  p.catch(() => undefined);
-  return p;
 }

@@ -1,0 +1,92 @@
+import type { S3Client } from '@aws-sdk/client-s3';
+import type pg from 'pg';
+import type { Logger } from '../core/log/logger.js';
+import { readParquetTable, stringColumn } from '../core/parquet/reader.js';
+import { escapePathValue } from '../core/pipeline/path-template.js';
+import { download, listKeys } from '../core/s3/objects.js';
+
+/**
+ * The staging pruner: deletes staging rows older than the retention only once their
+ * events are proved to be in the lake, i.e. their event_id is read back from the lake's
+ * Parquet files of the row's own partition (event_type, UTC day of occurred_at). A row
+ * whose event is not there (not exported yet, or invalid and dead-lettered) stays.
+ * Debezium turns the deletes into DELETE changes, which the normalizer ignores (DOMAIN.md).
+ */
+
+export interface PruneOptions {
+  bucket: string;
+  lakePrefix: string;
+  /** Rows received longer ago than this are candidates. */
+  retentionMs: number;
+  /** Candidates examined per round. */
+  batchSize?: number;
+  dryRun?: boolean;
+  now?: Date;
+}
+
+export interface PruneCounts {
+  candidates: number;
+  inLake: number;
+  deleted: number;
+  /** Candidates kept because the lake does not hold their event. */
+  keptNotInLake: number;
+  lakeFilesRead: number;
+}
+
+interface Candidate {
+  event_id: string;
+  event_type: string;
+  day: string;
+}
+
+export async function pruneStaging(pool: pg.Pool, s3: S3Client, o: PruneOptions, logger?: Logger): Promise<PruneCounts> {
+  const counts: PruneCounts = { candidates: 0, inLake: 0, deleted: 0, keptNotInLake: 0, lakeFilesRead: 0 };
+  const cutoff = new Date((o.now ?? new Date()).getTime() - o.retentionMs);
+  const batchSize = o.batchSize ?? 10_000;
+  const kept = new Set<string>();
+  const lakeIds = new Map<string, Set<string>>();
+  let after = '';
+  for (;;) {
+    // Keyset pagination by event_id: kept rows are not examined twice in one run.
+    const { rows } = await pool.query<Candidate>(
+      `SELECT event_id::text AS event_id, event_type, to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day
+         FROM staging.agent_events
+        WHERE received_at < $1 AND event_id::text > $2
+        ORDER BY event_id::text
+        LIMIT $3`,
+      [cutoff, after, batchSize],
+    );
+    if (rows.length === 0) break;
+    after = rows.at(-1)!.event_id;
+    counts.candidates += rows.length;
+    const proven: string[] = [];
+    for (const row of rows) {
+      const partition = `${o.lakePrefix}event_type=${escapePathValue(row.event_type)}/dt=${row.day}/`;
+      let ids = lakeIds.get(partition);
+      if (!ids) {
+        ids = new Set();
+        for (const key of await listKeys(s3, o.bucket, partition)) {
+          if (!key.endsWith('.parquet')) continue;
+          const table = readParquetTable(await download(s3, o.bucket, key), ['event_id']);
+          for (const batch of table.batches) {
+            const col = stringColumn(batch.getChild('event_id')!.data[0]!);
+            for (let i = 0; i < batch.numRows; i++) if (!col.isNull(i)) ids.add(col.text(i));
+          }
+          counts.lakeFilesRead++;
+        }
+        lakeIds.set(partition, ids);
+      }
+      if (ids.has(row.event_id)) proven.push(row.event_id);
+      else kept.add(row.event_id);
+    }
+    counts.inLake += proven.length;
+    if (proven.length > 0 && !o.dryRun) {
+      const res = await pool.query('DELETE FROM staging.agent_events WHERE event_id = ANY($1::uuid[]) AND received_at < $2', [proven, cutoff]);
+      counts.deleted += res.rowCount ?? 0;
+    }
+    logger?.debug({ ...counts }, 'prune round');
+    if (rows.length < batchSize) break;
+  }
+  counts.keptNotInLake = kept.size;
+  return counts;
+}
