@@ -1,0 +1,343 @@
+import { GetObjectCommand } from '@aws-sdk/client-s3';
+import avro from 'avsc';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import type { Admin, Kafka, Message } from 'kafkajs';
+import type { CoreSettings } from '../../processors/core/config/core-settings.js';
+import { RegistryRestClient } from '../../processors/core/registry/ccompat.js';
+import { exactLongHook } from '../../processors/core/registry/codec.js';
+import { createS3Client } from '../../processors/core/s3/client.js';
+import { listKeys } from '../../processors/core/s3/objects.js';
+import { buildDist, ROOT } from './build.js';
+import { ParquetReader } from './parquet-reader.js';
+
+/**
+ * The export under test, from the outside: DOMAIN-shaped Avro events produced to a topic of
+ * the test's own, the real runner (`sluice run`) as child processes that can be killed,
+ * and the lake read back by an independent reader (DuckDB over the downloaded objects).
+ */
+
+export const EVENT_TYPES = ['customer_onboarded', 'deposit_made', 'withdrawal_made', 'investment_made'] as const;
+const BRANCH = { customer_onboarded: 'CustomerOnboarded', deposit_made: 'DepositMade', withdrawal_made: 'WithdrawalMade', investment_made: 'InvestmentMade' } as const;
+
+export interface ExpectedEvent {
+  eventId: string;
+  type: (typeof EVENT_TYPES)[number];
+  agentId: string;
+  customerId: string;
+  amount: bigint | null;
+  occurredAtMicros: bigint;
+  receivedAtMicros: bigint;
+}
+
+/** Event i of a run: four types, 37 agents, amounts with values beyond 2^53, times over a month and some late. */
+export function domainEvent(run: string, i: number): ExpectedEvent {
+  const type = EVENT_TYPES[i % 4]!;
+  const day = (i * 7) % 30;
+  const late = i % 97 === 0; // received long after it happened: it still lands in its own day
+  return {
+    eventId: `${run.slice(0, 8)}-0000-4000-8000-${i.toString(16).padStart(12, '0')}`,
+    type,
+    agentId: `agent-${i % 37}`,
+    customerId: `customer-${i % 1009}`,
+    amount: type === 'customer_onboarded' ? null : i % 501 === 0 ? 2n ** 53n + BigInt(i) : BigInt(100 + (i % 100_000)),
+    occurredAtMicros: BigInt(Date.UTC(2026, 9, 1 + day, i % 24, i % 60)) * 1000n + BigInt(i % 1000),
+    receivedAtMicros: BigInt(Date.UTC(2026, 9, 1 + day, i % 24, i % 60)) * 1000n + (late ? 40n * 86_400_000_000n : 1_000_000n),
+  };
+}
+
+export class EventProducer {
+  private type: avro.Type | undefined;
+  private schemaId = 0;
+
+  constructor(
+    private readonly kafka: Kafka,
+    private readonly settings: CoreSettings,
+    readonly topic: string,
+  ) {}
+
+  async setUp(partitions = 6): Promise<void> {
+    const admin = this.kafka.admin();
+    await admin.connect();
+    await admin.createTopics({ waitForLeaders: true, topics: [{ topic: this.topic, numPartitions: partitions }] });
+    await admin.disconnect();
+    const text = readFileSync(join(ROOT, 'schemas/agent-event/v1.avsc'), 'utf8');
+    this.schemaId = await new RegistryRestClient(this.settings.registry.url).register(`${this.topic}-value`, text);
+    this.type = avro.Type.forSchema(JSON.parse(text) as avro.Schema, { typeHook: exactLongHook as never, wrapUnions: 'auto' } as never);
+  }
+
+  encode(e: ExpectedEvent): Buffer {
+    const head = Buffer.alloc(5);
+    head.writeInt32BE(this.schemaId, 1);
+    const payload =
+      e.type === 'customer_onboarded'
+        ? { customer_id: e.customerId, metadata: null }
+        : { customer_id: e.customerId, amount_minor: e.amount, currency: 'USD', ...(e.type === 'investment_made' ? { product: 'fund-a' } : {}), metadata: null };
+    const value = {
+      specversion: '1.0',
+      id: e.eventId,
+      type: `io.sluice.agent.${e.type}`,
+      source: '/channels/web',
+      time: Number(e.occurredAtMicros), // timestamp-micros: avsc takes numbers (exact to 2^53 µs, year 2255)
+      subject: e.agentId,
+      schema_version: 1,
+      received_at: Number(e.receivedAtMicros),
+      correlation_id: null,
+      session_id: null,
+      data: { [`io.sluice.events.${BRANCH[e.type]}`]: payload },
+    };
+    return Buffer.concat([head, this.type!.toBuffer(value)]);
+  }
+
+  /** Sends raw messages in chunks (acks from all replicas). */
+  async send(messages: Message[]): Promise<void> {
+    const producer = this.kafka.producer();
+    await producer.connect();
+    try {
+      for (let i = 0; i < messages.length; i += 5000) await producer.send({ topic: this.topic, acks: -1, messages: messages.slice(i, i + 5000) });
+    } finally {
+      await producer.disconnect();
+    }
+  }
+
+  message(e: ExpectedEvent): Message {
+    return { key: e.agentId, value: this.encode(e) };
+  }
+
+  /**
+   * Produces events [from, to) at about `perSecond`, in the background; the promise ends
+   * when all are acknowledged.
+   */
+  async trickle(run: string, from: number, to: number, perSecond: number): Promise<void> {
+    const producer = this.kafka.producer();
+    await producer.connect();
+    try {
+      const started = Date.now();
+      const chunk = Math.max(1, Math.round(perSecond / 10));
+      for (let i = from; i < to; i += chunk) {
+        const end = Math.min(to, i + chunk);
+        const messages: Message[] = [];
+        for (let k = i; k < end; k++) messages.push(this.message(domainEvent(run, k)));
+        await producer.send({ topic: this.topic, acks: -1, messages });
+        const due = started + ((end - from) / perSecond) * 1000;
+        if (due > Date.now()) await new Promise((r) => setTimeout(r, due - Date.now()));
+      }
+    } finally {
+      await producer.disconnect();
+    }
+  }
+}
+
+/**
+ * A pipeline file of the test's own from the shipped lake.yaml: its topic, DLQ and key
+ * prefix, a 6 s session timeout (a killed runner's partitions move on quickly) and a
+ * short batch period. `mapPrefix` wraps the mapping (e.g. to fail on a poison agent).
+ */
+export function testPipeline(o: { topic: string; prefix: string; dlq: string; group: string; period?: string; count?: number; poisonAgent?: string }): string {
+  let text = readFileSync(join(ROOT, 'connectors/exports/lake.yaml'), 'utf8')
+    .replace('topics: [sluice.agent-events]', `topics: [${o.topic}]`)
+    .replace('consumer_group: ${SLUICE_LAKE_CONSUMER_GROUP:sluice-export-lake}', `consumer_group: ${o.group}\n    session_timeout: 6s`)
+    .replace('topic: sluice.agent-events.export.dlq', `topic: ${o.dlq}`)
+    .replace('path: lake/agent_events/', `path: ${o.prefix}`)
+    .replace('period: 1s', `period: ${o.period ?? '500ms'}`);
+  if (o.count) text = text.replace('count: 50000', `count: ${o.count}`);
+  if (o.poisonAgent) text = text.replace('      mapping: |\n        (', `      mapping: |\n        subject = "${o.poisonAgent}" ? $error("poison agent ${o.poisonAgent}") : (`);
+  for (const needle of [o.topic, o.dlq, o.prefix, o.group]) if (!text.includes(needle)) throw new Error(`lake.yaml changed: could not substitute ${needle}`);
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-export-test-'));
+  const file = join(dir, `${o.group}.yaml`);
+  writeFileSync(file, text);
+  const lint = spawnSync(process.execPath, [join(ROOT, 'bin/sluice.mjs'), 'lint', file], { encoding: 'utf8' });
+  if (lint.status !== 0) throw new Error(`the test pipeline does not lint:\n${lint.stdout}${lint.stderr}`);
+  return file;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+    server.once('error', reject);
+  });
+}
+
+/** One `sluice run` child process; its output goes to test-results/<name>.log. */
+export class RunnerProcess {
+  private child: ChildProcess | undefined;
+  exitCode: number | null = null;
+  readonly log: string;
+
+  constructor(
+    private readonly file: string,
+    readonly name: string,
+    private readonly port: number,
+  ) {
+    this.log = join(ROOT, 'test-results', `${name}.log`);
+    mkdirSync(dirname(this.log), { recursive: true });
+  }
+
+  static build(): void {
+    buildDist('processors/cli/main.js');
+  }
+
+  start(): this {
+    const out = createWriteStream(this.log, { flags: 'a' });
+    this.exitCode = null;
+    this.child = spawn(process.execPath, [join(ROOT, 'bin/sluice.mjs'), 'run', this.file], {
+      env: { ...process.env, SLUICE_EXPORT_HTTP_PORT: String(this.port), SLUICE_LOG_LEVEL: 'info', KAFKAJS_NO_PARTITIONER_WARNING: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.child.stdout!.pipe(out);
+    this.child.stderr!.pipe(out);
+    this.child.once('exit', (code, signal) => {
+      this.exitCode = code ?? (signal ? 128 : null);
+    });
+    return this;
+  }
+
+  async ready(timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (this.exitCode !== null) throw new Error(`runner ${this.name} exited (${this.exitCode}) before it was ready; see ${this.log}`);
+      const ok = await fetch(`http://127.0.0.1:${this.port}/readyz`).then((r) => r.ok, () => false);
+      if (ok) return;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    throw new Error(`runner ${this.name} not ready within ${timeoutMs} ms; see ${this.log}`);
+  }
+
+  kill(signal: NodeJS.Signals): Promise<number | null> {
+    const child = this.child;
+    if (!child || this.exitCode !== null) return Promise.resolve(this.exitCode);
+    return new Promise((resolve) => {
+      child.once('exit', (code, sig) => resolve(code ?? (sig ? 128 : null)));
+      child.kill(signal);
+    });
+  }
+
+  async metric(name: string): Promise<number> {
+    const text = await (await fetch(`http://127.0.0.1:${this.port}/metrics`)).text();
+    return text
+      .split('\n')
+      .filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `))
+      .reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+  }
+}
+
+/** Waits until the group has committed every partition of the topic to its end. */
+export async function waitDrained(admin: Admin, group: string, topic: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let behind = -1n;
+  while (Date.now() < deadline) {
+    const ends = await admin.fetchTopicOffsets(topic);
+    const committed = (await admin.fetchOffsets({ groupId: group, topics: [topic] }))[0]?.partitions ?? [];
+    behind = 0n;
+    for (const e of ends) {
+      const c = committed.find((x) => x.partition === e.partition)?.offset ?? '-1';
+      behind += BigInt(e.high) - (c === '-1' ? BigInt(e.low) : BigInt(c));
+    }
+    if (behind === 0n) return;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`group ${group} still ${behind} records behind on ${topic} after ${timeoutMs} ms`);
+}
+
+/** The lake under a prefix, downloaded and opened with DuckDB (an independent Parquet reader). */
+export class LakeCopy {
+  private constructor(
+    readonly reader: ParquetReader,
+    private readonly dir: string,
+    readonly keys: string[],
+  ) {}
+
+  static async download(settings: CoreSettings, prefix: string): Promise<LakeCopy> {
+    const s3 = createS3Client(settings.s3);
+    const keys = (await listKeys(s3, settings.s3.bucket, prefix)).filter((k) => k.endsWith('.parquet'));
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-lake-copy-'));
+    for (const key of keys) {
+      const body = await (await s3.send(new GetObjectCommand({ Bucket: settings.s3.bucket, Key: key }))).Body!.transformToByteArray();
+      const path = join(dir, key.slice(prefix.length));
+      mkdirSync(dirname(path), { recursive: true });
+      writeFileSync(path, body);
+    }
+    return new LakeCopy(await ParquetReader.open(), dir, keys);
+  }
+
+  get glob(): string {
+    return `${this.dir}/**/*.parquet`;
+  }
+
+  /** `read_parquet(...)` over every file, with the hive partition columns. */
+  get table(): string {
+    return `read_parquet('${this.glob}', hive_partitioning = true, hive_types = {'dt': VARCHAR})`;
+  }
+
+  query(sql: string): Promise<Record<string, unknown>[]> {
+    return this.reader.query(sql.replaceAll('LAKE', this.table)) as Promise<Record<string, unknown>[]>;
+  }
+
+  close(): void {
+    this.reader.close();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+export function runId(): string {
+  return randomUUID().slice(0, 8);
+}
+
+/** Stops or starts one component of the local stack (S3 for the outage tests). */
+export function stack(action: 'up' | 'down', component: string): void {
+  const r = spawnSync(join(ROOT, 'infra/local/stack'), [action, component], { encoding: 'utf8', timeout: 120_000 });
+  if (r.status !== 0) throw new Error(`infra/local/stack ${action} ${component} failed (${r.status}):\n${r.stdout}${r.stderr}`);
+}
+
+/**
+ * Checks the lake against the events that should be in it: each event_id exactly once, the
+ * values and types of DOMAIN.md (exact int64 money, UTC timestamps), and every file in the
+ * partition of its rows (event type, UTC day of occurred_at). Throws naming what is wrong.
+ */
+export async function verifyLake(lake: LakeCopy, expected: readonly ExpectedEvent[]): Promise<void> {
+  const [totals] = await lake.query('SELECT count(*)::VARCHAR AS n, count(DISTINCT event_id)::VARCHAR AS d FROM LAKE');
+  const repeated = await lake.query('SELECT event_id, count(*)::VARCHAR AS n FROM LAKE GROUP BY 1 HAVING count(*) > 1 LIMIT 5');
+  if (repeated.length > 0) throw new Error(`the lake holds event ids more than once: ${JSON.stringify(repeated)} (total ${totals!.n}, distinct ${totals!.d})`);
+  if (Number(totals!.n) !== expected.length) throw new Error(`the lake holds ${totals!.n} rows, expected ${expected.length}`);
+  // The set and the values: expected rows loaded as CSV, compared both ways.
+  const csv = join(mkdtempSync(join(tmpdir(), 'sluice-expected-')), 'expected.csv');
+  writeFileSync(
+    csv,
+    'event_id,event_type,agent_id,customer_id,amount_minor,occurred_us\n' +
+      expected.map((e) => `${e.eventId},${e.type},${e.agentId},${e.customerId},${e.amount ?? ''},${e.occurredAtMicros}`).join('\n') +
+      '\n',
+  );
+  const expectedTable = `read_csv('${csv}', header = true, columns = {'event_id': 'VARCHAR', 'event_type': 'VARCHAR', 'agent_id': 'VARCHAR', 'customer_id': 'VARCHAR', 'amount_minor': 'BIGINT', 'occurred_us': 'BIGINT'})`;
+  const actual = 'SELECT event_id, event_type, agent_id, customer_id, amount_minor, epoch_us(occurred_at) AS occurred_us FROM LAKE';
+  const missing = await lake.query(`SELECT * FROM ${expectedTable} EXCEPT ALL ${actual} LIMIT 5`);
+  const extra = await lake.query(`${actual} EXCEPT ALL SELECT * FROM ${expectedTable} LIMIT 5`);
+  if (missing.length > 0 || extra.length > 0) throw new Error(`lake differs from the events: missing ${JSON.stringify(missing, big)}, unexpected ${JSON.stringify(extra, big)}`);
+  const types = Object.fromEntries((await lake.query('SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM LAKE)')).map((r) => [r.column_name, r.column_type]));
+  for (const [column, type] of Object.entries({ event_id: 'VARCHAR', amount_minor: 'BIGINT', occurred_at: 'TIMESTAMP WITH TIME ZONE', received_at: 'TIMESTAMP WITH TIME ZONE', schema_version: 'INTEGER' })) {
+    if (types[column] !== type) throw new Error(`column ${column} reads as ${String(types[column])}, expected ${type}`);
+  }
+  const misplaced = await lake.query(
+    `SELECT filename, event_type, strftime(occurred_at AT TIME ZONE 'UTC', '%Y-%m-%d') AS day FROM read_parquet('${lake.glob}', filename = true, hive_partitioning = false)
+      WHERE filename NOT LIKE '%/event_type=' || event_type || '/dt=' || strftime(occurred_at AT TIME ZONE 'UTC', '%Y-%m-%d') || '/%' LIMIT 3`,
+  );
+  if (misplaced.length > 0) throw new Error(`rows outside their partition: ${JSON.stringify(misplaced)}`);
+  // Exact sums beyond 2^53, per agent.
+  const sums = new Map<string, bigint>();
+  for (const e of expected) if (e.amount !== null) sums.set(e.agentId, (sums.get(e.agentId) ?? 0n) + e.amount);
+  for (const r of await lake.query('SELECT agent_id, sum(amount_minor::HUGEINT)::VARCHAR AS s FROM LAKE GROUP BY 1')) {
+    const want = sums.get(String(r.agent_id)) ?? 0n;
+    if (BigInt(String(r.s ?? '0')) !== want) throw new Error(`sum of amount_minor for ${String(r.agent_id)}: lake ${String(r.s)}, expected ${want}`);
+  }
+}
+
+function big(_key: string, v: unknown): unknown {
+  return typeof v === 'bigint' ? v.toString() : v;
+}
