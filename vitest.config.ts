@@ -3,6 +3,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // The soak (1M events) runs apart: npm run test:soak.
+    exclude: ['test/soak/**', '**/node_modules/**'],
     // Integration tests share one local stack (and some stop and start parts of it):
     // files run one after another; 2 cores would gain little from parallel files anyway.
     fileParallelism: false,
