@@ -274,7 +274,7 @@ export class LakeCopy {
 
   /** `read_parquet(...)` over every file, with the hive partition columns. */
   get table(): string {
-    return `read_parquet('${this.glob}', hive_partitioning = true, hive_types = {'dt': VARCHAR})`;
+    return `read_parquet('${this.glob}', hive_partitioning = true, hive_types = {'dt': VARCHAR}, union_by_name = true)`;
   }
 
   query(sql: string): Promise<Record<string, unknown>[]> {
