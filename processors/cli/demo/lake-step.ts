@@ -1,9 +1,9 @@
-import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { SingleBar, Presets } from 'cli-progress';
 import type { CoreSettings } from '../../core/config/core-settings.js';
 import { createKafka } from '../../core/kafka/client.js';
 import { readParquetTable } from '../../core/parquet/reader.js';
 import { createS3Client } from '../../core/s3/client.js';
+import { download, listKeys } from '../../core/s3/objects.js';
 import { startExport } from '../../export/export.js';
 import { exportPipelineFiles } from '../commands/lint.js';
 
@@ -58,18 +58,11 @@ export async function lakeStep(s: CoreSettings, wanted: Set<string>, log: (line:
 
   const s3 = createS3Client(s.s3);
   const bucket = runner.pipeline.output.config.bucket;
-  const keys: string[] = [];
-  let token: string | undefined;
-  do {
-    const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: LAKE_PREFIX, ContinuationToken: token }));
-    for (const o of page.Contents ?? []) if (o.Key?.endsWith('.parquet')) keys.push(o.Key);
-    token = page.NextContinuationToken;
-  } while (token);
+  const keys = (await listKeys(s3, bucket, LAKE_PREFIX)).filter((k) => k.endsWith('.parquet'));
   const seen = new Map<string, number>();
   let sample: Record<string, unknown> | undefined;
   for (const key of keys) {
-    const body = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-    const table = readParquetTable(await body.Body!.transformToByteArray());
+    const table = readParquetTable(await download(s3, bucket, key));
     const ids = table.getChild('event_id')!;
     for (let i = 0; i < table.numRows; i++) {
       const id = String(ids.get(i));
