@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import type { Admin, Consumer, IHeaders, Kafka, KafkaMessage } from 'kafkajs';
+import type { Admin, IHeaders, Kafka, KafkaMessage } from 'kafkajs';
 import { DLQ_HEADERS, readDeadLetterHeaders, type DeadLetterInfo } from '../core/dlq/dead-letter.js';
 import { PermanentError } from '../core/errors/errors.js';
+import { readRange } from './range-reader.js';
 
 /**
  * Dead-letter tools: inspect (counts by reason, samples with their headers) and redrive
@@ -79,32 +80,14 @@ function describe(partition: number, m: KafkaMessage, info: DeadLetterInfo | und
 
 /** Calls `each` for every record from the start to the end offsets taken when it starts. */
 async function readToEnd(kafka: Kafka, admin: Admin, topic: string, groupId: string, each: (partition: number, m: KafkaMessage) => void | Promise<void>): Promise<void> {
-  const ends = (await admin.fetchTopicOffsets(topic)).filter((p) => BigInt(p.high) > BigInt(p.low));
-  if (ends.length === 0) return;
-  const remaining = new Map(ends.map((p) => [p.partition, BigInt(p.high)]));
-  const consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 200 });
-  await consumer.connect();
-  try {
-    await consumer.subscribe({ topic, fromBeginning: true });
-    await new Promise<void>((resolve, reject) => {
-      const idle = idleResolver(consumer, resolve);
-      void consumer
-        .run({
-          autoCommit: false,
-          eachBatch: async ({ batch }) => {
-            idle.touch();
-            const end = remaining.get(batch.partition);
-            if (end === undefined) return;
-            for (const m of batch.messages) if (BigInt(m.offset) < end) await each(batch.partition, m);
-            if (BigInt(batch.lastOffset()) + 1n >= end) remaining.delete(batch.partition);
-            if (remaining.size === 0) idle.done();
-          },
-        })
-        .catch(reject);
-    });
-  } finally {
-    await consumer.disconnect();
-  }
+  const offsets = await admin.fetchTopicOffsets(topic);
+  await readRange(
+    kafka,
+    { topic, groupId, from: new Map(offsets.map((p) => [p.partition, BigInt(p.low)])), ends: new Map(offsets.map((p) => [p.partition, BigInt(p.high)])) },
+    async (partition, messages) => {
+      for (const m of messages) await each(partition, m);
+    },
+  );
 }
 
 export interface RedriveOptions {
@@ -156,12 +139,14 @@ export async function redriveDlq(kafka: Kafka, admin: Admin, o: RedriveOptions):
   const ends = (await admin.fetchTopicOffsets(o.from)).filter((p) => BigInt(p.high) > BigInt(p.low));
   const committed = (await admin.fetchOffsets({ groupId: group, topics: [o.from] }))[0]?.partitions ?? [];
   const resumedFrom: Record<number, string> = {};
+  const starts = new Map<number, bigint>();
   const remaining = new Map<number, bigint>();
   let total = 0;
   for (const p of ends) {
     const c = committed.find((x) => x.partition === p.partition)?.offset;
     const start = c && c !== '-1' ? BigInt(c) : BigInt(p.low);
     resumedFrom[p.partition] = start.toString();
+    starts.set(p.partition, start);
     if (start < BigInt(p.high)) {
       remaining.set(p.partition, BigInt(p.high));
       total += Number(BigInt(p.high) - start);
@@ -171,7 +156,7 @@ export async function redriveDlq(kafka: Kafka, admin: Admin, o: RedriveOptions):
   if (remaining.size === 0) return result;
   if (o.dryRun) {
     // Read with a throwaway group from the redrive's position: what a real run would send.
-    await readFrom(kafka, o.from, `sluice-redrive-dry-${randomUUID()}`, resumedFrom, remaining, async (partition, messages) => {
+    await readRange(kafka, { topic: o.from, groupId: `sluice-redrive-dry-${randomUUID()}`, from: starts, ends: remaining }, async (partition, messages) => {
       for (const m of messages) {
         result.read++;
         if (matches(readDeadLetterHeaders(m.headers), o.filter)) result.sent++;
@@ -184,7 +169,7 @@ export async function redriveDlq(kafka: Kafka, admin: Admin, o: RedriveOptions):
   const producer = kafka.producer({ transactionalId: group, idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false, retry: { retries: Number.MAX_SAFE_INTEGER, maxRetryTime: 5000 } });
   await producer.connect();
   try {
-    await readFrom(kafka, o.from, group, resumedFrom, remaining, async (partition, messages) => {
+    await readRange(kafka, { topic: o.from, groupId: group, from: starts, ends: remaining }, async (partition, messages) => {
       const batchSize = o.batchSize ?? 500;
       for (let i = 0; i < messages.length; i += batchSize) {
         const chunk = messages.slice(i, i + batchSize);
@@ -209,69 +194,4 @@ export async function redriveDlq(kafka: Kafka, admin: Admin, o: RedriveOptions):
     await producer.disconnect();
   }
   return result;
-}
-
-/** Consumes `topic` from the given offsets up to `ends`, a batch at a time, in order per partition. */
-async function readFrom(
-  kafka: Kafka,
-  topic: string,
-  groupId: string,
-  from: Record<number, string>,
-  ends: Map<number, bigint>,
-  each: (partition: number, messages: KafkaMessage[]) => Promise<void>,
-): Promise<void> {
-  const remaining = new Map(ends);
-  const consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 200, readUncommitted: false });
-  await consumer.connect();
-  try {
-    await consumer.subscribe({ topic, fromBeginning: true });
-    let seeked = false;
-    consumer.on(consumer.events.GROUP_JOIN, () => {
-      if (seeked) return;
-      seeked = true;
-      for (const [partition, offset] of Object.entries(from)) if (remaining.has(Number(partition))) consumer.seek({ topic, partition: Number(partition), offset });
-    });
-    await new Promise<void>((resolve, reject) => {
-      const idle = idleResolver(consumer, resolve);
-      void consumer
-        .run({
-          autoCommit: false,
-          eachBatch: async ({ batch }) => {
-            idle.touch();
-            const end = remaining.get(batch.partition);
-            if (end === undefined) return;
-            const start = BigInt(from[batch.partition] ?? '0');
-            const messages = batch.messages.filter((m) => BigInt(m.offset) >= start && BigInt(m.offset) < end);
-            if (messages.length > 0) await each(batch.partition, messages);
-            if (BigInt(batch.lastOffset()) + 1n >= end) remaining.delete(batch.partition);
-            if (remaining.size === 0) idle.done();
-          },
-        })
-        .catch(reject);
-    });
-  } finally {
-    await consumer.disconnect();
-  }
-}
-
-/**
- * Ends a read-to-the-end when every partition reached its end offset, or when nothing
- * arrives for a while after joining: the end of a transactional topic can be a commit
- * marker, which kafkajs never hands to eachBatch.
- */
-function idleResolver(consumer: { on: Consumer['on']; events: Consumer['events'] }, resolve: () => void, idleMs = 3000): { touch(): void; done(): void } {
-  let timer: NodeJS.Timeout | undefined;
-  let finished = false;
-  const done = () => {
-    if (finished) return;
-    finished = true;
-    clearTimeout(timer);
-    resolve();
-  };
-  const touch = () => {
-    clearTimeout(timer);
-    if (!finished) timer = setTimeout(done, idleMs);
-  };
-  consumer.on(consumer.events.GROUP_JOIN, touch);
-  return { touch, done };
 }

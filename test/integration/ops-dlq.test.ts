@@ -346,7 +346,9 @@ describe('sluice dlq', () => {
       },
     });
     const result = await redriveDlq(slow, admin, { from: dlq, to: target, filter: { reason: 'mapping_error' }, dryRun: false, batchSize: 200 });
-    expect({ read: result.read, sent: result.sent, transactions: commits }, 'a redrive that returns normally has read the DLQ to its end').toEqual({ read: M, sent: M, transactions: M / 200 });
+    expect({ read: result.read, sent: result.sent }, 'a redrive that returns normally has read the DLQ to its end').toEqual({ read: M, sent: M });
+    // At most 200 a transaction; fetched batches split them further, so at least M / 200.
+    expect(commits).toBeGreaterThanOrEqual(M / 200);
     const got = await readCommitted(target, M);
     expect(new Set(got.map((m) => header(m.headers, 'x-seq'))).size).toBe(M);
     expect(got).toHaveLength(M);

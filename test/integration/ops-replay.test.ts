@@ -293,10 +293,10 @@ describe('sluice replay', () => {
   it('a replay without a target, or a shadow without its pipeline, is refused saying what is missing', async () => {
     const none = await cli(['replay', '--group', group, '--topic', topic, '--execute'], env);
     expect(none.code).not.toBe(0);
-    expect(none.stdout + none.stderr, `exit ${none.code}, output: ${JSON.stringify(none.stdout + none.stderr)}`).toContain('name one target');
+    expect(none.stdout + none.stderr, `exit ${none.code}, output: ${JSON.stringify(none.stdout + none.stderr)}`).toContain('exactly one target');
     const two = await cli(['replay', '--group', group, '--topic', topic, '--to-offset', '5', '--shift-by', '-1', '--execute'], env);
     expect(two.code).not.toBe(0);
-    expect(two.stdout + two.stderr, `exit ${two.code}, output: ${JSON.stringify(two.stdout + two.stderr)}`).toContain('name one target');
+    expect(two.stdout + two.stderr, `exit ${two.code}, output: ${JSON.stringify(two.stdout + two.stderr)}`).toContain('exactly one target');
     const shadow = await cli(['replay', '--group', group, '--topic', topic, '--to-earliest', '--to-sink-prefix', 'shadow/', '--execute'], env);
     expect(shadow.code).not.toBe(0);
     expect(shadow.stdout + shadow.stderr, `exit ${shadow.code}, output: ${JSON.stringify(shadow.stdout + shadow.stderr)}`).toContain('--to-sink-prefix needs --pipeline');

@@ -47,8 +47,8 @@ export function replayCommand(): Command {
     .option('--to-sink-prefix <prefix>', 'with --pipeline: leave the live group and lake alone; write <pipeline>.shadow.yaml with its own group, keys under this prefix and its own DLQ, and point that group at the targets')
     .action(async (o: ReplayOptions, cmd: Command) => {
       const targets = [o.toEarliest, o.toDatetime, o.toOffset, o.shiftBy].filter((x) => x !== undefined);
-      if (targets.length !== 1) throw new InvalidArgumentError('name one target: --to-earliest, --to-datetime, --to-offset or --shift-by');
-      if (o.toSinkPrefix !== undefined && !o.pipeline) throw new InvalidArgumentError('--to-sink-prefix needs --pipeline FILE (the pipeline to shadow)');
+      if (targets.length !== 1) cmd.error('sluice replay: name exactly one target: --to-earliest, --to-datetime ISO, --to-offset N or --shift-by N', { exitCode: 64 });
+      if (o.toSinkPrefix !== undefined && !o.pipeline) cmd.error('sluice replay: --to-sink-prefix needs --pipeline FILE (the pipeline to shadow)', { exitCode: 64 });
       const target: ReplayTarget = o.toEarliest
         ? { kind: 'earliest' }
         : o.toDatetime
