@@ -2,8 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Admin, Kafka } from 'kafkajs';
 import { readDeadLetterHeaders } from '../../processors/core/dlq/dead-letter.js';
 import { createKafka } from '../../processors/core/kafka/client.js';
+import { AgentEventProducer } from '../support/agent-events.js';
 import { collectUntilQuiet } from '../support/consume.js';
-import { domainEvent, EventProducer, freePort, LakeCopy, RunnerProcess, runId, stack, testPipeline, verifyLake, waitDrained, type ExpectedEvent } from '../support/export-harness.js';
+import { domainEvent, freePort, LakeCopy, RunnerProcess, runId, stack, testPipeline, verifyLake, waitDrained, type ExpectedEvent } from '../support/export-harness.js';
 import { hostPortOf, requireServer, testSettings } from '../support/servers.js';
 import { runExportChaos } from '../support/export-chaos.js';
 
@@ -39,7 +40,7 @@ describe('export to the Parquet lake', () => {
     const prefix = `test-export-${run}/`;
     const group = `test-export-${run}`;
     const poisonAgent = 'agent-poison';
-    const producer = new EventProducer(kafka, settings, topic);
+    const producer = new AgentEventProducer(kafka, settings, topic);
     await producer.setUp();
     const expected: ExpectedEvent[] = [];
     const messages = [];
@@ -70,7 +71,7 @@ describe('export to the Parquet lake', () => {
     const notAvro = letters.find((m) => readDeadLetterHeaders(m.headers)?.reason === 'not_avro')!;
     expect(notAvro.value!.toString()).toBe('{"not": "avro"}'); // the original bytes
     expect(readDeadLetterHeaders(notAvro.headers)).toMatchObject({ topic, processor: expect.stringContaining('/input') });
-    expect(readDeadLetterHeaders(letters.find((m) => readDeadLetterHeaders(m.headers)?.reason === 'mapping_error')!.headers)?.error).toContain('poison agent');
+    expect(readDeadLetterHeaders(letters.find((m) => readDeadLetterHeaders(m.headers)?.reason === 'mapping_error')!.headers)?.error).toContain(`cannot map ${poisonAgent}`);
 
     // A restart finds nothing to do: no object is added or rewritten with new content.
     const before = await LakeCopy.download(settings, prefix);

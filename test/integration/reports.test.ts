@@ -67,9 +67,9 @@ beforeAll(async () => {
   const lakeExport = { topic: eventsTopic, dlqTopic: `${eventsTopic}.export-dlq`, prefix: lakePrefix, group: `${base}-export` };
   // Two export runs: phase 2 (the rest, late events, re-sent phase-1 events) after a
   // restart, whose dedupe cache starts empty, so duplicates do land in the lake.
-  await producer.send(month.phase1);
+  await producer.sendEvents(month.phase1);
   await exportUntilCommitted(kafka, lakeExport);
-  await producer.send(month.phase2);
+  await producer.sendEvents(month.phase2);
   await exportUntilCommitted(kafka, lakeExport);
   lake = await LakeSql.download(settings, lakePrefix);
   expected = await lake.report(MONTH);

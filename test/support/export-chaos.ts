@@ -1,6 +1,7 @@
 import type { Admin, Kafka } from 'kafkajs';
 import type { CoreSettings } from '../../processors/core/config/core-settings.js';
-import { domainEvent, EventProducer, freePort, LakeCopy, RunnerProcess, runId, stack, testPipeline, verifyLake, waitDrained, type ExpectedEvent } from './export-harness.js';
+import { AgentEventProducer } from './agent-events.js';
+import { domainEvent, freePort, LakeCopy, RunnerProcess, runId, stack, testPipeline, verifyLake, waitDrained, type ExpectedEvent } from './export-harness.js';
 
 export interface ChaosOptions {
   kafka: Kafka;
@@ -33,7 +34,7 @@ export async function runExportChaos(o: ChaosOptions): Promise<ChaosResult> {
   const prefix = `test-export-chaos-${run}/`;
   const group = `test-export-chaos-${run}`;
   const file = testPipeline({ topic, dlq: `${topic}.dlq`, prefix, group, count: 20_000 });
-  const producer = new EventProducer(o.kafka, o.settings, topic);
+  const producer = new AgentEventProducer(o.kafka, o.settings, topic);
   await producer.setUp();
   const started = Date.now();
   const duration = (o.events / o.perSecond) * 1000;
@@ -44,7 +45,7 @@ export async function runExportChaos(o: ChaosOptions): Promise<ChaosResult> {
 
   let a = await newRunner('a');
   let b: RunnerProcess | undefined;
-  const produced = producer.trickle(run, 0, o.events, o.perSecond);
+  const produced = producer.trickle((i) => domainEvent(run, i), 0, o.events, o.perSecond);
   produced.catch(() => undefined);
   try {
     await a.ready();

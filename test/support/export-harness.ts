@@ -1,17 +1,15 @@
 import { GetObjectCommand } from '@aws-sdk/client-s3';
-import avro from 'avsc';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import type { Admin, Kafka, Message } from 'kafkajs';
+import type { Admin } from 'kafkajs';
 import type { CoreSettings } from '../../processors/core/config/core-settings.js';
-import { RegistryRestClient } from '../../processors/core/registry/ccompat.js';
-import { exactLongHook } from '../../processors/core/registry/codec.js';
 import { createS3Client } from '../../processors/core/s3/client.js';
 import { listKeys } from '../../processors/core/s3/objects.js';
+import { EVENT_TYPES, lakePipelineFile, type AgentEvent } from './agent-events.js';
 import { buildDist, ROOT } from './build.js';
 import { ParquetReader } from './parquet-reader.js';
 
@@ -21,21 +19,11 @@ import { ParquetReader } from './parquet-reader.js';
  * and the lake read back by an independent reader (DuckDB over the downloaded objects).
  */
 
-export const EVENT_TYPES = ['customer_onboarded', 'deposit_made', 'withdrawal_made', 'investment_made'] as const;
-const BRANCH = { customer_onboarded: 'CustomerOnboarded', deposit_made: 'DepositMade', withdrawal_made: 'WithdrawalMade', investment_made: 'InvestmentMade' } as const;
-
-export interface ExpectedEvent {
-  eventId: string;
-  type: (typeof EVENT_TYPES)[number];
-  agentId: string;
-  customerId: string;
-  amount: bigint | null;
-  occurredAtMicros: bigint;
-  receivedAtMicros: bigint;
-}
+/** An event the lake must hold. */
+export type ExpectedEvent = AgentEvent;
 
 /** Event i of a run: four types, 37 agents, amounts with values beyond 2^53, times over a month and some late. */
-export function domainEvent(run: string, i: number): ExpectedEvent {
+export function domainEvent(run: string, i: number): AgentEvent {
   const type = EVENT_TYPES[i % 4]!;
   const day = (i * 7) % 30;
   const late = i % 97 === 0; // received long after it happened: it still lands in its own day
@@ -50,106 +38,9 @@ export function domainEvent(run: string, i: number): ExpectedEvent {
   };
 }
 
-export class EventProducer {
-  private type: avro.Type | undefined;
-  private schemaId = 0;
-
-  constructor(
-    private readonly kafka: Kafka,
-    private readonly settings: CoreSettings,
-    readonly topic: string,
-  ) {}
-
-  async setUp(partitions = 6): Promise<void> {
-    const admin = this.kafka.admin();
-    await admin.connect();
-    await admin.createTopics({ waitForLeaders: true, topics: [{ topic: this.topic, numPartitions: partitions }] });
-    await admin.disconnect();
-    const text = readFileSync(join(ROOT, 'schemas/agent-event/v1.avsc'), 'utf8');
-    this.schemaId = await new RegistryRestClient(this.settings.registry.url).register(`${this.topic}-value`, text);
-    this.type = avro.Type.forSchema(JSON.parse(text) as avro.Schema, { typeHook: exactLongHook as never, wrapUnions: 'auto' } as never);
-  }
-
-  encode(e: ExpectedEvent): Buffer {
-    const head = Buffer.alloc(5);
-    head.writeInt32BE(this.schemaId, 1);
-    const payload =
-      e.type === 'customer_onboarded'
-        ? { customer_id: e.customerId, metadata: null }
-        : { customer_id: e.customerId, amount_minor: e.amount, currency: 'USD', ...(e.type === 'investment_made' ? { product: 'fund-a' } : {}), metadata: null };
-    const value = {
-      specversion: '1.0',
-      id: e.eventId,
-      type: `io.sluice.agent.${e.type}`,
-      source: '/channels/web',
-      time: Number(e.occurredAtMicros), // timestamp-micros: avsc takes numbers (exact to 2^53 µs, year 2255)
-      subject: e.agentId,
-      schema_version: 1,
-      received_at: Number(e.receivedAtMicros),
-      correlation_id: null,
-      session_id: null,
-      data: { [`io.sluice.events.${BRANCH[e.type]}`]: payload },
-    };
-    return Buffer.concat([head, this.type!.toBuffer(value)]);
-  }
-
-  /** Sends raw messages in chunks (acks from all replicas). */
-  async send(messages: Message[]): Promise<void> {
-    const producer = this.kafka.producer();
-    await producer.connect();
-    try {
-      for (let i = 0; i < messages.length; i += 5000) await producer.send({ topic: this.topic, acks: -1, messages: messages.slice(i, i + 5000) });
-    } finally {
-      await producer.disconnect();
-    }
-  }
-
-  message(e: ExpectedEvent): Message {
-    return { key: e.agentId, value: this.encode(e) };
-  }
-
-  /**
-   * Produces events [from, to) at about `perSecond`, in the background; the promise ends
-   * when all are acknowledged.
-   */
-  async trickle(run: string, from: number, to: number, perSecond: number): Promise<void> {
-    const producer = this.kafka.producer();
-    await producer.connect();
-    try {
-      const started = Date.now();
-      const chunk = Math.max(1, Math.round(perSecond / 10));
-      for (let i = from; i < to; i += chunk) {
-        const end = Math.min(to, i + chunk);
-        const messages: Message[] = [];
-        for (let k = i; k < end; k++) messages.push(this.message(domainEvent(run, k)));
-        await producer.send({ topic: this.topic, acks: -1, messages });
-        const due = started + ((end - from) / perSecond) * 1000;
-        if (due > Date.now()) await new Promise((r) => setTimeout(r, due - Date.now()));
-      }
-    } finally {
-      await producer.disconnect();
-    }
-  }
-}
-
-/**
- * A pipeline file of the test's own from the shipped lake.yaml: its topic, DLQ and key
- * prefix, a 6 s session timeout (a killed runner's partitions move on quickly) and a
- * short batch period. `mapPrefix` wraps the mapping (e.g. to fail on a poison agent).
- */
+/** The shipped lake.yaml for a test: its topic, DLQ and prefix, its own group (6 s session), checked by `sluice lint`. */
 export function testPipeline(o: { topic: string; prefix: string; dlq: string; group: string; period?: string; count?: number; poisonAgent?: string }): string {
-  let text = readFileSync(join(ROOT, 'connectors/exports/lake.yaml'), 'utf8')
-    .replace('topics: [sluice.agent-events]', `topics: [${o.topic}]`)
-    .replace('consumer_group: ${SLUICE_LAKE_CONSUMER_GROUP:sluice-export-lake}', `consumer_group: ${o.group}\n    session_timeout: 6s`)
-    .replace('topic: sluice.agent-events.export.dlq', `topic: ${o.dlq}`)
-    .replace('path: lake/agent_events/', `path: ${o.prefix}`)
-    .replace('period: 1s', `period: ${o.period ?? '500ms'}`);
-  if (o.count) text = text.replace('count: 50000', `count: ${o.count}`);
-  if (o.poisonAgent) text = text.replace('      mapping: |\n        (', `      mapping: |\n        subject = "${o.poisonAgent}" ? $error("poison agent ${o.poisonAgent}") : (`);
-  for (const needle of [o.topic, o.dlq, o.prefix, o.group]) if (!text.includes(needle)) throw new Error(`lake.yaml changed: could not substitute ${needle}`);
-  const dir = mkdtempSync(join(tmpdir(), 'sluice-export-test-'));
-  const file = join(dir, `${o.group}.yaml`);
-  writeFileSync(file, text);
+  const file = lakePipelineFile({ topic: o.topic, dlq: o.dlq, prefix: o.prefix, group: o.group, name: o.group, ...(o.period ? { period: o.period } : {}), ...(o.count ? { count: o.count } : {}), ...(o.poisonAgent ? { failAgent: o.poisonAgent } : {}) });
   const lint = spawnSync(process.execPath, [join(ROOT, 'bin/sluice.mjs'), 'lint', file], { encoding: 'utf8' });
   if (lint.status !== 0) throw new Error(`the test pipeline does not lint:\n${lint.stdout}${lint.stderr}`);
   return file;

@@ -1,13 +1,9 @@
 import { DeleteObjectsCommand, GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
-import avro from 'avsc';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Admin, Kafka, Message } from 'kafkajs';
-import type { CoreSettings } from '../../processors/core/config/core-settings.js';
-import { RegistryRestClient } from '../../processors/core/registry/ccompat.js';
-import { exactLongHook } from '../../processors/core/registry/codec.js';
+import type { Admin } from 'kafkajs';
+import { AgentEventProducer, EVENT_TYPES, lakePipelineFile as sharedLakePipelineFile, type AgentEvent, type EventType } from './agent-events.js';
 import { ROOT } from './build.js';
 import type { ParquetReader } from './parquet-reader.js';
 import { requireServer } from './servers.js';
@@ -19,29 +15,8 @@ import { requireServer } from './servers.js';
  * CLI run as a child process (the operator's view: exit code, stdout, stderr).
  */
 
-export const EVENT_TYPES = ['customer_onboarded', 'deposit_made', 'withdrawal_made', 'investment_made'] as const;
-export type EventType = (typeof EVENT_TYPES)[number];
-const BRANCH: Record<EventType, string> = {
-  customer_onboarded: 'io.sluice.events.CustomerOnboarded',
-  deposit_made: 'io.sluice.events.DepositMade',
-  withdrawal_made: 'io.sluice.events.WithdrawalMade',
-  investment_made: 'io.sluice.events.InvestmentMade',
-};
-
-export interface OpsEvent {
-  eventId: string;
-  type: EventType;
-  agentId: string;
-  customerId: string;
-  amount: bigint | null;
-  occurredAtMicros: bigint;
-  receivedAtMicros: bigint;
-  source: string;
-  sessionId: string | null;
-  correlationId: string | null;
-  product: string | null;
-  metadata: string | null;
-}
+/** An operations test's event: every optional field of the envelope set. */
+export type OpsEvent = Required<AgentEvent>;
 
 /** A uuid unique to the run (`run` is 8 hex digits) and the index. */
 export function eventIdOf(run: string, i: number): string {
@@ -92,99 +67,11 @@ export function expectedLakeValues(e: OpsEvent): string {
   ]);
 }
 
-const schemaText = () => readFileSync(join(ROOT, 'schemas/agent-event/v1.avsc'), 'utf8');
+export { AgentEventProducer, EVENT_TYPES, type EventType };
 
-/** Produces agent events to a topic of the test's own, v1 registered under `<topic>-value`. */
-export class AgentEventProducer {
-  private type: avro.Type | undefined;
-  private schemaId = 0;
-
-  constructor(
-    private readonly kafka: Kafka,
-    private readonly settings: CoreSettings,
-    readonly topic: string,
-  ) {}
-
-  async setUp(partitions: number): Promise<void> {
-    const admin = this.kafka.admin();
-    await admin.connect();
-    try {
-      await admin.createTopics({ waitForLeaders: true, topics: [{ topic: this.topic, numPartitions: partitions }] });
-    } finally {
-      await admin.disconnect();
-    }
-    const text = schemaText();
-    this.schemaId = await new RegistryRestClient(this.settings.registry.url).register(`${this.topic}-value`, text);
-    this.type = avro.Type.forSchema(JSON.parse(text) as avro.Schema, { typeHook: exactLongHook as never, wrapUnions: 'auto' } as never);
-  }
-
-  /** Confluent wire format: magic 0, int32 schema id, Avro binary. */
-  encode(e: OpsEvent): Buffer {
-    const payload: Record<string, unknown> = { customer_id: e.customerId };
-    if (e.type !== 'customer_onboarded') Object.assign(payload, { amount_minor: e.amount, currency: 'USD' });
-    if (e.type === 'investment_made') payload.product = e.product;
-    payload.metadata = e.metadata;
-    const value = {
-      specversion: '1.0',
-      id: e.eventId,
-      type: `io.sluice.agent.${e.type}`,
-      source: `/channels/${e.source}`,
-      // Timestamps (logical longs) are plain numbers in avsc; they stay below 2^53 µs.
-      time: Number(e.occurredAtMicros),
-      subject: e.agentId,
-      schema_version: 1,
-      received_at: Number(e.receivedAtMicros),
-      correlation_id: e.correlationId,
-      session_id: e.sessionId,
-      data: { [BRANCH[e.type]]: payload },
-    };
-    const head = Buffer.alloc(5);
-    head.writeInt32BE(this.schemaId, 1);
-    return Buffer.concat([head, this.type!.toBuffer(value)]);
-  }
-
-  message(e: OpsEvent): Message {
-    return { key: e.agentId, value: this.encode(e) };
-  }
-
-  async send(messages: Message[]): Promise<void> {
-    const producer = this.kafka.producer();
-    await producer.connect();
-    try {
-      for (let i = 0; i < messages.length; i += 2000) await producer.send({ topic: this.topic, acks: -1, messages: messages.slice(i, i + 2000) });
-    } finally {
-      await producer.disconnect();
-    }
-  }
-}
-
-/**
- * A copy of the shipped connectors/exports/lake.yaml with the test's topic, DLQ and key
- * prefix; the consumer group stays `${SLUICE_LAKE_CONSUMER_GROUP:...}` (set it in the env),
- * as an operator runs the shipped file. Returns the file's path (in a temp folder of its own).
- */
+/** The shipped lake.yaml for an operations test; the group stays `${SLUICE_LAKE_CONSUMER_GROUP:...}` (set it in the env), as an operator runs the shipped file. */
 export function lakePipelineFile(o: { name: string; topic: string; dlq: string; prefix: string; period?: string; count?: number; failAgent?: string }): string {
-  const shipped = readFileSync(join(ROOT, 'connectors/exports/lake.yaml'), 'utf8');
-  let text = shipped
-    .replace('topics: [sluice.agent-events]', `topics: [${o.topic}]`)
-    .replace('topic: sluice.agent-events.export.dlq', `topic: ${o.dlq}`)
-    .replace('path: lake/agent_events/', `path: ${o.prefix}`)
-    .replace('period: 1s', `period: ${o.period ?? '500ms'}`);
-  if (o.count !== undefined) text = text.replace('count: 50000', `count: ${o.count}`);
-  if (o.failAgent !== undefined) {
-    // A pipeline with a bug: the mapping fails for one agent's events (mapping_error dead letters).
-    const before = text;
-    text = text
-      .replace('      mapping: |\n        (\n', `      mapping: |\n        (subject = "${o.failAgent}" ? $error("bug: cannot map ${o.failAgent}") : (\n`)
-      .replace('          }\n        )\n', '          }\n        ))\n');
-    if (text.split('))\n').length !== before.split('))\n').length + 1 || !text.includes('$error(')) throw new Error('connectors/exports/lake.yaml changed: could not make its mapping fail');
-  }
-  for (const needle of [`[${o.topic}]`, `topic: ${o.dlq}`, `path: ${o.prefix}`, '${SLUICE_LAKE_CONSUMER_GROUP:sluice-export-lake}']) {
-    if (!text.includes(needle)) throw new Error(`connectors/exports/lake.yaml changed: could not find or substitute ${needle}`);
-  }
-  const file = join(mkdtempSync(join(tmpdir(), 'sluice-ops-')), `${o.name}.yaml`);
-  writeFileSync(file, text);
-  return file;
+  return sharedLakePipelineFile(o);
 }
 
 export interface LakeContents {

@@ -1,12 +1,11 @@
-import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Kafka } from 'kafkajs';
 import type { CoreSettings } from '../../processors/core/config/core-settings.js';
-import { RegistryCodec } from '../../processors/core/registry/codec.js';
 import { createS3Client } from '../../processors/core/s3/client.js';
 import { download, listKeys } from '../../processors/core/s3/objects.js';
 import { startExport } from '../../processors/export/export.js';
+import { AgentEventProducer, EVENT_TYPES, lakePipelineFile as sharedLakePipelineFile, type AgentEvent, type EventType } from './agent-events.js';
 import { buildDist, ROOT } from './build.js';
 import { ParquetReader } from './parquet-reader.js';
 
@@ -18,24 +17,10 @@ import { ParquetReader } from './parquet-reader.js';
  * computation of the report.
  */
 
-export const EVENT_TYPES = ['customer_onboarded', 'deposit_made', 'withdrawal_made', 'investment_made'] as const;
-export type EventType = (typeof EVENT_TYPES)[number];
-const BRANCH: Record<EventType, string> = {
-  customer_onboarded: 'io.sluice.events.CustomerOnboarded',
-  deposit_made: 'io.sluice.events.DepositMade',
-  withdrawal_made: 'io.sluice.events.WithdrawalMade',
-  investment_made: 'io.sluice.events.InvestmentMade',
-};
+export { AgentEventProducer, EVENT_TYPES, type EventType };
 
-export interface MonthEvent {
-  eventId: string;
-  type: EventType;
-  agentId: string;
-  customerId: string;
-  amount: bigint | null;
-  occurredAtMicros: bigint;
-  receivedAtMicros: bigint;
-}
+/** A month's event (source agent_app). */
+export type MonthEvent = AgentEvent;
 
 /** ISO 8601 (UTC, millisecond precision) plus extra microseconds -> epoch microseconds. */
 export function micros(iso: string, extraMicros = 0n): bigint {
@@ -127,6 +112,7 @@ export function generateMonth(run: string, bulk = 2400): GeneratedMonth {
     amount: type === 'customer_onboarded' ? null : amount,
     occurredAtMicros,
     receivedAtMicros: occurredAtMicros + receivedAfterMicros,
+    source: 'agent_app',
   });
   const oct = (day: number, hour = 12) => micros(`2026-10-${String(day).padStart(2, '0')}T${String(hour).padStart(2, '0')}:00:00.000Z`, BigInt(day * 37));
   const phase1: MonthEvent[] = [];
@@ -266,64 +252,6 @@ export function producedTruth(events: readonly MonthEvent[], month: string): Map
   return agents;
 }
 
-/** Produces agent events in the contract's Avro (registered under `<topic>-value`), key = agent_id. */
-export class AgentEventProducer {
-  private schemaId = 0;
-  private readonly codec: RegistryCodec;
-
-  constructor(
-    private readonly kafka: Kafka,
-    settings: CoreSettings,
-    readonly topic: string,
-  ) {
-    this.codec = new RegistryCodec(settings.registry.url);
-  }
-
-  async setUp(partitions = 3): Promise<void> {
-    const admin = this.kafka.admin();
-    await admin.connect();
-    try {
-      await admin.createTopics({ waitForLeaders: true, topics: [{ topic: this.topic, numPartitions: partitions }] });
-    } finally {
-      await admin.disconnect();
-    }
-    const schema = readFileSync(join(ROOT, 'schemas/agent-event/v1.avsc'), 'utf8');
-    this.schemaId = await this.codec.register(`${this.topic}-value`, schema);
-  }
-
-  /** The envelope of schemas/agent-event/v1.avsc, `data` wrapped by its record's full name. */
-  envelope(e: MonthEvent): Record<string, unknown> {
-    const payload: Record<string, unknown> =
-      e.type === 'customer_onboarded'
-        ? { customer_id: e.customerId, metadata: null }
-        : { customer_id: e.customerId, amount_minor: e.amount!, currency: 'USD', ...(e.type === 'investment_made' ? { product: 'fund-a' } : {}), metadata: null };
-    return {
-      specversion: '1.0',
-      id: e.eventId,
-      type: `io.sluice.agent.${e.type}`,
-      source: '/channels/agent_app',
-      time: Number(e.occurredAtMicros),
-      subject: e.agentId,
-      schema_version: 1,
-      received_at: Number(e.receivedAtMicros),
-      correlation_id: null,
-      session_id: null,
-      data: { [BRANCH[e.type]]: payload },
-    };
-  }
-
-  async send(events: readonly MonthEvent[]): Promise<void> {
-    const messages = await Promise.all(events.map(async (e) => ({ key: e.agentId, value: await this.codec.encode(this.schemaId, this.envelope(e)) })));
-    const producer = this.kafka.producer();
-    await producer.connect();
-    try {
-      for (let i = 0; i < messages.length; i += 1000) await producer.send({ topic: this.topic, acks: -1, messages: messages.slice(i, i + 1000) });
-    } finally {
-      await producer.disconnect();
-    }
-  }
-}
-
 export interface LakeExport {
   topic: string;
   dlqTopic: string;
@@ -334,18 +262,7 @@ export interface LakeExport {
 
 /** The shipped connectors/exports/lake.yaml with the test's topic, DLQ topic and key prefix, and a free health port. */
 export function lakePipelineFile(x: LakeExport): string {
-  let text = readFileSync(join(ROOT, 'connectors/exports/lake.yaml'), 'utf8');
-  const swap = (from: string, to: string) => {
-    if (!text.includes(from)) throw new Error(`connectors/exports/lake.yaml no longer holds "${from}": update test/support/reports-lake.ts`);
-    text = text.split(from).join(to);
-  };
-  swap('topics: [sluice.agent-events]', `topics: [${x.topic}]`);
-  swap('topic: sluice.agent-events.export.dlq', `topic: ${x.dlqTopic}`);
-  swap('lake/agent_events/', x.prefix);
-  text += '\nhttp:\n  port: 0\n';
-  const file = join(mkdtempSync(join(tmpdir(), 'sluice-reports-lake-')), 'lake.yaml');
-  writeFileSync(file, text);
-  return file;
+  return sharedLakePipelineFile({ topic: x.topic, dlq: x.dlqTopic, prefix: x.prefix, period: '1s', anyHttpPort: true });
 }
 
 /**
