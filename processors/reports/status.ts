@@ -67,7 +67,7 @@ export class StatusStore {
     await admin.disconnect();
     const pending = new Map(ends.filter((e) => BigInt(e.high) > BigInt(e.low)).map((e) => [e.partition, BigInt(e.high)]));
     // A group of its own per process, never committed: every start reads the view again from the beginning.
-    this.consumer = this.kafka.consumer({ groupId: `sluice-report-status-view-${randomUUID()}`, readUncommitted: false });
+    this.consumer = this.kafka.consumer({ groupId: `sluice-report-status-view-${randomUUID()}`, readUncommitted: false, maxWaitTimeInMs: 500 });
     await this.consumer.connect();
     await this.consumer.subscribe({ topic: this.topic, fromBeginning: true });
     let resolveCaughtUp!: () => void;
