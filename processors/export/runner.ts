@@ -320,7 +320,8 @@ export class PipelineRunner {
       if (error instanceof DecodeError) return this.deadLetter(batch, topic, partition, message, error.reason, error.message, 'input');
       throw error;
     }
-    const outcome = await batch.steps.run(value);
+    let outcome = batch.steps.run(value);
+    if (outcome instanceof Promise) outcome = await outcome;
     if (outcome.kind === 'drop') return batch.drop(outcome.by);
     if (outcome.kind === 'dead') return this.deadLetter(batch, topic, partition, message, outcome.reason, outcome.error, outcome.by);
     try {

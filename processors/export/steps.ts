@@ -1,4 +1,4 @@
-import { compileExpression } from './expressions.js';
+import { compileExpression, type CompiledExpression } from './expressions.js';
 import type { ProcessorConfig } from '../core/pipeline/pipeline.js';
 
 /**
@@ -14,13 +14,16 @@ import type { ProcessorConfig } from '../core/pipeline/pipeline.js';
 export type StepOutcome = { kind: 'keep'; value: unknown } | { kind: 'drop'; by: string } | { kind: 'dead'; reason: string; error: string; by: string };
 
 export interface PartitionSteps {
-  run(value: unknown): Promise<StepOutcome>;
+  /** Synchronous when every step answered synchronously (compiled expressions), a promise otherwise. */
+  run(value: unknown): StepOutcome | Promise<StepOutcome>;
 }
+
+type StepRun = (value: unknown) => StepOutcome | Promise<StepOutcome>;
 
 interface Step {
   label: string;
   /** A fresh per-partition instance (dedupe keeps its cache there). */
-  instance(): (value: unknown) => Promise<StepOutcome> | StepOutcome;
+  instance(): StepRun;
 }
 
 export class StepChain {
@@ -37,18 +40,30 @@ export class StepChain {
   /** The chain for one partition, with empty state. */
   forPartition(): PartitionSteps {
     const runs = this.steps.map((s) => s.instance());
-    return {
-      async run(value) {
-        let current = value;
-        for (const run of runs) {
-          const outcome = await run(current);
-          if (outcome.kind !== 'keep') return outcome;
-          current = outcome.value;
-        }
-        return { kind: 'keep', value: current };
-      },
+    const from = (start: number, value: unknown): StepOutcome | Promise<StepOutcome> => {
+      let current = value;
+      for (let i = start; i < runs.length; i++) {
+        const outcome = runs[i]!(current);
+        // Only a step that had to ask jsonata answers with a promise; the rest of the chain follows it.
+        if (outcome instanceof Promise) return outcome.then((o) => (o.kind === 'keep' ? from(i + 1, o.value) : o));
+        if (outcome.kind !== 'keep') return outcome;
+        current = outcome.value;
+      }
+      return { kind: 'keep', value: current };
     };
+    return { run: (value) => from(0, value) };
   }
+}
+
+/** Evaluates an expression, calling `then` with its result synchronously when it is compiled, and `fail` on an error. */
+function evaluateThen(expr: CompiledExpression, value: unknown, then: (result: unknown) => StepOutcome, fail: (error: unknown) => StepOutcome): StepOutcome | Promise<StepOutcome> {
+  let result: unknown;
+  try {
+    result = expr.evaluate(value);
+  } catch (error) {
+    return fail(error);
+  }
+  return result instanceof Promise ? result.then(then, fail) : then(result);
 }
 
 function compile(p: ProcessorConfig): Step {
@@ -68,34 +83,33 @@ function compile(p: ProcessorConfig): Step {
 
 function mappingStep(label: string, text: string): Step {
   const expr = compileExpression(text);
-  const run = async (value: unknown): Promise<StepOutcome> => {
-    let result: unknown;
-    try {
-      const r = expr.evaluate(value);
-      // Compiled results are plain already; jsonata's carry sequence flags and null prototypes.
-      result = r instanceof Promise ? plain(await r) : r;
-    } catch (error) {
-      return dead(label, 'mapping_error', expressionError(error));
-    }
-    if (result === undefined) return dead(label, 'mapping_error', 'the mapping yielded nothing (undefined): a field it starts from is missing');
-    return { kind: 'keep', value: result };
-  };
+  const run: StepRun = (value) =>
+    evaluateThen(
+      expr,
+      value,
+      (result) => {
+        if (result === undefined) return dead(label, 'mapping_error', 'the mapping yielded nothing (undefined): a field it starts from is missing');
+        // Compiled results are plain already; jsonata's carry sequence flags and null prototypes.
+        return { kind: 'keep', value: expr.compiled ? result : plain(result) };
+      },
+      (error) => dead(label, 'mapping_error', expressionError(error)),
+    );
   return { label, instance: () => run };
 }
 
 function filterStep(label: string, text: string): Step {
   const expr = compileExpression(text);
-  const run = async (value: unknown): Promise<StepOutcome> => {
-    let result: unknown;
-    try {
-      result = await expr.evaluate(value);
-    } catch (error) {
-      return dead(label, 'filter_error', expressionError(error));
-    }
-    if (result === true) return { kind: 'keep', value };
-    if (result === false) return { kind: 'drop', by: label };
-    return dead(label, 'filter_error', `the filter yielded ${describe(result)}, not true or false`);
-  };
+  const run: StepRun = (value) =>
+    evaluateThen(
+      expr,
+      value,
+      (result) => {
+        if (result === true) return { kind: 'keep', value };
+        if (result === false) return { kind: 'drop', by: label };
+        return dead(label, 'filter_error', `the filter yielded ${describe(result)}, not true or false`);
+      },
+      (error) => dead(label, 'filter_error', expressionError(error)),
+    );
   return { label, instance: () => run };
 }
 
@@ -105,26 +119,33 @@ function dedupeStep(label: string, keyText: string, cacheSize: number, windowMs:
     label,
     instance() {
       const seen = new DedupeCache(cacheSize, windowMs);
-      return async (value) => {
-        let key: unknown;
-        try {
-          const k = expr.evaluate(value);
-          key = k instanceof Promise ? await k : k;
-        } catch (error) {
-          return dead(label, 'dedupe_error', expressionError(error));
-        }
-        if (typeof key !== 'string' && typeof key !== 'number' && typeof key !== 'bigint') {
-          return dead(label, 'dedupe_error', `the key expression yielded ${describe(key)}, not a string or number`);
-        }
-        return seen.firstSeen(String(key)) ? { kind: 'keep', value } : { kind: 'drop', by: label };
-      };
+      return (value) =>
+        evaluateThen(
+          expr,
+          value,
+          (key) => {
+            if (typeof key !== 'string' && typeof key !== 'number' && typeof key !== 'bigint') {
+              return dead(label, 'dedupe_error', `the key expression yielded ${describe(key)}, not a string or number`);
+            }
+            return seen.firstSeen(String(key)) ? { kind: 'keep', value } : { kind: 'drop', by: label };
+          },
+          (error) => dead(label, 'dedupe_error', expressionError(error)),
+        );
     },
   };
 }
 
-/** Recently seen keys, least recently seen evicted first, optionally forgotten after a window. */
+/**
+ * Recently seen keys. Without a window: two generations of a set, the current one and the
+ * one before; when the current holds half the capacity it becomes the previous. So the last
+ * capacity/2 to capacity keys are remembered, at one set insertion a key (an LRU's
+ * delete-and-reinsert per record cost a fifth of the runner's time). With a window: each
+ * key's first-seen time, forgotten after the window or beyond the capacity (oldest first).
+ */
 export class DedupeCache {
-  private readonly keys = new Map<string, number>();
+  private current = new Set<string>();
+  private previous = new Set<string>();
+  private readonly times = new Map<string, number>();
 
   constructor(
     private readonly capacity: number,
@@ -132,23 +153,30 @@ export class DedupeCache {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** True the first time a key is seen (within the window and the capacity); records it. */
+  /** True the first time a key is seen (as far as the cache remembers); records it. */
   firstSeen(key: string): boolean {
-    const t = this.now();
-    const at = this.keys.get(key);
-    if (at !== undefined && (this.windowMs === undefined || t - at < this.windowMs)) {
-      this.keys.delete(key); // refresh recency, keep the first-seen time
-      this.keys.set(key, at);
-      return false;
+    if (this.windowMs !== undefined) return this.firstSeenWithin(key, this.windowMs);
+    if (this.current.has(key) || this.previous.has(key)) return false;
+    this.current.add(key);
+    if (this.current.size >= Math.max(1, this.capacity >> 1)) {
+      this.previous = this.current;
+      this.current = new Set();
     }
-    this.keys.delete(key);
-    this.keys.set(key, t);
-    if (this.keys.size > this.capacity) this.keys.delete(this.keys.keys().next().value!);
+    return true;
+  }
+
+  private firstSeenWithin(key: string, windowMs: number): boolean {
+    const t = this.now();
+    const at = this.times.get(key);
+    if (at !== undefined && t - at < windowMs) return false;
+    this.times.delete(key);
+    this.times.set(key, t);
+    if (this.times.size > this.capacity) this.times.delete(this.times.keys().next().value!);
     return true;
   }
 
   get size(): number {
-    return this.keys.size;
+    return this.windowMs !== undefined ? this.times.size : this.current.size + this.previous.size;
   }
 }
 

@@ -98,10 +98,13 @@ describe('partition batch', () => {
 });
 
 describe('dedupe cache', () => {
-  it('forgets the least recently seen key beyond its capacity', () => {
-    const c = new DedupeCache(2, undefined);
-    expect([c.firstSeen('a'), c.firstSeen('b'), c.firstSeen('a'), c.firstSeen('c'), c.firstSeen('b'), c.firstSeen('a')]).toEqual([true, true, false, true, true, true]);
-    expect(c.size).toBe(2);
+  it('remembers at least the last half of its capacity and forgets keys beyond it', () => {
+    const c = new DedupeCache(4, undefined);
+    for (let i = 0; i < 10; i++) expect(c.firstSeen(`k${i}`)).toBe(true);
+    expect(c.size).toBeLessThanOrEqual(4);
+    expect(c.firstSeen('k9')).toBe(false);
+    expect(c.firstSeen('k8')).toBe(false);
+    expect(c.firstSeen('k0')).toBe(true); // long gone
   });
 
   it('forgets a key a window after it was first seen', () => {

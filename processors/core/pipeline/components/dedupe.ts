@@ -5,7 +5,7 @@ const config = object(
   {
     key: expression({ doc: 'JSONata expression giving the identity of a record (a string or number).', examples: ['event_id'] }),
     cache_size: int({
-      doc: 'How many recent keys are remembered (least recently seen forgotten first); about 100 bytes each. Bounds memory.',
+      doc: 'How many recent keys are remembered: the last half of it at least, all of it at most (two generations of a set); about 100 bytes each. Bounds memory.',
       default: 100000,
       min: 1,
       max: 10_000_000,
