@@ -47,9 +47,17 @@ describe('export faults (CI-sized)', () => {
     expect(result.committedDuringOutage, 'offsets committed while S3 was down').toBe(0n);
   }, 300_000);
 
-  it('a second runner joins the group mid-run, takes partitions and leaves with SIGTERM: exactly once', async () => {
-    const result = await rebalanceWhileDraining(options(40_000));
-    expect(result.consumedByB).toBeGreaterThan(0);
-    expect(result.bExit).toBe(0);
+  it('a second runner joins the group mid-run, takes partitions and leaves with SIGTERM, three times: exactly once', async () => {
+    const result = await rebalanceWhileDraining({ ...options(60_000), count: 20_000 }, 3);
+    expect(result.visits).toHaveLength(3);
+    for (const v of result.visits) expect(v).toMatchObject({ consumed: expect.any(Number), exit: 0 });
+    for (const v of result.visits) expect(v.consumed).toBeGreaterThan(0);
   }, 300_000);
+
+  it('the same with S3 answering slowly (80 ms a request chunk, a distant or throttled bucket), so rebalances land inside flushes: exactly once', async () => {
+    const result = await rebalanceWhileDraining({ ...options(60_000), count: 20_000, s3LatencyMs: 80 }, 3);
+    expect(result.visits).toHaveLength(3);
+    for (const v of result.visits) expect(v.exit).toBe(0);
+    for (const v of result.visits) expect(v.consumed).toBeGreaterThan(0);
+  }, 420_000);
 });

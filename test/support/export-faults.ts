@@ -2,6 +2,7 @@ import type { Admin, Kafka, KafkaMessage } from 'kafkajs';
 import { randomUUID } from 'node:crypto';
 import type { CoreSettings } from '../../processors/core/config/core-settings.js';
 import { AgentEventProducer, type AgentEvent } from './agent-events.js';
+import { SlowProxy } from './slow-proxy.js';
 import { domainEvent, freePort, LakeCopy, RunnerProcess, runId, stack, testPipeline, verifyLake, waitDrained } from './export-harness.js';
 
 /**
@@ -138,6 +139,8 @@ export interface FaultOptions {
   logPrefix: string;
   /** Records per batch of the test pipeline (lake.yaml ships 50,000). */
   count?: number;
+  /** The runners reach S3 through a proxy that delays every request chunk this long (a slow or throttled S3). */
+  s3LatencyMs?: number;
   log?: (line: string) => void;
 }
 
@@ -152,6 +155,7 @@ export interface FaultRun {
   started: number;
   log: (line: string) => void;
   newRunner: (name: string) => Promise<{ runner: RunnerProcess; port: number }>;
+  close: () => Promise<void>;
 }
 
 async function setUpRun(o: FaultOptions, kind: string): Promise<FaultRun> {
@@ -166,13 +170,24 @@ async function setUpRun(o: FaultOptions, kind: string): Promise<FaultRun> {
   const started = Date.now();
   const log = (line: string) => (o.log ?? (() => undefined))(`[${kind} ${run} +${((Date.now() - started) / 1000).toFixed(1)} s] ${line}`);
   let generation = 0;
+  const s3 = new URL(o.settings.s3.endpoint!);
+  const proxy = o.s3LatencyMs ? await SlowProxy.start({ host: s3.hostname, port: Number(s3.port || 80) }, o.s3LatencyMs) : undefined;
   const newRunner = async (name: string) => {
     const port = await freePort();
-    const runner = new RunnerProcess(file, `${o.logPrefix}-${kind}-${run}-${name}-${++generation}`, port).start();
+    const runner = new RunnerProcess(file, `${o.logPrefix}-${kind}-${run}-${name}-${++generation}`, port);
+    // The child takes its environment at spawn: point it at the slow proxy for that moment.
+    const endpoint = process.env.SLUICE_S3_ENDPOINT;
+    if (proxy) process.env.SLUICE_S3_ENDPOINT = proxy.endpoint;
+    try {
+      runner.start();
+    } finally {
+      if (endpoint === undefined) delete process.env.SLUICE_S3_ENDPOINT;
+      else process.env.SLUICE_S3_ENDPOINT = endpoint;
+    }
     await runner.ready();
     return { runner, port };
   };
-  return { run, topic, group, prefix, dlq, file, producer, started, log, newRunner };
+  return { run, topic, group, prefix, dlq, file, producer, started, log, newRunner, close: async () => proxy?.close() };
 }
 
 /** The end of every scenario: the lake holds each event once with its values, and nothing went to the DLQ. */
@@ -247,6 +262,7 @@ export async function killsWhileDraining(o: FaultOptions, killCount = 3): Promis
     if (code !== 0) throw new Error(`the last runner exited ${code} on SIGTERM; see ${current.runner.log}`);
   } finally {
     await current.runner.kill('SIGKILL');
+    await r.close();
   }
   await verifyRun(o, r);
   result.seconds = (Date.now() - r.started) / 1000;
@@ -276,7 +292,9 @@ export async function s3OutageWhileDraining(o: FaultOptions, outageMs = 30_000):
   const result: OutageResult = { behindDuringOutage: 0n, committedDuringOutage: 0n, seconds: 0 };
   let arriving: Promise<void> | undefined;
   try {
-    await until(`runner ${runner.name} to consume a fifth of the backlog (see ${runner.log})`, drainTimeout(half), async () => (await metricOf(port, 'sluice_export_records_in_total')) >= half / 5);
+    // Mid-run: some of the backlog is in the lake and committed, the rest is not.
+    await until(`the group to commit a tenth of the backlog (see ${runner.log})`, drainTimeout(half), async () => (await groupPosition(o.admin, r.group, r.topic)).committed >= BigInt(Math.ceil(half / 10)));
+    r.log(`${(await groupPosition(o.admin, r.group, r.topic)).committed} records committed, ${await metricOf(port, 'sluice_export_records_in_total')} consumed`);
     stack('down', 's3');
     const down = Date.now();
     r.log('S3 stopped');
@@ -305,6 +323,7 @@ export async function s3OutageWhileDraining(o: FaultOptions, outageMs = 30_000):
   } finally {
     await runner.kill('SIGKILL');
     await arriving?.catch(() => undefined);
+    await r.close();
   }
   await verifyRun(o, r);
   result.seconds = (Date.now() - r.started) / 1000;
@@ -312,49 +331,55 @@ export async function s3OutageWhileDraining(o: FaultOptions, outageMs = 30_000):
 }
 
 export interface RebalanceResult {
-  /** Records runner b consumed while it was in the group (> 0: it really took partitions). */
-  consumedByB: number;
-  bExit: number | null;
+  /** Per visit of runner b: records it consumed while in the group (> 0: it really took partitions) and its exit code. */
+  visits: { consumed: number; exit: number | null }[];
   seconds: number;
 }
 
 /**
- * Runner a drains a backlog of 40% of the events while the rest keeps arriving; runner b
- * joins the group mid-run, takes partitions (it must consume records), and leaves again
- * with SIGTERM; a finishes alone. Exactly once throughout.
+ * Runner a drains a backlog of 40% of the events while the rest keeps arriving; `visits`
+ * times, a runner b joins the group mid-run, takes partitions (it must consume records)
+ * and leaves again with SIGTERM, each join and leave a rebalance that can land in the
+ * middle of a's flushes; a finishes alone. Exactly once throughout.
  */
-export async function rebalanceWhileDraining(o: FaultOptions): Promise<RebalanceResult> {
+export async function rebalanceWhileDraining(o: FaultOptions, visits = 3): Promise<RebalanceResult> {
   const r = await setUpRun(o, 'rebalance');
   const backlog = Math.floor(o.events * 0.4);
   await produceBacklog(r.producer, (i) => lakeEvent(r.run, i), 0, backlog);
   r.log(`${backlog} events produced`);
   const a = await r.newRunner('a');
-  const result: RebalanceResult = { consumedByB: 0, bExit: null, seconds: 0 };
+  const result: RebalanceResult = { visits: [], seconds: 0 };
   let b: { runner: RunnerProcess; port: number } | undefined;
-  const arriving = r.producer.trickle((i) => lakeEvent(r.run, i), backlog, o.events, Math.max(1000, Math.ceil((o.events - backlog) / 20)));
+  const arriving = r.producer.trickle((i) => lakeEvent(r.run, i), backlog, o.events, Math.max(1000, Math.ceil((o.events - backlog) / (8 * visits))));
   arriving.catch(() => undefined);
   try {
     await until(`runner a to consume records (see ${a.runner.log})`, 60_000, async () => (await metricOf(a.port, 'sluice_export_records_in_total')) > 0);
-    b = await r.newRunner('b');
-    r.log('runner b joined');
-    const bPort = b.port;
-    await until(`runner b to get partitions and consume records (see ${b.runner.log})`, 60_000, async () => (await metricOf(bPort, 'sluice_export_records_in_total')) > 0);
-    await sleep(1000 + Math.random() * 3000);
-    result.consumedByB = await metricOf(bPort, 'sluice_export_records_in_total');
-    result.bExit = await b.runner.kill('SIGTERM');
-    r.log(`runner b left (exit ${result.bExit}) after consuming ${result.consumedByB} records`);
-    if (result.bExit !== 0) throw new Error(`runner b exited ${result.bExit} on SIGTERM; see ${b.runner.log}`);
+    for (let v = 1; v <= visits; v++) {
+      b = await r.newRunner('b');
+      r.log(`runner b joined (visit ${v})`);
+      const bPort = b.port;
+      await until(`runner b to get partitions and consume records (see ${b.runner.log})`, 60_000, async () => (await metricOf(bPort, 'sluice_export_records_in_total')) > 0);
+      await sleep(1000 + Math.random() * 2000);
+      const consumed = await metricOf(bPort, 'sluice_export_records_in_total');
+      const exit = await b.runner.kill('SIGTERM');
+      result.visits.push({ consumed, exit });
+      r.log(`runner b left (exit ${exit}) after consuming ${consumed} records`);
+      if (exit !== 0) throw new Error(`runner b exited ${exit} on SIGTERM; see ${b.runner.log}`);
+      if (a.runner.exitCode !== null) throw new Error(`runner a exited (${a.runner.exitCode}) during the rebalance; see ${a.runner.log}`);
+      await sleep(1000 + Math.random() * 2000);
+    }
     await arriving;
     r.log('all events produced');
     await waitDrained(o.admin, r.group, r.topic, drainTimeout(o.events));
     r.log('drained');
-    if (a.runner.exitCode !== null) throw new Error(`runner a exited (${a.runner.exitCode}) during the rebalance; see ${a.runner.log}`);
+    if (a.runner.exitCode !== null) throw new Error(`runner a exited (${a.runner.exitCode}) during the rebalances; see ${a.runner.log}`);
     const code = await a.runner.kill('SIGTERM');
     if (code !== 0) throw new Error(`runner a exited ${code} on SIGTERM; see ${a.runner.log}`);
   } finally {
     await a.runner.kill('SIGKILL');
     await b?.runner.kill('SIGKILL');
     await arriving.catch(() => undefined);
+    await r.close();
   }
   await verifyRun(o, r);
   result.seconds = (Date.now() - r.started) / 1000;
