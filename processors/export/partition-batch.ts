@@ -128,8 +128,13 @@ export class PartitionBatch {
     return this.consumed > 0;
   }
 
+  /** Set by seal(): the batch's files are handed out once; a second flush of it would commit nothing written. */
+  sealed = false;
+
   /** The files to write, with their final keys; the batch must not be added to afterwards. */
   seal(): SealedFile[] {
+    if (this.sealed) throw new Error('a partition batch is sealed once');
+    this.sealed = true;
     const sealed: SealedFile[] = [];
     for (const f of this.files.values()) {
       const key = renderPathTemplate(this.out.path, {

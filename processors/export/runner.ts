@@ -53,6 +53,8 @@ interface PartitionState {
 }
 
 const IDLE_CHECK_MS = 100;
+/** After a rebalance, how long a new owner waits before its first upload: the old owner's cut requests end first. */
+const NEW_OWNER_GUARD_MS = 2000;
 /** Dead letters per produce request (each can be up to 1 MiB). */
 const DLQ_CHUNK = 200;
 
@@ -66,6 +68,10 @@ export class PipelineRunner {
   private readonly states = new Map<string, PartitionState>();
   private readonly log: Logger;
   private epoch = 0;
+  /** Aborted at every rebalance: uploads in flight stop before the partitions move. */
+  private inFlight = new AbortController();
+  /** When the last rebalance completed: a new owner's first flush waits NEW_OWNER_GUARD_MS after it. */
+  private joinedAt = 0;
   private joined = false;
   private stopping = false;
   private idleTimer: NodeJS.Timeout | undefined;
@@ -189,6 +195,11 @@ export class PipelineRunner {
 
   private onRebalance(what: 'rebalancing' | 'joined'): void {
     this.epoch++;
+    // The old owner's uploads must not land after the new owner's: cut them now (a body not
+    // fully sent never becomes an object), before this member rejoins and the partitions move.
+    this.inFlight.abort();
+    this.inFlight = new AbortController();
+    if (what === 'joined') this.joinedAt = Date.now();
     if (what === 'rebalancing') this.deps.metrics.rebalances.inc({ pipeline: this.pipeline.name });
     let dropped = 0;
     for (const st of this.states.values()) if (st.batch.pending) dropped += st.batch.consumed;
@@ -242,6 +253,7 @@ export class PipelineRunner {
     const previous = st.lock;
     let release!: () => void;
     st.lock = new Promise((r) => (release = r));
+    let holding = false;
     try {
       if (whileWaiting) {
         let done = false;
@@ -251,11 +263,18 @@ export class PipelineRunner {
           if (!done) await whileWaiting();
         }
       } else await previous;
+      holding = true;
       st.busy = true;
       await fn();
     } finally {
-      st.busy = false;
-      release();
+      if (holding) {
+        st.busy = false;
+        release();
+      } else {
+        // Left while waiting (a heartbeat said the group is rebalancing): the holder before us
+        // still runs, so whoever queued behind us waits for it too.
+        void previous.then(release);
+      }
     }
   }
 
@@ -353,7 +372,7 @@ export class PipelineRunner {
    */
   private async flush(st: PartitionState, heartbeat: (() => Promise<void>) | undefined, final = false): Promise<'committed' | 'lost' | 'failed'> {
     const batch = st.batch;
-    if (!this.isCurrent(st)) return 'lost'; // failed or dropped earlier: its records are read again
+    if (!this.isCurrent(st) || batch.sealed) return 'lost'; // failed, dropped or already being flushed: its records are read again
     if (!batch.pending || batch.nextOffset === undefined) return 'committed';
     const started = Date.now();
     // A flush that has started completes through a SIGTERM (stop() waits for it); only a rebalance abandons it.
@@ -361,6 +380,27 @@ export class PipelineRunner {
     const { bucket, multipart } = this.pipeline.output.config;
     const name = this.pipeline.name;
     const metrics = this.deps.metrics;
+    // A partition that just moved here: give the previous owner's aborted requests time to end.
+    const guard = this.joinedAt + NEW_OWNER_GUARD_MS - Date.now();
+    if (guard > 0) await sleep(guard);
+    if (!owned()) {
+      if (this.states.get(`${batch.topic}/${batch.partition}`) === st) this.states.delete(`${batch.topic}/${batch.partition}`);
+      return 'lost';
+    }
+    const signal = this.inFlight.signal;
+    // A long flush (many files, a slow S3) keeps this member alive: without heartbeats the group
+    // would hand the partition to another member while these uploads still land. A heartbeat that
+    // says the group is rebalancing cuts them at once.
+    const beating = heartbeat
+      ? setInterval(() => {
+          heartbeat().catch((error: unknown) => {
+            if (isRebalancing(error) && !signal.aborted) {
+              this.inFlight.abort();
+              this.inFlight = new AbortController();
+            }
+          });
+        }, 1000)
+      : undefined;
     const files = batch.seal();
     let uploaded = 0;
     try {
@@ -377,6 +417,7 @@ export class PipelineRunner {
           partConcurrency: multipart.concurrency,
           logger: this.log,
           stillWanted: owned,
+          signal,
           ...(heartbeat ? { whileWaiting: heartbeat } : {}),
           onFailure: () => metrics.uploadFailures.inc({ pipeline: name }),
         });
@@ -390,6 +431,7 @@ export class PipelineRunner {
       if (!owned()) throw new UploadAbandonedError('partition lost before the commit');
       await this.consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: batch.nextOffset.toString() }]);
     } catch (error) {
+      clearInterval(beating);
       // Nothing was committed: drop the batch and read it again from where it started.
       const key = `${batch.topic}/${batch.partition}`;
       if (this.states.get(key) === st) this.states.delete(key);
@@ -401,6 +443,7 @@ export class PipelineRunner {
       if (!final && batch.startOffset !== undefined) this.consumer.seek({ topic: batch.topic, partition: batch.partition, offset: batch.startOffset });
       return 'failed';
     }
+    clearInterval(beating);
     // Committed: the next batch of the partition starts here.
     this.committed.set(`${batch.topic}/${batch.partition}`, batch.nextOffset);
     this.updateLag(batch.topic, batch.partition);

@@ -20,6 +20,8 @@ export interface DurableUploadOptions {
   logger: Logger;
   /** Checked before every attempt: false abandons the upload (UploadAbandonedError). */
   stillWanted?: () => boolean;
+  /** Aborts the request in flight (client side: a body not fully sent never becomes an object) and the upload. */
+  signal?: AbortSignal | undefined;
   /** Called while waiting between attempts (e.g. a consumer heartbeat); its error abandons the upload. */
   whileWaiting?: () => Promise<void>;
   /** Called after each failed attempt (metrics). */
@@ -40,12 +42,13 @@ const SINK_RETRY: RetryPolicy = { initialMs: 250, maxMs: 5_000, multiplier: 2, m
 export async function uploadDurably(s3: S3Client, o: DurableUploadOptions): Promise<void> {
   const policy = { ...SINK_RETRY, ...o.policy };
   for (let attempt = 0; ; attempt++) {
-    if (o.stillWanted && !o.stillWanted()) throw new UploadAbandonedError(`upload of s3://${o.bucket}/${o.key} abandoned`);
+    if ((o.stillWanted && !o.stillWanted()) || o.signal?.aborted) throw new UploadAbandonedError(`upload of s3://${o.bucket}/${o.key} abandoned`);
     try {
       await uploadOnce(s3, o);
       if (attempt > 0) o.logger.info({ bucket: o.bucket, key: o.key, attempts: attempt + 1 }, 'S3 upload succeeded after retries');
       return;
     } catch (error) {
+      if (o.signal?.aborted) throw new UploadAbandonedError(`upload of s3://${o.bucket}/${o.key} abandoned in flight`, { cause: error });
       o.onFailure?.(error, attempt + 1);
       const delay = Math.max(100, backoffDelay(policy, attempt));
       const transient = isRetriable(error) || isServerFault(error);
@@ -64,7 +67,7 @@ export async function uploadDurably(s3: S3Client, o: DurableUploadOptions): Prom
 
 async function uploadOnce(s3: S3Client, o: DurableUploadOptions): Promise<void> {
   if (o.body.byteLength <= o.partSize) {
-    await s3.send(new PutObjectCommand({ Bucket: o.bucket, Key: o.key, Body: o.body, ContentType: o.contentType, ContentLength: o.body.byteLength, Metadata: o.metadata }));
+    await s3.send(new PutObjectCommand({ Bucket: o.bucket, Key: o.key, Body: o.body, ContentType: o.contentType, ContentLength: o.body.byteLength, Metadata: o.metadata }), o.signal ? { abortSignal: o.signal } : {});
     return;
   }
   const upload = new Upload({
@@ -74,7 +77,13 @@ async function uploadOnce(s3: S3Client, o: DurableUploadOptions): Promise<void> 
     queueSize: o.partConcurrency,
     leavePartsOnError: false, // abort the multipart upload so no parts linger
   });
-  await upload.done();
+  const abort = () => void upload.abort().catch(() => undefined);
+  o.signal?.addEventListener('abort', abort, { once: true });
+  try {
+    await upload.done();
+  } finally {
+    o.signal?.removeEventListener('abort', abort);
+  }
 }
 
 function isServerFault(error: unknown): boolean {
