@@ -32,7 +32,7 @@ describe('loadPipeline: connectors/exports/lake.yaml', () => {
       ['mapping', 'envelope_to_row'],
       ['dedupe', 'one_row_per_event'],
     ]);
-    expect(lake.pipeline.processors[1]!.config).toEqual({ key: 'event_id', cache_size: 200000, window: undefined });
+    expect(lake.pipeline.processors[1]!.config).toEqual({ key: 'event_id', cache_size: 50000, window: undefined });
   });
 
   it('writes zstd Parquet partitioned by event type and UTC day, in 1 s / 50,000 / 64 MiB batches', () => {
