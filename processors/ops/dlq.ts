@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Admin, IHeaders, Kafka, KafkaMessage } from 'kafkajs';
 import { DLQ_HEADERS, readDeadLetterHeaders, type DeadLetterInfo } from '../core/dlq/dead-letter.js';
 import { PermanentError } from '../core/errors/errors.js';
+import { withRetry } from '../core/errors/retry.js';
 import { readRange } from './range-reader.js';
 
 /**
@@ -175,15 +176,22 @@ export async function redriveDlq(kafka: Kafka, admin: Admin, o: RedriveOptions):
         const chunk = messages.slice(i, i + batchSize);
         const now = Date.now();
         const out = chunk.filter((m) => matches(readDeadLetterHeaders(m.headers), o.filter)).map((m) => redriven(partition, m, o.from, now));
-        const txn = await producer.transaction();
-        try {
-          if (out.length > 0) await txn.send({ topic: o.to, acks: -1, messages: out });
-          await txn.sendOffsets({ consumerGroupId: group, topics: [{ topic: o.from, partitions: [{ partition, offset: (BigInt(chunk.at(-1)!.offset) + 1n).toString() }] }] });
-          await txn.commit();
-        } catch (error) {
-          await txn.abort().catch(() => undefined);
-          throw error;
-        }
+        // A transaction the broker is still finishing (CONCURRENT_TRANSACTIONS, a coordinator moving) is retried;
+        // an aborted attempt sent nothing, so a retry cannot duplicate.
+        await withRetry(
+          async () => {
+            const txn = await producer.transaction();
+            try {
+              if (out.length > 0) await txn.send({ topic: o.to, acks: -1, messages: out });
+              await txn.sendOffsets({ consumerGroupId: group, topics: [{ topic: o.from, partitions: [{ partition, offset: (BigInt(chunk.at(-1)!.offset) + 1n).toString() }] }] });
+              await txn.commit();
+            } catch (error) {
+              await txn.abort().catch(() => undefined);
+              throw error;
+            }
+          },
+          { policy: { maxAttempts: 6, initialMs: 300, maxMs: 3000 } },
+        );
         result.read += chunk.length;
         result.sent += out.length;
         result.skipped += chunk.length - out.length;

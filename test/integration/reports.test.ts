@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { KafkaMessage } from 'kafkajs';
+import { withRetry } from '../../processors/core/errors/retry.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createPool } from '../../processors/core/db/pool.js';
 import { readDeadLetterHeaders } from '../../processors/core/dlq/dead-letter.js';
@@ -16,7 +17,7 @@ import type { ReportStatus } from '../../processors/reports/status.js';
 import { ROOT } from '../support/build.js';
 import { ensureCdcConnector } from '../support/cdc.js';
 import { collectUntilQuiet, startGroupAtEnd } from '../support/consume.js';
-import { collect } from '../support/kafka.js';
+import { collect, waitForTopic } from '../support/kafka.js';
 import {
   AgentEventProducer,
   currentDist,
@@ -510,13 +511,12 @@ describe('reports: commission reports from the lake, by topic and REST, with lin
     expect(afterRestart.result?.generated_at).toBe(status.result.generated_at);
 
     const states = await statesOnTopic(restarted, id, (s) => s.filter((x) => x.from_earlier_result === true).length >= 2);
-    expect(states.map((s) => `${s.state}${s.from_earlier_result ? ' (from earlier result)' : ''}`)).toEqual([
-      'queued',
-      'running',
-      'succeeded',
-      'succeeded (from earlier result)',
-      'succeeded (from earlier result)',
-    ]);
+    // Computed once: one running, one fresh success; every later answer comes from that result. (A request
+    // whose offset was not committed before the stop is answered once more after the restart: at least once.)
+    const labels = states.map((s) => `${s.state}${s.from_earlier_result ? ' (from earlier result)' : ''}`);
+    expect(labels.slice(0, 3)).toEqual(['queued', 'running', 'succeeded']);
+    expect(labels.slice(3).length).toBeGreaterThanOrEqual(2);
+    expect(new Set(labels.slice(3))).toEqual(new Set(['succeeded (from earlier result)']));
     expect(new Set(states.filter((s) => s.result).map((s) => s.result!.generated_at)).size).toBe(1);
   }, 90_000);
 
@@ -562,7 +562,9 @@ describe('reports: commission reports from the lake, by topic and REST, with lin
     const pruned = row(B, { amount_minor: '777' });
     const sentinel = row(sentinelAgent, { event_type: 'customer_onboarded', amount_minor: null, currency: null });
 
-    await startGroupAtEnd(kafka, normalizerGroup, CDC_TOPIC);
+    // On a fresh cluster Debezium may have created the CDC topic a moment ago: wait until its partitions answer.
+    await waitForTopic(kafka, CDC_TOPIC, 60_000);
+    await withRetry(() => startGroupAtEnd(kafka, normalizerGroup, CDC_TOPIC), { policy: { maxAttempts: 20, initialMs: 500, maxMs: 3000 } });
     const normalizer = await startNormalizer({
       env: {
         ...process.env,
