@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { KafkaMessage } from 'kafkajs';
 import { withRetry } from '../../processors/core/errors/retry.js';
+import { ensureTopics } from '../../processors/core/kafka/topics.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createPool } from '../../processors/core/db/pool.js';
 import { readDeadLetterHeaders } from '../../processors/core/dlq/dead-letter.js';
@@ -562,7 +563,11 @@ describe('reports: commission reports from the lake, by topic and REST, with lin
     const pruned = row(B, { amount_minor: '777' });
     const sentinel = row(sentinelAgent, { event_type: 'customer_onboarded', amount_minor: null, currency: null });
 
-    // On a fresh cluster Debezium may have created the CDC topic a moment ago: wait until its partitions answer.
+    // On a fresh cluster the CDC topic only exists once Debezium has streamed a first change (the broker
+    // auto-creates it with 1 partition): create it the same way first, idempotently.
+    const cdcAdmin = kafka.admin();
+    await cdcAdmin.connect();
+    await ensureTopics(cdcAdmin, [{ topic: CDC_TOPIC, numPartitions: 1 }]).finally(() => cdcAdmin.disconnect());
     await waitForTopic(kafka, CDC_TOPIC, 60_000);
     await withRetry(() => startGroupAtEnd(kafka, normalizerGroup, CDC_TOPIC), { policy: { maxAttempts: 20, initialMs: 500, maxMs: 3000 } });
     const normalizer = await startNormalizer({
