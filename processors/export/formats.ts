@@ -1,5 +1,5 @@
 import { stringify as losslessStringify } from 'lossless-json';
-import { ParquetBatchWriter, type ParquetCompression } from '../core/parquet/batch-writer.js';
+import { ParquetBatchWriter, type ParquetCompression, type ParquetEncoder } from '../core/parquet/batch-writer.js';
 import { columnBuilder, LakeValueError, type ColumnBuilder } from '../core/parquet/columns.js';
 import type { LakeRow, LakeSchema } from '../core/parquet/lake-schema.js';
 import type { OutputFormat } from '../core/pipeline/components/s3-output.js';
@@ -15,7 +15,8 @@ export interface FileWriter {
   readonly rowCount: number;
   /** About the bytes the file's rows hold in memory (what batching by bytes counts). */
   readonly approxBytes: number;
-  finish(): Promise<Uint8Array>;
+  /** The file's bytes; Parquet is encoded by `encoder` (a worker thread) when given. */
+  finish(encoder?: ParquetEncoder): Promise<Uint8Array>;
 }
 
 /** User metadata on every object the export writes (x-amz-meta-*): the Kafka offsets it holds. */

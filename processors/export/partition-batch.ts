@@ -1,5 +1,5 @@
 import type { Message } from 'kafkajs';
-import type { ParquetCompression } from '../core/parquet/batch-writer.js';
+import type { ParquetCompression, ParquetEncoder } from '../core/parquet/batch-writer.js';
 import type { LakeRow } from '../core/parquet/lake-schema.js';
 import type { OutputFormat } from '../core/pipeline/components/s3-output.js';
 import { eventTimeMillis, renderPathTemplate, type PathTemplate, type TimeFormat } from '../core/pipeline/path-template.js';
@@ -26,6 +26,8 @@ export interface OutputSettings {
   timeFormat: TimeFormat;
   /** Key-value metadata for Parquet footers. */
   metadata: Record<string, string>;
+  /** Encodes Parquet files off the event loop (encode_threads > 0). */
+  encoder?: ParquetEncoder | undefined;
 }
 
 interface OpenFile {
@@ -145,7 +147,7 @@ export class PartitionBatch {
         record: f.record,
         ...(f.eventTimeMs !== undefined ? { eventTimeMs: f.eventTimeMs } : {}),
       });
-      sealed.push({ key, rows: f.writer.rowCount, firstOffset: f.firstOffset, lastOffset: f.lastOffset, encode: () => f.writer.finish() });
+      sealed.push({ key, rows: f.writer.rowCount, firstOffset: f.firstOffset, lastOffset: f.lastOffset, encode: () => f.writer.finish(this.out.encoder) });
     }
     this.files.clear();
     return sealed;

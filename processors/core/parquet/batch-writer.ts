@@ -1,5 +1,6 @@
 import { Field, makeData, RecordBatch, Schema, Struct, Table, tableToIPC } from 'apache-arrow';
-import * as parquetWasm from 'parquet-wasm';
+import { createRequire } from 'node:module';
+import type * as ParquetWasm from 'parquet-wasm';
 import { PermanentError } from '../errors/errors.js';
 import { columnBuilder, LakeValueError, type ColumnBuilder } from './columns.js';
 import type { LakeRow, LakeSchema } from './lake-schema.js';
@@ -24,11 +25,28 @@ import type { LakeRow, LakeSchema } from './lake-schema.js';
 
 /** Page compression; the s3 output's `compression` values. */
 export type ParquetCompression = 'snappy' | 'zstd' | 'none';
-const CODECS: Record<ParquetCompression, parquetWasm.Compression> = {
-  snappy: parquetWasm.Compression.SNAPPY,
-  zstd: parquetWasm.Compression.ZSTD,
-  none: parquetWasm.Compression.UNCOMPRESSED,
+/** parquet_wasm's Compression values (a const enum of its bindings). */
+const CODECS: Record<ParquetCompression, ParquetWasm.Compression> = {
+  snappy: 1 as ParquetWasm.Compression.SNAPPY,
+  zstd: 5 as ParquetWasm.Compression.ZSTD,
+  none: 0 as ParquetWasm.Compression.UNCOMPRESSED,
 };
+
+/**
+ * parquet-wasm, loaded on first use: its compiled WebAssembly costs a process ~22 MB, which a
+ * runner encoding on worker threads (encode-pool.ts) never needs on its main thread.
+ */
+let wasm: typeof ParquetWasm | undefined;
+function parquetWasm(): typeof ParquetWasm {
+  if (!wasm) {
+    wasm = createRequire(import.meta.url)('parquet-wasm') as typeof ParquetWasm;
+    for (const [name, code] of Object.entries(CODECS)) {
+      const expected = { snappy: wasm.Compression.SNAPPY, zstd: wasm.Compression.ZSTD, none: wasm.Compression.UNCOMPRESSED }[name];
+      if (code !== expected) throw new PermanentError(`parquet-wasm's compression code for ${name} is ${expected}, not ${code}: update CODECS`);
+    }
+  }
+  return wasm;
+}
 
 export interface ParquetBatchWriterOptions {
   compression: ParquetCompression;
@@ -103,8 +121,21 @@ export class ParquetBatchWriter {
     return total;
   }
 
-  /** Encodes the batch (possibly empty) as a Parquet file. The writer cannot be used afterwards. */
-  async finish(): Promise<Uint8Array> {
+  /**
+   * Encodes the batch (possibly empty) as a Parquet file. The writer cannot be used
+   * afterwards. With an `encoder` (a ParquetEncodePool) the Parquet encoding runs on a
+   * worker thread and only the copy of the columns to Arrow IPC stays on this one.
+   */
+  async finish(encoder?: ParquetEncoder): Promise<Uint8Array> {
+    const ipc = this.toIPC();
+    const options = { compression: this.options.compression, rowGroupSize: this.options.rowGroupSize, metadata: this.options.metadata, createdBy: this.options.createdBy };
+    if (encoder) return encoder.encode(ipc, options);
+    await yieldToEventLoop();
+    return encodeArrowIPC(ipc, options);
+  }
+
+  /** The batch as one Arrow IPC stream (the column buffers are let go). */
+  private toIPC(): Uint8Array {
     if (this.finished) throw new WriterClosedError('finish() called twice');
     this.finished = true;
     const fields = this.schema.columns.map((c, i) => new Field(c.name, this.builders[i]!.type, c.nullable));
@@ -113,18 +144,28 @@ export class ParquetBatchWriter {
     const batch = new RecordBatch(arrowSchema, makeData({ type: new Struct(fields), length: this.rows, nullCount: 0, children }));
     const ipc = tableToIPC(new Table(arrowSchema, [batch]), 'stream');
     this.builders.length = 0; // let the column buffers go before WebAssembly takes its copy
-    await yieldToEventLoop();
-    const table = parquetWasm.Table.fromIPCStream(ipc);
-    let props = new parquetWasm.WriterPropertiesBuilder()
-      .setCompression(CODECS[this.options.compression])
-      .setMaxRowGroupSize(this.options.rowGroupSize ?? DEFAULT_ROW_GROUP_SIZE)
-      .setCreatedBy(this.options.createdBy ?? 'sluice');
-    if (this.options.metadata && Object.keys(this.options.metadata).length > 0) {
-      props = props.setKeyValueMetadata(new Map(Object.entries(this.options.metadata)));
-    }
-    // writeParquet takes ownership of (and frees) the wasm table and properties.
-    return parquetWasm.writeParquet(table, props.build());
+    return ipc;
   }
+}
+
+/** Encodes Arrow IPC as Parquet elsewhere (a worker thread): see encode-pool.ts. */
+export interface ParquetEncoder {
+  encode(ipc: Uint8Array, options: ParquetBatchWriterOptions): Promise<Uint8Array>;
+}
+
+/** An Arrow IPC stream -> a Parquet file (parquet-wasm), synchronously. */
+export function encodeArrowIPC(ipc: Uint8Array, options: ParquetBatchWriterOptions): Uint8Array {
+  const pw = parquetWasm();
+  const table = pw.Table.fromIPCStream(ipc);
+  let props = new pw.WriterPropertiesBuilder()
+    .setCompression(CODECS[options.compression])
+    .setMaxRowGroupSize(options.rowGroupSize ?? DEFAULT_ROW_GROUP_SIZE)
+    .setCreatedBy(options.createdBy ?? 'sluice');
+  if (options.metadata && Object.keys(options.metadata).length > 0) {
+    props = props.setKeyValueMetadata(new Map(Object.entries(options.metadata)));
+  }
+  // writeParquet takes ownership of (and frees) the wasm table and properties.
+  return pw.writeParquet(table, props.build());
 }
 
 function yieldToEventLoop(): Promise<void> {

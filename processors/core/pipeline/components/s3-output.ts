@@ -74,6 +74,13 @@ const config = object(
       },
       { doc: 'Multipart upload of large files.' },
     ),
+    encode_threads: int({
+      doc: "Worker threads that encode this pipeline's Parquet files, so the event loop goes on consuming meanwhile; 0 encodes on the event loop. More than the cores left over after the broker's share buys nothing.",
+      default: 1,
+      min: 0,
+      max: 64,
+    }),
+    max_in_flight: int({ doc: 'Files of one flush being encoded and uploaded at once (each holds its encoded bytes until uploaded).', default: 8, min: 1, max: 256 }),
     region: string({ doc: 'AWS region.', minLength: 1, ...coreDefault('s3', 'region') }),
     endpoint: string({
       doc: 'Endpoint of an S3-compatible server (S3Proxy, MinIO); an empty string selects AWS S3.',
