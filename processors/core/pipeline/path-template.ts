@@ -287,7 +287,10 @@ function fieldSegment(record: unknown, path: string[]): string {
 }
 
 /** Hive's partition-value escaping (%XX for control characters and "#%'*\/:=?\\{[]^), which its readers undo. */
+const NEEDS_ESCAPE = /[\u0000-\u001f\u007f"#%'*/:=?\\{[\]^]/;
+
 export function escapePathValue(text: string): string {
+  if (!NEEDS_ESCAPE.test(text)) return text;
   let out = '';
   for (const ch of text) {
     const code = ch.codePointAt(0)!;
@@ -296,7 +299,30 @@ export function escapePathValue(text: string): string {
   return out;
 }
 
+/** The finest unit a format shows (ms), so that times within one unit share their text. */
+const UNIT_MS: Record<string, number> = { yyyy: 86_400_000, MM: 86_400_000, dd: 86_400_000, HH: 3_600_000, mm: 60_000, ss: 1000 };
+const formatted = new WeakMap<readonly TimePiece[], { unit: number; texts: Map<number, string> }>();
+
+/** `format` applied to a UTC time; texts are remembered per unit of the format (a day for yyyy-MM-dd). */
 export function formatUtc(epochMs: number, format: readonly TimePiece[]): string {
+  let cache = formatted.get(format);
+  if (!cache) {
+    let unit = 86_400_000;
+    for (const p of format) if (!('text' in p)) unit = Math.min(unit, UNIT_MS[p.token] ?? 1);
+    cache = { unit, texts: new Map() };
+    formatted.set(format, cache);
+  }
+  const bucket = Math.floor(epochMs / cache.unit);
+  let text = cache.texts.get(bucket);
+  if (text === undefined) {
+    text = formatUtcNow(epochMs, format);
+    if (cache.texts.size >= 10_000) cache.texts.clear();
+    cache.texts.set(bucket, text);
+  }
+  return text;
+}
+
+function formatUtcNow(epochMs: number, format: readonly TimePiece[]): string {
   const d = new Date(epochMs);
   const two = (n: number): string => String(n).padStart(2, '0');
   return format
