@@ -6,6 +6,7 @@ import { sleep } from '../core/errors/retry.js';
 import { ensureTopics } from '../core/kafka/topics.js';
 import type { Logger } from '../core/log/logger.js';
 import { LakeValueError } from '../core/parquet/columns.js';
+import { ParquetEncodePool } from '../core/parquet/encode-pool.js';
 import { LakeSchemaError, LakeValueShapeError } from '../core/parquet/lake-schema.js';
 import type { PipelineConfig } from '../core/pipeline/pipeline.js';
 import { TemplateValueError } from '../core/pipeline/path-template.js';
@@ -14,9 +15,9 @@ import { uploadDurably, UploadAbandonedError } from '../core/s3/upload.js';
 import { AvroDecoder, DecodeError } from './decoder.js';
 import { CONTENT_TYPES, OBJECT_METADATA } from './formats.js';
 import type { ExportMetrics } from './metrics.js';
-import { PartitionBatch, type OutputSettings } from './partition-batch.js';
+import { PartitionBatch, type OutputSettings, type SealedFile } from './partition-batch.js';
 import { shapeSource, type ShapeSource } from './shape.js';
-import { StepChain } from './steps.js';
+import { StepChain, type StepOutcome } from './steps.js';
 
 /**
  * Runs one pipeline: a kafkajs consumer group feeding per-partition batches, flushed to S3
@@ -30,9 +31,15 @@ import { StepChain } from './steps.js';
  * - Every rebalance throws away all open batches (kafkajs resumes every partition from its
  *   committed offset after a rebalance), and an upload in progress is abandoned as soon as
  *   the group starts rebalancing, so a partition's new owner is never overwritten by the old.
- * - S3 and broker faults block with backoff while the consumer keeps heartbeating; the
- *   fetch loop waits for the flush, which is the backpressure: memory holds at most one
- *   batch (batching.count / batching.bytes) per assigned partition.
+ * - A partition's flush runs in the background while its next batch fills (kafkajs holds
+ *   the fetch of every partition of a broker until eachBatch returns, so a flush inside it
+ *   would stall them all); flushes of a partition run one after another, in offset order,
+ *   and a batch only starts uploading once the one before it is committed, so at most one
+ *   uncommitted batch of a partition has objects in S3, and it starts at the committed
+ *   offset. A flush that fails voids the batch filling behind it (both are read again).
+ * - S3 and broker faults block with backoff while the consumer keeps heartbeating; a full
+ *   batch waits for its partition's previous flush, which is the backpressure: memory holds
+ *   at most two batches (batching.count / batching.bytes) per assigned partition.
  */
 
 export interface RunnerDeps {
@@ -47,14 +54,23 @@ interface PartitionState {
   batch: PartitionBatch;
   /** The generation (local rebalance counter) the state belongs to. */
   epoch: number;
-  /** Serialises batch work and flushes of the partition. */
+  /** Serialises the partition's batch work (consuming, starting flushes). */
   lock: Promise<void>;
   busy: boolean;
+  /**
+   * The flush of the partition's previous batch while the open one fills (at most one: a
+   * full batch waits for it, which is the backpressure). Flushes commit in offset order.
+   */
+  flushing: Promise<FlushResult> | undefined;
 }
+
+type FlushResult = 'committed' | 'lost' | 'failed';
 
 const IDLE_CHECK_MS = 100;
 /** After a rebalance, how long a new owner waits before its first upload: the old owner's cut requests end first. */
 const NEW_OWNER_GUARD_MS = 2000;
+/** The longest the batch loop runs before letting other callbacks (flushes) in. */
+const SLICE_MS = 20;
 /** Dead letters per produce request (each can be up to 1 MiB). */
 const DLQ_CHUNK = 200;
 
@@ -65,6 +81,8 @@ export class PipelineRunner {
   private readonly chain: StepChain;
   private readonly shapes: ShapeSource;
   private readonly out: OutputSettings;
+  /** Parquet encoding threads (output encode_threads), shared by the partitions. */
+  private readonly encodePool: ParquetEncodePool | undefined;
   private readonly states = new Map<string, PartitionState>();
   private readonly log: Logger;
   private epoch = 0;
@@ -82,6 +100,11 @@ export class PipelineRunner {
   private readonly highWatermarks = new Map<string, bigint>();
   private readonly committed = new Map<string, bigint>();
   private readonly lagByPartition = new Map<string, number>();
+  /**
+   * Partitions whose flush the group's rebalance abandoned, until kafkajs rejoins: consuming
+   * on (kafkajs's position is past the lost batch) could commit past records never written.
+   */
+  private readonly voided = new Set<string>();
 
   constructor(
     readonly pipeline: PipelineConfig,
@@ -101,6 +124,12 @@ export class PipelineRunner {
       timeFormat: output.time_format,
       metadata: { 'sluice.pipeline': pipeline.name },
     };
+    if (output.format === 'parquet' && output.encode_threads > 0) {
+      if (ParquetEncodePool.available()) {
+        this.encodePool = new ParquetEncodePool(output.encode_threads);
+        this.out.encoder = this.encodePool;
+      } else this.log.warn('the Parquet encoding thread is not built (running from sources): encoding on the event loop');
+    }
     this.consumer = deps.kafka.consumer({
       groupId: input.consumer_group,
       sessionTimeout: input.session_timeout,
@@ -173,9 +202,10 @@ export class PipelineRunner {
     const epoch = this.epoch;
     for (const [key, st] of [...this.states]) {
       await this.exclusive(st, async () => {
+        if (st.flushing && (await st.flushing) !== 'committed') return;
         if (st.epoch === epoch && this.isCurrent(st) && st.batch.pending && !this.crashed) {
           try {
-            await this.flush(st, undefined, true);
+            await this.flush(st, st.batch, undefined, true);
           } catch (error) {
             this.log.warn({ partition: key, err: error }, 'final flush failed; its records will be read again from the committed offset');
           }
@@ -184,6 +214,7 @@ export class PipelineRunner {
     }
     await this.consumer.disconnect();
     await this.producer.disconnect();
+    await this.encodePool?.close();
     this.logProgress();
     this.log.info('pipeline stopped');
   }
@@ -205,6 +236,7 @@ export class PipelineRunner {
     for (const st of this.states.values()) if (st.batch.pending) dropped += st.batch.consumed;
     // The old states' work checks `epoch` and gives up; kafkajs resumes every partition from its committed offset.
     this.states.clear();
+    this.voided.clear();
     for (const key of this.lagByPartition.keys()) {
       const [topic, partition] = splitKey(key);
       this.deps.metrics.lag.remove({ pipeline: this.pipeline.name, topic, partition: String(partition) });
@@ -242,7 +274,7 @@ export class PipelineRunner {
     const key = `${topic}/${partition}`;
     let st = this.states.get(key);
     if (!st) {
-      st = { batch: new PartitionBatch(topic, partition, this.chain.forPartition(), this.out), epoch: this.epoch, lock: Promise.resolve(), busy: false };
+      st = { batch: new PartitionBatch(topic, partition, this.chain.forPartition(), this.out), epoch: this.epoch, lock: Promise.resolve(), busy: false, flushing: undefined };
       this.states.set(key, st);
     }
     return st;
@@ -280,6 +312,12 @@ export class PipelineRunner {
 
   private async eachBatch({ batch, heartbeat, resolveOffset, isRunning, isStale }: EachBatchPayload): Promise<void> {
     if (this.stopping) return;
+    if (this.voided.has(`${batch.topic}/${batch.partition}`)) {
+      // A lost batch: nothing here until the rejoin. The heartbeat lets kafkajs see the rebalance now.
+      await heartbeat();
+      await sleep(200);
+      return;
+    }
     const st = this.stateFor(batch.topic, batch.partition);
     const metrics = this.deps.metrics;
     const { count, bytes, period } = this.pipeline.output.config.batching;
@@ -288,23 +326,52 @@ export class PipelineRunner {
       async () => {
         if (st.epoch !== this.epoch || !this.isCurrent(st) || this.stopping) return; // rebalanced, failed or stopping while waiting
         let all = true;
-        for (const message of batch.messages) {
-          if (!isRunning() || isStale() || this.stopping || st.epoch !== this.epoch) {
-            all = false;
-            break;
+        // Offsets are resolved (kafkajs's fetch position) in one call per run of records, not per record.
+        let done: string | undefined;
+        let resolved: string | undefined;
+        let counted = 0;
+        const resolveDone = () => {
+          if (done !== undefined && done !== resolved) resolveOffset((resolved = done));
+          metrics.recordsIn.inc({ pipeline: this.pipeline.name }, counted);
+          this.totals.in += counted;
+          counted = 0;
+        };
+        let sliceStarted = Date.now();
+        let sinceCheck = 0;
+        try {
+          for (const message of batch.messages) {
+            // A fetched batch can hold tens of thousands of records: give the background
+            // flushes' callbacks (encoded files, finished uploads, commits) a turn now and then.
+            if (++sinceCheck === 256) {
+              sinceCheck = 0;
+              if (Date.now() - sliceStarted >= SLICE_MS) {
+                await yieldToEventLoop();
+                sliceStarted = Date.now();
+              }
+            }
+            if (!isRunning() || isStale() || this.stopping || st.epoch !== this.epoch || !this.isCurrent(st)) {
+              all = false;
+              break;
+            }
+            try {
+              const pending = this.consume(st.batch, batch.topic, batch.partition, message);
+              if (pending) await pending;
+            } catch (error) {
+              // A bug or a dependency that stays down: never leave a half batch behind a resolved offset.
+              resolveDone();
+              this.states.delete(`${batch.topic}/${batch.partition}`);
+              this.consumer.seek({ topic: batch.topic, partition: batch.partition, offset: st.batch.startOffset ?? message.offset });
+              throw error;
+            }
+            done = message.offset;
+            counted++;
+            if ((st.batch.records >= count || st.batch.bytes >= bytes) && !this.stopping) {
+              resolveDone();
+              if (!(await this.rollBatch(st, heartbeat))) return;
+            }
           }
-          try {
-            await this.consume(st.batch, batch.topic, batch.partition, message);
-          } catch (error) {
-            // A bug or a dependency that stays down: never leave a half batch behind a resolved offset.
-            this.states.delete(`${batch.topic}/${batch.partition}`);
-            this.consumer.seek({ topic: batch.topic, partition: batch.partition, offset: st.batch.startOffset ?? message.offset });
-            throw error;
-          }
-          resolveOffset(message.offset);
-          metrics.recordsIn.inc({ pipeline: this.pipeline.name });
-          this.totals.in++;
-          if ((st.batch.records >= count || st.batch.bytes >= bytes) && !this.stopping && (await this.flush(st, heartbeat)) !== 'committed') return;
+        } finally {
+          resolveDone();
         }
         if (all && batch.messages.length > 0) {
           st.batch.consumedUpTo(batch.lastOffset());
@@ -312,14 +379,21 @@ export class PipelineRunner {
         }
         this.highWatermarks.set(`${batch.topic}/${batch.partition}`, BigInt(batch.highWatermark));
         this.updateLag(batch.topic, batch.partition);
-        if (st.batch.openedAt !== undefined && Date.now() - st.batch.openedAt >= period && !this.stopping) await this.flush(st, heartbeat);
+        if (st.batch.openedAt !== undefined && Date.now() - st.batch.openedAt >= period && !this.stopping) await this.rollBatch(st, heartbeat);
       },
       heartbeat,
     );
   }
 
-  /** One message into the partition's batch: decoded, through the processors, into its file or the DLQ. */
-  private async consume(batch: PartitionBatch, topic: string, partition: number, message: KafkaMessage): Promise<void> {
+  /**
+   * One message into the partition's batch: decoded, through the processors, into its file
+   * or the DLQ. Synchronous unless the registry must be asked or a processor is async; then
+   * it returns the promise to wait for.
+   */
+  private consume(batch: PartitionBatch, topic: string, partition: number, message: KafkaMessage, prepared = false): Promise<void> | undefined {
+    if (!prepared && this.pipeline.input.config.decode === 'avro_registry' && !this.decoder.ready(topic, message.value)) {
+      return this.blockOnTransient('schema registry', () => this.decoder.prepare(topic, message.value)).then(() => this.consume(batch, topic, partition, message, true));
+    }
     batch.consumedMessage(message.offset, message.value?.length ?? 0, Date.now(), Number(message.timestamp));
     const input = this.pipeline.input.config;
     let value: unknown;
@@ -327,7 +401,6 @@ export class PipelineRunner {
     let readerSchema: unknown;
     try {
       if (input.decode === 'avro_registry') {
-        if (!this.decoder.ready(topic, message.value)) await this.blockOnTransient('schema registry', () => this.decoder.prepare(topic, message.value));
         const decoded = this.decoder.decode(topic, message.value);
         value = decoded.value;
         readerId = decoded.readerId;
@@ -339,9 +412,14 @@ export class PipelineRunner {
       if (error instanceof DecodeError) return this.deadLetter(batch, topic, partition, message, error.reason, error.message, 'input');
       throw error;
     }
-    let outcome = batch.steps.run(value);
-    if (outcome instanceof Promise) outcome = await outcome;
-    if (outcome.kind === 'drop') return batch.drop(outcome.by);
+    const outcome = batch.steps.run(value);
+    if (outcome instanceof Promise) return outcome.then((o) => this.place(batch, topic, partition, message, o, readerId, readerSchema));
+    return this.place(batch, topic, partition, message, outcome, readerId, readerSchema);
+  }
+
+  /** A processed record into its file (or the DLQ, or nowhere when a processor dropped it). */
+  private place(batch: PartitionBatch, topic: string, partition: number, message: KafkaMessage, outcome: StepOutcome, readerId: number | undefined, readerSchema: unknown): undefined {
+    if (outcome.kind === 'drop') return void batch.drop(outcome.by);
     if (outcome.kind === 'dead') return this.deadLetter(batch, topic, partition, message, outcome.reason, outcome.error, outcome.by);
     try {
       batch.add(outcome.value, this.shapes.shapeFor(readerId, readerSchema), message.offset);
@@ -352,9 +430,10 @@ export class PipelineRunner {
       if (error instanceof TemplateValueError) return this.deadLetter(batch, topic, partition, message, 'path_error', error.message, 'output');
       throw error;
     }
+    return undefined;
   }
 
-  private deadLetter(batch: PartitionBatch, topic: string, partition: number, message: KafkaMessage, reason: string, error: string, by: string): void {
+  private deadLetter(batch: PartitionBatch, topic: string, partition: number, message: KafkaMessage, reason: string, error: string, by: string): undefined {
     const dlq = this.pipeline.dlq;
     const letter = deadLetterMessage({ topic, partition, message }, { reason, error }, `${this.pipeline.name}/${by}`);
     if (!dlq.include_original) {
@@ -366,18 +445,63 @@ export class PipelineRunner {
   }
 
   /**
+   * Closes the partition's open batch and starts its flush in the background, so the fetch
+   * loop (which kafkajs holds for every partition of the broker until eachBatch returns)
+   * goes on while files are encoded and uploaded. Waits for the previous flush first: at
+   * most one batch flushing and one filling per partition. False when the partition's
+   * batches are void (that flush failed, or the group rebalanced): stop consuming into it.
+   */
+  private async rollBatch(st: PartitionState, heartbeat: (() => Promise<void>) | undefined): Promise<boolean> {
+    if (st.flushing && (await this.previousFlush(st.flushing, heartbeat)) !== 'committed') return false;
+    if (st.epoch !== this.epoch || !this.isCurrent(st)) return false;
+    const batch = st.batch;
+    if (!batch.pending) return true;
+    st.batch = new PartitionBatch(batch.topic, batch.partition, batch.steps, this.out);
+    const flushing: Promise<FlushResult> = this.flush(st, batch, heartbeat)
+      .catch((error: unknown) => {
+        this.log.warn({ err: error, topic: batch.topic, partition: batch.partition }, 'flush failed; the batch is read again');
+        return 'failed' as const;
+      })
+      .finally(() => {
+        if (st.flushing === flushing) st.flushing = undefined;
+      });
+    st.flushing = flushing;
+    return true;
+  }
+
+  /**
+   * Waits for a partition's previous flush, heartbeating every second meanwhile: a heartbeat
+   * that says the group is rebalancing ends the wait ('lost'), so that eachBatch returns and
+   * kafkajs can rejoin (the flush's commit could otherwise be retried against a group that
+   * waits for this very member).
+   */
+  private async previousFlush(flushing: Promise<FlushResult>, heartbeat: (() => Promise<void>) | undefined): Promise<FlushResult> {
+    if (!heartbeat) return flushing;
+    for (;;) {
+      let timer: NodeJS.Timeout | undefined;
+      const result = await Promise.race([flushing, new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), 1000)))]);
+      clearTimeout(timer);
+      if (result !== undefined) return result;
+      try {
+        await heartbeat();
+      } catch (error) {
+        if (isRebalancing(error)) return 'lost';
+        throw error;
+      }
+    }
+  }
+
+  /**
    * Makes the partition's batch durable: encode and upload every file, send the dead
    * letters, commit. The batch's epoch is checked before each step; a rebalance in between
    * abandons the flush (nothing is committed, the records are read again).
    */
-  private async flush(st: PartitionState, heartbeat: (() => Promise<void>) | undefined, final = false): Promise<'committed' | 'lost' | 'failed'> {
-    const batch = st.batch;
+  private async flush(st: PartitionState, batch: PartitionBatch, heartbeat: (() => Promise<void>) | undefined, final = false): Promise<FlushResult> {
     if (!this.isCurrent(st) || batch.sealed) return 'lost'; // failed, dropped or already being flushed: its records are read again
     if (!batch.pending || batch.nextOffset === undefined) return 'committed';
     const started = Date.now();
     // A flush that has started completes through a SIGTERM (stop() waits for it); only a rebalance abandons it.
     const owned = () => st.epoch === this.epoch && this.isCurrent(st);
-    const { bucket, multipart } = this.pipeline.output.config;
     const name = this.pipeline.name;
     const metrics = this.deps.metrics;
     // A partition that just moved here: give the previous owner's aborted requests time to end.
@@ -403,39 +527,29 @@ export class PipelineRunner {
       : undefined;
     const files = batch.seal();
     let uploaded = 0;
+    /** Where the flush's time went (ms), for the debug log. */
+    const phases = { guard: Math.max(0, guard), write: 0, encoding: 0, uploading: 0, deadLetters: 0, commit: 0 };
     try {
-      for (const file of files) {
-        const body = await file.encode();
-        await uploadDurably(this.deps.s3, {
-          bucket,
-          key: file.key,
-          body,
-          contentType: CONTENT_TYPES[this.out.format],
-          // The file's offset range: replay reads it back to find the files a reset cuts through.
-          metadata: { [OBJECT_METADATA.firstOffset]: file.firstOffset, [OBJECT_METADATA.lastOffset]: file.lastOffset, [OBJECT_METADATA.records]: String(file.rows) },
-          partSize: multipart.part_size,
-          partConcurrency: multipart.concurrency,
-          logger: this.log,
-          stillWanted: owned,
-          signal,
-          ...(heartbeat ? { whileWaiting: heartbeat } : {}),
-          onFailure: () => metrics.uploadFailures.inc({ pipeline: name }),
-        });
-        uploaded += body.byteLength;
-        metrics.files.inc({ pipeline: name });
-      }
+      const writing = Date.now();
+      uploaded = await this.writeFiles(files, owned, signal, heartbeat, phases);
+      phases.write = Date.now() - writing;
       for (let i = 0; i < batch.deadLetters.length; i += DLQ_CHUNK) {
         const messages = batch.deadLetters.slice(i, i + DLQ_CHUNK).map((d) => d.message);
         await this.blockOnTransient('Kafka (DLQ)', () => this.producer.send({ topic: this.pipeline.dlq.topic, acks: -1, messages }), owned, heartbeat);
       }
       if (!owned()) throw new UploadAbandonedError('partition lost before the commit');
+      const committing = Date.now();
+      phases.deadLetters = committing - writing - phases.write;
       await this.consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: batch.nextOffset.toString() }]);
     } catch (error) {
       clearInterval(beating);
       // Nothing was committed: drop the batch and read it again from where it started.
       const key = `${batch.topic}/${batch.partition}`;
-      if (this.states.get(key) === st) this.states.delete(key);
+      const current = this.states.get(key) === st;
+      if (current) this.states.delete(key);
       if (error instanceof UploadAbandonedError || isRebalancing(error) || st.epoch !== this.epoch) {
+        // The group is rebalancing but kafkajs may not have noticed yet: stop consuming the partition until it rejoins.
+        if (current && st.epoch === this.epoch) this.voided.add(key);
         this.log.info({ topic: batch.topic, partition: batch.partition }, 'flush abandoned: the group is rebalancing; the batch is read again by the partition\'s owner');
         return 'lost';
       }
@@ -444,6 +558,7 @@ export class PipelineRunner {
       return 'failed';
     }
     clearInterval(beating);
+    phases.commit = Date.now() - started - phases.guard - phases.write - phases.deadLetters;
     // Committed: the next batch of the partition starts here.
     this.committed.set(`${batch.topic}/${batch.partition}`, batch.nextOffset);
     this.updateLag(batch.topic, batch.partition);
@@ -460,9 +575,66 @@ export class PipelineRunner {
     this.totals.dropped += [...batch.dropped.values()].reduce((a, b) => a + b, 0);
     this.totals.files += files.length;
     this.totals.bytes += uploaded;
-    this.log.debug({ topic: batch.topic, partition: batch.partition, files: files.length, records: batch.records, deadLetters: batch.deadLetters.length, committed: batch.nextOffset.toString(), ms: Math.round(seconds * 1000) }, 'flushed');
-    st.batch = new PartitionBatch(batch.topic, batch.partition, batch.steps, this.out);
+    this.log.debug({ topic: batch.topic, partition: batch.partition, files: files.length, records: batch.records, deadLetters: batch.deadLetters.length, committed: batch.nextOffset.toString(), ms: Math.round(seconds * 1000), phases }, 'flushed');
     return 'committed';
+  }
+
+  /**
+   * Encodes and uploads a flush's files, `max_in_flight` at a time (Parquet encoding on the
+   * pool's threads overlaps the uploads). The first failure cuts the others and is thrown
+   * once none is in flight any more; nothing is committed then. Returns the bytes uploaded.
+   */
+  private async writeFiles(files: SealedFile[], owned: () => boolean, signal: AbortSignal, heartbeat: (() => Promise<void>) | undefined, phases: { encoding: number; uploading: number }): Promise<number> {
+    const { bucket, multipart, max_in_flight } = this.pipeline.output.config;
+    const name = this.pipeline.name;
+    const metrics = this.deps.metrics;
+    const cut = new AbortController();
+    const onAbort = () => cut.abort();
+    if (signal.aborted) cut.abort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+    let next = 0;
+    let uploaded = 0;
+    let failure: { error: unknown } | undefined;
+    const lane = async () => {
+      while (next < files.length && !failure) {
+        const file = files[next++]!;
+        try {
+          const encoding = Date.now();
+          const body = await file.encode();
+          const uploading = Date.now();
+          phases.encoding += uploading - encoding;
+          if (failure) return;
+          await uploadDurably(this.deps.s3, {
+            bucket,
+            key: file.key,
+            body,
+            contentType: CONTENT_TYPES[this.out.format],
+            // The file's offset range: replay reads it back to find the files a reset cuts through.
+            metadata: { [OBJECT_METADATA.firstOffset]: file.firstOffset, [OBJECT_METADATA.lastOffset]: file.lastOffset, [OBJECT_METADATA.records]: String(file.rows) },
+            partSize: multipart.part_size,
+            partConcurrency: multipart.concurrency,
+            logger: this.log,
+            stillWanted: () => owned() && !failure,
+            signal: cut.signal,
+            ...(heartbeat ? { whileWaiting: heartbeat } : {}),
+            onFailure: () => metrics.uploadFailures.inc({ pipeline: name }),
+          });
+          phases.uploading += Date.now() - uploading;
+          uploaded += body.byteLength;
+          metrics.files.inc({ pipeline: name });
+        } catch (error) {
+          failure ??= { error };
+          cut.abort();
+        }
+      }
+    };
+    try {
+      await Promise.all(Array.from({ length: Math.min(max_in_flight, files.length) }, lane));
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
+    if (failure) throw failure.error;
+    return uploaded;
   }
 
   /** Partitions whose batch is older than the period while no records arrive: flushed from a timer. */
@@ -472,11 +644,11 @@ export class PipelineRunner {
     const now = Date.now();
     for (const st of this.states.values()) {
       const b = st.batch;
-      if (st.busy || st.epoch !== this.epoch || b.openedAt === undefined || now - b.openedAt < period) continue;
+      if (st.busy || st.flushing || st.epoch !== this.epoch || b.openedAt === undefined || now - b.openedAt < period) continue;
       st.busy = true; // claimed; exclusive() sets it again
       void this.exclusive(st, async () => {
         if (st.epoch !== this.epoch || st.batch !== b || b.openedAt === undefined) return;
-        await this.flush(st, undefined);
+        await this.rollBatch(st, undefined);
       }).catch((error) => this.log.warn({ err: error, topic: b.topic, partition: b.partition }, 'idle flush failed; the batch is read again after the rejoin'));
     }
   }
@@ -528,3 +700,6 @@ function parseJson(value: Buffer | null): unknown {
   }
 }
 
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
