@@ -40,6 +40,7 @@ import { createKafka } from '../processors/core/kafka/client.js';
 import { readParquetTable, stringColumn } from '../processors/core/parquet/reader.js';
 import { RegistryCodec } from '../processors/core/registry/codec.js';
 import { RegistryRestClient } from '../processors/core/registry/ccompat.js';
+import { parseByteSize } from '../processors/core/pipeline/units.js';
 import { createS3Client } from '../processors/core/s3/client.js';
 import { ensureCdcConnector } from './support/cdc.js';
 import { waitForTopic } from '../test/support/kafka.js';
@@ -172,9 +173,18 @@ async function produceBacklog(): Promise<Backlog> {
   return { ms, bytes, schemaId, amountSum };
 }
 
+/** The fetch size the runner uses for the pipeline (input.kafka.fetch_max_bytes, 10MiB when unset; a partition gets at most 4 MiB of it). */
+function pipelineFetchBytes(): { maxBytes: number; maxBytesPerPartition: number } {
+  const parsed = parseYaml(readFileSync(LAKE_YAML, 'utf8')) as { input?: { kafka?: { fetch_max_bytes?: string | number } } };
+  const setting = parsed.input?.kafka?.fetch_max_bytes ?? '10MiB';
+  const maxBytes = parseByteSize(setting);
+  if (maxBytes === undefined) throw new Error(`${LAKE_YAML}: input.kafka.fetch_max_bytes ${JSON.stringify(setting)} is not a byte size`);
+  return { maxBytes, maxBytesPerPartition: Math.min(maxBytes, 4 * 2 ** 20) };
+}
+
 /** kafkajs alone, with the runner's fetch settings: the whole topic, eachBatch doing nothing. */
 async function rawConsume(total: number, groupId: string): Promise<{ ms: number }> {
-  const consumer = kafka.consumer({ groupId, maxBytes: 10 * 2 ** 20, maxBytesPerPartition: 4 * 2 ** 20, maxWaitTimeInMs: 200, readUncommitted: false });
+  const consumer = kafka.consumer({ groupId, ...pipelineFetchBytes(), maxWaitTimeInMs: 200, readUncommitted: false });
   await consumer.connect();
   await consumer.subscribe({ topic, fromBeginning: true });
   let count = 0;
@@ -590,7 +600,7 @@ async function main(): Promise<void> {
   const raw = passes.reduce((a, b) => (b.ms < a.ms ? b : a));
   const rawRate = rate(N, raw.ms);
   console.log(
-    `raw kafkajs consume (new group, eachBatch no-op, the runner's fetch settings): ${fmt(rawRate)} records/s, ${(mib(backlog.bytes) / (raw.ms / 1000)).toFixed(1)} MiB/s ` +
+    `raw kafkajs consume (new group, eachBatch no-op, the runner's fetch settings: ${mib(pipelineFetchBytes().maxBytes)} MiB a fetch): ${fmt(rawRate)} records/s, ${(mib(backlog.bytes) / (raw.ms / 1000)).toFixed(1)} MiB/s ` +
       `(${(raw.ms / 1000).toFixed(1)} s; the faster of two passes: ${passes.map((p) => fmt(rate(N, p.ms))).join(' and ')} records/s)`,
   );
 

@@ -70,7 +70,7 @@ const IDLE_CHECK_MS = 100;
 /** After a rebalance, how long a new owner waits before its first upload: the old owner's cut requests end first. */
 const NEW_OWNER_GUARD_MS = 2000;
 /** The longest the batch loop runs before letting other callbacks (flushes) in. */
-const SLICE_MS = 20;
+const SLICE_MS = 5;
 /** Dead letters per produce request (each can be up to 1 MiB). */
 const DLQ_CHUNK = 200;
 

@@ -98,7 +98,8 @@ describe('export engine acceptance (CI-sized)', () => {
     });
     await producer.send(messages);
 
-    const file = testPipeline({ topic, dlq, prefix, group, poisonAgent });
+    // Parquet encoded on a worker thread here (encode_threads: 1); the other tests encode on the event loop.
+    const file = testPipeline({ topic, dlq, prefix, group, poisonAgent, encodeThreads: 1 });
     const port = await freePort();
     const runner = new RunnerProcess(file, `export-accept-${run}`, port).start();
     try {

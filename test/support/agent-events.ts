@@ -148,6 +148,8 @@ export interface LakePipelineOptions {
   anyHttpPort?: boolean;
   /** File name (without .yaml). */
   name?: string;
+  /** `encode_threads`: Parquet encoded on worker threads (the shipped file encodes on the event loop). */
+  encodeThreads?: number;
 }
 
 /**
@@ -167,6 +169,7 @@ export function lakePipelineFile(o: LakePipelineOptions): string {
   if (o.group !== undefined) swap('consumer_group: ${SLUICE_LAKE_CONSUMER_GROUP:sluice-export-lake}', `consumer_group: ${o.group}\n    session_timeout: 6s`);
   if (o.count !== undefined) swap('count: 50000', `count: ${o.count}`);
   if (o.failAgent !== undefined) swap('      mapping: |\n        (', `      mapping: |\n        subject = "${o.failAgent}" ? $error("bug: cannot map ${o.failAgent}") : (`);
+  if (o.encodeThreads !== undefined) swap('    time_field: occurred_at\n', `    time_field: occurred_at\n    encode_threads: ${o.encodeThreads}\n`);
   if (o.anyHttpPort) text += '\nhttp:\n  port: 0\n';
   const file = join(mkdtempSync(join(tmpdir(), 'sluice-lake-pipeline-')), `${o.name ?? 'lake'}.yaml`);
   writeFileSync(file, text);

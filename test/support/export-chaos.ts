@@ -33,7 +33,8 @@ export async function runExportChaos(o: ChaosOptions): Promise<ChaosResult> {
   const topic = `test.export-chaos.${run}`;
   const prefix = `test-export-chaos-${run}/`;
   const group = `test-export-chaos-${run}`;
-  const file = testPipeline({ topic, dlq: `${topic}.dlq`, prefix, group, count: 20_000 });
+  // Encoding on a worker thread (encode_threads: 1), so kills and rebalances also land while files are with the pool.
+  const file = testPipeline({ topic, dlq: `${topic}.dlq`, prefix, group, count: 20_000, encodeThreads: 1 });
   const producer = new AgentEventProducer(o.kafka, o.settings, topic);
   await producer.setUp();
   const started = Date.now();

@@ -39,8 +39,18 @@ export function domainEvent(run: string, i: number): AgentEvent {
 }
 
 /** The shipped lake.yaml for a test: its topic, DLQ and prefix, its own group (6 s session), checked by `sluice lint`. */
-export function testPipeline(o: { topic: string; prefix: string; dlq: string; group: string; period?: string; count?: number; poisonAgent?: string }): string {
-  const file = lakePipelineFile({ topic: o.topic, dlq: o.dlq, prefix: o.prefix, group: o.group, name: o.group, ...(o.period ? { period: o.period } : {}), ...(o.count ? { count: o.count } : {}), ...(o.poisonAgent ? { failAgent: o.poisonAgent } : {}) });
+export function testPipeline(o: { topic: string; prefix: string; dlq: string; group: string; period?: string; count?: number; poisonAgent?: string; encodeThreads?: number }): string {
+  const file = lakePipelineFile({
+    topic: o.topic,
+    dlq: o.dlq,
+    prefix: o.prefix,
+    group: o.group,
+    name: o.group,
+    ...(o.period ? { period: o.period } : {}),
+    ...(o.count ? { count: o.count } : {}),
+    ...(o.poisonAgent ? { failAgent: o.poisonAgent } : {}),
+    ...(o.encodeThreads !== undefined ? { encodeThreads: o.encodeThreads } : {}),
+  });
   const lint = spawnSync(process.execPath, [join(ROOT, 'bin/sluice.mjs'), 'lint', file], { encoding: 'utf8' });
   if (lint.status !== 0) throw new Error(`the test pipeline does not lint:\n${lint.stdout}${lint.stderr}`);
   return file;

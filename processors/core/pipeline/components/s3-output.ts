@@ -75,8 +75,8 @@ const config = object(
       { doc: 'Multipart upload of large files.' },
     ),
     encode_threads: int({
-      doc: "Worker threads that encode this pipeline's Parquet files, so the event loop goes on consuming meanwhile; 0 encodes on the event loop. More than the cores left over after the broker's share buys nothing.",
-      default: 1,
+      doc: "Worker threads that encode this pipeline's Parquet files while the event loop goes on consuming. 0 (the default) encodes on the event loop, between record batches. Worth it only with cores to spare: on 2 cores shared with a broker, 1 thread gave the same records/s for ~35 MB more RSS (BENCHMARKS.md).",
+      default: 0,
       min: 0,
       max: 64,
     }),
