@@ -23,9 +23,10 @@ export async function reportStep(_s: CoreSettings, month: string, log: (line: st
     log(`POST /reports/generate -> ${res.status} in ${Date.now() - started} ms: ${JSON.stringify(accepted)}`);
     let status: { state: string; error?: { message: string }; download?: { url: string; expires_at: string }; result?: { rows: number }; from_earlier_result?: boolean } = { state: accepted.state };
     const deadline = Date.now() + 120_000;
-    while (status.state !== 'succeeded' && status.state !== 'failed') {
+    // The POST answers the state only (a repeated run's request is already `succeeded`); the link comes with GET.
+    for (let first = true; first || (status.state !== 'succeeded' && status.state !== 'failed'); first = false) {
       if (Date.now() > deadline) throw new Error(`report ${requestId} still ${status.state} after 120 s`);
-      await new Promise((r) => setTimeout(r, 250));
+      if (!first) await new Promise((r) => setTimeout(r, 250));
       status = (await (await fetch(`${reports.url}/reports/${requestId}`, { headers })).json()) as typeof status;
     }
     if (status.state === 'failed' || !status.download) throw new Error(`report ${requestId} failed: ${status.error?.message ?? 'no download link'}`);
