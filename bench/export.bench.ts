@@ -41,12 +41,13 @@ import { readParquetTable, stringColumn } from '../processors/core/parquet/reade
 import { RegistryCodec } from '../processors/core/registry/codec.js';
 import { RegistryRestClient } from '../processors/core/registry/ccompat.js';
 import { parseByteSize } from '../processors/core/pipeline/units.js';
+import { sleep } from '../processors/core/errors/retry.js';
 import { createS3Client } from '../processors/core/s3/client.js';
 import { ensureCdcConnector } from './support/cdc.js';
 import { waitForTopic } from '../test/support/kafka.js';
 import { AgentEventBacklog, agentEventSchemaText, agentEventType } from './support/agent-events.js';
-import { freePort, memoryKb, metricSum, ROOT, sleep, startSluice, type SluiceProcess } from './support/processes.js';
-import { deletePrefix, listObjects } from './support/s3.js';
+import { freePort, memoryKb, metricSum, ROOT, startSluice, type SluiceProcess } from './support/processes.js';
+import { deletePrefix, listObjects } from '../processors/core/s3/objects.js';
 
 const N = Number(process.env.BENCH_EXPORT_EVENTS ?? 5_000_000);
 const AGENTS = Number(process.env.BENCH_EXPORT_AGENTS ?? 300);

@@ -1,10 +1,11 @@
-import { DeleteObjectsCommand, HeadObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { Admin } from 'kafkajs';
 import { parseDocument } from 'yaml';
 import { PermanentError } from '../core/errors/errors.js';
 import type { PipelineConfig } from '../core/pipeline/pipeline.js';
 import { keyCoordinates, staticPrefix } from '../core/pipeline/path-template.js';
+import { deleteKeys, listKeys } from '../core/s3/objects.js';
 
 /**
  * Replay by offset reset. A plan shows, per partition, the group's committed offset and the
@@ -84,18 +85,13 @@ export async function alignToFiles(s3: S3Client, pipeline: PipelineConfig, plan:
   const output = pipeline.output.config;
   const coordinates = keyCoordinates(output.path);
   const files = new Map<number, { key: string; dir: string; first: bigint }[]>();
-  let token: string | undefined;
-  do {
-    const page = await s3.send(new ListObjectsV2Command({ Bucket: output.bucket, Prefix: staticPrefix(output.path), ContinuationToken: token }));
-    for (const o of page.Contents ?? []) {
-      const c = o.Key ? coordinates(o.Key) : undefined;
-      if (!c || c.topic !== plan.topic) continue;
-      const list = files.get(c.partition) ?? [];
-      list.push({ key: o.Key!, dir: o.Key!.slice(0, o.Key!.lastIndexOf('/')), first: c.firstOffset });
-      files.set(c.partition, list);
-    }
-    token = page.NextContinuationToken;
-  } while (token);
+  for (const key of await listKeys(s3, output.bucket, staticPrefix(output.path))) {
+    const c = coordinates(key);
+    if (!c || c.topic !== plan.topic) continue;
+    const list = files.get(c.partition) ?? [];
+    list.push({ key, dir: key.slice(0, key.lastIndexOf('/')), first: c.firstOffset });
+    files.set(c.partition, list);
+  }
   const lastOffsets = new Map<string, bigint | undefined>();
   const lastOf = async (key: string) => {
     if (!lastOffsets.has(key)) {
@@ -134,11 +130,7 @@ export async function executeReplay(admin: Admin, plan: ReplayPlan, s3?: S3Clien
       `consumer group ${plan.group} has ${members} active member${members === 1 ? '' : 's'} (${description!.members.map((m) => `${m.clientId}@${m.clientHost}`).join(', ')}): stop the pipeline's runners first (SIGTERM flushes and commits), then run the replay again`,
     );
   }
-  if (s3 && bucket && superseded.length > 0) {
-    for (let i = 0; i < superseded.length; i += 1000) {
-      await s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: superseded.slice(i, i + 1000).map((Key) => ({ Key })), Quiet: true } }));
-    }
-  }
+  if (s3 && bucket) await deleteKeys(s3, bucket, superseded);
   await admin.setOffsets({ groupId: plan.group, topic: plan.topic, partitions: plan.partitions.map((p) => ({ partition: p.partition, offset: p.target.toString() })) });
 }
 

@@ -4,13 +4,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deadLetterMessage } from '../../processors/core/dlq/dead-letter.js';
 import { createKafka } from '../../processors/core/kafka/client.js';
 import { createS3Client } from '../../processors/core/s3/client.js';
+import { deletePrefix } from '../../processors/core/s3/objects.js';
 import { startExport } from '../../processors/export/export.js';
 import { redriveDlq, redriveGroup } from '../../processors/ops/dlq.js';
 import {
   AgentEventProducer,
   cli,
   committedOffsets,
-  deletePrefix,
   endOffsets,
   ensureBuilt,
   expectedLakeValues,

@@ -5,8 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ParquetBatchWriter } from '../../processors/core/parquet/batch-writer.js';
 import type { LakeColumn } from '../../processors/core/parquet/lake-schema.js';
 import { createS3Client } from '../../processors/core/s3/client.js';
+import { deletePrefix } from '../../processors/core/s3/objects.js';
 import { pruneStaging } from '../../processors/ops/pruner.js';
-import { cli, deletePrefix, ensureBuilt, eventIdOf, EVENT_TYPES, requireServerWithin, type EventType } from '../support/ops-lake.js';
+import { cli, ensureBuilt, eventIdOf, EVENT_TYPES, requireServerWithin, type EventType } from '../support/ops-lake.js';
 import { hostPortOf, testSettings } from '../support/servers.js';
 
 /**

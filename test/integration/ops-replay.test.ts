@@ -5,6 +5,7 @@ import type { Admin, Kafka } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKafka } from '../../processors/core/kafka/client.js';
 import { createS3Client } from '../../processors/core/s3/client.js';
+import { deletePrefix, listObjects } from '../../processors/core/s3/objects.js';
 import { startExport, type RunningExport } from '../../processors/export/export.js';
 import { generateReport } from '../../processors/reports/generate.js';
 import { loadRules } from '../../processors/reports/rules.js';
@@ -12,12 +13,10 @@ import {
   AgentEventProducer,
   cli,
   committedOffsets,
-  deletePrefix,
   endOffsets,
   ensureBuilt,
   expectedLakeValues,
   lakePipelineFile,
-  listAll,
   opsEvent,
   readLake,
   requireServerWithin,
@@ -146,7 +145,7 @@ describe('sluice replay', () => {
     expect(csv.length - 1).toBe(23);
     const octoberEvents = events.filter((e) => e.occurredAtMicros < BigInt(Date.UTC(2026, 10, 1)) * 1000n).length;
     expect(csv.slice(1).reduce((n, line) => n + Number(line.split(',')[2]), 0)).toBe(octoberEvents);
-    const objectsBefore = await listAll(s3, bucket, prefix);
+    const objectsBefore = await listObjects(s3, bucket, prefix);
     const offsetsBefore = await committedOffsets(admin, group, topic);
     const ends = await endOffsets(admin, topic);
     expect(Object.fromEntries(offsetsBefore)).toEqual(Object.fromEntries(ends));
@@ -155,12 +154,12 @@ describe('sluice replay', () => {
     const refused = await replay(['--to-earliest', '--execute']);
     expect(refused.code, refused.stdout + refused.stderr).toBe(1);
     expect(refused.stderr).toMatch(new RegExp(`consumer group ${group.replace(/\./g, '\\.')} has 1 active member: stop the pipeline's runners first`));
-    expect(await listAll(s3, bucket, prefix)).toEqual(objectsBefore);
+    expect(await listObjects(s3, bucket, prefix)).toEqual(objectsBefore);
     expect(await committedOffsets(admin, group, topic)).toEqual(offsetsBefore);
     await running.stop();
     running = undefined;
     // The final flush of SIGTERM had nothing left: the lake is what it was.
-    expect(await listAll(s3, bucket, prefix)).toEqual(objectsBefore);
+    expect(await listObjects(s3, bucket, prefix)).toEqual(objectsBefore);
 
     // The dry run shows the plan per partition and changes nothing.
     const dry = await replay(['--to-earliest', '--dry-run']);
@@ -173,7 +172,7 @@ describe('sluice replay', () => {
     }
     expect(dry.stdout).toContain(`${objectsBefore.length} objects of ${file} hold records at or after the targets`);
     expect(dry.stdout).toContain('dry run: nothing changed');
-    expect(await listAll(s3, bucket, prefix)).toEqual(objectsBefore);
+    expect(await listObjects(s3, bucket, prefix)).toEqual(objectsBefore);
     expect(await committedOffsets(admin, group, topic)).toEqual(offsetsBefore);
 
     // Without members it runs: the group starts at 0 and the objects it will write again are gone.
@@ -181,7 +180,7 @@ describe('sluice replay', () => {
     expect(done.code, done.stdout + done.stderr).toBe(0);
     expect(done.stdout).toContain(`done: group ${group} now starts at the targets`);
     expect(Object.fromEntries(await committedOffsets(admin, group, topic))).toEqual({ 0: '0', 1: '0', 2: '0' });
-    expect(await listAll(s3, bucket, prefix)).toEqual([]);
+    expect(await listObjects(s3, bucket, prefix)).toEqual([]);
 
     await exportToEnd([file], group);
     const lakeAfter = await readLake(s3, bucket, prefix, reader);
@@ -195,7 +194,7 @@ describe('sluice replay', () => {
   it('replays mid-stream --to-offset on some partitions: targets move back to file starts, the lake stays exact', async () => {
     expect(lakeBefore, 'the first test fills the lake').toBeDefined();
     const ends = await endOffsets(admin, topic);
-    const objects = await listAll(s3, bucket, prefix);
+    const objects = await listObjects(s3, bucket, prefix);
     const meta = new Map<string, { partition: number; first: bigint; last: bigint }>();
     for (const o of objects) {
       const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: o.key }));
@@ -222,7 +221,7 @@ describe('sluice replay', () => {
     }
     expect([...plan.values()].some((r) => r.movedBack && r.target < offset)).toBe(true);
     // What remains of partitions 0 and 1 ends before the target; partition 2 is untouched.
-    const remaining = new Map((await listAll(s3, bucket, prefix)).map((o) => [o.key, o.etag]));
+    const remaining = new Map((await listObjects(s3, bucket, prefix)).map((o) => [o.key, o.etag]));
     for (const o of objects) {
       const m = meta.get(o.key)!;
       if (m.partition === 2 || m.first < plan.get(m.partition)!.target) {
@@ -241,7 +240,7 @@ describe('sluice replay', () => {
 
   it('--to-sink-prefix writes a shadow pipeline whose run fills the shadow prefix with the same set, the live lake untouched', async () => {
     expect(lakeBefore, 'the first test fills the lake').toBeDefined();
-    const liveObjects = await listAll(s3, bucket, prefix);
+    const liveObjects = await listObjects(s3, bucket, prefix);
     const liveOffsets = await committedOffsets(admin, group, topic);
     const shadowFile = `${file.replace(/\.yaml$/, '')}.shadow.yaml`;
     const shadowGroup = `${group}.shadow.shadow`;
@@ -263,7 +262,7 @@ describe('sluice replay', () => {
     const shadow = await readLake(s3, bucket, `shadow/${prefix}`, reader);
     expectExact(shadow);
     expect(shadow.values).toEqual(lakeBefore.values);
-    expect(await listAll(s3, bucket, prefix)).toEqual(liveObjects);
+    expect(await listObjects(s3, bucket, prefix)).toEqual(liveObjects);
     expect(await committedOffsets(admin, group, topic)).toEqual(liveOffsets);
   }, 120_000);
 

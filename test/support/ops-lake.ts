@@ -1,4 +1,5 @@
-import { DeleteObjectsCommand, GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { download, listKeys } from '../../processors/core/s3/objects.js';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -84,26 +85,14 @@ export interface LakeContents {
   keys: string[];
 }
 
-/** Every key under a prefix, sorted. */
-export async function listAll(s3: S3Client, bucket: string, prefix: string): Promise<{ key: string; etag: string; size: number }[]> {
-  const out: { key: string; etag: string; size: number }[] = [];
-  let token: string | undefined;
-  do {
-    const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }));
-    for (const o of page.Contents ?? []) out.push({ key: o.Key!, etag: o.ETag ?? '', size: o.Size ?? 0 });
-    token = page.NextContinuationToken;
-  } while (token);
-  return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-}
-
 /** The lake under a prefix read back with DuckDB (an independent Parquet reader). */
 export async function readLake(s3: S3Client, bucket: string, prefix: string, reader: ParquetReader): Promise<LakeContents> {
-  const keys = (await listAll(s3, bucket, prefix)).map((o) => o.key).filter((k) => k.endsWith('.parquet'));
+  const keys = (await listKeys(s3, bucket, prefix)).filter((k) => k.endsWith('.parquet'));
   const contents: LakeContents = { values: new Map(), rows: 0, duplicates: [], keys };
   if (keys.length === 0) return contents;
   const paths: string[] = [];
   for (let i = 0; i < keys.length; i += 16) {
-    const bodies = await Promise.all(keys.slice(i, i + 16).map(async (key) => (await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }))).Body!.transformToByteArray()));
+    const bodies = await Promise.all(keys.slice(i, i + 16).map((key) => download(s3, bucket, key)));
     for (const body of bodies) {
       reader.table(body);
       paths.push(reader.lastPath);
@@ -125,13 +114,6 @@ export async function readLake(s3: S3Client, bucket: string, prefix: string, rea
     contents.rows++;
   }
   return contents;
-}
-
-export async function deletePrefix(s3: S3Client, bucket: string, prefix: string): Promise<void> {
-  const keys = (await listAll(s3, bucket, prefix)).map((o) => o.key);
-  for (let i = 0; i < keys.length; i += 1000) {
-    await s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys.slice(i, i + 1000).map((Key) => ({ Key })), Quiet: true } }));
-  }
 }
 
 /** partition -> committed offset ('-1' when none), as kafkajs admin reports it. */
