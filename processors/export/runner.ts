@@ -2,6 +2,7 @@ import { HeadBucketCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage, Producer } from 'kafkajs';
 import { deadLetterMessage } from '../core/dlq/dead-letter.js';
 import { isRetriable } from '../core/errors/errors.js';
+import { setImmediate } from 'node:timers/promises';
 import { sleep } from '../core/errors/retry.js';
 import { ensureTopics } from '../core/kafka/topics.js';
 import type { Logger } from '../core/log/logger.js';
@@ -51,6 +52,8 @@ export interface RunnerDeps {
 }
 
 interface PartitionState {
+  /** `topic/partition`, the state's key in `states`. */
+  key: string;
   batch: PartitionBatch;
   /** The generation (local rebalance counter) the state belongs to. */
   epoch: number;
@@ -267,14 +270,14 @@ export class PipelineRunner {
 
   /** Whether `st` is still the partition's live state (a failed flush or a rebalance retires it for good). */
   private isCurrent(st: PartitionState): boolean {
-    return this.states.get(`${st.batch.topic}/${st.batch.partition}`) === st;
+    return this.states.get(st.key) === st;
   }
 
   private stateFor(topic: string, partition: number): PartitionState {
     const key = `${topic}/${partition}`;
     let st = this.states.get(key);
     if (!st) {
-      st = { batch: new PartitionBatch(topic, partition, this.chain.forPartition(), this.out), epoch: this.epoch, lock: Promise.resolve(), busy: false, flushing: undefined };
+      st = { key, batch: new PartitionBatch(topic, partition, this.chain.forPartition(), this.out), epoch: this.epoch, lock: Promise.resolve(), busy: false, flushing: undefined };
       this.states.set(key, st);
     }
     return st;
@@ -287,14 +290,8 @@ export class PipelineRunner {
     st.lock = new Promise((r) => (release = r));
     let holding = false;
     try {
-      if (whileWaiting) {
-        let done = false;
-        void previous.then(() => (done = true));
-        while (!done) {
-          await Promise.race([previous, sleep(1000)]);
-          if (!done) await whileWaiting();
-        }
-      } else await previous;
+      if (whileWaiting) await whileBeating(previous, whileWaiting);
+      else await previous;
       holding = true;
       st.busy = true;
       await fn();
@@ -345,7 +342,7 @@ export class PipelineRunner {
             if (++sinceCheck === 256) {
               sinceCheck = 0;
               if (Date.now() - sliceStarted >= SLICE_MS) {
-                await yieldToEventLoop();
+                await setImmediate();
                 sliceStarted = Date.now();
               }
             }
@@ -359,7 +356,7 @@ export class PipelineRunner {
             } catch (error) {
               // A bug or a dependency that stays down: never leave a half batch behind a resolved offset.
               resolveDone();
-              this.states.delete(`${batch.topic}/${batch.partition}`);
+              this.states.delete(st.key);
               this.consumer.seek({ topic: batch.topic, partition: batch.partition, offset: st.batch.startOffset ?? message.offset });
               throw error;
             }
@@ -477,17 +474,11 @@ export class PipelineRunner {
    */
   private async previousFlush(flushing: Promise<FlushResult>, heartbeat: (() => Promise<void>) | undefined): Promise<FlushResult> {
     if (!heartbeat) return flushing;
-    for (;;) {
-      let timer: NodeJS.Timeout | undefined;
-      const result = await Promise.race([flushing, new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), 1000)))]);
-      clearTimeout(timer);
-      if (result !== undefined) return result;
-      try {
-        await heartbeat();
-      } catch (error) {
-        if (isRebalancing(error)) return 'lost';
-        throw error;
-      }
+    try {
+      return await whileBeating(flushing, heartbeat);
+    } catch (error) {
+      if (isRebalancing(error)) return 'lost';
+      throw error;
     }
   }
 
@@ -508,7 +499,7 @@ export class PipelineRunner {
     const guard = this.joinedAt + NEW_OWNER_GUARD_MS - Date.now();
     if (guard > 0) await sleep(guard);
     if (!owned()) {
-      if (this.states.get(`${batch.topic}/${batch.partition}`) === st) this.states.delete(`${batch.topic}/${batch.partition}`);
+      if (this.isCurrent(st)) this.states.delete(st.key);
       return 'lost';
     }
     const signal = this.inFlight.signal;
@@ -544,8 +535,8 @@ export class PipelineRunner {
     } catch (error) {
       clearInterval(beating);
       // Nothing was committed: drop the batch and read it again from where it started.
-      const key = `${batch.topic}/${batch.partition}`;
-      const current = this.states.get(key) === st;
+      const key = st.key;
+      const current = this.isCurrent(st);
       if (current) this.states.delete(key);
       if (error instanceof UploadAbandonedError || isRebalancing(error) || st.epoch !== this.epoch) {
         // The group is rebalancing but kafkajs may not have noticed yet: stop consuming the partition until it rejoins.
@@ -560,7 +551,7 @@ export class PipelineRunner {
     clearInterval(beating);
     phases.commit = Date.now() - started - phases.guard - phases.write - phases.deadLetters;
     // Committed: the next batch of the partition starts here.
-    this.committed.set(`${batch.topic}/${batch.partition}`, batch.nextOffset);
+    this.committed.set(st.key, batch.nextOffset);
     this.updateLag(batch.topic, batch.partition);
     const seconds = (Date.now() - started) / 1000;
     metrics.flushSeconds.observe({ pipeline: name }, seconds);
@@ -589,9 +580,7 @@ export class PipelineRunner {
     const name = this.pipeline.name;
     const metrics = this.deps.metrics;
     const cut = new AbortController();
-    const onAbort = () => cut.abort();
-    if (signal.aborted) cut.abort();
-    else signal.addEventListener('abort', onAbort, { once: true });
+    const aborted = AbortSignal.any([signal, cut.signal]);
     let next = 0;
     let uploaded = 0;
     let failure: { error: unknown } | undefined;
@@ -615,7 +604,7 @@ export class PipelineRunner {
             partConcurrency: multipart.concurrency,
             logger: this.log,
             stillWanted: () => owned() && !failure,
-            signal: cut.signal,
+            signal: aborted,
             ...(heartbeat ? { whileWaiting: heartbeat } : {}),
             onFailure: () => metrics.uploadFailures.inc({ pipeline: name }),
           });
@@ -628,11 +617,7 @@ export class PipelineRunner {
         }
       }
     };
-    try {
-      await Promise.all(Array.from({ length: Math.min(max_in_flight, files.length) }, lane));
-    } finally {
-      signal.removeEventListener('abort', onAbort);
-    }
+    await Promise.all(Array.from({ length: Math.min(max_in_flight, files.length) }, lane));
     if (failure) throw failure.error;
     return uploaded;
   }
@@ -700,6 +685,14 @@ function parseJson(value: Buffer | null): unknown {
   }
 }
 
-function yieldToEventLoop(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
+/** Waits for `p`, calling `beat` (a consumer heartbeat) every second meanwhile; an error of `beat` ends the wait. */
+async function whileBeating<T>(p: Promise<T>, beat: () => Promise<void>): Promise<T> {
+  const pending = Symbol('pending');
+  for (;;) {
+    let timer: NodeJS.Timeout | undefined;
+    const result = await Promise.race([p, new Promise<typeof pending>((resolve) => (timer = setTimeout(() => resolve(pending), 1000)))]);
+    clearTimeout(timer);
+    if (result !== pending) return result as T;
+    await beat();
+  }
 }

@@ -1,5 +1,6 @@
 import { Field, makeData, RecordBatch, Schema, Struct, Table, tableToIPC } from 'apache-arrow';
 import { createRequire } from 'node:module';
+import { setImmediate } from 'node:timers/promises';
 import type * as ParquetWasm from 'parquet-wasm';
 import { PermanentError } from '../errors/errors.js';
 import { columnBuilder, LakeValueError, type ColumnBuilder } from './columns.js';
@@ -130,7 +131,7 @@ export class ParquetBatchWriter {
     const ipc = this.toIPC();
     const options = { compression: this.options.compression, rowGroupSize: this.options.rowGroupSize, metadata: this.options.metadata, createdBy: this.options.createdBy };
     if (encoder) return encoder.encode(ipc, options);
-    await yieldToEventLoop();
+    await setImmediate();
     return encodeArrowIPC(ipc, options);
   }
 
@@ -166,8 +167,4 @@ export function encodeArrowIPC(ipc: Uint8Array, options: ParquetBatchWriterOptio
   }
   // writeParquet takes ownership of (and frees) the wasm table and properties.
   return pw.writeParquet(table, props.build());
-}
-
-function yieldToEventLoop(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
 }
