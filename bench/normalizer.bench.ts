@@ -13,20 +13,17 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
-import net from 'node:net';
-import { fileURLToPath } from 'node:url';
 import { Partitioners, type Message } from 'kafkajs';
 import { coreSettings } from '../processors/core/config/core-settings.js';
 import { loadSettings } from '../processors/core/config/settings.js';
 import { createKafka } from '../processors/core/kafka/client.js';
 import { debeziumKey, debeziumValue, stagingRow } from '../test/support/debezium.js';
+import { freePort, memoryKb, ROOT } from './support/processes.js';
 
 const N = Number(process.env.BENCH_RECORDS ?? 200_000);
 const PARTITIONS = Number(process.env.BENCH_PARTITIONS ?? 1);
 const MAX_BATCH = process.env.BENCH_MAX_BATCH_RECORDS ?? '5000';
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const MAIN = `${ROOT}dist/processors/normalizer/main.js`;
 
 const settings = loadSettings(coreSettings);
@@ -101,20 +98,6 @@ async function rawConsume(): Promise<{ ms: number }> {
   const end = await done;
   await consumer.disconnect();
   return { ms: end - first };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-function memoryKb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
-  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) : 0;
 }
 
 interface Counts {

@@ -15,6 +15,7 @@ import avro from 'avsc';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { exactLongHook } from '../../processors/core/registry/codec.js';
+import { seededRandom } from '../../test/support/random.js';
 import { ROOT } from './processes.js';
 
 export const AGENT_EVENT_SCHEMA_FILE = `${ROOT}schemas/agent-event/v1.avsc`;
@@ -38,18 +39,6 @@ const EVENT_TYPES = [
 const CHANNELS = ['agent_app', 'agent_app', 'mobile', 'web', 'backend'] as const;
 const PRODUCTS = ['index-fund', 'bond-ladder', 'money-market', 'growth-fund'] as const;
 const DAY_US = 86_400_000_000;
-
-/** mulberry32: a small, fast, seeded PRNG (the backlog is the same on every run). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export interface BacklogOptions {
   total: number;
@@ -78,7 +67,7 @@ export class AgentEventBacklog {
   private bigSum = 0n;
 
   constructor(private readonly o: BacklogOptions) {
-    this.random = prng(o.seed ?? 20260901);
+    this.random = seededRandom(o.seed ?? 20260901); // the backlog is the same on every run
     this.startUs = Date.parse(`${o.monthStart}T00:00:00Z`) * 1000;
     this.header = Buffer.alloc(5);
     this.header.writeInt32BE(o.schemaId, 1);

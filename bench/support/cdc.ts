@@ -1,6 +1,7 @@
 import { ConnectClient, loadConnectorSpec, pgVarsFromUrl } from '../../processors/core/connect/client.js';
 import type { CoreSettings } from '../../processors/core/config/core-settings.js';
-import { ROOT, sleep } from './processes.js';
+import { sleep } from '../../processors/core/errors/retry.js';
+import { ROOT } from './processes.js';
 
 /**
  * Applies the shipped Debezium connector (as `sluice connectors apply` does) and waits until

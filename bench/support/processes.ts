@@ -7,12 +7,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { sleep } from '../../processors/core/errors/retry.js';
 
 /** The project folder (bench files run from dist/bench/). */
 export const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 export const SLUICE_BIN = `${ROOT}bin/sluice.mjs`;
-
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

@@ -1,11 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Admin, Kafka } from 'kafkajs';
 import { readDeadLetterHeaders } from '../../processors/core/dlq/dead-letter.js';
-import { createKafka } from '../../processors/core/kafka/client.js';
 import { AgentEventProducer } from '../support/agent-events.js';
 import { collectUntilQuiet } from '../support/consume.js';
-import { domainEvent, freePort, LakeCopy, RunnerProcess, runId, stack, testPipeline, verifyLake, waitDrained, type ExpectedEvent } from '../support/export-harness.js';
-import { hostPortOf, requireServer, testSettings } from '../support/servers.js';
+import { connectExportStack, domainEvent, type ExpectedEvent, freePort, LakeCopy, runId, RunnerProcess, stack, testPipeline, verifyLake, waitDrained } from '../support/export-harness.js';
+import { testSettings } from '../support/servers.js';
 import { runExportChaos } from '../support/export-chaos.js';
 
 /**
@@ -19,13 +18,7 @@ let kafka: Kafka;
 let admin: Admin;
 
 beforeAll(async () => {
-  await requireServer('Kafka', settings.kafka.brokers[0]!);
-  await requireServer('Schema registry', hostPortOf(settings.registry.url));
-  await requireServer('S3', hostPortOf(settings.s3.endpoint!));
-  RunnerProcess.build();
-  kafka = createKafka(settings.kafka, { region: settings.s3.region });
-  admin = kafka.admin();
-  await admin.connect();
+  ({ kafka, admin } = await connectExportStack(settings));
 });
 
 afterAll(async () => {

@@ -5,14 +5,13 @@ import { join } from 'node:path';
 import type { Admin, Kafka, KafkaMessage, Message } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readDeadLetterHeaders } from '../../processors/core/dlq/dead-letter.js';
-import { createKafka } from '../../processors/core/kafka/client.js';
 import { RegistryRestClient } from '../../processors/core/registry/ccompat.js';
 import { AgentEventProducer, type AgentEvent } from '../support/agent-events.js';
 import { ROOT } from '../support/build.js';
 import { collectUntilQuiet } from '../support/consume.js';
-import { freePort, LakeCopy, RunnerProcess, runId, testPipeline, verifyLake, waitDrained } from '../support/export-harness.js';
+import { connectExportStack, freePort, LakeCopy, runId, RunnerProcess, testPipeline, verifyLake, waitDrained } from '../support/export-harness.js';
 import { groupPosition, lakeEvent, lakeEvents, metricOf, produceBacklog, readTopic } from '../support/export-faults.js';
-import { hostPortOf, requireServer, testSettings } from '../support/servers.js';
+import { testSettings } from '../support/servers.js';
 
 /**
  * Issue 4's acceptance, CI-sized, against the real runner (`sluice run` child processes)
@@ -32,13 +31,7 @@ let kafka: Kafka;
 let admin: Admin;
 
 beforeAll(async () => {
-  await requireServer('Kafka', settings.kafka.brokers[0]!);
-  await requireServer('Schema registry', hostPortOf(settings.registry.url));
-  await requireServer('S3', hostPortOf(settings.s3.endpoint!));
-  RunnerProcess.build();
-  kafka = createKafka(settings.kafka, { region: settings.s3.region });
-  admin = kafka.admin();
-  await admin.connect();
+  ({ kafka, admin } = await connectExportStack(settings));
 });
 
 afterAll(async () => {

@@ -1,9 +1,8 @@
 import type { Admin, Kafka } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createKafka } from '../../processors/core/kafka/client.js';
-import { RunnerProcess, stack } from '../support/export-harness.js';
+import { connectExportStack, stack } from '../support/export-harness.js';
 import { killsWhileDraining, rebalanceWhileDraining, s3OutageWhileDraining, type FaultOptions } from '../support/export-faults.js';
-import { hostPortOf, requireServer, testSettings } from '../support/servers.js';
+import { testSettings } from '../support/servers.js';
 
 /**
  * Issue 4's fault acceptance at soak size (`npm run test:soak`, SOAK_EVENTS, default
@@ -20,13 +19,7 @@ let admin: Admin;
 const log = (line: string) => console.log(`[soak] ${line}`);
 
 beforeAll(async () => {
-  await requireServer('Kafka', settings.kafka.brokers[0]!);
-  await requireServer('Schema registry', hostPortOf(settings.registry.url));
-  await requireServer('S3', hostPortOf(settings.s3.endpoint!));
-  RunnerProcess.build();
-  kafka = createKafka(settings.kafka, { region: settings.s3.region });
-  admin = kafka.admin();
-  await admin.connect();
+  ({ kafka, admin } = await connectExportStack(settings));
 });
 
 afterAll(async () => {

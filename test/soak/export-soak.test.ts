@@ -1,9 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Admin, Kafka } from 'kafkajs';
-import { createKafka } from '../../processors/core/kafka/client.js';
 import { runExportChaos } from '../support/export-chaos.js';
-import { RunnerProcess, stack } from '../support/export-harness.js';
-import { hostPortOf, requireServer, testSettings } from '../support/servers.js';
+import { connectExportStack, stack } from '../support/export-harness.js';
+import { testSettings } from '../support/servers.js';
 
 /**
  * The soak of issue 4 (`npm run test:soak`): SOAK_EVENTS (1,000,000) DOMAIN events through
@@ -19,13 +18,7 @@ let kafka: Kafka;
 let admin: Admin;
 
 beforeAll(async () => {
-  await requireServer('Kafka', settings.kafka.brokers[0]!);
-  await requireServer('Schema registry', hostPortOf(settings.registry.url));
-  await requireServer('S3', hostPortOf(settings.s3.endpoint!));
-  RunnerProcess.build();
-  kafka = createKafka(settings.kafka, { region: settings.s3.region });
-  admin = kafka.admin();
-  await admin.connect();
+  ({ kafka, admin } = await connectExportStack(settings));
 });
 
 afterAll(async () => {

@@ -1,7 +1,8 @@
 import type { Admin, Kafka, KafkaMessage } from 'kafkajs';
-import { randomUUID } from 'node:crypto';
 import type { CoreSettings } from '../../processors/core/config/core-settings.js';
+import { sleep } from '../../processors/core/errors/retry.js';
 import { AgentEventProducer, type AgentEvent } from './agent-events.js';
+import { readFromStart } from './kafka.js';
 import { SlowProxy } from './slow-proxy.js';
 import { domainEvent, freePort, LakeCopy, RunnerProcess, runId, stack, testPipeline, verifyLake, waitDrained } from './export-harness.js';
 
@@ -103,31 +104,14 @@ export interface PlacedMessage {
 
 /** Reads a topic from the beginning until `count` records are seen (read_committed); fails naming how many came. */
 export async function readTopic(kafka: Kafka, topic: string, count: number, keep: (m: KafkaMessage) => boolean, timeoutMs = 60_000): Promise<PlacedMessage[]> {
-  const consumer = kafka.consumer({ groupId: `test-read-${randomUUID()}`, maxWaitTimeInMs: 250 });
   const kept: PlacedMessage[] = [];
   let seen = 0;
-  await consumer.connect();
-  try {
-    await consumer.subscribe({ topic, fromBeginning: true });
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${topic}: ${seen} of ${count} records read within ${timeoutMs} ms`)), timeoutMs);
-      consumer
-        .run({
-          eachBatch: async ({ batch }) => {
-            for (const message of batch.messages) if (keep(message)) kept.push({ partition: batch.partition, message });
-            seen += batch.messages.length;
-            if (seen >= count) {
-              clearTimeout(timer);
-              resolve();
-            }
-          },
-        })
-        .catch(reject);
-    });
-    return kept;
-  } finally {
-    await consumer.disconnect();
-  }
+  await readFromStart(kafka, topic, timeoutMs, () => `${seen} of ${count} records read within ${timeoutMs} ms`, (partition, messages) => {
+    for (const message of messages) if (keep(message)) kept.push({ partition, message });
+    seen += messages.length;
+    return seen >= count;
+  });
+  return kept;
 }
 
 export interface FaultOptions {
@@ -209,10 +193,6 @@ async function until(what: string, timeoutMs: number, check: () => Promise<boole
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await sleep(pollMs);
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
 
 function drainTimeout(events: number): number {

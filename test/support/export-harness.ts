@@ -5,13 +5,15 @@ import { createWriteStream, mkdirSync, mkdtempSync, rmSync, writeFileSync } from
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import type { Admin } from 'kafkajs';
+import type { Admin, Kafka } from 'kafkajs';
+import { createKafka } from '../../processors/core/kafka/client.js';
 import type { CoreSettings } from '../../processors/core/config/core-settings.js';
 import { createS3Client } from '../../processors/core/s3/client.js';
 import { listKeys } from '../../processors/core/s3/objects.js';
 import { EVENT_TYPES, lakePipelineFile, type AgentEvent } from './agent-events.js';
 import { buildDist, ROOT } from './build.js';
 import { ParquetReader } from './parquet-reader.js';
+import { hostPortOf, requireServer } from './servers.js';
 
 /**
  * The export under test, from the outside: DOMAIN-shaped Avro events produced to a topic of
@@ -241,4 +243,20 @@ export async function verifyLake(lake: LakeCopy, expected: readonly ExpectedEven
 
 function big(_key: string, v: unknown): unknown {
   return typeof v === 'bigint' ? v.toString() : v;
+}
+
+/**
+ * What every export test file starts with: Kafka, the registry and S3 answer (else a clear
+ * error naming `npm run stack:up`), the runner is built, and a Kafka admin is connected (the
+ * caller disconnects it after the file).
+ */
+export async function connectExportStack(settings: CoreSettings): Promise<{ kafka: Kafka; admin: Admin }> {
+  await requireServer('Kafka', settings.kafka.brokers[0]!);
+  await requireServer('Schema registry', hostPortOf(settings.registry.url));
+  await requireServer('S3', hostPortOf(settings.s3.endpoint!));
+  RunnerProcess.build();
+  const kafka = createKafka(settings.kafka, { region: settings.s3.region });
+  const admin = kafka.admin();
+  await admin.connect();
+  return { kafka, admin };
 }

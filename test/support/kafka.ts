@@ -12,20 +12,37 @@ export async function collect(
   timeoutMs = 30_000,
 ): Promise<KafkaMessage[]> {
   await waitForTopic(kafka, topic, timeoutMs);
-  const consumer = kafka.consumer({ groupId: `test-${randomUUID()}`, readUncommitted: false });
   const seen: KafkaMessage[] = [];
+  // `done` is asked once a batch, not once a message: a predicate that scans what was seen
+  // would otherwise make reading a long shared topic quadratic.
+  await readFromStart(kafka, topic, timeoutMs, () => `condition not met within ${timeoutMs} ms (${seen.length} messages seen)`, (_, messages) => {
+    seen.push(...messages);
+    return done(seen);
+  });
+  return seen;
+}
+
+/**
+ * Reads a topic from the beginning (read_committed, a throwaway consumer group), a batch at
+ * a time, until `onBatch` answers true; after `timeoutMs` it throws with `progress()`.
+ */
+export async function readFromStart(
+  kafka: Kafka,
+  topic: string,
+  timeoutMs: number,
+  progress: () => string,
+  onBatch: (partition: number, messages: KafkaMessage[]) => boolean,
+): Promise<void> {
+  const consumer = kafka.consumer({ groupId: `test-read-${randomUUID()}`, readUncommitted: false, maxWaitTimeInMs: 250 });
   await consumer.connect();
   try {
     await consumer.subscribe({ topic, fromBeginning: true });
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${topic}: condition not met within ${timeoutMs} ms (${seen.length} messages seen)`)), timeoutMs);
+      const timer = setTimeout(() => reject(new Error(`${topic}: ${progress()}`)), timeoutMs);
       void consumer
         .run({
-          // `done` is asked once a batch, not once a message: a predicate that scans what
-          // was seen would otherwise make reading a long shared topic quadratic.
           eachBatch: async ({ batch }) => {
-            seen.push(...batch.messages);
-            if (done(seen)) {
+            if (onBatch(batch.partition, batch.messages)) {
               clearTimeout(timer);
               resolve();
             }
@@ -33,7 +50,6 @@ export async function collect(
         })
         .catch(reject);
     });
-    return seen;
   } finally {
     await consumer.disconnect();
   }

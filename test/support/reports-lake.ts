@@ -8,6 +8,7 @@ import { startExport } from '../../processors/export/export.js';
 import { AgentEventProducer, EVENT_TYPES, lakePipelineFile as sharedLakePipelineFile, type AgentEvent, type EventType } from './agent-events.js';
 import { buildDist, ROOT } from './build.js';
 import { ParquetReader } from './parquet-reader.js';
+import { seededRandom } from './random.js';
 
 /**
  * The report tests' lake, built the realistic way: DOMAIN-shaped Avro events (the
@@ -27,18 +28,6 @@ export function micros(iso: string, extraMicros = 0n): bigint {
   const ms = Date.parse(iso);
   if (Number.isNaN(ms)) throw new Error(`not a timestamp: ${iso}`);
   return BigInt(ms) * 1000n + extraMicros;
-}
-
-/** A small seeded PRNG (mulberry32): the month is generated, yet reproducible from the run id. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Agents with a known, hand-computed outcome (DOMAIN.md rules applied on paper). */
