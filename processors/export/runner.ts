@@ -5,6 +5,7 @@ import { isRetriable } from '../core/errors/errors.js';
 import { setImmediate } from 'node:timers/promises';
 import { sleep } from '../core/errors/retry.js';
 import { ensureTopics } from '../core/kafka/topics.js';
+import { FAIL_FAST_RETRY, type StartupState } from '../core/runtime/startup.js';
 import type { Logger } from '../core/log/logger.js';
 import { LakeValueError } from '../core/parquet/columns.js';
 import { ParquetEncodePool } from '../core/parquet/encode-pool.js';
@@ -156,18 +157,33 @@ export class PipelineRunner {
     return this.crashed;
   }
 
-  async start(): Promise<void> {
+  /**
+   * Waits for Kafka and for its input topics (another component creates them: the
+   * normalizer, for sluice.agent-events), saying what it waits for in `startup`, then
+   * joins the group and consumes.
+   */
+  async start(startup: StartupState): Promise<void> {
     const input = this.pipeline.input.config;
-    const admin = this.deps.kafka.admin();
-    await admin.connect();
+    const kafkaAt = `Kafka at ${input.brokers.join(',')}`;
+    // Fails fast: the startup waits log what they wait for and back off themselves.
+    const admin = this.deps.kafka.admin({ retry: FAIL_FAST_RETRY });
+    await startup.dependency(kafkaAt, () => admin.connect());
     try {
       // A dead letter is the original record (up to the broker's 1 MiB) plus its reason headers.
-      await ensureTopics(admin, [{ topic: this.pipeline.dlq.topic, numPartitions: 3, configEntries: [{ name: 'max.message.bytes', value: String(2 * 1024 * 1024) }] }], this.log);
+      await startup.dependency(kafkaAt, () =>
+        ensureTopics(admin, [{ topic: this.pipeline.dlq.topic, numPartitions: 3, configEntries: [{ name: 'max.message.bytes', value: String(2 * 1024 * 1024) }] }], this.log),
+      );
+      for (const topic of input.topics ?? []) {
+        await startup.topic(admin, topic, {
+          createdBy: 'the processor that writes it (sluice.agent-events: the normalizer, at its start)',
+          hint: `that its writer runs (\`sluice lag\`, its /readyz), or the pipeline's input.topics in ${this.pipeline.file}`,
+        });
+      }
     } finally {
       await admin.disconnect();
     }
-    await this.producer.connect();
-    await this.consumer.connect();
+    await startup.dependency(kafkaAt, () => this.producer.connect());
+    await startup.dependency(kafkaAt, () => this.consumer.connect());
     const { REBALANCING, GROUP_JOIN, CRASH } = this.consumer.events;
     this.consumer.on(REBALANCING, () => this.onRebalance('rebalancing'));
     this.consumer.on(GROUP_JOIN, (e) => {
@@ -182,7 +198,7 @@ export class PipelineRunner {
       }
     });
     const topics = input.topics ?? [new RegExp(input.topic_pattern!)];
-    await this.consumer.subscribe({ topics, fromBeginning: input.start_from === 'earliest' });
+    await startup.dependency(kafkaAt, () => this.consumer.subscribe({ topics, fromBeginning: input.start_from === 'earliest' }));
     await this.consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
@@ -220,6 +236,12 @@ export class PipelineRunner {
     await this.encodePool?.close();
     this.logProgress();
     this.log.info('pipeline stopped');
+  }
+
+  /** Whether the schema registry answers (readiness: a record of a new schema id cannot be decoded without it). */
+  async checkRegistry(): Promise<void> {
+    const { status } = await this.deps.registry.request('GET', '/subjects');
+    if (status !== 200) throw new Error(`the schema registry answered ${status} to GET /subjects`);
   }
 
   /** Whether S3 answers for the bucket (readiness). */

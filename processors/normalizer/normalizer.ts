@@ -1,12 +1,12 @@
 import { hostname } from 'node:os';
 import type { Registry } from 'prom-client';
 import { PermanentError } from '../core/errors/errors.js';
-import { withRetry } from '../core/errors/retry.js';
 import type { HealthServer } from '../core/http/health-server.js';
 import { createKafka } from '../core/kafka/client.js';
-import { ensureTopics, waitForTopic } from '../core/kafka/topics.js';
+import { ensureTopics } from '../core/kafka/topics.js';
 import { RegistryCodec } from '../core/registry/codec.js';
 import { createProcessor, serve, type ProcessorContext } from '../core/runtime/processor.js';
+import { endpointName, FAIL_FAST_RETRY } from '../core/runtime/startup.js';
 import { defaultSchemasDir, loadContract, type AgentEventContract } from './contract.js';
 import { toEnvelope } from './envelope.js';
 import { NormalizerMetrics } from './metrics.js';
@@ -77,7 +77,8 @@ async function start(ctx: ProcessorContext<typeof normalizerSettings>): Promise<
 
   const kafka = createKafka(core.kafka, { region: core.s3.region, logger, clientId: `${core.kafka.clientId}-${PROCESSOR_NAME}` });
   const codec = new RegistryCodec(core.registry.url, core.registry);
-  const admin = kafka.admin();
+  // Fails fast: the startup waits below log what they wait for and back off themselves.
+  const admin = kafka.admin({ retry: FAIL_FAST_RETRY });
   const metrics = new NormalizerMetrics(ctx.metrics);
 
   let lastActivity = Date.now();
@@ -92,6 +93,7 @@ async function start(ctx: ProcessorContext<typeof normalizerSettings>): Promise<
     s.httpPort,
   );
   const liveness = setInterval(() => {
+    if (!ctx.startup.isReady) lastActivity = Date.now(); // waiting for a dependency is not a hang
     if (fatal) return server.setLive(false, `the consume loop stopped: ${fatal.message}`);
     const idle = Date.now() - lastActivity;
     server.setLive(idle < LIVENESS_WINDOW_MS, `no consume-loop activity for ${Math.round(idle / 1000)} s`);
@@ -99,28 +101,32 @@ async function start(ctx: ProcessorContext<typeof normalizerSettings>): Promise<
   liveness.unref();
   ctx.shutdown.add('liveness monitor', () => clearInterval(liveness));
 
-  await withRetry(() => admin.connect(), { signal: ctx.shutdown.signal });
+  const { startup } = ctx;
+  const kafkaAt = `Kafka at ${core.kafka.brokers.join(',')}`;
+  const registryAt = `the schema registry at ${endpointName(core.registry.url)}`;
   ctx.shutdown.add('kafka admin', () => admin.disconnect());
-  await withRetry(
-    () =>
-      ensureTopics(
-        admin,
-        [
-          { topic: s.eventsTopic, numPartitions: s.eventsPartitions, replicationFactor: s.replicationFactor },
-          // A dead letter is the original CDC record (up to the broker's 1 MiB) plus headers.
-          { topic: s.dlqTopic, numPartitions: s.dlqPartitions, replicationFactor: s.replicationFactor, configEntries: [{ name: 'max.message.bytes', value: String(2 * 1024 * 1024) }] },
-        ],
-        logger,
-      ),
-    { signal: ctx.shutdown.signal },
+  await startup.dependency(kafkaAt, () => admin.connect());
+  await startup.dependency(kafkaAt, () =>
+    ensureTopics(
+      admin,
+      [
+        { topic: s.eventsTopic, numPartitions: s.eventsPartitions, replicationFactor: s.replicationFactor },
+        // A dead letter is the original CDC record (up to the broker's 1 MiB) plus headers.
+        { topic: s.dlqTopic, numPartitions: s.dlqPartitions, replicationFactor: s.replicationFactor, configEntries: [{ name: 'max.message.bytes', value: String(2 * 1024 * 1024) }] },
+      ],
+      logger,
+    ),
   );
 
-  const schemaId = await withRetry(() => codec.register(subject, contract.schemaText, contract.compatibility), { signal: ctx.shutdown.signal });
+  const schemaId = await startup.dependency(registryAt, () => codec.register(subject, contract.schemaText, contract.compatibility));
   logger.info({ subject, schemaId, version: contract.version, compatibility: contract.compatibility }, 'contract registered');
   const encode = (value: unknown) => codec.encode(schemaId, value);
   await checkContractWritable(contract, encode);
 
-  await waitForTopic(admin, s.cdcTopic, { signal: ctx.shutdown.signal, logger, hint: 'is the Debezium connector applied? sluice connectors apply' });
+  await startup.topic(admin, s.cdcTopic, {
+    createdBy: 'the Debezium connector on Kafka Connect, at its first change of staging.agent_events',
+    hint: 'the connector with `sluice connectors status` (apply it with `sluice connectors apply`)',
+  });
 
   const rules = { baseCurrency: s.baseCurrency };
   const loop = new TransactionalLoop<ChunkStats>({
@@ -157,7 +163,15 @@ async function start(ctx: ProcessorContext<typeof normalizerSettings>): Promise<
     fatal = error;
     server.setLive(false, `the consume loop stopped: ${error.message}`);
   });
-  await loop.start();
+  await startup.dependency(kafkaAt, async () => {
+    try {
+      await loop.start();
+    } catch (error) {
+      await loop.stop().catch(() => undefined); // a half-started loop: its clients closed before the next attempt
+      throw error;
+    }
+  });
+  startup.ready();
   logger.info({ port: server.port }, 'normalizer running');
 
   return {

@@ -38,6 +38,8 @@ export async function registerShimRoutes(app: FastifyInstance, d: ShimDeps): Pro
   await app.register(async (api) => {
     api.addHook('onRequest', async (request, reply) => {
       if (!d.apiKeys.accepts(request.headers['x-api-key'])) return reply.code(401).send({ error: 'unauthorized', message: 'send the API key in the X-API-Key header' });
+      // Until report-status is read to its end, a known request would look unknown.
+      if (!d.store.ready) return reply.code(503).header('retry-after', '5').send({ error: 'unavailable', message: 'the shim is starting (reading report-status); retry' });
     });
     api.setErrorHandler((error: Error & { statusCode?: number; code?: string }, _request, reply) => {
       if (error.statusCode && error.statusCode < 500) {
@@ -54,14 +56,27 @@ export async function registerShimRoutes(app: FastifyInstance, d: ShimDeps): Pro
       const known = d.store.get(req.request_id);
       if (known) return reply.code(202).send(accepted(known, statusUrl(request, d.settings, req.request_id)));
       const queued: ReportStatus = { request_id: req.request_id, state: 'queued', at: new Date().toISOString(), request: req };
-      // The request and its queued state in one produce round trip.
-      await d.producer.sendBatch({
+      // The request and its queued state in one produce round trip, bounded: when Kafka
+      // cannot take it in time the client hears 503 now, not a minute later.
+      const sent = d.producer.sendBatch({
         acks: -1,
+        timeout: d.settings.publishTimeoutMs,
         topicMessages: [
           { topic: d.settings.requestsTopic, messages: [{ key: req.request_id, value: JSON.stringify(req) }] },
           { topic: d.settings.statusTopic, messages: [{ key: req.request_id, value: JSON.stringify(queued) }] },
         ],
       });
+      const outcome = await within(sent, d.settings.publishTimeoutMs);
+      if (outcome !== 'sent') {
+        const late = outcome === 'timeout';
+        d.logger.warn({ requestId: req.request_id, err: late ? undefined : outcome.error, timeoutMs: d.settings.publishTimeoutMs }, late ? 'Kafka did not take the report request in time: answered 503' : 'Kafka refused the report request: answered 503');
+        // The producer retries at most once, well inside the timeout; a request already on the wire may still land: same id, answered once.
+        if (late) sent.then(() => d.logger.warn({ requestId: req.request_id }, 'a report request answered 503 reached Kafka afterwards; a retry with its request_id is answered once'), () => undefined);
+        return reply
+          .code(503)
+          .header('retry-after', '5')
+          .send({ error: 'unavailable', message: `Kafka did not take the request within ${d.settings.publishTimeoutMs} ms; retry with the same request_id`, request_id: req.request_id });
+      }
       d.store.apply(queued);
       return reply.code(202).send(accepted(queued, statusUrl(request, d.settings, req.request_id)));
     });
@@ -88,6 +103,19 @@ export async function registerShimRoutes(app: FastifyInstance, d: ShimDeps): Pro
       return body;
     });
   });
+}
+
+/** Whether `p` settles within `ms`: 'sent', its error, or 'timeout' (then `p` is left to settle on its own). */
+async function within(p: Promise<unknown>, ms: number): Promise<'sent' | 'timeout' | { error: unknown }> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      p.then(() => 'sent' as const, (error: unknown) => ({ error })),
+      new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), ms))),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 function accepted(status: ReportStatus, url: string) {

@@ -39,7 +39,7 @@ export function saslOptions(settings: KafkaSettings, region: string): SASLOption
 }
 
 /** The kafkajs config for plain, TLS, SASL/SCRAM and MSK IAM clusters. */
-export function kafkaConfig(settings: KafkaSettings, options: { region: string; logger?: Logger; clientId?: string }): KafkaConfig {
+export function kafkaConfig(settings: KafkaSettings, options: { region: string; logger?: Logger; clientId?: string; requestTimeoutMs?: number }): KafkaConfig {
   const sasl = saslOptions(settings, options.region);
   // MSK IAM only runs over TLS; SCRAM without TLS would send credentials to a sniffer.
   const ssl = settings.sslCaFile
@@ -50,15 +50,15 @@ export function kafkaConfig(settings: KafkaSettings, options: { region: string; 
     brokers: settings.brokers,
     ssl,
     ...(sasl ? { sasl } : {}),
-    connectionTimeout: 5_000,
-    requestTimeout: 30_000,
+    connectionTimeout: Math.min(5_000, options.requestTimeoutMs ?? 5_000),
+    requestTimeout: options.requestTimeoutMs ?? 30_000,
     retry: { initialRetryTime: 300, retries: 10, maxRetryTime: 30_000 },
     logLevel: logLevel.WARN,
     ...(options.logger ? { logCreator: kafkajsLogCreator(options.logger) } : {}),
   };
 }
 
-export function createKafka(settings: KafkaSettings, options: { region: string; logger?: Logger; clientId?: string }): Kafka {
+export function createKafka(settings: KafkaSettings, options: { region: string; logger?: Logger; clientId?: string; requestTimeoutMs?: number }): Kafka {
   return new Kafka(kafkaConfig(settings, options));
 }
 
