@@ -16,6 +16,7 @@ import { dlqCommand } from './commands/dlq.js';
 import { replayCommand } from './commands/replay.js';
 import { lifecycleCommand } from './commands/lifecycle.js';
 import { pruneCommand } from './commands/prune.js';
+import { topicsCommand } from './commands/topics.js';
 import { ConfigError, SluiceError } from '../core/errors/errors.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
     .option('-c, --config <file>', 'YAML config file (env vars win over it); also SLUICE_CONFIG_FILE');
   program.addCommand(stackCommand());
   program.addCommand(connectorsCommand());
+  program.addCommand(topicsCommand());
   program.addCommand(configCommand());
   program.addCommand(schemasCommand());
   program.addCommand(ingestApiCommand());
