@@ -16,6 +16,7 @@ import { dlqCommand } from './commands/dlq.js';
 import { replayCommand } from './commands/replay.js';
 import { lifecycleCommand } from './commands/lifecycle.js';
 import { pruneCommand } from './commands/prune.js';
+import { topicsCommand } from './commands/topics.js';
 import { ConfigError, SluiceError } from '../core/errors/errors.js';
 import { useStackEnv } from './context.js';
 
@@ -36,6 +37,7 @@ export function buildProgram(): Command {
     });
   program.addCommand(stackCommand());
   program.addCommand(connectorsCommand());
+  program.addCommand(topicsCommand());
   program.addCommand(configCommand());
   program.addCommand(schemasCommand());
   program.addCommand(ingestApiCommand());

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConnectClient, loadConnectorSpec, pgVarsFromUrl } from '../../core/connect/client.js';
 import { withRetry } from '../../core/errors/retry.js';
+import type { CoreSettings } from '../../core/config/core-settings.js';
 import { cliSettings } from '../context.js';
 
 export const CONNECTORS_DIR = fileURLToPath(new URL('../../../../connectors/debezium', import.meta.url));
@@ -15,6 +16,16 @@ function connectorFiles(files: string[]): string[] {
     .map((f) => join(CONNECTORS_DIR, f));
 }
 
+/**
+ * The values of the connector files' `${...}` placeholders: the environment, the libpq
+ * variables of the database URL, and the replication factor of the topics Sluice creates
+ * (SLUICE_KAFKA_TOPIC_REPLICATION_FACTOR, also when it is set in --config), which Kafka
+ * Connect uses for the CDC topic.
+ */
+export function connectorVars(settings: CoreSettings): Record<string, string | undefined> {
+  return { ...process.env, ...pgVarsFromUrl(settings.database.url), SLUICE_KAFKA_TOPIC_REPLICATION_FACTOR: String(settings.kafka.topicReplicationFactor) };
+}
+
 export function connectorsCommand(): Command {
   const cmd = new Command('connectors').description('Debezium connectors on Kafka Connect (connectors/debezium/*.json)');
   cmd
@@ -24,7 +35,7 @@ export function connectorsCommand(): Command {
     .action(async (files: string[], _opts, c: Command) => {
       const settings = cliSettings(c);
       const client = new ConnectClient(settings.connect.url);
-      const vars = { ...process.env, ...pgVarsFromUrl(settings.database.url) };
+      const vars = connectorVars(settings);
       for (const file of connectorFiles(files)) {
         const spec = loadConnectorSpec(file, vars);
         const { created } = await withRetry(() => client.apply(spec));
@@ -40,7 +51,7 @@ export function connectorsCommand(): Command {
       const client = new ConnectClient(settings.connect.url);
       let healthy = true;
       for (const file of connectorFiles(files)) {
-        const spec = loadConnectorSpec(file, { ...process.env, ...pgVarsFromUrl(settings.database.url) });
+        const spec = loadConnectorSpec(file, connectorVars(settings));
         const status = await client.status(spec.name);
         if (!status) {
           healthy = false;
