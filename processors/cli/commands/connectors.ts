@@ -7,6 +7,7 @@ import { envNameFor } from '../../core/config/settings.js';
 import { createPool } from '../../core/db/pool.js';
 import { ConfigError } from '../../core/errors/errors.js';
 import { withRetry } from '../../core/errors/retry.js';
+import type { CoreSettings } from '../../core/config/core-settings.js';
 import { createKafka } from '../../core/kafka/client.js';
 import { formatDuration, parseDuration } from '../../core/pipeline/units.js';
 import { checkConnectors, runConnectorMonitor, windowFor } from '../../ops/connector-monitor.js';
@@ -21,6 +22,16 @@ function connectorFiles(files: string[]): string[] {
     .map((f) => join(CONNECTORS_DIR, f));
 }
 
+/**
+ * The values of the connector files' `${...}` placeholders: the environment, the libpq
+ * variables of the database URL, and the replication factor of the topics Sluice creates
+ * (SLUICE_KAFKA_TOPIC_REPLICATION_FACTOR, also when it is set in --config), which Kafka
+ * Connect uses for the CDC topic.
+ */
+export function connectorVars(settings: CoreSettings): Record<string, string | undefined> {
+  return { ...process.env, ...pgVarsFromUrl(settings.database.url), SLUICE_KAFKA_TOPIC_REPLICATION_FACTOR: String(settings.kafka.topicReplicationFactor) };
+}
+
 export function connectorsCommand(): Command {
   const cmd = new Command('connectors').description('Debezium connectors on Kafka Connect (connectors/debezium/*.json)');
   cmd
@@ -30,7 +41,7 @@ export function connectorsCommand(): Command {
     .action(async (files: string[], _opts, c: Command) => {
       const settings = cliSettings(c);
       const client = new ConnectClient(settings.connect.url);
-      const vars = { ...process.env, ...pgVarsFromUrl(settings.database.url) };
+      const vars = connectorVars(settings);
       for (const file of connectorFiles(files)) {
         const spec = loadConnectorSpec(file, vars);
         const { created } = await withRetry(() => client.apply(spec));
@@ -60,7 +71,7 @@ export function connectorsCommand(): Command {
     )
     .action(async (files: string[], opts: { window?: string; serve?: boolean }, c: Command) => {
       const settings = cliSettings(c);
-      const vars = { ...process.env, ...pgVarsFromUrl(settings.database.url) };
+      const vars = connectorVars(settings);
       const specs = connectorFiles(files).map((file) => loadConnectorSpec(file, vars));
       let windowMs: number | undefined;
       if (opts.window !== undefined) {
