@@ -11,7 +11,7 @@ import { ConnectClient, loadConnectorSpec, pgVarsFromUrl } from '../../core/conn
 import { withRetry } from '../../core/errors/retry.js';
 import { PermanentError } from '../../core/errors/errors.js';
 import { ensureTopics, waitForTopic } from '../../core/kafka/topics.js';
-import { cliSettings } from '../context.js';
+import { cliSettings, useStackEnv } from '../context.js';
 import { runStack } from './stack.js';
 import { CONNECTORS_DIR } from './connectors.js';
 import { demoContext, type DemoContext } from '../demo/context.js';
@@ -48,6 +48,7 @@ export function demoCommand(): Command {
         step(1, 'local stack (infra/local/stack up)');
         const code = runStack(['up']);
         if (code !== 0) throw new PermanentError(`the local stack did not start (exit ${code}): see the lines above and infra/local/stack status`);
+        useStackEnv(); // the endpoints of the stack just started (stack up rewrote .sluice/stack.env)
       }
       const ctx = demoContext(cliSettings(cmd));
       console.log(`\nlogs of this run (its clients and the processors it starts): ${ctx.logFile}`);
