@@ -2,6 +2,7 @@ import { coreSettings } from '../core/config/core-settings.js';
 import { loadSettings } from '../core/config/settings.js';
 import { createKafka } from '../core/kafka/client.js';
 import { StartupState } from '../core/runtime/startup.js';
+import type { TopicPlanInput } from '../core/kafka/topic-plan.js';
 import { startHealthServer, type HealthServer } from '../core/http/health-server.js';
 import { Shutdown } from '../core/lifecycle/shutdown.js';
 import { createLogger, type Logger } from '../core/log/logger.js';
@@ -39,7 +40,7 @@ export async function startExport(options: ExportOptions): Promise<RunningExport
   const env = options.env ?? process.env;
   const pipelines = options.files.map((file) => loadPipeline(file, env));
   const first = pipelines[0]!;
-  const logger = createLogger({ name: PROCESSOR_NAME, level: first.logger.level });
+  const logger = createLogger({ name: PROCESSOR_NAME, level: first.logger.level, file: first.logger.file });
   const registry = createMetricsRegistry(PROCESSOR_NAME);
   const metrics = new ExportMetrics(registry);
   const shutdown = new Shutdown(logger);
@@ -47,7 +48,9 @@ export async function startExport(options: ExportOptions): Promise<RunningExport
 
   const { startup: startupSettings } = loadSettings({ startup: coreSettings.startup }, { env });
   const startup = new StartupState({ logger, signal: shutdown.signal, warnAfterMs: startupSettings.warnAfterMs, timeoutMs: startupSettings.timeoutMs });
-  const runners = pipelines.map((p) => createRunner(p, logger, metrics));
+  // The replication factor and min.insync.replicas of the topics Sluice creates (SLUICE_KAFKA_TOPIC_*).
+  const topics = loadSettings({ kafka: { topicReplicationFactor: coreSettings.kafka.topicReplicationFactor, topicMinInsyncReplicas: coreSettings.kafka.topicMinInsyncReplicas } }, { env }).kafka;
+  const runners = pipelines.map((p) => createRunner(p, logger, metrics, topics));
   let server: HealthServer | undefined;
   try {
     server = await startHealthServer({
@@ -89,7 +92,7 @@ export async function startExport(options: ExportOptions): Promise<RunningExport
   return { port: server.port, runners, stop: async () => void (await shutdown.run()) };
 }
 
-function createRunner(p: PipelineConfig, logger: Logger, metrics: ExportMetrics): PipelineRunner {
+function createRunner(p: PipelineConfig, logger: Logger, metrics: ExportMetrics, topics: TopicPlanInput['kafka']): PipelineRunner {
   const input = p.input.config;
   const output = p.output.config;
   const kafka = createKafka(
@@ -106,7 +109,7 @@ function createRunner(p: PipelineConfig, logger: Logger, metrics: ExportMetrics)
   );
   const s3 = pipelineS3Client(p);
   const registry = new RegistryRestClient(input.registry.url, { username: input.registry.username, password: input.registry.password });
-  return new PipelineRunner(p, { kafka, s3, registry, logger, metrics });
+  return new PipelineRunner(p, { kafka, s3, registry, logger, metrics, topics });
 }
 
 /** The S3 client a pipeline's output writes with (its endpoint, region and credentials). */

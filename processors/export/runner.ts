@@ -5,6 +5,7 @@ import { isRetriable } from '../core/errors/errors.js';
 import { setImmediate } from 'node:timers/promises';
 import { sleep } from '../core/errors/retry.js';
 import { ensureTopics } from '../core/kafka/topics.js';
+import { exportTopics, type TopicPlanInput } from '../core/kafka/topic-plan.js';
 import { FAIL_FAST_RETRY, type StartupState } from '../core/runtime/startup.js';
 import type { Logger } from '../core/log/logger.js';
 import { LakeValueError } from '../core/parquet/columns.js';
@@ -50,6 +51,8 @@ export interface RunnerDeps {
   registry: RegistryRestClient;
   logger: Logger;
   metrics: ExportMetrics;
+  /** Replication factor and min.insync.replicas of the DLQ topic it creates (core kafka settings). */
+  topics?: TopicPlanInput['kafka'];
 }
 
 interface PartitionState {
@@ -169,14 +172,14 @@ export class PipelineRunner {
     const admin = this.deps.kafka.admin({ retry: FAIL_FAST_RETRY });
     await startup.dependency(kafkaAt, () => admin.connect());
     try {
-      // A dead letter is the original record (up to the broker's 1 MiB) plus its reason headers.
-      await startup.dependency(kafkaAt, () =>
-        ensureTopics(admin, [{ topic: this.pipeline.dlq.topic, numPartitions: 3, configEntries: [{ name: 'max.message.bytes', value: String(2 * 1024 * 1024) }] }], this.log),
-      );
+      // Its DLQ as the topic plan defines it (`sluice topics plan`).
+      const kafka = this.deps.topics ?? { topicReplicationFactor: -1 };
+      await startup.dependency(kafkaAt, () => ensureTopics(admin, exportTopics({ kafka, pipelines: [{ name: this.pipeline.name, dlqTopic: this.pipeline.dlq.topic }] }), this.log));
+      // An input topic is another processor's output (sluice.agent-events: the normalizer's); subscribing before it exists fails.
       for (const topic of input.topics ?? []) {
         await startup.topic(admin, topic, {
           createdBy: 'the processor that writes it (sluice.agent-events: the normalizer, at its start)',
-          hint: `that its writer runs (\`sluice lag\`, its /readyz), or the pipeline's input.topics in ${this.pipeline.file}`,
+          hint: `check that its writer runs (\`sluice normalizer\`, its /readyz), or the pipeline's input.topics in ${this.pipeline.file}`,
         });
       }
     } finally {

@@ -4,6 +4,7 @@ import { PermanentError } from '../core/errors/errors.js';
 import type { HealthServer } from '../core/http/health-server.js';
 import { createKafka } from '../core/kafka/client.js';
 import { ensureTopics } from '../core/kafka/topics.js';
+import { normalizerTopics } from '../core/kafka/topic-plan.js';
 import { RegistryCodec } from '../core/registry/codec.js';
 import { createProcessor, serve, type ProcessorContext } from '../core/runtime/processor.js';
 import { endpointName, FAIL_FAST_RETRY } from '../core/runtime/startup.js';
@@ -106,17 +107,8 @@ async function start(ctx: ProcessorContext<typeof normalizerSettings>): Promise<
   const registryAt = `the schema registry at ${endpointName(core.registry.url)}`;
   ctx.shutdown.add('kafka admin', () => admin.disconnect());
   await startup.dependency(kafkaAt, () => admin.connect());
-  await startup.dependency(kafkaAt, () =>
-    ensureTopics(
-      admin,
-      [
-        { topic: s.eventsTopic, numPartitions: s.eventsPartitions, replicationFactor: s.replicationFactor },
-        // A dead letter is the original CDC record (up to the broker's 1 MiB) plus headers.
-        { topic: s.dlqTopic, numPartitions: s.dlqPartitions, replicationFactor: s.replicationFactor, configEntries: [{ name: 'max.message.bytes', value: String(2 * 1024 * 1024) }] },
-      ],
-      logger,
-    ),
-  );
+  // Its own topics as the topic plan defines them (`sluice topics plan`).
+  await startup.dependency(kafkaAt, () => ensureTopics(admin, normalizerTopics({ kafka: core.kafka, normalizer: s }), logger));
 
   const schemaId = await startup.dependency(registryAt, () => codec.register(subject, contract.schemaText, contract.compatibility));
   logger.info({ subject, schemaId, version: contract.version, compatibility: contract.compatibility }, 'contract registered');
@@ -125,7 +117,7 @@ async function start(ctx: ProcessorContext<typeof normalizerSettings>): Promise<
 
   await startup.topic(admin, s.cdcTopic, {
     createdBy: 'the Debezium connector on Kafka Connect, at its first change of staging.agent_events',
-    hint: 'the connector with `sluice connectors status` (apply it with `sluice connectors apply`)',
+    hint: 'check the connector with `sluice connectors status` (apply it with `sluice connectors apply`)',
   });
 
   const rules = { baseCurrency: s.baseCurrency };

@@ -6,6 +6,7 @@ import { ConfigError } from '../core/errors/errors.js';
 import { ApiKeyCheck } from '../core/http/api-key.js';
 import { createKafka } from '../core/kafka/client.js';
 import { ensureTopics } from '../core/kafka/topics.js';
+import { reportsTopics } from '../core/kafka/topic-plan.js';
 import { createProcessor, serve, type ProcessorContext } from '../core/runtime/processor.js';
 import { FAIL_FAST_RETRY } from '../core/runtime/startup.js';
 import { createS3Client } from '../core/s3/client.js';
@@ -102,17 +103,8 @@ async function start(ctx: ProcessorContext<typeof reportsSettings>): Promise<Run
   const { startup } = ctx;
   const kafkaAt = `Kafka at ${core.kafka.brokers.join(',')}`;
   await startup.dependency(kafkaAt, () => admin.connect());
-  await startup.dependency(kafkaAt, () =>
-    ensureTopics(
-      admin,
-      [
-        { topic: s.requestsTopic, numPartitions: 3 },
-        { topic: s.statusTopic, numPartitions: 3, configEntries: [{ name: 'cleanup.policy', value: 'compact' }] },
-        { topic: s.dlqTopic, numPartitions: 1 },
-      ],
-      logger,
-    ),
-  );
+  // Its own topics as the topic plan defines them (`sluice topics plan`).
+  await startup.dependency(kafkaAt, () => ensureTopics(admin, reportsTopics({ kafka: core.kafka, reports: s }), logger));
   await startup.dependency(kafkaAt, () => producer.connect());
   if (s.role !== 'processor') await startup.dependency(kafkaAt, () => shimProducer.connect());
   await startup.dependency(kafkaAt, async () => {

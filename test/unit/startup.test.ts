@@ -109,7 +109,7 @@ describe('startup: a processor waits for what is not there yet', () => {
 
   it('gives up after the startup timeout, naming the dependency and what to check', async () => {
     const { logger } = capturingLogger();
-    const wait = waitForDependency('Kafka at b-1:9092', async () => { throw refused(); }, { logger, policy: fast, timeoutMs: 50, hint: 'infra/local/stack status' });
+    const wait = waitForDependency('Kafka at b-1:9092', async () => { throw refused(); }, { logger, policy: fast, timeoutMs: 50, hint: 'check infra/local/stack status' });
     await expect(wait).rejects.toBeInstanceOf(StartupTimeoutError);
     await expect(wait).rejects.toThrow(/^Kafka at b-1:9092 did not become available within 0 s \(last error: connect ECONNREFUSED.*\); check infra\/local\/stack status$/);
   });
@@ -156,7 +156,7 @@ describe('waitForTopic: a topic another component creates', () => {
       intervalMs: 5,
       warnAfterMs: 1,
       createdBy: 'the Debezium connector',
-      hint: 'sluice connectors status',
+      hint: 'check sluice connectors status',
       onWaiting: (m) => seen.push(m),
     });
     expect(lines[0]).toMatchObject({ level: 'info', msg: 'waiting for topic sluice.staging.agent_events (created by the Debezium connector)' });
@@ -176,7 +176,7 @@ describe('waitForTopic: a topic another component creates', () => {
   });
 
   it('with a timeout, fails naming the topic, its creator and the check', async () => {
-    const wait = waitForTopic(fakeAdmin(() => []), 'sluice.staging.agent_events', { intervalMs: 5, timeoutMs: 30, createdBy: 'the Debezium connector', hint: 'sluice connectors status' });
+    const wait = waitForTopic(fakeAdmin(() => []), 'sluice.staging.agent_events', { intervalMs: 5, timeoutMs: 30, createdBy: 'the Debezium connector', hint: 'check sluice connectors status' });
     await expect(wait).rejects.toBeInstanceOf(TopicMissingError);
     await expect(wait).rejects.toThrow(/^topic sluice\.staging\.agent_events did not appear within 0 s \(created by the Debezium connector\); check sluice connectors status$/);
   });

@@ -40,7 +40,7 @@ export interface DependencyWaitOptions {
   warnEveryMs?: number;
   /** Give up after this long with a StartupTimeoutError (default: wait until it comes). */
   timeoutMs?: number;
-  /** What to check when it stays away, e.g. "infra/local/stack status". */
+  /** What to check when it stays away, as an imperative: "check infra/local/stack status". */
   hint?: string;
   policy?: Partial<RetryPolicy>;
   /** An attempt without an answer after this long is announced like a failure (default 3 s). */
@@ -108,7 +108,7 @@ export async function waitForDependency<T>(dependency: string, attempt: () => Pr
     if (o.signal?.aborted) throw new Error(`stopped while waiting for ${dependency}`, { cause: error });
     if (timedOut) {
       throw new StartupTimeoutError(
-        `${dependency} did not become available within ${Math.round(o.timeoutMs! / 1000)} s (last error: ${(error as Error).message})${o.hint ? `; check ${o.hint}` : ''}`,
+        `${dependency} did not become available within ${Math.round(o.timeoutMs! / 1000)} s (last error: ${(error as Error).message})${o.hint ? `; ${o.hint}` : ''}`,
         { cause: error },
       );
     }
