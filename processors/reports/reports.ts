@@ -75,9 +75,12 @@ async function start(ctx: ProcessorContext<typeof reportsSettings>): Promise<Run
   ctx.shutdown.add('kafka admin', () => admin.disconnect());
   const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, retry: { retries: Number.MAX_SAFE_INTEGER, maxRetryTime: 5000 } });
   ctx.shutdown.add('kafka producer', () => producer.disconnect());
-  // The shim's own producer: a request is taken by Kafka within publishTimeoutMs or answered 503 (see shim.ts).
-  const shimKafka = createKafka(core.kafka, { region: core.s3.region, logger, clientId: `${core.kafka.clientId}-${PROCESSOR_NAME}-shim`, requestTimeoutMs: s.publishTimeoutMs });
-  const shimProducer = shimKafka.producer({ idempotent: false, maxInFlightRequests: 1, retry: { retries: 1, initialRetryTime: 100, maxRetryTime: Math.min(1000, s.publishTimeoutMs / 4) } });
+  // The shim's own producer, with no retry at any level and each step (connect, metadata,
+  // produce) bounded by a third of publishTimeoutMs: a send settles within the timeout, and
+  // a failed one is never sent again behind the 503 it was answered with (see shim.ts).
+  const step = Math.ceil(s.publishTimeoutMs / 3);
+  const shimKafka = createKafka(core.kafka, { region: core.s3.region, logger, clientId: `${core.kafka.clientId}-${PROCESSOR_NAME}-shim`, requestTimeoutMs: step, retries: 0 });
+  const shimProducer = shimKafka.producer({ idempotent: false, maxInFlightRequests: 1, retry: { retries: 0 } });
   ctx.shutdown.add('kafka shim producer', () => shimProducer.disconnect());
   const store = new StatusStore(kafka, s.statusTopic, logger);
   ctx.shutdown.add('status view', () => store.stop());

@@ -5,6 +5,7 @@ import { startReports, type RunningReports } from '../../processors/reports/repo
 import { debeziumKey, debeziumValue, stagingRow } from '../support/debezium.js';
 import { connectExportStack, freePort, runId, stack, testPipeline } from '../support/export-harness.js';
 import { readTopic } from '../support/export-faults.js';
+import { collectUntilQuiet } from '../support/consume.js';
 import { SluiceProcess, type Readiness } from '../support/sluice-process.js';
 import { eventually, testSettings } from '../support/servers.js';
 
@@ -174,9 +175,8 @@ describe('processors started while a server is down wait for it', () => {
       expect(norm.exitCode).toBeNull();
 
       // The refused request was never published behind its 503 (the producer does not retry after the answer).
-      await sleep(3000);
-      const requests = await readTopic(kafka, `${t}.requests`, 2, () => true, 30_000);
-      expect(requests.map((m) => m.message.key?.toString()).sort()).toEqual([after, `before-${run}`].sort());
+      const requests = await collectUntilQuiet(kafka, `${t}.requests`, (ms) => ms.length >= 2, { quietMs: 3000, timeoutMs: 90_000 });
+      expect(requests.map((m) => m.key?.toString()).sort()).toEqual([after, `before-${run}`].sort());
     } finally {
       stack('up', 'kafka');
       await reports?.stop();
