@@ -8,11 +8,12 @@ import { RegistryCodec } from '../../core/registry/codec.js';
 import { createS3Client } from '../../core/s3/client.js';
 import { createPool } from '../../core/db/pool.js';
 import { ConnectClient, loadConnectorSpec, pgVarsFromUrl } from '../../core/connect/client.js';
+import { ensureTopics } from '../../core/kafka/topics.js';
 import { withRetry } from '../../core/errors/retry.js';
 import type { CoreSettings } from '../../core/config/core-settings.js';
 import { cliSettings } from '../context.js';
 import { runStack } from './stack.js';
-import { CONNECTORS_DIR } from './connectors.js';
+import { CONNECTORS_DIR, connectorVars } from './connectors.js';
 import { pipelineStep } from '../demo/pipeline-step.js';
 import { lakeStep } from '../demo/lake-step.js';
 import { reportStep } from '../demo/report-step.js';
@@ -67,6 +68,10 @@ async function registryRoundTrip(s: CoreSettings): Promise<void> {
   ok(`schema registered, id ${id}`);
   const value = { id: randomUUID(), amount_minor: 2n ** 53n + 1n };
   const kafka = createKafka(s.kafka, { region: s.s3.region });
+  // Brokers such as MSK (and the local one) do not auto-create topics: the demo makes its own.
+  const admin = kafka.admin();
+  await admin.connect();
+  await ensureTopics(admin, [{ topic: 'sluice.demo.roundtrip', numPartitions: 1, replicationFactor: s.kafka.topicReplicationFactor, configEntries: [{ name: 'retention.ms', value: String(24 * 3600 * 1000) }] }]).finally(() => admin.disconnect());
   const producer = kafka.producer({ idempotent: true });
   await producer.connect();
   const [meta] = await producer.send({ topic: 'sluice.demo.roundtrip', acks: -1, messages: [{ key: value.id, value: await codec.encode(id, value) }] });
@@ -82,7 +87,7 @@ async function registryRoundTrip(s: CoreSettings): Promise<void> {
 async function cdcRoundTrip(s: CoreSettings): Promise<void> {
   step(3, `Postgres insert -> Debezium (${s.connect.url}) -> ${CDC_TOPIC}`);
   const connect = new ConnectClient(s.connect.url);
-  const spec = loadConnectorSpec(`${CONNECTORS_DIR}/staging-agent-events.json`, { ...process.env, ...pgVarsFromUrl(s.database.url) });
+  const spec = loadConnectorSpec(`${CONNECTORS_DIR}/staging-agent-events.json`, connectorVars(s));
   const { created } = await withRetry(() => connect.apply(spec));
   ok(`connector ${spec.name} ${created ? 'created' : 'already applied'}`);
   const pool = createPool(s.database.url);
