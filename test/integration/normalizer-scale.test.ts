@@ -104,7 +104,7 @@ describe('normalizer scale-out: two instances share the CDC partitions, one is S
       // Both are members and each holds some of the 6 partitions.
       const shared = await eventually(async () => {
         const g = await groupAssignment(kafka, groupId, cdcTopic);
-        return g.state === 'Stable' && g.members.length === 2 && g.members.every((m) => m.length > 0) ? g.members : undefined;
+        return g.state === 'Stable' && g.members.length === 2 && g.members.every((m) => m.partitions.length > 0) ? g.members.map((m) => m.partitions) : undefined;
       }, 60_000, 'both normalizer instances holding CDC partitions');
       expect(shared.flat().sort((x, y) => x - y)).toEqual([0, 1, 2, 3, 4, 5]);
 
@@ -130,7 +130,7 @@ describe('normalizer scale-out: two instances share the CDC partitions, one is S
       await exited(a.child);
       const moved = await eventually(async () => {
         const g = await groupAssignment(kafka, groupId, cdcTopic);
-        return g.state === 'Stable' && g.members.length === 1 && g.members[0]!.length === PARTITIONS ? Date.now() : undefined;
+        return g.state === 'Stable' && g.members.length === 1 && g.members[0]!.partitions.length === PARTITIONS ? Date.now() : undefined;
       }, 60_000, 'the survivor holding all 6 partitions');
       const survivorBefore = await committedRecords(b.port);
       await producing;

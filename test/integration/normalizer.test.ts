@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { KafkaMessage } from 'kafkajs';
+import { Partitioners, type KafkaMessage } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPool } from '../../processors/core/db/pool.js';
 import { readDeadLetterHeaders } from '../../processors/core/dlq/dead-letter.js';
@@ -95,6 +95,7 @@ describe('normalizer: staging.agent_events -> Debezium -> normalizer -> events t
   let events: { key: string; value: Record<string, unknown> }[] = [];
   let deadLetters: KafkaMessage[] = [];
   let cdc: KafkaMessage[] = [];
+  let partitionOf: (m: KafkaMessage) => number = () => -1;
 
   beforeAll(async () => {
     await ensureCdcConnector(settings);
@@ -139,11 +140,25 @@ describe('normalizer: staging.agent_events -> Debezium -> normalizer -> events t
     deadLetters = (await collectUntilQuiet(kafka, dlqTopic, (ms) => ms.filter((m) => deadLetterIds.has(keyId(m))).length >= deadLetterIds.size)).filter((m) =>
       deadLetterIds.has(keyId(m)),
     );
-    // The original CDC records, read from the lowest offset the DLQ headers name.
-    const from = deadLetters.map((m) => BigInt(readDeadLetterHeaders(m.headers)!.offset)).reduce((a, b) => (a < b ? a : b));
-    cdc = (
-      await collectUntilQuiet(kafka, CDC_TOPIC, (ms) => ms.filter((m) => deadLetterIds.has(keyId(m))).length >= deadLetterIds.size, { quietMs: 0, from: [{ partition: 0, offset: from.toString() }] })
-    ).filter((m) => deadLetterIds.has(keyId(m)));
+    // The original CDC records, read from the lowest offset the DLQ headers name in each
+    // partition (the CDC topic has several: Kafka Connect creates it with 6).
+    const admin = kafka.admin();
+    await admin.connect();
+    const [ends, metadata] = await Promise.all([admin.fetchTopicOffsets(CDC_TOPIC), admin.fetchTopicMetadata({ topics: [CDC_TOPIC] })]).finally(() => admin.disconnect());
+    const lowest = new Map<number, bigint>();
+    for (const m of deadLetters) {
+      const h = readDeadLetterHeaders(m.headers)!;
+      const offset = BigInt(h.offset);
+      if (!lowest.has(h.partition) || offset < lowest.get(h.partition)!) lowest.set(h.partition, offset);
+    }
+    const from = ends.map((e) => ({ partition: e.partition, offset: (lowest.get(e.partition) ?? BigInt(e.high)).toString() }));
+    cdc = (await collectUntilQuiet(kafka, CDC_TOPIC, (ms) => ms.filter((m) => deadLetterIds.has(keyId(m))).length >= deadLetterIds.size, { quietMs: 0, from })).filter((m) =>
+      deadLetterIds.has(keyId(m)),
+    );
+    // Where Kafka Connect put each key: the Java client's default partitioner (murmur2), which kafkajs's DefaultPartitioner reproduces.
+    const partitioner = Partitioners.DefaultPartitioner();
+    const partitionMetadata = metadata.topics[0]!.partitions.map((p) => ({ ...p, partitionErrorCode: p.partitionErrorCode ?? 0 }));
+    partitionOf = (m) => partitioner({ topic: CDC_TOPIC, partitionMetadata, message: { key: m.key, value: m.value } });
   });
 
   afterAll(async () => {
@@ -203,7 +218,7 @@ describe('normalizer: staging.agent_events -> Debezium -> normalizer -> events t
       const matches = deadLetters.filter((m) => keyId(m) === r.event_id);
       expect(matches, `${reason} for ${r.agent_id}`).toHaveLength(1);
       const info = readDeadLetterHeaders(matches[0]!.headers)!;
-      expect(info).toMatchObject({ reason, topic: CDC_TOPIC, partition: 0, processor: 'normalizer' });
+      expect(info).toMatchObject({ reason, topic: CDC_TOPIC, processor: 'normalizer' });
       expect(info.error.length).toBeGreaterThan(0);
       expect(Number(info.failedAt)).toBeGreaterThan(0);
       const original = cdc.find((m) => m.offset === info.offset && keyId(m) === r.event_id);
@@ -211,6 +226,7 @@ describe('normalizer: staging.agent_events -> Debezium -> normalizer -> events t
       expect(matches[0]!.value!.equals(original!.value!)).toBe(true);
       expect(matches[0]!.key!.equals(original!.key!)).toBe(true);
       expect(info.timestamp).toBe(original!.timestamp);
+      expect(info.partition, 'the partition of the original record').toBe(partitionOf(original!));
     }
   });
 

@@ -87,8 +87,8 @@ export async function createTopics(kafka: Kafka, specs: TopicSpec[]): Promise<vo
   }
 }
 
-/** The partitions of `topic` each live member of a consumer group holds, one list a member (empty while it rebalances). */
-export async function groupAssignment(kafka: Kafka, groupId: string, topic: string): Promise<{ state: string; members: number[][] }> {
+/** The partitions of `topic` each live member of a consumer group holds, with its client id (none while it rebalances). */
+export async function groupAssignment(kafka: Kafka, groupId: string, topic: string): Promise<{ state: string; members: { clientId: string; partitions: number[] }[] }> {
   const admin = kafka.admin();
   await admin.connect();
   try {
@@ -97,7 +97,7 @@ export async function groupAssignment(kafka: Kafka, groupId: string, topic: stri
     if (!g) return { state: 'Dead', members: [] };
     const members = g.members.map((m) => {
       const decoded = m.memberAssignment.length > 0 ? AssignerProtocol.MemberAssignment.decode(m.memberAssignment) : null;
-      return [...(decoded?.assignment[topic] ?? [])].sort((a, b) => a - b);
+      return { clientId: m.clientId, partitions: [...(decoded?.assignment[topic] ?? [])].sort((a, b) => a - b) };
     });
     return { state: g.state, members };
   } finally {
