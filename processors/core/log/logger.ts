@@ -1,4 +1,5 @@
 import { pino, type Logger } from 'pino';
+import { withoutQuery } from '../http/url.js';
 
 export type { Logger };
 
@@ -24,13 +25,17 @@ export const REDACTED_PATHS = [
   'headers["x-api-key"]',
 ];
 
-/** Structured JSON logs to stdout (or a given stream), with secrets redacted. */
+/**
+ * Structured JSON logs to stdout (or a given stream), with secrets redacted, and every
+ * `url` field logged without its query string (it may carry a key or a signature).
+ */
 export function createLogger(options: { name: string; level?: string; destination?: NodeJS.WritableStream }): Logger {
   return pino(
     {
       name: options.name,
       level: options.level ?? 'info',
       redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+      serializers: { url: (url: unknown) => (typeof url === 'string' ? withoutQuery(url) : url) },
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
     },
