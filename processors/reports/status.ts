@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Consumer, Kafka, Producer } from 'kafkajs';
+import { withRetry } from '../core/errors/retry.js';
 import type { Logger } from '../core/log/logger.js';
 import { shownRequest, type ReportRequest } from './request.js';
 
@@ -63,8 +64,9 @@ export class StatusStore {
   async start(): Promise<void> {
     const admin = this.kafka.admin();
     await admin.connect();
-    const ends = await admin.fetchTopicOffsets(this.topic);
-    await admin.disconnect();
+    // Right after the topic is created (or during a leader election) the partitions may have
+    // no leader yet: a retriable error, not a reason for the processor to fail its start.
+    const ends = await withRetry(() => admin.fetchTopicOffsets(this.topic)).finally(() => admin.disconnect());
     const pending = new Map(ends.filter((e) => BigInt(e.high) > BigInt(e.low)).map((e) => [e.partition, BigInt(e.high)]));
     // A group of its own per process, never committed: every start reads the view again from the beginning.
     this.consumer = this.kafka.consumer({ groupId: `sluice-report-status-view-${randomUUID()}`, readUncommitted: false, maxWaitTimeInMs: 500 });
