@@ -6,7 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { createPool } from '../../processors/core/db/pool.js';
 import { createKafka } from '../../processors/core/kafka/client.js';
 import { buildDist, ROOT } from '../support/build.js';
-import { collect } from '../support/kafka.js';
+import { collect, endOffsetsOf } from '../support/kafka.js';
 import { ensureCdcConnector, waitForConnectorRunning } from '../support/cdc.js';
 import { cli } from '../support/ops-lake.js';
 import { eventually, testSettings } from '../support/servers.js';
@@ -36,6 +36,8 @@ describe('PostgreSQL staging table -> Debezium -> Kafka', () => {
     const kafka = createKafka(settings.kafka, { region: settings.s3.region });
     const eventId = randomUUID();
     const amount = 2n ** 53n + 3n;
+    // The topic may hold millions of older changes: read only what comes after the insert.
+    const from = await endOffsetsOf(kafka, CDC_TOPIC);
     try {
       await pool.query(
         `INSERT INTO staging.agent_events (event_id, event_type, agent_id, customer_id, amount_minor, currency, occurred_at, source, metadata)
@@ -46,7 +48,7 @@ describe('PostgreSQL staging table -> Debezium -> Kafka', () => {
       await pool.end();
     }
     const inserted = Date.now();
-    const messages = await collect(kafka, CDC_TOPIC, (ms) => ms.some((m) => m.key?.toString().includes(eventId)), 15_000);
+    const messages = await collect(kafka, CDC_TOPIC, (ms) => ms.some((m) => m.key?.toString().includes(eventId)), 15_000, from);
     const latencyMs = Date.now() - inserted;
     const message = messages.find((m) => m.key?.toString().includes(eventId))!;
     expect(JSON.parse(message.key!.toString())).toEqual({ event_id: eventId });

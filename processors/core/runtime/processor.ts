@@ -38,7 +38,7 @@ export function createProcessor<S extends SettingsSpec>(options: ProcessorOption
   const load = { ...(options.env ? { env: options.env } : {}), ...(options.configFile ? { file: options.configFile } : {}) };
   const core = loadSettings(coreSettings, load);
   const settings = loadSettings(options.spec, load);
-  const logger = createLogger({ name: options.name, level: core.log.level, ...(options.logDestination ? { destination: options.logDestination } : {}) });
+  const logger = createLogger({ name: options.name, level: core.log.level, file: core.log.file, ...(options.logDestination ? { destination: options.logDestination } : {}) });
   const metrics = createMetricsRegistry(options.name);
   const shutdown = new Shutdown(logger);
   if (options.handleSignals ?? true) shutdown.install();
@@ -53,8 +53,9 @@ export function createProcessor<S extends SettingsSpec>(options: ProcessorOption
 export async function serve<S extends SettingsSpec>(
   ctx: ProcessorContext<S>,
   readiness: Record<string, ReadinessCheck>,
-  addRoutes?: (app: FastifyInstance) => void | Promise<void>,
-  port = ctx.core.http.port,
+  addRoutes: ((app: FastifyInstance) => void | Promise<void>) | undefined,
+  /** Each processor has its own port setting (SLUICE_NORMALIZER_HTTP_PORT, ...), so several run on one host. */
+  port: number,
 ): Promise<HealthServer> {
   const host = addRoutes ? ctx.core.http.apiHost : ctx.core.http.host;
   const server = await startHealthServer({ port, host, metrics: ctx.metrics, logger: ctx.logger, readiness }, addRoutes);
