@@ -25,6 +25,7 @@
  * BENCH_EXPORT_LAKE_YAML (a variant of lake.yaml to run instead), BENCH_KEEP=1 (keep topics,
  * groups and objects for a look afterwards).
  */
+import './support/stack-env.js'; // first: the local stack's endpoints before the settings load
 import { DuckDBInstance } from '@duckdb/node-api';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { randomUUID } from 'node:crypto';

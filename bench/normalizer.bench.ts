@@ -11,6 +11,7 @@
  * BENCH_MAX_BATCH_RECORDS (the normalizer's SLUICE_NORMALIZER_MAX_BATCH_RECORDS, 5000),
  * BENCH_LOG_LEVEL (the normalizer's log level, e.g. debug for per-transaction timings).
  */
+import './support/stack-env.js'; // first: the local stack's endpoints before the settings load
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { cpus, totalmem } from 'node:os';

@@ -15,6 +15,7 @@
  *    client-side answer time p50/p99.
  * Run: `npm run bench` or `tsc -p tsconfig.bench.json && node dist/bench/reports.bench.js`.
  */
+import './support/stack-env.js'; // first: the local stack's endpoints before the settings load
 import { DuckDBInstance } from '@duckdb/node-api';
 import { GetObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { spawn } from 'node:child_process';

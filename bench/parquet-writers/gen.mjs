@@ -1,4 +1,4 @@
-// Deterministic generator of DOMAIN.md-shaped flattened lake rows, as the export
+// Deterministic generator of docs/domain.md-shaped flattened lake rows, as the export
 // pipeline would see them after Avro decoding (codec.ts): longs are numbers when safe
 // and bigint beyond 2^53; timestamps are numbers of microseconds since the epoch (UTC).
 

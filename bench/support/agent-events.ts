@@ -1,5 +1,5 @@
 /**
- * DOMAIN.md-shaped agent events for the export bench, encoded the way the normalizer
+ * docs/domain.md-shaped agent events for the export bench, encoded the way the normalizer
  * writes them to the events topic: the schemas/agent-event envelope (processors/normalizer/
  * envelope.ts), Avro in the Confluent wire format (magic 0 + 4-byte schema id + body),
  * Kafka key = agent_id. Encoded with avsc directly (no registry round trip a record), so a

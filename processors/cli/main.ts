@@ -16,7 +16,9 @@ import { dlqCommand } from './commands/dlq.js';
 import { replayCommand } from './commands/replay.js';
 import { lifecycleCommand } from './commands/lifecycle.js';
 import { pruneCommand } from './commands/prune.js';
+import { topicsCommand } from './commands/topics.js';
 import { ConfigError, SluiceError } from '../core/errors/errors.js';
+import { useStackEnv } from './context.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -25,9 +27,17 @@ export function buildProgram(): Command {
     .description('Sluice: Kafka-native stream processing from CDC events to a Parquet lake and reports')
     .version(pkg.version)
     .showHelpAfterError('(run with --help for usage)')
-    .option('-c, --config <file>', 'YAML config file (env vars win over it); also SLUICE_CONFIG_FILE');
+    .option('-c, --config <file>', 'YAML config file (env vars win over it); also SLUICE_CONFIG_FILE')
+    // Every command but `stack` (which writes the file) talks to the local stack that
+    // `stack up` started when its .sluice/stack.env exists; explicit env vars win.
+    .hook('preAction', (_program, action) => {
+      let top = action;
+      while (top.parent && top.parent !== program) top = top.parent;
+      if (top.name() !== 'stack') useStackEnv();
+    });
   program.addCommand(stackCommand());
   program.addCommand(connectorsCommand());
+  program.addCommand(topicsCommand());
   program.addCommand(configCommand());
   program.addCommand(schemasCommand());
   program.addCommand(ingestApiCommand());

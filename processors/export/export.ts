@@ -1,4 +1,7 @@
+import { coreSettings } from '../core/config/core-settings.js';
+import { loadSettings } from '../core/config/settings.js';
 import { createKafka } from '../core/kafka/client.js';
+import type { TopicPlanInput } from '../core/kafka/topic-plan.js';
 import { startHealthServer, type HealthServer } from '../core/http/health-server.js';
 import { Shutdown } from '../core/lifecycle/shutdown.js';
 import { createLogger, type Logger } from '../core/log/logger.js';
@@ -42,7 +45,9 @@ export async function startExport(options: ExportOptions): Promise<RunningExport
   const shutdown = new Shutdown(logger);
   if (options.handleSignals) shutdown.install();
 
-  const runners = pipelines.map((p) => createRunner(p, logger, metrics));
+  // The replication factor and min.insync.replicas of the topics Sluice creates (SLUICE_KAFKA_TOPIC_*).
+  const topics = loadSettings({ kafka: { topicReplicationFactor: coreSettings.kafka.topicReplicationFactor, topicMinInsyncReplicas: coreSettings.kafka.topicMinInsyncReplicas } }, { env }).kafka;
+  const runners = pipelines.map((p) => createRunner(p, logger, metrics, topics));
   let server: HealthServer | undefined;
   try {
     server = await startHealthServer({
@@ -79,7 +84,7 @@ export async function startExport(options: ExportOptions): Promise<RunningExport
   return { port: server.port, runners, stop: async () => void (await shutdown.run()) };
 }
 
-function createRunner(p: PipelineConfig, logger: Logger, metrics: ExportMetrics): PipelineRunner {
+function createRunner(p: PipelineConfig, logger: Logger, metrics: ExportMetrics, topics: TopicPlanInput['kafka']): PipelineRunner {
   const input = p.input.config;
   const output = p.output.config;
   const kafka = createKafka(
@@ -96,7 +101,7 @@ function createRunner(p: PipelineConfig, logger: Logger, metrics: ExportMetrics)
   );
   const s3 = pipelineS3Client(p);
   const registry = new RegistryRestClient(input.registry.url, { username: input.registry.username, password: input.registry.password });
-  return new PipelineRunner(p, { kafka, s3, registry, logger, metrics });
+  return new PipelineRunner(p, { kafka, s3, registry, logger, metrics, topics });
 }
 
 /** The S3 client a pipeline's output writes with (its endpoint, region and credentials). */

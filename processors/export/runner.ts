@@ -5,6 +5,7 @@ import { isRetriable } from '../core/errors/errors.js';
 import { setImmediate } from 'node:timers/promises';
 import { sleep } from '../core/errors/retry.js';
 import { ensureTopics } from '../core/kafka/topics.js';
+import { exportTopics, type TopicPlanInput } from '../core/kafka/topic-plan.js';
 import type { Logger } from '../core/log/logger.js';
 import { LakeValueError } from '../core/parquet/columns.js';
 import { ParquetEncodePool } from '../core/parquet/encode-pool.js';
@@ -49,6 +50,8 @@ export interface RunnerDeps {
   registry: RegistryRestClient;
   logger: Logger;
   metrics: ExportMetrics;
+  /** Replication factor and min.insync.replicas of the DLQ topic it creates (core kafka settings). */
+  topics?: TopicPlanInput['kafka'];
 }
 
 interface PartitionState {
@@ -161,8 +164,9 @@ export class PipelineRunner {
     const admin = this.deps.kafka.admin();
     await admin.connect();
     try {
-      // A dead letter is the original record (up to the broker's 1 MiB) plus its reason headers.
-      await ensureTopics(admin, [{ topic: this.pipeline.dlq.topic, numPartitions: 3, configEntries: [{ name: 'max.message.bytes', value: String(2 * 1024 * 1024) }] }], this.log);
+      // Its DLQ as the topic plan defines it (`sluice topics plan`).
+      const kafka = this.deps.topics ?? { topicReplicationFactor: -1 };
+      await ensureTopics(admin, exportTopics({ kafka, pipelines: [{ name: this.pipeline.name, dlqTopic: this.pipeline.dlq.topic }] }), this.log);
     } finally {
       await admin.disconnect();
     }

@@ -70,7 +70,7 @@ export function buildOpenApiDocument(options: OpenApiOptions): Record<string, un
           type: 'object',
           additionalProperties: false,
           required: ['event_id', 'event_type', 'customer_id', 'occurred_at'],
-          description: `One agent event (DOMAIN.md). Money types (${money.join(', ')}) also require amount_minor and currency; customer_onboarded must not carry them. Unknown fields are refused (put extra context in metadata); received_at is set by the server.`,
+          description: `One agent event (docs/domain.md). Money types (${money.join(', ')}) also require amount_minor and currency; customer_onboarded must not carry them. Unknown fields are refused (put extra context in metadata); received_at is set by the server.`,
           properties: {
             event_id: {
               type: 'string',

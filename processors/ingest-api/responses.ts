@@ -3,7 +3,7 @@
  * and the one error shape of every other failure. The OpenAPI document describes these.
  */
 
-/** Machine-readable kinds of field problem (DOMAIN.md's reason codes where one fits). */
+/** Machine-readable kinds of field problem (docs/domain.md's reason codes where one fits). */
 export const FIELD_ERROR_CODES = [
   'missing_field',
   'unknown_event_type',

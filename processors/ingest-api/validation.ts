@@ -4,7 +4,7 @@ import type { FieldError, FieldErrorCode } from './responses.js';
 import { MICROS_PER_HOUR, parseTimestamp } from './timestamp.js';
 
 /**
- * DOMAIN.md's rules for one incoming event, as pure functions: the API rejects what it
+ * docs/domain.md's rules for one incoming event, as pure functions: the API rejects what it
  * can know is wrong before anything reaches staging.agent_events. Each problem names
  * the event's index and the field; every field of every event is checked, so a client
  * sees all of its mistakes at once.
@@ -14,7 +14,7 @@ export const EVENT_TYPES = ['customer_onboarded', 'deposit_made', 'withdrawal_ma
 export type EventType = (typeof EVENT_TYPES)[number];
 export const MONEY_TYPES: ReadonlySet<EventType> = new Set(['deposit_made', 'withdrawal_made', 'investment_made']);
 
-/** The source channels DOMAIN.md names. */
+/** The source channels docs/domain.md names. */
 export const CHANNELS = ['web', 'mobile', 'agent_app', 'backend'] as const;
 export type Channel = (typeof CHANNELS)[number];
 
@@ -39,7 +39,7 @@ export const MAX_ID_LENGTH = 256;
 export const MAX_METADATA_DEPTH = 32;
 /** amount_minor is a PostgreSQL bigint. */
 export const INT64_MAX = 2n ** 63n - 1n;
-/** occurred_at may lie at most this far after received_at (DOMAIN.md: 24 h). */
+/** occurred_at may lie at most this far after received_at (docs/domain.md: 24 h). */
 export const MAX_OCCURRED_AFTER_RECEIVED_MICROS = 24n * MICROS_PER_HOUR;
 
 /** Hyphenated hex UUID, any version, either case. */

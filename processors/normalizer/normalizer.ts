@@ -7,6 +7,7 @@ import { withRetry } from '../core/errors/retry.js';
 import type { HealthServer } from '../core/http/health-server.js';
 import { createKafka } from '../core/kafka/client.js';
 import { ensureTopics, waitForTopic } from '../core/kafka/topics.js';
+import { normalizerTopics } from '../core/kafka/topic-plan.js';
 import { RegistryCodec } from '../core/registry/codec.js';
 import { changelogTopicName, changelogTopicSpec } from '../core/state/changelog.js';
 import { KafkaChangelogSource } from '../core/state/changelog-reader.js';
@@ -107,19 +108,8 @@ async function start(ctx: ProcessorContext<typeof normalizerSettings>): Promise<
 
   await withRetry(() => admin.connect(), { signal: ctx.shutdown.signal });
   ctx.shutdown.add('kafka admin', () => admin.disconnect());
-  await withRetry(
-    () =>
-      ensureTopics(
-        admin,
-        [
-          { topic: s.eventsTopic, numPartitions: s.eventsPartitions, replicationFactor: s.replicationFactor },
-          // A dead letter is the original CDC record (up to the broker's 1 MiB) plus headers.
-          { topic: s.dlqTopic, numPartitions: s.dlqPartitions, replicationFactor: s.replicationFactor, configEntries: [{ name: 'max.message.bytes', value: String(2 * 1024 * 1024) }] },
-        ],
-        logger,
-      ),
-    { signal: ctx.shutdown.signal },
-  );
+  // Its own topics as the topic plan defines them (`sluice topics plan`).
+  await withRetry(() => ensureTopics(admin, normalizerTopics({ kafka: core.kafka, normalizer: s }), logger), { signal: ctx.shutdown.signal });
 
   const schemaId = await withRetry(() => codec.register(subject, contract.schemaText, contract.compatibility), { signal: ctx.shutdown.signal });
   logger.info({ subject, schemaId, version: contract.version, compatibility: contract.compatibility }, 'contract registered');

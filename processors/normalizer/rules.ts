@@ -1,7 +1,7 @@
 import { isoToMicros, type CdcRecord, type CdcRow } from './cdc.js';
 
 /**
- * DOMAIN.md's rules for a change of staging.agent_events, as pure functions: what a valid
+ * docs/domain.md's rules for a change of staging.agent_events, as pure functions: what a valid
  * row is, the reason code of an invalid one, and what each kind of change becomes.
  */
 
@@ -12,7 +12,7 @@ const MONEY_TYPES: ReadonlySet<EventType> = new Set(['deposit_made', 'withdrawal
 
 export const isEventType = (v: unknown): v is EventType => typeof v === 'string' && (EVENT_TYPES as readonly string[]).includes(v);
 
-/** The dead-letter reason codes (DOMAIN.md's, plus the two for records that are not rows at all). */
+/** The dead-letter reason codes (docs/domain.md's, plus the two for records that are not rows at all). */
 export const REASONS = {
   unknownEventType: 'unknown_event_type',
   missingField: (column: string) => `missing_field:${column}`,
@@ -32,7 +32,7 @@ export const MAX_OCCURRED_AFTER_RECEIVED_MICROS = 24 * 60 * 60 * 1_000_000;
 const INT64_MAX = 2n ** 63n - 1n;
 
 export interface RuleOptions {
-  /** ISO 4217 code every money event must carry (DOMAIN.md: default USD). */
+  /** ISO 4217 code every money event must carry (docs/domain.md: default USD). */
   baseCurrency: string;
 }
 
@@ -107,7 +107,7 @@ function text(row: CdcRow, column: string): Text {
 const optionalText = (v: unknown): string | null => (typeof v === 'string' ? v : null);
 
 /**
- * Checks a row against DOMAIN.md and reports the first problem, in column order: the
+ * Checks a row against docs/domain.md and reports the first problem, in column order: the
  * event's identity, its type, the fields its type requires, then the values.
  */
 export function validateRow(row: CdcRow, options: RuleOptions): Verdict {

@@ -33,9 +33,8 @@ export const normalizerSettings = {
     subject: setting(z.string().min(1).optional(), { doc: "registry subject; default: the contract's contract.yaml subject" }),
     eventsPartitions: setting(positiveInt, { doc: 'partitions of the events topic when the normalizer creates it', default: 6 }),
     dlqPartitions: setting(positiveInt, { doc: 'partitions of the DLQ topic when the normalizer creates it', default: 3 }),
-    replicationFactor: setting(z.coerce.number().int().min(-1).refine((n) => n !== 0, 'must be -1 or positive'), {
-      doc: "replication factor of topics the normalizer creates; -1 = the broker's default",
-      default: -1,
+    replicationFactor: setting(z.coerce.number().int().min(-1).refine((n) => n !== 0, 'must be -1 or positive').optional(), {
+      doc: "replication factor of the topics the normalizer creates, -1 = the broker's default; default: SLUICE_KAFKA_TOPIC_REPLICATION_FACTOR",
     }),
     maxBatchRecords: setting(positiveInt, { doc: 'most CDC records in one transaction (a fetched batch is split into transactions of this size)', default: 5000 }),
     maxBytesPerPartition: setting(positiveInt, { doc: 'most bytes fetched per partition and request (bounds memory)', default: 4 * 1024 * 1024 }),

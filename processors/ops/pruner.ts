@@ -10,7 +10,7 @@ import { download, listKeys } from '../core/s3/objects.js';
  * events are proved to be in the lake, i.e. their event_id is read back from the lake's
  * Parquet files of the row's own partition (event_type, UTC day of occurred_at). A row
  * whose event is not there (not exported yet, or invalid and dead-lettered) stays.
- * Debezium turns the deletes into DELETE changes, which the normalizer ignores (DOMAIN.md).
+ * Debezium turns the deletes into DELETE changes, which the normalizer ignores (docs/domain.md).
  */
 
 export interface PruneOptions {

@@ -1,5 +1,5 @@
 /**
- * DOMAIN.md's commission rules, exact: every amount is a BigInt of minor units, rates are
+ * docs/domain.md's commission rules, exact: every amount is a BigInt of minor units, rates are
  * basis points, the tier multiplier is a fraction, and the only rounding (half to even) is
  * the last step. No floating point anywhere.
  */
@@ -7,7 +7,7 @@
 export interface CommissionRules {
   /** Shown in the JSON report's metadata. */
   version: string;
-  /** Bonus per distinct onboarded customer, minor units (DOMAIN.md: 2500). */
+  /** Bonus per distinct onboarded customer, minor units (docs/domain.md: 2500). */
   bonusPerCustomerMinor: bigint;
   /** Rate on max(0, D - W), basis points (50 = 0.50 %). */
   netDepositRateBp: bigint;

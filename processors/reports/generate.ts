@@ -20,7 +20,7 @@ export interface GenerateOptions {
 }
 
 /**
- * One report: the month's lake partitions aggregated per agent, DOMAIN.md's commission per
+ * One report: the month's lake partitions aggregated per agent, docs/domain.md's commission per
  * row, rendered and written to its predictable key. Pure apart from reading the lake and
  * writing the file, so a rerun of the same request writes the same bytes (bar the JSON's
  * generated_at).

@@ -92,7 +92,7 @@ export async function aggregateMonth(s3: S3Client, q: MonthQuery): Promise<Month
   return merge(parts);
 }
 
-/** The month's partitions: only `event_type=<t>/dt=<month>-*` of the four DOMAIN.md types. */
+/** The month's partitions: only `event_type=<t>/dt=<month>-*` of the four docs/domain.md types. */
 export async function planPartitions(s3: S3Client, q: Pick<MonthQuery, 'bucket' | 'prefix' | 'month'>): Promise<LakePartition[]> {
   const partitions = new Map<string, LakePartition>();
   for (const type of EVENT_TYPES) {

@@ -31,7 +31,7 @@ export function reportsOpenApi(linkExpirySeconds: number): object {
     info: {
       title: 'Sluice reports',
       version: '1.0.0',
-      description: `Commission reports (DOMAIN.md): the columns are ${REPORT_COLUMNS.join(', ')}. Requests are queued on the report-requests topic and answered at once; state changes are published on report-status.`,
+      description: `Commission reports (docs/domain.md): the columns are ${REPORT_COLUMNS.join(', ')}. Requests are queued on the report-requests topic and answered at once; state changes are published on report-status.`,
     },
     components: {
       securitySchemes: { apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key' } },

@@ -4,7 +4,7 @@ import type { ReportRequest } from './request.js';
 import { csvField } from '../core/text/csv.js';
 
 /**
- * The report file (DOMAIN.md "Report"): one row per agent with at least one event in the
+ * The report file (docs/domain.md ("The report")): one row per agent with at least one event in the
  * month, ordered by agent_id in plain code-point order, these columns in this order. Money
  * is integer minor units, written as exact integers (JSON numbers beyond 2^53 included).
  */

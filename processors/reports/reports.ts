@@ -7,6 +7,7 @@ import { withRetry } from '../core/errors/retry.js';
 import { ApiKeyCheck } from '../core/http/api-key.js';
 import { createKafka } from '../core/kafka/client.js';
 import { ensureTopics } from '../core/kafka/topics.js';
+import { reportsTopics } from '../core/kafka/topic-plan.js';
 import { createProcessor, serve, type ProcessorContext } from '../core/runtime/processor.js';
 import { createS3Client } from '../core/s3/client.js';
 import { ReportsMetrics } from './metrics.js';
@@ -72,19 +73,8 @@ async function start(ctx: ProcessorContext<typeof reportsSettings>): Promise<Run
   const admin = kafka.admin();
   await withRetry(() => admin.connect(), { signal: ctx.shutdown.signal });
   ctx.shutdown.add('kafka admin', () => admin.disconnect());
-  await withRetry(
-    () =>
-      ensureTopics(
-        admin,
-        [
-          { topic: s.requestsTopic, numPartitions: 3 },
-          { topic: s.statusTopic, numPartitions: 3, configEntries: [{ name: 'cleanup.policy', value: 'compact' }] },
-          { topic: s.dlqTopic, numPartitions: 1 },
-        ],
-        logger,
-      ),
-    { signal: ctx.shutdown.signal },
-  );
+  // Its own topics as the topic plan defines them (`sluice topics plan`).
+  await withRetry(() => ensureTopics(admin, reportsTopics({ kafka: core.kafka, reports: s }), logger), { signal: ctx.shutdown.signal });
   const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, retry: { retries: Number.MAX_SAFE_INTEGER, maxRetryTime: 5000 } });
   await producer.connect();
   ctx.shutdown.add('kafka producer', () => producer.disconnect());

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 
 /**
- * A report request (DOMAIN.md "Report"), as it travels on `report-requests` (JSON, key =
+ * A report request (docs/domain.md ("The report")), as it travels on `report-requests` (JSON, key =
  * request_id) and as the REST shim takes it. One validator for both doors, so a request
  * refused by the shim with a 400 is exactly one the processor would dead-letter.
  */

@@ -4,7 +4,7 @@ import { parseDocument } from 'yaml';
 import { ConfigError, type ConfigProblem } from '../core/errors/errors.js';
 import type { CommissionRules } from './commission.js';
 
-/** The rules shipped with Sluice (DOMAIN.md defaults), whether this runs from dist/processors/reports or processors/reports. */
+/** The rules shipped with Sluice (docs/domain.md defaults), whether this runs from dist/processors/reports or processors/reports. */
 export const DEFAULT_RULES_FILE = [
   new URL('../../../connectors/reports/commission-rules.yaml', import.meta.url),
   new URL('../../connectors/reports/commission-rules.yaml', import.meta.url),

@@ -23,7 +23,7 @@ export const reportsSettings = {
     reportsPrefix: setting(prefix, { doc: 'key prefix of report files: <prefix><report_type>/month=<YYYY-MM>/<request_id>.<format>', default: 'reports/' }),
     readerThreads: setting(z.coerce.number().int().min(1).max(64).optional(), { doc: 'threads that read a month of the lake side by side; default: one per core' }),
     baseCurrency: setting(z.string().regex(/^[A-Z]{3}$/, 'an ISO 4217 code in capitals'), { doc: "the deployment's base currency, the report's currency column", default: 'USD', example: 'EUR' }),
-    rulesFile: setting(z.string().optional(), { doc: 'commission rules YAML; default: connectors/reports/commission-rules.yaml (DOMAIN.md defaults)' }),
+    rulesFile: setting(z.string().optional(), { doc: 'commission rules YAML; default: connectors/reports/commission-rules.yaml (docs/domain.md defaults)' }),
     apiKey: setting(apiKeysSetting.optional(), {
       doc: `keys clients send in the X-API-Key header of the REST shim (at least ${MIN_API_KEY_LENGTH} characters); several comma-separated keys are all accepted, for a rotation; required unless role is processor`,
       secret: true,

@@ -202,7 +202,7 @@ export function stack(action: 'up' | 'down', component: string): void {
 
 /**
  * Checks the lake against the events that should be in it: each event_id exactly once, the
- * values and types of DOMAIN.md (exact int64 money, UTC timestamps), and every file in the
+ * values and types of docs/domain.md (exact int64 money, UTC timestamps), and every file in the
  * partition of its rows (event type, UTC day of occurred_at). Throws naming what is wrong.
  */
 export async function verifyLake(lake: LakeCopy, expected: readonly ExpectedEvent[]): Promise<void> {

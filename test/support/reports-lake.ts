@@ -30,7 +30,7 @@ export function micros(iso: string, extraMicros = 0n): bigint {
   return BigInt(ms) * 1000n + extraMicros;
 }
 
-/** Agents with a known, hand-computed outcome (DOMAIN.md rules applied on paper). */
+/** Agents with a known, hand-computed outcome (docs/domain.md rules applied on paper). */
 export const SPECIAL = {
   onlyOnboardings: 'agent-only-onboardings',
   big53: 'agent-sum-past-2^53',
@@ -318,7 +318,7 @@ export class LakeSql {
   /**
    * The report, independently: DuckDB SQL over every lake file (all months: the month is
    * taken from occurred_at in UTC, not from the partition names), each event_id once,
-   * HUGEINT sums, DOMAIN.md's commission in exact integer arithmetic with half-to-even
+   * HUGEINT sums, docs/domain.md's commission in exact integer arithmetic with half-to-even
    * rounding written out in SQL. Rows as the CSV's cells, ordered by agent_id (DuckDB
    * compares VARCHAR by UTF-8 bytes: code-point order).
    */

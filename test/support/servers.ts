@@ -2,7 +2,7 @@ import net from 'node:net';
 import { coreSettings, type CoreSettings } from '../../processors/core/config/core-settings.js';
 import { loadSettings } from '../../processors/core/config/settings.js';
 
-/** The settings the integration tests use: env first, defaults = the local stack. */
+/** The settings the integration tests use: the environment, with the local stack's .sluice/stack.env loaded into it (test/support/stack-env.setup.ts). */
 export function testSettings(): CoreSettings {
   return loadSettings(coreSettings);
 }

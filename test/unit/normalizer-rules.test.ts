@@ -12,7 +12,7 @@ const reasonOf = (overrides: Partial<StagingRow>) => {
   return d.action === 'dead-letter' ? d.reason : d.action;
 };
 
-describe('DOMAIN.md rules for an INSERT', () => {
+describe('docs/domain.md rules for an INSERT', () => {
   it.each([
     ['customer_onboarded', { amount_minor: null, currency: null }],
     ['deposit_made', {}],

@@ -4,7 +4,7 @@ import { LakeValueError } from '../../processors/core/parquet/columns.js';
 import { KAFKA_METADATA_COLUMNS, type LakeRow, type LakeSchema } from '../../processors/core/parquet/lake-schema.js';
 import { ParquetReader } from '../support/parquet-reader.js';
 
-/** DOMAIN.md's lake row: the staging columns plus the Kafka coordinates. */
+/** docs/domain.md's lake row: the staging columns plus the Kafka coordinates. */
 const domainSchema: LakeSchema = {
   columns: [
     { name: 'event_id', type: 'string', nullable: false },

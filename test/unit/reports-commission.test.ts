@@ -19,7 +19,7 @@ describe('round half to even', () => {
   });
 });
 
-describe('commission (DOMAIN.md defaults)', () => {
+describe('commission (docs/domain.md defaults)', () => {
   it('pays the onboarding bonus alone to an agent with only onboardings', () => {
     expect(commission(month({ events: 3, customersOnboarded: 3 })).commissionMinor).toBe(7500n);
   });
@@ -65,7 +65,7 @@ describe('commission (DOMAIN.md defaults)', () => {
 });
 
 describe('commission rules file', () => {
-  it('ships the DOMAIN.md defaults', async () => {
+  it('ships the docs/domain.md defaults', async () => {
     const { loadRules } = await import('../../processors/reports/rules.js');
     const { version, ...rules } = loadRules();
     const { version: _v, ...defaults } = DEFAULT_RULES;

@@ -92,6 +92,7 @@ s3_describe() {
 
 s3_env() {
   echo "export SLUICE_S3_ENDPOINT=http://localhost:$SLUICE_S3_PORT"
+  echo "export SLUICE_S3_FORCE_PATH_STYLE=true"
   echo "export SLUICE_S3_BUCKET=$SLUICE_S3_BUCKET"
 }
 

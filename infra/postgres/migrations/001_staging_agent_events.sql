@@ -1,4 +1,4 @@
--- The CDC boundary of DOMAIN.md: one immutable row per enriched event.
+-- The CDC boundary of docs/domain.md: one immutable row per enriched event.
 -- Debezium streams this table; event_id is the idempotency key everywhere downstream.
 CREATE SCHEMA IF NOT EXISTS staging;
 
@@ -18,7 +18,7 @@ CREATE TABLE staging.agent_events (
 );
 
 -- Validation of event semantics happens downstream (the normalizer routes bad rows to the
--- DLQ with a reason code), so the table deliberately accepts rows DOMAIN.md calls invalid.
+-- DLQ with a reason code), so the table deliberately accepts rows docs/domain.md calls invalid.
 -- The pruner deletes by age; this index keeps that cheap.
 CREATE INDEX agent_events_received_at_idx ON staging.agent_events (received_at);
 

@@ -10,7 +10,7 @@ import { createPool } from '../../core/db/pool.js';
 import { ConnectClient, loadConnectorSpec, pgVarsFromUrl } from '../../core/connect/client.js';
 import { withRetry } from '../../core/errors/retry.js';
 import type { CoreSettings } from '../../core/config/core-settings.js';
-import { cliSettings } from '../context.js';
+import { cliSettings, useStackEnv } from '../context.js';
 import { runStack } from './stack.js';
 import { CONNECTORS_DIR } from './connectors.js';
 import { pipelineStep } from '../demo/pipeline-step.js';
@@ -36,6 +36,7 @@ export function demoCommand(): Command {
         step(1, 'local stack (infra/local/stack up)');
         const code = runStack(['up']);
         if (code !== 0) throw new Error(`the local stack did not start (exit ${code})`);
+        useStackEnv(); // the endpoints of the stack just started (stack up rewrote .sluice/stack.env)
       }
       const settings = cliSettings(cmd);
       await registryRoundTrip(settings);

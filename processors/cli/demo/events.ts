@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 
-/** One event as the ingest API takes it (DOMAIN.md fields; amounts as decimal strings). */
+/** One event as the ingest API takes it (docs/domain.md fields; amounts as decimal strings). */
 export interface DemoEvent {
   event_id: string;
   event_type: 'customer_onboarded' | 'deposit_made' | 'withdrawal_made' | 'investment_made';

@@ -23,6 +23,15 @@ export const coreSettings = {
     }),
     saslUsername: setting(z.string().optional(), { doc: 'SASL username (plain/scram)' }),
     saslPassword: setting(z.string().optional(), { doc: 'SASL password (plain/scram)', secret: true }),
+    topicReplicationFactor: setting(z.coerce.number().int().min(-1).refine((n) => n !== 0, 'must be -1 or positive'), {
+      doc: "replication factor of the topics Sluice creates (`sluice topics plan`); -1 = the cluster's default.replication.factor (3 on a 3-AZ MSK cluster)",
+      default: -1,
+      example: '3',
+    }),
+    topicMinInsyncReplicas: setting(z.coerce.number().int().positive().optional(), {
+      doc: "min.insync.replicas of the topics Sluice creates; unset = the cluster's default (2 on a 3-AZ MSK cluster). Must be below the replication factor for a broker to be able to leave",
+      example: '2',
+    }),
   },
   registry: {
     url: setting(url, {

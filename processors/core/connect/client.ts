@@ -14,13 +14,17 @@ export interface ConnectorStatus {
 
 /**
  * Reads a connector file (`{name, config}` as Connect's REST API takes it) and fills
- * `${VAR}` placeholders from `vars`; a placeholder with no value is an error naming it.
+ * `${VAR}` and `${VAR:default}` placeholders (the pipeline files' syntax: the default is
+ * everything after the first colon, so `${X:-1}` defaults to -1) from `vars`; an empty
+ * value counts as unset, and a placeholder with no value and no default is an error naming
+ * it. Lower-case references such as `${file:...}` or `${env:...}` are Kafka Connect's
+ * config providers and are left for the worker to resolve.
  */
 export function loadConnectorSpec(file: string, vars: Record<string, string | undefined>): ConnectorSpec {
   const text = readFileSync(file, 'utf8');
   const missing = new Set<string>();
-  const filled = text.replace(/\$\{([A-Z0-9_]+)\}/g, (_, name: string) => {
-    const v = vars[name];
+  const filled = text.replace(/\$\{([A-Z][A-Z0-9_]*)(?::([^}]*))?\}/g, (_, name: string, fallback: string | undefined) => {
+    const v = (vars[name] === '' ? undefined : vars[name]) ?? fallback;
     if (v === undefined) {
       missing.add(name);
       return '';

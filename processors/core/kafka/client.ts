@@ -5,7 +5,8 @@ import type { CoreSettings } from '../config/core-settings.js';
 import { ConfigError } from '../errors/errors.js';
 import type { Logger } from '../log/logger.js';
 
-export type KafkaSettings = CoreSettings['kafka'];
+/** The connection part of the kafka settings (the topic ones are the topic plan's). */
+export type KafkaSettings = Omit<CoreSettings['kafka'], 'topicReplicationFactor' | 'topicMinInsyncReplicas'>;
 
 /** The SASL block for kafkajs, or undefined for none. MSK IAM signs an OAUTHBEARER token. */
 export function saslOptions(settings: KafkaSettings, region: string): SASLOptions | undefined {
