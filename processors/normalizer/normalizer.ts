@@ -7,9 +7,9 @@ import { withRetry } from '../core/errors/retry.js';
 import type { HealthServer } from '../core/http/health-server.js';
 import { createKafka } from '../core/kafka/client.js';
 import { ensureTopics, waitForTopic } from '../core/kafka/topics.js';
-import { normalizerTopics } from '../core/kafka/topic-plan.js';
+import { dedupeChangelogTopic, normalizerTopics } from '../core/kafka/topic-plan.js';
 import { RegistryCodec } from '../core/registry/codec.js';
-import { changelogTopicName, changelogTopicSpec } from '../core/state/changelog.js';
+import { changelogTopicName } from '../core/state/changelog.js';
 import { KafkaChangelogSource } from '../core/state/changelog-reader.js';
 import { StateMetrics } from '../core/state/metrics.js';
 import { StateStores } from '../core/state/state-stores.js';
@@ -108,8 +108,9 @@ async function start(ctx: ProcessorContext<typeof normalizerSettings>): Promise<
 
   await withRetry(() => admin.connect(), { signal: ctx.shutdown.signal });
   ctx.shutdown.add('kafka admin', () => admin.disconnect());
-  // Its own topics as the topic plan defines them (`sluice topics plan`).
-  await withRetry(() => ensureTopics(admin, normalizerTopics({ kafka: core.kafka, normalizer: s }), logger), { signal: ctx.shutdown.signal });
+  // Its own topics as the topic plan defines them (`sluice topics plan`); the dedupe
+  // changelog once the CDC topic exists (it takes the CDC topic's partition count).
+  await withRetry(() => ensureTopics(admin, normalizerTopics({ kafka: core.kafka, normalizer: { ...s, dedupe: false } }), logger), { signal: ctx.shutdown.signal });
 
   const schemaId = await withRetry(() => codec.register(subject, contract.schemaText, contract.compatibility), { signal: ctx.shutdown.signal });
   logger.info({ subject, schemaId, version: contract.version, compatibility: contract.compatibility }, 'contract registered');
@@ -186,7 +187,8 @@ async function openDedupeState(ctx: ProcessorContext<typeof normalizerSettings>,
   const topic = changelogTopicName(s.groupId, DEDUPE_STORE);
   const partitionsOf = async (name: string) => (await admin.fetchTopicMetadata({ topics: [name] })).topics[0]?.partitions.length ?? 0;
   const cdcPartitions = await withRetry(() => partitionsOf(s.cdcTopic), { signal: ctx.shutdown.signal });
-  await withRetry(() => ensureTopics(admin, [changelogTopicSpec(topic, cdcPartitions, s.replicationFactor)], logger), { signal: ctx.shutdown.signal });
+  // As the topic plan defines it (`sluice topics plan`), with the CDC topic's actual partition count.
+  await withRetry(() => ensureTopics(admin, [dedupeChangelogTopic({ kafka: ctx.core.kafka, normalizer: s, cdcPartitions })!], logger), { signal: ctx.shutdown.signal });
   const changelogPartitions = await withRetry(() => partitionsOf(topic), { signal: ctx.shutdown.signal });
   if (changelogPartitions < cdcPartitions) {
     throw new PermanentError(

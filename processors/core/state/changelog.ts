@@ -1,5 +1,4 @@
 import type { KafkaMessage, Message } from 'kafkajs';
-import type { TopicSpec } from '../kafka/topics.js';
 import type { StateChange } from './partition-store.js';
 
 /**
@@ -16,22 +15,15 @@ export function changelogTopicName(groupId: string, store: string): string {
 }
 
 /**
- * The topic as the processor creates it. Compaction keeps the last value of each key;
- * tombstones are kept `delete.retention.ms` (1 day by default) so a store reading behind
- * sees them; min.compaction.lag.ms keeps a fresh record uncompacted for an hour.
+ * The configs of a changelog topic. Compaction keeps the last value of each key; tombstones
+ * stay `delete.retention.ms` (1 day by default) so a store catching up sees them;
+ * min.compaction.lag.ms keeps a fresh record uncompacted for an hour.
  */
-export function changelogTopicSpec(topic: string, numPartitions: number, replicationFactor: number): TopicSpec {
-  return {
-    topic,
-    numPartitions,
-    replicationFactor,
-    configEntries: [
-      { name: 'cleanup.policy', value: 'compact' },
-      { name: 'min.compaction.lag.ms', value: String(60 * 60 * 1000) },
-      { name: 'segment.bytes', value: String(64 * 1024 * 1024) },
-    ],
-  };
-}
+export const CHANGELOG_CONFIGS: { name: string; value: string }[] = [
+  { name: 'cleanup.policy', value: 'compact' },
+  { name: 'min.compaction.lag.ms', value: String(60 * 60 * 1000) },
+  { name: 'segment.bytes', value: String(64 * 1024 * 1024) },
+];
 
 /** A state change as a changelog record for `partition`. */
 export function toChangelogMessage(change: StateChange, partition: number): Message {
