@@ -7,7 +7,6 @@ const brokerList = z
   .pipe(z.array(z.string().regex(/^[^\s:]+:\d{1,5}$/, 'each broker must be host:port')).min(1, 'at least one broker'));
 const bool = z.union([z.boolean(), z.enum(['true', 'false', '1', '0']).transform((s) => s === 'true' || s === '1')]);
 const url = z.string().url();
-const port = z.coerce.number().int().min(0).max(65535);
 
 /** Connection settings every processor shares. Env names match infra/local and docker-compose. */
 export const coreSettings = {
@@ -64,9 +63,7 @@ export const coreSettings = {
   },
   log: {
     level: setting(z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']), { doc: 'log level', default: 'info' }),
-  },
-  http: {
-    port: setting(port, { doc: 'port of /healthz, /readyz and /metrics (0 picks a free one)', default: 9464 }),
+    file: setting(z.string().min(1).optional(), { doc: 'append the JSON log lines to this file instead of stdout (its folder is created)', example: '/var/log/sluice/normalizer.log' }),
   },
 };
 
