@@ -1,11 +1,17 @@
+import { join } from 'node:path';
+import type { Admin, Kafka } from 'kafkajs';
 import { hostname } from 'node:os';
 import type { Registry } from 'prom-client';
 import { PermanentError } from '../core/errors/errors.js';
 import type { HealthServer } from '../core/http/health-server.js';
 import { createKafka } from '../core/kafka/client.js';
 import { ensureTopics } from '../core/kafka/topics.js';
-import { normalizerTopics } from '../core/kafka/topic-plan.js';
+import { dedupeChangelogTopic, normalizerTopics } from '../core/kafka/topic-plan.js';
 import { RegistryCodec } from '../core/registry/codec.js';
+import { changelogTopicName } from '../core/state/changelog.js';
+import { KafkaChangelogSource } from '../core/state/changelog-reader.js';
+import { StateMetrics } from '../core/state/metrics.js';
+import { StateStores } from '../core/state/state-stores.js';
 import { createProcessor, serve, type ProcessorContext } from '../core/runtime/processor.js';
 import { endpointName, FAIL_FAST_RETRY } from '../core/runtime/startup.js';
 import { defaultSchemasDir, loadContract, type AgentEventContract } from './contract.js';
@@ -107,8 +113,9 @@ async function start(ctx: ProcessorContext<typeof normalizerSettings>): Promise<
   const registryAt = `the schema registry at ${endpointName(core.registry.url)}`;
   ctx.shutdown.add('kafka admin', () => admin.disconnect());
   await startup.dependency(kafkaAt, () => admin.connect());
-  // Its own topics as the topic plan defines them (`sluice topics plan`).
-  await startup.dependency(kafkaAt, () => ensureTopics(admin, normalizerTopics({ kafka: core.kafka, normalizer: s }), logger));
+  // Its own topics as the topic plan defines them (`sluice topics plan`); the dedupe
+  // changelog once the CDC topic exists (it takes the CDC topic's partition count).
+  await startup.dependency(kafkaAt, () => ensureTopics(admin, normalizerTopics({ kafka: core.kafka, normalizer: { ...s, dedupe: false } }), logger));
 
   const schemaId = await startup.dependency(registryAt, () => codec.register(subject, contract.schemaText, contract.compatibility));
   logger.info({ subject, schemaId, version: contract.version, compatibility: contract.compatibility }, 'contract registered');
@@ -119,6 +126,8 @@ async function start(ctx: ProcessorContext<typeof normalizerSettings>): Promise<
     createdBy: 'the Debezium connector on Kafka Connect, at its first change of staging.agent_events',
     hint: 'check the connector with `sluice connectors status` (apply it with `sluice connectors apply`)',
   });
+  const state = s.dedupe ? await openDedupeState(ctx, kafka, admin, instanceId) : undefined;
+  const dedupeOptions = { windowMs: s.dedupeWindowDays * 86_400_000 };
 
   const rules = { baseCurrency: s.baseCurrency };
   const loop = new TransactionalLoop<ChunkStats>({
@@ -133,8 +142,9 @@ async function start(ctx: ProcessorContext<typeof normalizerSettings>): Promise<
     transactionTimeoutMs: s.transactionTimeoutMs,
     logger,
     signal: ctx.shutdown.signal,
-    route: async (records) => {
-      const routed = await routeRecords(records, { rules, contract, encode, processor: PROCESSOR_NAME });
+    ...(state ? { state } : {}),
+    route: async (records, txn) => {
+      const routed = await routeRecords(records, { rules, contract, encode, processor: PROCESSOR_NAME, ...(txn ? { dedupe: { state: txn, options: dedupeOptions } } : {}) });
       return {
         topicMessages: [
           { topic: s.eventsTopic, messages: routed.events },
@@ -145,7 +155,7 @@ async function start(ctx: ProcessorContext<typeof normalizerSettings>): Promise<
     },
     onCommitted: (stats, seconds) => metrics.committed(stats, seconds),
     onTransactionFailed: (outcome) => metrics.transactions.inc({ outcome }),
-    onLag: (topic, partition, lag) => metrics.lag.set({ topic, partition: String(partition) }, lag),
+    onLag: (topic, partition, lag, lastTimestampMs) => metrics.lagged({ topic, partition: String(partition) }, lag, lastTimestampMs),
     onActivity: () => {
       lastActivity = Date.now();
     },
@@ -178,6 +188,41 @@ async function start(ctx: ProcessorContext<typeof normalizerSettings>): Promise<
       await ctx.shutdown.run();
     },
   };
+}
+
+/** The store of the durable dedupe (state partitioned like the CDC topic, changelog `<group>-dedupe-changelog`). */
+export const DEDUPE_STORE = 'dedupe';
+
+/**
+ * Creates the dedupe changelog topic (compacted, as many partitions as the CDC topic)
+ * when absent, and the state stores over it; closed on shutdown after the loop.
+ */
+async function openDedupeState(ctx: ProcessorContext<typeof normalizerSettings>, kafka: Kafka, admin: Admin, instanceId: string): Promise<StateStores> {
+  const { logger } = ctx;
+  const s = ctx.settings.normalizer;
+  const topic = changelogTopicName(s.groupId, DEDUPE_STORE);
+  const partitionsOf = async (name: string) => (await admin.fetchTopicMetadata({ topics: [name] })).topics[0]?.partitions.length ?? 0;
+  const kafkaAt = `Kafka at ${ctx.core.kafka.brokers.join(',')}`;
+  const cdcPartitions = await ctx.startup.dependency(kafkaAt, () => partitionsOf(s.cdcTopic));
+  // As the topic plan defines it (`sluice topics plan`), with the CDC topic's actual partition count.
+  await ctx.startup.dependency(kafkaAt, () => ensureTopics(admin, [dedupeChangelogTopic({ kafka: ctx.core.kafka, normalizer: s, cdcPartitions })!], logger));
+  const changelogPartitions = await ctx.startup.dependency(kafkaAt, () => partitionsOf(topic));
+  if (changelogPartitions < cdcPartitions) {
+    throw new PermanentError(
+      `the dedupe changelog topic ${topic} has ${changelogPartitions} partitions and the CDC topic ${s.cdcTopic} ${cdcPartitions}: each CDC partition needs its own; add partitions to ${topic} (kafka-topics --alter --partitions ${cdcPartitions}) before starting`,
+    );
+  }
+  const state = new StateStores({
+    name: DEDUPE_STORE,
+    dir: join(s.stateDir, `${s.groupId}-${instanceId}`, DEDUPE_STORE),
+    changelogTopic: topic,
+    source: new KafkaChangelogSource(kafka, admin, topic, `${s.groupId}-${DEDUPE_STORE}-restore-${instanceId}`, logger),
+    logger,
+    metrics: new StateMetrics(ctx.metrics),
+  });
+  ctx.shutdown.add('dedupe state stores', () => state.close());
+  logger.info({ changelog: topic, partitions: cdcPartitions, windowDays: s.dedupeWindowDays, dir: join(s.stateDir, `${s.groupId}-${instanceId}`, DEDUPE_STORE) }, 'durable dedupe by event_id on');
+  return state;
 }
 
 /**
