@@ -7,6 +7,7 @@ const brokerList = z
   .pipe(z.array(z.string().regex(/^[^\s:]+:\d{1,5}$/, 'each broker must be host:port')).min(1, 'at least one broker'));
 const bool = z.union([z.boolean(), z.enum(['true', 'false', '1', '0']).transform((s) => s === 'true' || s === '1')]);
 const url = z.string().url();
+const bindAddress = z.string().regex(/^[0-9A-Za-z.:-]+$/, 'an address to listen on: 127.0.0.1, 0.0.0.0, ::1, :: or a host name');
 
 /** Connection settings every processor shares. Env names match infra/local and docker-compose. */
 export const coreSettings = {
@@ -64,6 +65,20 @@ export const coreSettings = {
   log: {
     level: setting(z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']), { doc: 'log level', default: 'info' }),
     file: setting(z.string().min(1).optional(), { doc: 'append the JSON log lines to this file instead of stdout (its folder is created)', example: '/var/log/sluice/normalizer.log' }),
+  },
+  http: {
+    // Loopback by default: probes and scrapes from elsewhere are a deployment's choice
+    // (compose and Kubernetes set 0.0.0.0), never an accident of the defaults.
+    host: setting(bindAddress, {
+      doc: 'address /healthz, /readyz and /metrics listen on (processors without an API): 127.0.0.1 = this machine only; 0.0.0.0 = every interface (in a container whose port is published)',
+      default: '127.0.0.1',
+      example: '0.0.0.0',
+    }),
+    apiHost: setting(bindAddress, {
+      doc: 'address the API listeners listen on (the ingest API, the reports REST shim, with their /healthz, /readyz and /metrics on the same port): 127.0.0.1 = this machine only; 0.0.0.0 = every interface',
+      default: '127.0.0.1',
+      example: '0.0.0.0',
+    }),
   },
 };
 
