@@ -3,8 +3,9 @@ import { coreSettings } from '../../processors/core/config/core-settings.js';
 import { loadSettings } from '../../processors/core/config/settings.js';
 import { isRoutineRetry, kafkaConfig } from '../../processors/core/kafka/client.js';
 import { ConfigError } from '../../processors/core/errors/errors.js';
+import { SERVERS_ENV } from '../support/servers.js';
 
-const kafkaWith = (env: Record<string, string>) => loadSettings(coreSettings, { env }).kafka;
+const kafkaWith = (env: Record<string, string>) => loadSettings(coreSettings, { env: { ...SERVERS_ENV, ...env } }).kafka;
 
 describe('kafka client factory', () => {
   it('builds a plain client by default', () => {
