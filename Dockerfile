@@ -1,11 +1,13 @@
 # The Sluice processors and CLI. Build: docker build -t sluice:local .
-FROM node:20-bookworm-slim AS build
+# Node.js 24 (LTS "Krypton", supported until April 2028), pinned to one release; package.json
+# "engines" lists the Node versions Sluice supports (CI runs the oldest of them).
+FROM node:24.18.0-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
 COPY processors ./processors
 RUN npm ci --ignore-scripts && npx tsc -p tsconfig.build.json && npm prune --omit=dev
 
-FROM node:20-bookworm-slim
+FROM node:24.18.0-bookworm-slim
 ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules

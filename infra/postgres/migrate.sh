@@ -5,7 +5,8 @@
 # stack and by docker-compose's migrate service, so both get the same schema.
 set -euo pipefail
 dir="${MIGRATIONS_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/migrations}"
-psql_q() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
+# Warnings and errors only: "relation ... already exists, skipping" on every start is noise.
+psql_q() { PGOPTIONS="${PGOPTIONS:-} -c client_min_messages=warning" psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 psql_q -c "CREATE TABLE IF NOT EXISTS public.sluice_schema_migrations (
   version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
 applied=0

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { coreSettings, type CoreSettings } from '../core/config/core-settings.js';
 import { loadSettings } from '../core/config/settings.js';
+import { createLogger, type Logger } from '../core/log/logger.js';
 import { describeStackEnv, loadStackEnv } from '../core/config/stack-env.js';
 
 /**
@@ -17,4 +18,13 @@ export function useStackEnv(): void {
 export function cliSettings(command: Command): CoreSettings {
   const file = (command.optsWithGlobals() as { config?: string }).config ?? process.env.SLUICE_CONFIG_FILE;
   return loadSettings(coreSettings, file ? { file } : {});
+}
+
+/**
+ * The logger of a one-shot CLI command (and of the libraries it uses, kafkajs included):
+ * JSON lines on stderr, so stdout holds only the command's answer; SLUICE_LOG_FILE sends
+ * them to a file instead.
+ */
+export function cliLogger(settings: CoreSettings, name: string): Logger {
+  return createLogger({ name, level: settings.log.level, ...(settings.log.file ? { file: settings.log.file } : { destination: process.stderr }) });
 }

@@ -39,7 +39,7 @@ export async function startExport(options: ExportOptions): Promise<RunningExport
   const env = options.env ?? process.env;
   const pipelines = options.files.map((file) => loadPipeline(file, env));
   const first = pipelines[0]!;
-  const logger = createLogger({ name: PROCESSOR_NAME, level: first.logger.level });
+  const logger = createLogger({ name: PROCESSOR_NAME, level: first.logger.level, file: first.logger.file });
   const registry = createMetricsRegistry(PROCESSOR_NAME);
   const metrics = new ExportMetrics(registry);
   const shutdown = new Shutdown(logger);
@@ -74,7 +74,7 @@ export async function startExport(options: ExportOptions): Promise<RunningExport
     shutdown.add('liveness monitor', () => clearInterval(liveness));
     logger.info({ port: server.port, pipelines: pipelines.map((p) => p.file) }, 'serving /healthz, /readyz, /metrics');
     for (const r of runners) {
-      await r.start();
+      await r.start(shutdown.signal);
       shutdown.add(`pipeline ${r.pipeline.name}`, () => r.stop());
     }
   } catch (error) {

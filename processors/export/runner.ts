@@ -4,7 +4,7 @@ import { deadLetterMessage } from '../core/dlq/dead-letter.js';
 import { isRetriable } from '../core/errors/errors.js';
 import { setImmediate } from 'node:timers/promises';
 import { sleep } from '../core/errors/retry.js';
-import { ensureTopics } from '../core/kafka/topics.js';
+import { ensureTopics, waitForTopic } from '../core/kafka/topics.js';
 import { exportTopics, type TopicPlanInput } from '../core/kafka/topic-plan.js';
 import type { Logger } from '../core/log/logger.js';
 import { LakeValueError } from '../core/parquet/columns.js';
@@ -159,7 +159,8 @@ export class PipelineRunner {
     return this.crashed;
   }
 
-  async start(): Promise<void> {
+  /** Joins the group once every named input topic exists (`signal`: stop waiting). */
+  async start(signal?: AbortSignal): Promise<void> {
     const input = this.pipeline.input.config;
     const admin = this.deps.kafka.admin();
     await admin.connect();
@@ -167,6 +168,10 @@ export class PipelineRunner {
       // Its DLQ as the topic plan defines it (`sluice topics plan`).
       const kafka = this.deps.topics ?? { topicReplicationFactor: -1 };
       await ensureTopics(admin, exportTopics({ kafka, pipelines: [{ name: this.pipeline.name, dlqTopic: this.pipeline.dlq.topic }] }), this.log);
+      // An input topic is another processor's output (sluice.agent-events: the normalizer's); subscribing before it exists fails.
+      for (const topic of input.topics ?? []) {
+        await waitForTopic(admin, topic, { ...(signal ? { signal } : {}), logger: this.log, hint: 'the processor that writes it creates it: for sluice.agent-events, start the normalizer (sluice normalizer)' });
+      }
     } finally {
       await admin.disconnect();
     }

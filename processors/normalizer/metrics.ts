@@ -10,6 +10,7 @@ export class NormalizerMetrics {
   readonly transactions: Counter<'outcome'>;
   readonly batchSeconds: Histogram;
   readonly lag: Gauge<'topic' | 'partition'>;
+  readonly lagSeconds: Gauge<'topic' | 'partition'>;
   readonly lastCommit: Gauge;
 
   constructor(registry: Registry) {
@@ -26,7 +27,18 @@ export class NormalizerMetrics {
       registers,
     });
     this.lag = new Gauge({ name: 'sluice_normalizer_consumer_lag', help: 'records behind the high watermark after the last batch, per CDC partition', labelNames: ['topic', 'partition'], registers });
+    this.lagSeconds = new Gauge({
+      name: 'sluice_normalizer_consumer_lag_seconds',
+      help: 'how old the last committed CDC record is while records still wait behind it (0 when caught up), per CDC partition',
+      labelNames: ['topic', 'partition'],
+      registers,
+    });
     this.lastCommit = new Gauge({ name: 'sluice_normalizer_last_commit_timestamp_seconds', help: 'when the last transaction committed (unix seconds)', registers });
+  }
+
+  lagged(labels: { topic: string; partition: string }, lag: number, lastTimestampMs: number, now = Date.now()): void {
+    this.lag.set(labels, lag);
+    this.lagSeconds.set(labels, lag > 0 && Number.isFinite(lastTimestampMs) ? Math.max(0, (now - lastTimestampMs) / 1000) : 0);
   }
 
   committed(stats: ChunkStats, seconds: number): void {

@@ -137,7 +137,7 @@ async function start(ctx: ProcessorContext<typeof normalizerSettings>): Promise<
     },
     onCommitted: (stats, seconds) => metrics.committed(stats, seconds),
     onTransactionFailed: (outcome) => metrics.transactions.inc({ outcome }),
-    onLag: (topic, partition, lag) => metrics.lag.set({ topic, partition: String(partition) }, lag),
+    onLag: (topic, partition, lag, lastTimestampMs) => metrics.lagged({ topic, partition: String(partition) }, lag, lastTimestampMs),
     onActivity: () => {
       lastActivity = Date.now();
     },

@@ -41,7 +41,8 @@ export interface TransactionalLoopOptions<R> {
   route(records: ConsumedRecord[]): Promise<{ topicMessages: TopicMessages[]; result: R }>;
   onCommitted(result: R, seconds: number): void;
   onTransactionFailed?(outcome: 'aborted' | 'reset'): void;
-  onLag?(topic: string, partition: number, lag: number): void;
+  /** After each committed chunk: records still behind the high watermark, and the timestamp (ms) of the chunk's last record. */
+  onLag?(topic: string, partition: number, lag: number, lastTimestampMs: number): void;
   /** Called whenever the loop makes progress or retries: the liveness signal. */
   onActivity?(): void;
   retry?: Partial<RetryPolicy>;
@@ -267,7 +268,7 @@ export class TransactionalLoop<R> {
       const next = i + o.maxBatchRecords >= messages.length ? BigInt(batch.lastOffset()) + 1n : BigInt(last.offset) + 1n;
       await this.commitChunk(batch.topic, batch.partition, chunk, next, heartbeat);
       resolveOffset(last.offset);
-      o.onLag?.(batch.topic, batch.partition, Math.max(0, Number(batch.highWatermark) - 1 - Number(last.offset)));
+      o.onLag?.(batch.topic, batch.partition, Math.max(0, Number(batch.highWatermark) - 1 - Number(last.offset)), Number(last.timestamp));
       await heartbeat();
     }
   }

@@ -49,6 +49,8 @@ export function matches(info: DeadLetterInfo | undefined, f: DlqFilter): boolean
 
 /** Reads the DLQ from its start to its end as of now (a throwaway group; nothing committed). */
 export async function inspectDlq(kafka: Kafka, admin: Admin, topic: string, filter: DlqFilter, sampleLimit: number): Promise<InspectResult> {
+  // Asked first: kafkajs would retry the metadata of a missing topic for minutes.
+  if (!(await admin.listTopics()).includes(topic)) throw new DlqTopicMissing(topic);
   const result: InspectResult = { total: 0, matched: 0, byReason: new Map(), samples: [] };
   await readToEnd(kafka, admin, topic, `sluice-dlq-inspect-${randomUUID()}`, (partition, m) => {
     result.total++;
@@ -131,11 +133,18 @@ export function redriven(partition: number, m: KafkaMessage, from: string, now: 
 
 export class RedriveError extends PermanentError {}
 
+/** A DLQ (or a redrive target) that is not on the cluster: a typo, or nothing was ever dead-lettered. */
+export class DlqTopicMissing extends PermanentError {
+  constructor(readonly topic: string) {
+    super(`topic ${topic} does not exist: check the name (a processor creates its DLQ when it starts; inspect and redrive never create topics)`);
+  }
+}
+
 export async function redriveDlq(kafka: Kafka, admin: Admin, o: RedriveOptions): Promise<RedriveResult> {
   const group = redriveGroup(o);
   const topics = new Set(await admin.listTopics());
   for (const t of [o.from, o.to]) {
-    if (!topics.has(t)) throw new RedriveError(`topic ${t} does not exist: check the name (a redrive never creates topics)`);
+    if (!topics.has(t)) throw new DlqTopicMissing(t);
   }
   const ends = (await admin.fetchTopicOffsets(o.from)).filter((p) => BigInt(p.high) > BigInt(p.low));
   const committed = (await admin.fetchOffsets({ groupId: group, topics: [o.from] }))[0]?.partitions ?? [];

@@ -166,13 +166,22 @@ export interface WorkerInput {
   concurrency: number | undefined;
 }
 
-type WorkerMessage = { kind: 'file' } | { kind: 'done'; result: PartialAggregate } | { kind: 'error'; message: string };
+type WorkerMessage = { kind: 'file' } | { kind: 'done'; result: PartialAggregate } | { kind: 'error'; message: string } | { kind: 'warning'; name: string; message: string };
+
+/** Warnings of the reader threads, emitted in this thread (where the process routes them) once each, not once per thread and report. */
+const threadWarnings = new Set<string>();
+function emitThreadWarning(name: string, message: string): void {
+  if (threadWarnings.has(`${name}: ${message}`)) return;
+  threadWarnings.add(`${name}: ${message}`);
+  process.emitWarning(message, { type: name });
+}
 
 function runWorker(input: WorkerInput, onFile: () => void): Promise<PartialAggregate> {
   return new Promise((resolve, reject) => {
     const worker = new Worker(WORKER_FILE, { workerData: input });
     worker.on('message', (m: WorkerMessage) => {
       if (m.kind === 'file') onFile();
+      else if (m.kind === 'warning') emitThreadWarning(m.name, m.message);
       else if (m.kind === 'done') resolve(m.result);
       else reject(new Error(`lake reader thread: ${m.message}`));
     });

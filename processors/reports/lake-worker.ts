@@ -4,6 +4,9 @@ import { aggregatePartitions, type WorkerInput } from './lake-month.js';
 
 /** A lake reader thread (see aggregateMonth): its partitions in, its partial aggregate out. */
 const input = workerData as WorkerInput;
+// Process warnings (the AWS SDK's Node version notice, once per thread) go to the main thread, which emits each once.
+process.removeAllListeners('warning');
+process.on('warning', (w) => parentPort!.postMessage({ kind: 'warning', name: w.name, message: w.message }));
 try {
   const result = await aggregatePartitions(
     createS3Client(input.s3),

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createPool } from '../../processors/core/db/pool.js';
 import { createKafka } from '../../processors/core/kafka/client.js';
-import { collect } from '../support/kafka.js';
+import { collect, endOffsetsOf } from '../support/kafka.js';
 import { ensureCdcConnector } from '../support/cdc.js';
 import { testSettings } from '../support/servers.js';
 
@@ -25,6 +25,8 @@ describe('PostgreSQL staging table -> Debezium -> Kafka', () => {
     const kafka = createKafka(settings.kafka, { region: settings.s3.region });
     const eventId = randomUUID();
     const amount = 2n ** 53n + 3n;
+    // The topic may hold millions of older changes: read only what comes after the insert.
+    const from = await endOffsetsOf(kafka, CDC_TOPIC);
     try {
       await pool.query(
         `INSERT INTO staging.agent_events (event_id, event_type, agent_id, customer_id, amount_minor, currency, occurred_at, source, metadata)
@@ -35,7 +37,7 @@ describe('PostgreSQL staging table -> Debezium -> Kafka', () => {
       await pool.end();
     }
     const inserted = Date.now();
-    const messages = await collect(kafka, CDC_TOPIC, (ms) => ms.some((m) => m.key?.toString().includes(eventId)), 15_000);
+    const messages = await collect(kafka, CDC_TOPIC, (ms) => ms.some((m) => m.key?.toString().includes(eventId)), 15_000, from);
     const latencyMs = Date.now() - inserted;
     const message = messages.find((m) => m.key?.toString().includes(eventId))!;
     expect(JSON.parse(message.key!.toString())).toEqual({ event_id: eventId });

@@ -6,6 +6,7 @@ import { readDeadLetterHeaders } from '../../processors/core/dlq/dead-letter.js'
 import { createKafka } from '../../processors/core/kafka/client.js';
 import { startNormalizer, type RunningNormalizer } from '../../processors/normalizer/normalizer.js';
 import { collectUntilQuiet, startGroupAtEnd } from '../support/consume.js';
+import { endOffsetsOf } from '../support/kafka.js';
 import { registryReader } from '../support/registry-reader.js';
 import { ensureCdcConnector } from '../support/cdc.js';
 import { testSettings } from '../support/servers.js';
@@ -139,11 +140,17 @@ describe('normalizer: staging.agent_events -> Debezium -> normalizer -> events t
     deadLetters = (await collectUntilQuiet(kafka, dlqTopic, (ms) => ms.filter((m) => deadLetterIds.has(keyId(m))).length >= deadLetterIds.size)).filter((m) =>
       deadLetterIds.has(keyId(m)),
     );
-    // The original CDC records, read from the lowest offset the DLQ headers name.
-    const from = deadLetters.map((m) => BigInt(readDeadLetterHeaders(m.headers)!.offset)).reduce((a, b) => (a < b ? a : b));
-    cdc = (
-      await collectUntilQuiet(kafka, CDC_TOPIC, (ms) => ms.filter((m) => deadLetterIds.has(keyId(m))).length >= deadLetterIds.size, { quietMs: 0, from: [{ partition: 0, offset: from.toString() }] })
-    ).filter((m) => deadLetterIds.has(keyId(m)));
+    // The original CDC records, read from the lowest offset the DLQ headers name in each partition (the others from their end: none of ours is there).
+    const lowest = new Map<number, bigint>();
+    for (const m of deadLetters) {
+      const h = readDeadLetterHeaders(m.headers)!;
+      const offset = BigInt(h.offset);
+      if (!lowest.has(h.partition) || offset < lowest.get(h.partition)!) lowest.set(h.partition, offset);
+    }
+    const from = (await endOffsetsOf(kafka, CDC_TOPIC))!.map((p) => ({ partition: p.partition, offset: (lowest.get(p.partition) ?? BigInt(p.offset)).toString() }));
+    cdc = (await collectUntilQuiet(kafka, CDC_TOPIC, (ms) => ms.filter((m) => deadLetterIds.has(keyId(m))).length >= deadLetterIds.size, { quietMs: 0, from })).filter((m) =>
+      deadLetterIds.has(keyId(m)),
+    );
   });
 
   afterAll(async () => {

@@ -384,4 +384,20 @@ describe('sluice dlq', () => {
     expect(run.code).toBe(0);
     expect(run.stdout).toContain(`sent ${M} of ${M} dead letters read`);
   }, 90_000);
+
+  it('inspect and redrive of a topic that does not exist answer at once, naming it, with a non-zero exit', async () => {
+    const missing = `test.ops-dlq-missing.${id}.dlq`;
+    for (const args of [['dlq', 'inspect', missing], ['dlq', 'redrive', missing, '--to', `test.ops-dlq-missing-target.${id}`]]) {
+      const started = Date.now();
+      // The CLI's own start (Node, the build) takes ~1-2 s on a loaded machine; kafkajs's retries took minutes.
+      const run = await cli(args, {}, 30_000);
+      const ms = Date.now() - started;
+      expect(run.signal, `${args.join(' ')} was killed at the 30 s bound: it hung`).toBeNull();
+      expect(run.code, `${args.join(' ')}: ${run.stdout}${run.stderr}`).toBe(1);
+      expect(run.stderr).toContain(`topic ${missing} does not exist`);
+      expect(run.stderr.trim().split('\n'), 'one line, no stack trace nor kafkajs lines').toHaveLength(1);
+      expect(ms).toBeLessThan(10_000);
+    }
+    expect((await admin.listTopics()).filter((t) => t.includes(`ops-dlq-missing`) && t.includes(id)), 'nothing was created').toEqual([]);
+  }, 70_000);
 });

@@ -10,6 +10,7 @@ export async function collect(
   topic: string,
   done: (messages: KafkaMessage[]) => boolean,
   timeoutMs = 30_000,
+  from?: PartitionOffset[],
 ): Promise<KafkaMessage[]> {
   await waitForTopic(kafka, topic, timeoutMs);
   const seen: KafkaMessage[] = [];
@@ -18,13 +19,34 @@ export async function collect(
   await readFromStart(kafka, topic, timeoutMs, () => `condition not met within ${timeoutMs} ms (${seen.length} messages seen)`, (_, messages) => {
     seen.push(...messages);
     return done(seen);
-  });
+  }, from);
   return seen;
 }
 
+export interface PartitionOffset {
+  partition: number;
+  offset: string;
+}
+
 /**
- * Reads a topic from the beginning (read_committed, a throwaway consumer group), a batch at
- * a time, until `onBatch` answers true; after `timeoutMs` it throws with `progress()`.
+ * A shared topic's end offsets now (undefined when it does not exist yet): a test takes them
+ * before it writes and reads from there, so it passes on a stack that already holds data.
+ */
+export async function endOffsetsOf(kafka: Kafka, topic: string): Promise<PartitionOffset[] | undefined> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    if (!(await admin.listTopics()).includes(topic)) return undefined;
+    return (await admin.fetchTopicOffsets(topic)).map((p) => ({ partition: p.partition, offset: p.high }));
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/**
+ * Reads a topic from the beginning, or from `from` (per partition, e.g. endOffsetsOf before
+ * the test wrote), read_committed with a throwaway consumer group, a batch at a time, until
+ * `onBatch` answers true; after `timeoutMs` it throws with `progress()`.
  */
 export async function readFromStart(
   kafka: Kafka,
@@ -32,8 +54,15 @@ export async function readFromStart(
   timeoutMs: number,
   progress: () => string,
   onBatch: (partition: number, messages: KafkaMessage[]) => boolean,
+  from?: PartitionOffset[],
 ): Promise<void> {
-  const consumer = kafka.consumer({ groupId: `test-read-${randomUUID()}`, readUncommitted: false, maxWaitTimeInMs: 250 });
+  const groupId = `test-read-${randomUUID()}`;
+  if (from) {
+    const admin = kafka.admin();
+    await admin.connect();
+    await admin.setOffsets({ groupId, topic, partitions: from }).finally(() => admin.disconnect());
+  }
+  const consumer = kafka.consumer({ groupId, readUncommitted: false, maxWaitTimeInMs: 250 });
   await consumer.connect();
   try {
     await consumer.subscribe({ topic, fromBeginning: true });

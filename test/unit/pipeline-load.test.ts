@@ -121,5 +121,6 @@ describe('units', () => {
     expect([parseByteSize('64MiB'), parseByteSize('5MB'), parseByteSize('512kib'), parseByteSize(1024), parseByteSize('1_000')]).toEqual([67108864, 5000000, 524288, 1024, 1000]);
     expect([parseByteSize('64 megs'), parseByteSize(-1), parseByteSize('MiB')]).toEqual([undefined, undefined, undefined]);
     expect([formatDuration(1500), formatDuration(60000), formatDuration(250), formatByteSize(67108864), formatByteSize(1000)]).toEqual(['1.5s', '1m', '250ms', '64MiB', '1000B']);
+    expect([formatDuration(30 * 86_400_000), formatDuration(36 * 3_600_000), formatDuration(86_400_000)]).toEqual(['30d', '36h', '1d']);
   });
 });

@@ -66,9 +66,9 @@ describe('settings', () => {
   it('names the file and line of a bad file value', () => {
     const dir = mkdtempSync(join(tmpdir(), 'sluice-'));
     const file = join(dir, 'sluice.yaml');
-    writeFileSync(file, '# settings\nhttp:\n  port: 99999\n');
+    writeFileSync(file, '# settings\nlog:\n  level: loud\n');
     const e = configError(() => loadSettings(coreSettings, { env: { ...SERVERS_ENV }, file }));
-    expect(e.problems[0]).toMatchObject({ source: `file ${file}:3`, setting: 'http.port' });
+    expect(e.problems[0]).toMatchObject({ source: `file ${file}:3`, setting: 'log.level' });
   });
 
   it('reports YAML syntax errors with the line', () => {

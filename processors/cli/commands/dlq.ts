@@ -2,7 +2,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { Presets, SingleBar } from 'cli-progress';
 import { createKafka } from '../../core/kafka/client.js';
 import { inspectDlq, redriveDlq, redriveGroup, type DlqFilter } from '../../ops/dlq.js';
-import { cliSettings } from '../context.js';
+import { cliLogger, cliSettings } from '../context.js';
 
 interface FilterOptions {
   reason?: string;
@@ -41,7 +41,7 @@ export function dlqCommand(): Command {
       .option('--json', 'print the result as JSON')
       .action(async (topic: string, opts: FilterOptions & { samples: number; json?: boolean }, cmd: Command) => {
         const s = cliSettings(cmd);
-        const kafka = createKafka(s.kafka, { region: s.s3.region, clientId: `${s.kafka.clientId}-dlq` });
+        const kafka = createKafka(s.kafka, { region: s.s3.region, clientId: `${s.kafka.clientId}-dlq`, logger: cliLogger(s, 'dlq') });
         const admin = kafka.admin();
         await admin.connect();
         try {
@@ -73,7 +73,7 @@ export function dlqCommand(): Command {
       .addHelpText('after', '\nThe position is kept in the consumer group sluice-redrive.<dlq>.<to>.<filters>: a second run sends only dead letters that arrived since.')
       .action(async (topic: string, opts: FilterOptions & { to: string; dryRun?: boolean }, cmd: Command) => {
         const s = cliSettings(cmd);
-        const kafka = createKafka(s.kafka, { region: s.s3.region, clientId: `${s.kafka.clientId}-dlq` });
+        const kafka = createKafka(s.kafka, { region: s.s3.region, clientId: `${s.kafka.clientId}-dlq`, logger: cliLogger(s, 'dlq') });
         const admin = kafka.admin();
         await admin.connect();
         const bar = new SingleBar({ format: '  redrive [{bar}] {value}/{total} read | {sent} sent', hideCursor: true }, Presets.shades_classic);

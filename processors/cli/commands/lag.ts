@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { createKafka } from '../../core/kafka/client.js';
 import { consumerLag } from '../../ops/lag.js';
-import { cliSettings } from '../context.js';
+import { cliLogger, cliSettings } from '../context.js';
 
 /** `sluice lag`: lag per partition, in records and in seconds, as the broker sees it. */
 export function lagCommand(): Command {
@@ -12,11 +12,11 @@ export function lagCommand(): Command {
     .option('--json', 'one JSON object per partition')
     .addHelpText(
       'after',
-      '\nThe export runner exports the same figure as sluice_export_consumer_lag; infra/prometheus/alerts.yaml alerts on it.\nExit 0 in every case; lag is a reading, not an error.',
+      '\nThe export runner exports the same figure as sluice_export_consumer_lag; infra/prometheus/alerts.yaml alerts on it.\nA group is listed once it has committed an offset: a reader that commits nothing (a throwaway consumer) has no position to lag from, and the broker reports none for it. The demo deletes the groups it reads with.\nExit 0 in every case; lag is a reading, not an error.',
     )
     .action(async (opts: { group?: string[]; seconds: boolean; json?: boolean }, cmd: Command) => {
       const s = cliSettings(cmd);
-      const kafka = createKafka(s.kafka, { region: s.s3.region, clientId: `${s.kafka.clientId}-lag` });
+      const kafka = createKafka(s.kafka, { region: s.s3.region, clientId: `${s.kafka.clientId}-lag`, logger: cliLogger(s, 'lag') });
       const admin = kafka.admin();
       await admin.connect();
       try {

@@ -1,4 +1,4 @@
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { Cron } from 'croner';
 import { createPool } from '../../core/db/pool.js';
 import { createLogger } from '../../core/log/logger.js';
@@ -13,11 +13,13 @@ const duration = (v: string): number => {
   return ms;
 };
 
+const RETENTION_DEFAULT_MS = 30 * 86_400_000;
+
 /** `sluice prune`: delete staging rows past their retention whose events the lake holds. */
 export function pruneCommand(): Command {
   return new Command('prune')
     .description('delete staging.agent_events rows older than the retention, only those whose event_id is read back from the Parquet lake')
-    .option('--retention <duration>', 'rows received longer ago than this are candidates (e.g. 30d)', duration, 30 * 86_400_000)
+    .addOption(new Option('--retention <duration>', 'rows received longer ago than this are candidates (e.g. 12h, 30d)').argParser(duration).default(RETENTION_DEFAULT_MS, formatDuration(RETENTION_DEFAULT_MS)))
     .option('--lake-prefix <prefix>', 'prefix of the lake (connectors/exports/lake.yaml)', 'lake/agent_events/')
     .option('--schedule <cron>', 'keep running and prune on this cron schedule (UTC), e.g. "0 3 * * *"; without it, prune once and exit')
     .option('--dry-run', 'count what would be deleted, delete nothing')

@@ -4,6 +4,11 @@ import { fileURLToPath } from 'node:url';
 
 const script = fileURLToPath(new URL('../../../../infra/local/stack', import.meta.url));
 
+/** The local stack's state folder (its data, pid and log files), as infra/local/lib/common.sh sets it. */
+export function stackStateDir(env: NodeJS.ProcessEnv = process.env): string {
+  return env.SLUICE_STATE_DIR || fileURLToPath(new URL('../../../../.sluice', import.meta.url));
+}
+
 /** Runs infra/local/stack, the local stack without Docker, with the terminal attached. */
 export function runStack(args: string[]): number {
   const result = spawnSync('bash', [script, ...args], { stdio: 'inherit' });

@@ -1,11 +1,11 @@
 import { SingleBar, Presets } from 'cli-progress';
-import type { CoreSettings } from '../../core/config/core-settings.js';
-import { createKafka } from '../../core/kafka/client.js';
+import { withRetry } from '../../core/errors/retry.js';
 import { readParquetTable } from '../../core/parquet/reader.js';
 import { createS3Client } from '../../core/s3/client.js';
 import { download, listKeys } from '../../core/s3/objects.js';
 import { startExport } from '../../export/export.js';
 import { exportPipelineFiles } from '../commands/lint.js';
+import type { DemoContext } from './context.js';
 
 const LAKE_PREFIX = 'lake/agent_events/';
 
@@ -14,8 +14,10 @@ const LAKE_PREFIX = 'lake/agent_events/';
  * its consumer group has committed the whole events topic; then the Parquet objects are
  * listed and read back, and every demo event must be there exactly once.
  */
-export async function lakeStep(s: CoreSettings, wanted: Set<string>, log: (line: string) => void): Promise<void> {
-  const env = { ...process.env, SLUICE_LOG_LEVEL: process.env.SLUICE_LOG_LEVEL ?? 'warn', SLUICE_EXPORT_HTTP_PORT: '0' };
+export async function lakeStep(ctx: DemoContext, wanted: Set<string>): Promise<void> {
+  const s = ctx.settings;
+  const log = ctx.ok;
+  const env = { ...ctx.processorEnv, SLUICE_EXPORT_HTTP_PORT: '0' };
   const files = exportPipelineFiles().filter((f) => f.endsWith('lake.yaml'));
   const running = await startExport({ files, env });
   const runner = running.runners[0]!;
@@ -23,8 +25,8 @@ export async function lakeStep(s: CoreSettings, wanted: Set<string>, log: (line:
   const topics = runner.pipeline.input.config.topics ?? [];
   try {
     const bar = new SingleBar({ format: '      exporting [{bar}] {value}/{total} records committed by group {group}', hideCursor: true }, Presets.shades_classic);
-    const admin = createKafka(s.kafka, { region: s.s3.region }).admin();
-    await admin.connect();
+    const admin = ctx.kafka.admin();
+    await withRetry(() => admin.connect());
     try {
       const deadline = Date.now() + 120_000;
       let started = false;
@@ -45,7 +47,7 @@ export async function lakeStep(s: CoreSettings, wanted: Set<string>, log: (line:
         bar.setTotal(end);
         bar.update(done, { group });
         if (done >= end) break;
-        if (Date.now() > deadline) throw new Error(`the lake pipeline committed ${done} of ${end} records within 120 s: see its logs (SLUICE_LOG_LEVEL=info npm run demo)`);
+        if (Date.now() > deadline) throw new Error(`the lake pipeline committed ${done} of ${end} records within 120 s: see the export's lines in ${ctx.logFile}`);
         await new Promise((r) => setTimeout(r, 250));
       }
       bar.stop();

@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { SingleBar, Presets } from 'cli-progress';
-import { createKafka } from '../../core/kafka/client.js';
+import { withRetry } from '../../core/errors/retry.js';
 import { RegistryCodec } from '../../core/registry/codec.js';
-import type { CoreSettings } from '../../core/config/core-settings.js';
+import type { DemoContext } from './context.js';
+import { readUntil } from './read.js';
 import { startIngestApi } from '../../ingest-api/ingest-api.js';
 import { startNormalizer } from '../../normalizer/normalizer.js';
 import { demoEvents } from './events.js';
@@ -18,8 +19,9 @@ export const DEMO_MONTH = '2026-10';
  * events; the step ends when every demo event id is on the events topic, read back by a
  * read_committed consumer through the registry.
  */
-export async function pipelineStep(s: CoreSettings, log: (line: string) => void): Promise<Set<string>> {
-  const env = { ...process.env, SLUICE_LOG_LEVEL: process.env.SLUICE_LOG_LEVEL ?? 'warn', SLUICE_INGEST_API_KEY: process.env.SLUICE_INGEST_API_KEY ?? DEMO_KEY };
+export async function pipelineStep(ctx: DemoContext): Promise<Set<string>> {
+  const log = ctx.ok;
+  const env = { ...ctx.processorEnv, SLUICE_INGEST_API_KEY: process.env.SLUICE_INGEST_API_KEY ?? DEMO_KEY };
   const api = await startIngestApi({ env, port: 0 });
   const normalizer = await startNormalizer({ env: { ...env, SLUICE_NORMALIZER_HTTP_PORT: '0', SLUICE_NORMALIZER_INSTANCE_ID: 'demo' } });
   try {
@@ -55,7 +57,7 @@ export async function pipelineStep(s: CoreSettings, log: (line: string) => void)
 
     const wanted = new Set(events.map((e) => e.event_id));
     const started = Date.now();
-    const sample = await readEvents(s, wanted);
+    const sample = await readEvents(ctx, wanted);
     log(`all ${wanted.size} events are on ${EVENTS_TOPIC} as Avro (read_committed, ${Date.now() - started} ms after the last post)`);
     log(`one of them, decoded through the registry: ${JSON.stringify(sample, (_, v) => (typeof v === 'bigint' ? v.toString() : v))}`);
     return wanted;
@@ -65,35 +67,30 @@ export async function pipelineStep(s: CoreSettings, log: (line: string) => void)
   }
 }
 
-async function readEvents(s: CoreSettings, wanted: Set<string>, timeoutMs = 120_000): Promise<unknown> {
-  const kafka = createKafka(s.kafka, { region: s.s3.region });
-  const codec = new RegistryCodec(s.registry.url, s.registry);
-  const consumer = kafka.consumer({ groupId: `sluice-demo-${randomUUID()}`, readUncommitted: false });
+async function readEvents(ctx: DemoContext, wanted: Set<string>, timeoutMs = 120_000): Promise<unknown> {
+  const codec = new RegistryCodec(ctx.settings.registry.url, ctx.settings.registry);
   const missing = new Set(wanted);
   let sample: unknown;
-  await consumer.connect();
+  const admin = ctx.kafka.admin();
+  await withRetry(() => admin.connect());
   try {
-    await consumer.subscribe({ topic: EVENTS_TOPIC, fromBeginning: true });
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${missing.size} demo events did not reach ${EVENTS_TOPIC} within ${timeoutMs} ms`)), timeoutMs);
-      void consumer
-        .run({
-          eachBatch: async ({ batch }) => {
-            for (const m of batch.messages) {
-              if (!m.value) continue;
-              const v = await codec.decode<{ id: string }>(m.value);
-              if (missing.delete(v.id)) sample ??= v;
-            }
-            if (missing.size === 0) {
-              clearTimeout(timer);
-              resolve();
-            }
-          },
-        })
-        .catch(reject);
-    });
+    // The normalizer made the topic at its start; the demo's ids may be there from an earlier run, so from the start.
+    await readUntil(
+      ctx.kafka,
+      admin,
+      EVENTS_TOPIC,
+      { timeoutMs, logger: ctx.logger, timeoutMessage: () => `${missing.size} demo events did not reach ${EVENTS_TOPIC} within ${timeoutMs / 1000} s: see the normalizer's lines in ${ctx.logFile}` },
+      async (messages) => {
+        for (const m of messages) {
+          if (!m.value) continue;
+          const v = await codec.decode<{ id: string }>(m.value);
+          if (missing.delete(v.id)) sample ??= v;
+        }
+        return missing.size === 0;
+      },
+    );
     return sample;
   } finally {
-    await consumer.disconnect();
+    await admin.disconnect();
   }
 }

@@ -1,4 +1,4 @@
-import type { CoreSettings } from '../../core/config/core-settings.js';
+import type { DemoContext } from './context.js';
 import { startReports } from '../../reports/reports.js';
 
 const DEMO_REPORTS_KEY = 'sluice-demo-reports-key';
@@ -9,9 +9,10 @@ const DEMO_REPORTS_KEY = 'sluice-demo-reports-key';
  * rerun is answered from the first result), polled on GET /reports/{id} until it is
  * ready, then downloaded through the presigned link with plain fetch.
  */
-export async function reportStep(_s: CoreSettings, month: string, log: (line: string) => void): Promise<void> {
+export async function reportStep(ctx: DemoContext, month: string): Promise<void> {
+  const log = ctx.ok;
   const key = process.env.SLUICE_REPORTS_API_KEY ?? DEMO_REPORTS_KEY;
-  const env = { ...process.env, SLUICE_LOG_LEVEL: process.env.SLUICE_LOG_LEVEL ?? 'warn', SLUICE_REPORTS_API_KEY: key, SLUICE_REPORTS_HTTP_PORT: '0' };
+  const env = { ...ctx.processorEnv, SLUICE_REPORTS_API_KEY: key, SLUICE_REPORTS_HTTP_PORT: '0' };
   const reports = await startReports({ env });
   try {
     const headers = { 'content-type': 'application/json', 'x-api-key': key };

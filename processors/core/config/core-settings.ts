@@ -19,7 +19,6 @@ const optional = <T extends z.ZodType>(schema: T) => z.preprocess((v) => (v === 
  * tests: core/config/stack-env.ts) and from docker-compose.yml.
  */
 const LOCAL = 'for the local stack, `infra/local/stack up` writes it to .sluice/stack.env, which every sluice command loads';
-const port = z.coerce.number().int().min(0).max(65535);
 
 /** Connection settings every processor shares. Env names match infra/local and docker-compose. */
 export const coreSettings = {
@@ -99,9 +98,7 @@ export const coreSettings = {
   },
   log: {
     level: setting(z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']), { doc: 'log level', default: 'info' }),
-  },
-  http: {
-    port: setting(port, { doc: 'port of /healthz, /readyz and /metrics (0 picks a free one)', default: 9464 }),
+    file: setting(z.string().min(1).optional(), { doc: 'append the JSON log lines to this file instead of stdout (its folder is created)', example: '/var/log/sluice/normalizer.log' }),
   },
 };
 

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { Kafka, logLevel, type KafkaConfig, type SASLOptions, type LogEntry } from 'kafkajs';
+import { Kafka, Partitioners, logLevel, type KafkaConfig, type LogEntry, type Producer, type ProducerConfig, type SASLOptions } from 'kafkajs';
 import { generateAuthToken } from 'aws-msk-iam-sasl-signer-js';
 import type { CoreSettings } from '../config/core-settings.js';
 import { ConfigError } from '../errors/errors.js';
@@ -59,23 +59,61 @@ export function kafkaConfig(settings: KafkaSettings, options: { region: string; 
   };
 }
 
+/**
+ * kafkajs with its v2 default partitioner named explicitly: the same partitioning (murmur2,
+ * as the Java client), without the notice kafkajs prints on every producer that does not
+ * name one.
+ */
+class SluiceKafka extends Kafka {
+  override producer(config: ProducerConfig = {}): Producer {
+    return super.producer({ createPartitioner: Partitioners.DefaultPartitioner, ...config });
+  }
+}
+
 export function createKafka(settings: KafkaSettings, options: { region: string; logger?: Logger; clientId?: string }): Kafka {
-  return new Kafka(kafkaConfig(settings, options));
+  return new SluiceKafka(kafkaConfig(settings, options));
 }
 
 /**
  * Broker answers kafkajs logs at ERROR although it retries them at once and they are
  * routine: a transaction started right after a commit meets CONCURRENT_TRANSACTIONS
- * until the commit markers are written (the Java client logs these at debug).
+ * until the commit markers are written, and a fresh broker answers
+ * COORDINATOR_LOAD_IN_PROGRESS while it loads its internal topics (the Java client logs
+ * these at debug).
  */
 const ROUTINE_RETRIES = [
   'another concurrent operation on the same transaction was ongoing', // CONCURRENT_TRANSACTIONS
   'The coordinator is loading and hence can', // COORDINATOR_LOAD_IN_PROGRESS
 ];
 
+/**
+ * Answers kafkajs also retries, but that say something an operator may need when they
+ * last: a topic not there (yet: one Debezium or another processor creates), a partition
+ * without a leader, a coordinator moving. Logged at warn, not error: the call that needs
+ * the topic fails on its own, with its own error, once kafkajs's retries are spent.
+ */
+const RETRIED_WARNINGS = [
+  'This server does not host this topic-partition', // UNKNOWN_TOPIC_OR_PARTITION
+  'There is no leader for this topic-partition', // LEADER_NOT_AVAILABLE
+  'This is not the correct coordinator for this group', // NOT_COORDINATOR
+  'The group coordinator is not available', // COORDINATOR_NOT_AVAILABLE (a fresh broker)
+];
+
+const textOf = (log: { message?: unknown; error?: unknown }) => `${String(log.message ?? '')} ${String(log.error ?? '')}`;
+
 export function isRoutineRetry(log: { message?: unknown; error?: unknown }): boolean {
-  const text = `${String(log.message ?? '')} ${String(log.error ?? '')}`;
+  const text = textOf(log);
   return ROUTINE_RETRIES.some((r) => text.includes(r));
+}
+
+/** The pino level of one kafkajs log entry. */
+export function kafkajsLevel(level: logLevel, log: { message?: unknown; error?: unknown }): 'debug' | 'info' | 'warn' | 'error' {
+  if (isRoutineRetry(log)) return 'debug';
+  const text = textOf(log);
+  if (level === logLevel.ERROR) return RETRIED_WARNINGS.some((r) => text.includes(r)) ? 'warn' : 'error';
+  if (level === logLevel.WARN) return 'warn';
+  if (level === logLevel.INFO) return 'info';
+  return 'debug';
 }
 
 /** Routes kafkajs's own logs into pino, so every line stays structured JSON. */
@@ -84,10 +122,6 @@ function kafkajsLogCreator(logger: Logger) {
   return () =>
     ({ level, log }: LogEntry) => {
       const { message, ...extra } = log;
-      if (isRoutineRetry(log)) child.debug(extra, message);
-      else if (level === logLevel.ERROR) child.error(extra, message);
-      else if (level === logLevel.WARN) child.warn(extra, message);
-      else if (level === logLevel.INFO) child.info(extra, message);
-      else child.debug(extra, message);
+      child[kafkajsLevel(level, log)](extra, message);
     };
 }

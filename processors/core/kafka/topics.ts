@@ -152,13 +152,33 @@ export async function inspectTopics(admin: Admin, specs: TopicSpec[], logger?: L
   return [...states.values()];
 }
 
-/** Waits until a topic exists (one a producer such as Debezium creates), logging while it waits. */
-export async function waitForTopic(admin: Admin, topic: string, options: { signal?: AbortSignal; logger?: Logger; intervalMs?: number; hint?: string } = {}): Promise<void> {
+export interface WaitForTopicOptions {
+  signal?: AbortSignal;
+  logger?: Logger;
+  intervalMs?: number;
+  /** Which component creates the topic and what to check, e.g. "is the Debezium connector applied? sluice connectors apply". */
+  hint?: string;
+  /** Give up after this long with an error that names the hint (default: wait until stopped). */
+  timeoutMs?: number;
+  /** Called once when the topic is missing at the first look (before waiting). */
+  onWaiting?: () => void;
+}
+
+/**
+ * Waits until a topic exists (one a producer such as Debezium creates), logging once while
+ * it waits; with `timeoutMs`, fails naming the topic, the time and the hint.
+ */
+export async function waitForTopic(admin: Admin, topic: string, options: WaitForTopicOptions = {}): Promise<void> {
+  const deadline = options.timeoutMs === undefined ? Infinity : Date.now() + options.timeoutMs;
   let logged = false;
   while (!(await admin.listTopics()).includes(topic)) {
     if (options.signal?.aborted) throw new Error(`stopped while waiting for topic ${topic}`);
+    if (Date.now() >= deadline) {
+      throw new PermanentError(`topic ${topic} did not appear within ${Math.round(options.timeoutMs! / 1000)} s${options.hint ? `: ${options.hint}` : ''}`);
+    }
     if (!logged) {
       options.logger?.warn({ topic }, `waiting for topic ${topic} to exist${options.hint ? ` (${options.hint})` : ''}`);
+      options.onWaiting?.();
       logged = true;
     }
     await new Promise((r) => setTimeout(r, options.intervalMs ?? 2000));

@@ -24,8 +24,11 @@ export const REDACTED_PATHS = [
   'headers["x-api-key"]',
 ];
 
-/** Structured JSON logs to stdout (or a given stream), with secrets redacted. */
-export function createLogger(options: { name: string; level?: string; destination?: NodeJS.WritableStream }): Logger {
+/**
+ * Structured JSON logs to stdout, a given stream, or appended to a file (`file`: the
+ * folder is created; several processes may append to the same file), with secrets redacted.
+ */
+export function createLogger(options: { name: string; level?: string; destination?: NodeJS.WritableStream; file?: string | undefined }): Logger {
   return pino(
     {
       name: options.name,
@@ -34,6 +37,6 @@ export function createLogger(options: { name: string; level?: string; destinatio
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
     },
-    options.destination ?? pino.destination(1),
+    options.destination ?? (options.file ? pino.destination({ dest: options.file, append: true, mkdir: true, sync: true }) : pino.destination(1)),
   );
 }

@@ -18,8 +18,9 @@ export function parseDuration(text: string): number | undefined {
   return total;
 }
 
-/** A duration in the shortest exact words: 1500 -> `1.5s`, 60000 -> `1m`. */
+/** A duration in the shortest exact words: 1500 -> `1.5s`, 60000 -> `1m`, 30 days -> `30d`. */
 export function formatDuration(ms: number): string {
+  if (ms >= 86_400_000 && ms % 86_400_000 === 0) return `${ms / 86_400_000}d`; // whole days only: 36h stays 36h
   for (const [unit, size] of [['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) {
     if (ms >= size && Number.isInteger((ms / size) * 1000)) return `${ms / size}${unit}`;
   }

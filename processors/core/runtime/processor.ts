@@ -36,7 +36,7 @@ export function createProcessor<S extends SettingsSpec>(options: ProcessorOption
   const load = { ...(options.env ? { env: options.env } : {}), ...(options.configFile ? { file: options.configFile } : {}) };
   const core = loadSettings(coreSettings, load);
   const settings = loadSettings(options.spec, load);
-  const logger = createLogger({ name: options.name, level: core.log.level });
+  const logger = createLogger({ name: options.name, level: core.log.level, file: core.log.file });
   const metrics = createMetricsRegistry(options.name);
   const shutdown = new Shutdown(logger);
   if (options.handleSignals ?? true) shutdown.install();
@@ -46,8 +46,9 @@ export function createProcessor<S extends SettingsSpec>(options: ProcessorOption
 export async function serve<S extends SettingsSpec>(
   ctx: ProcessorContext<S>,
   readiness: Record<string, ReadinessCheck>,
-  addRoutes?: (app: FastifyInstance) => void | Promise<void>,
-  port = ctx.core.http.port,
+  addRoutes: ((app: FastifyInstance) => void | Promise<void>) | undefined,
+  /** Each processor has its own port setting (SLUICE_NORMALIZER_HTTP_PORT, ...), so several run on one host. */
+  port: number,
 ): Promise<HealthServer> {
   const server = await startHealthServer({ port, metrics: ctx.metrics, logger: ctx.logger, readiness }, addRoutes);
   ctx.shutdown.add('http server', () => server.close());
