@@ -7,6 +7,8 @@ export class NormalizerMetrics {
   readonly events: Counter<'event_type'>;
   readonly deadLetters: Counter<'reason'>;
   readonly ignored: Counter<'kind'>;
+  readonly duplicates: Counter<'kind'>;
+  readonly beyondWindow: Counter<'kind'>;
   readonly transactions: Counter<'outcome'>;
   readonly batchSeconds: Histogram;
   readonly lag: Gauge<'topic' | 'partition'>;
@@ -19,6 +21,13 @@ export class NormalizerMetrics {
     this.events = new Counter({ name: 'sluice_normalizer_events_total', help: 'Avro events written to the events topic, by event type', labelNames: ['event_type'], registers });
     this.deadLetters = new Counter({ name: 'sluice_normalizer_dead_letters_total', help: 'records written to the DLQ, by reason code', labelNames: ['reason'], registers });
     this.ignored = new Counter({ name: 'sluice_normalizer_ignored_total', help: 'records ignored by design (delete, tombstone, heartbeat, truncate, message)', labelNames: ['kind'], registers });
+    this.duplicates = new Counter({ name: 'sluice_normalizer_duplicates_total', help: 'copies of an event_id already emitted within the dedupe window, not emitted again, by kind (insert, snapshot)', labelNames: ['kind'], registers });
+    this.beyondWindow = new Counter({
+      name: 'sluice_normalizer_beyond_dedupe_window_total',
+      help: 'events emitted whose received_at is older than the dedupe window: possible copies of events the state has forgotten (sluice compact removes those from the lake), by kind',
+      labelNames: ['kind'],
+      registers,
+    });
     this.transactions = new Counter({ name: 'sluice_normalizer_transactions_total', help: 'transactions by outcome: committed, aborted (retried), reset (producer re-initialised)', labelNames: ['outcome'], registers });
     this.batchSeconds = new Histogram({
       name: 'sluice_normalizer_batch_seconds',
@@ -46,6 +55,8 @@ export class NormalizerMetrics {
     for (const [event_type, n] of Object.entries(stats.events)) this.events.inc({ event_type }, n);
     for (const [reason, n] of Object.entries(stats.deadLetters)) this.deadLetters.inc({ reason }, n);
     for (const [kind, n] of Object.entries(stats.ignored)) this.ignored.inc({ kind }, n);
+    for (const [kind, n] of Object.entries(stats.duplicates)) this.duplicates.inc({ kind }, n);
+    for (const [kind, n] of Object.entries(stats.beyondWindow)) this.beyondWindow.inc({ kind }, n);
     this.transactions.inc({ outcome: 'committed' });
     this.batchSeconds.observe(seconds);
     this.lastCommit.set(Date.now() / 1000);

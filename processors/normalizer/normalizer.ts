@@ -1,3 +1,5 @@
+import { join } from 'node:path';
+import type { Admin, Kafka } from 'kafkajs';
 import { hostname } from 'node:os';
 import type { Registry } from 'prom-client';
 import { PermanentError } from '../core/errors/errors.js';
@@ -5,8 +7,12 @@ import { withRetry } from '../core/errors/retry.js';
 import type { HealthServer } from '../core/http/health-server.js';
 import { createKafka } from '../core/kafka/client.js';
 import { ensureTopics, waitForTopic } from '../core/kafka/topics.js';
-import { normalizerTopics } from '../core/kafka/topic-plan.js';
+import { dedupeChangelogTopic, normalizerTopics } from '../core/kafka/topic-plan.js';
 import { RegistryCodec } from '../core/registry/codec.js';
+import { changelogTopicName } from '../core/state/changelog.js';
+import { KafkaChangelogSource } from '../core/state/changelog-reader.js';
+import { StateMetrics } from '../core/state/metrics.js';
+import { StateStores } from '../core/state/state-stores.js';
 import { createProcessor, serve, type ProcessorContext } from '../core/runtime/processor.js';
 import { defaultSchemasDir, loadContract, type AgentEventContract } from './contract.js';
 import { toEnvelope } from './envelope.js';
@@ -102,8 +108,9 @@ async function start(ctx: ProcessorContext<typeof normalizerSettings>): Promise<
 
   await withRetry(() => admin.connect(), { signal: ctx.shutdown.signal });
   ctx.shutdown.add('kafka admin', () => admin.disconnect());
-  // Its own topics as the topic plan defines them (`sluice topics plan`).
-  await withRetry(() => ensureTopics(admin, normalizerTopics({ kafka: core.kafka, normalizer: s }), logger), { signal: ctx.shutdown.signal });
+  // Its own topics as the topic plan defines them (`sluice topics plan`); the dedupe
+  // changelog once the CDC topic exists (it takes the CDC topic's partition count).
+  await withRetry(() => ensureTopics(admin, normalizerTopics({ kafka: core.kafka, normalizer: { ...s, dedupe: false } }), logger), { signal: ctx.shutdown.signal });
 
   const schemaId = await withRetry(() => codec.register(subject, contract.schemaText, contract.compatibility), { signal: ctx.shutdown.signal });
   logger.info({ subject, schemaId, version: contract.version, compatibility: contract.compatibility }, 'contract registered');
@@ -111,6 +118,8 @@ async function start(ctx: ProcessorContext<typeof normalizerSettings>): Promise<
   await checkContractWritable(contract, encode);
 
   await waitForTopic(admin, s.cdcTopic, { signal: ctx.shutdown.signal, logger, hint: 'is the Debezium connector applied? sluice connectors apply' });
+  const state = s.dedupe ? await openDedupeState(ctx, kafka, admin, instanceId) : undefined;
+  const dedupeOptions = { windowMs: s.dedupeWindowDays * 86_400_000 };
 
   const rules = { baseCurrency: s.baseCurrency };
   const loop = new TransactionalLoop<ChunkStats>({
@@ -125,8 +134,9 @@ async function start(ctx: ProcessorContext<typeof normalizerSettings>): Promise<
     transactionTimeoutMs: s.transactionTimeoutMs,
     logger,
     signal: ctx.shutdown.signal,
-    route: async (records) => {
-      const routed = await routeRecords(records, { rules, contract, encode, processor: PROCESSOR_NAME });
+    ...(state ? { state } : {}),
+    route: async (records, txn) => {
+      const routed = await routeRecords(records, { rules, contract, encode, processor: PROCESSOR_NAME, ...(txn ? { dedupe: { state: txn, options: dedupeOptions } } : {}) });
       return {
         topicMessages: [
           { topic: s.eventsTopic, messages: routed.events },
@@ -162,6 +172,40 @@ async function start(ctx: ProcessorContext<typeof normalizerSettings>): Promise<
       await ctx.shutdown.run();
     },
   };
+}
+
+/** The store of the durable dedupe (state partitioned like the CDC topic, changelog `<group>-dedupe-changelog`). */
+export const DEDUPE_STORE = 'dedupe';
+
+/**
+ * Creates the dedupe changelog topic (compacted, as many partitions as the CDC topic)
+ * when absent, and the state stores over it; closed on shutdown after the loop.
+ */
+async function openDedupeState(ctx: ProcessorContext<typeof normalizerSettings>, kafka: Kafka, admin: Admin, instanceId: string): Promise<StateStores> {
+  const { logger } = ctx;
+  const s = ctx.settings.normalizer;
+  const topic = changelogTopicName(s.groupId, DEDUPE_STORE);
+  const partitionsOf = async (name: string) => (await admin.fetchTopicMetadata({ topics: [name] })).topics[0]?.partitions.length ?? 0;
+  const cdcPartitions = await withRetry(() => partitionsOf(s.cdcTopic), { signal: ctx.shutdown.signal });
+  // As the topic plan defines it (`sluice topics plan`), with the CDC topic's actual partition count.
+  await withRetry(() => ensureTopics(admin, [dedupeChangelogTopic({ kafka: ctx.core.kafka, normalizer: s, cdcPartitions })!], logger), { signal: ctx.shutdown.signal });
+  const changelogPartitions = await withRetry(() => partitionsOf(topic), { signal: ctx.shutdown.signal });
+  if (changelogPartitions < cdcPartitions) {
+    throw new PermanentError(
+      `the dedupe changelog topic ${topic} has ${changelogPartitions} partitions and the CDC topic ${s.cdcTopic} ${cdcPartitions}: each CDC partition needs its own; add partitions to ${topic} (kafka-topics --alter --partitions ${cdcPartitions}) before starting`,
+    );
+  }
+  const state = new StateStores({
+    name: DEDUPE_STORE,
+    dir: join(s.stateDir, `${s.groupId}-${instanceId}`, DEDUPE_STORE),
+    changelogTopic: topic,
+    source: new KafkaChangelogSource(kafka, admin, topic, `${s.groupId}-${DEDUPE_STORE}-restore-${instanceId}`, logger),
+    logger,
+    metrics: new StateMetrics(ctx.metrics),
+  });
+  ctx.shutdown.add('dedupe state stores', () => state.close());
+  logger.info({ changelog: topic, partitions: cdcPartitions, windowDays: s.dedupeWindowDays, dir: join(s.stateDir, `${s.groupId}-${instanceId}`, DEDUPE_STORE) }, 'durable dedupe by event_id on');
+  return state;
 }
 
 /**

@@ -1,8 +1,14 @@
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { z } from 'zod';
 import { setting, type SettingsOf } from '../core/config/settings.js';
 
 const topicName = z.string().regex(/^[A-Za-z0-9._-]{1,249}$/, 'a Kafka topic name: letters, digits, . _ - (at most 249)');
 const positiveInt = z.coerce.number().int().positive();
+const bool = z.union([z.boolean(), z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1')]);
+
+/** The staging pruner's default retention (`sluice prune --retention`, 30 days) plus a 15-day margin. */
+export const DEFAULT_DEDUPE_WINDOW_DAYS = 45;
 
 /**
  * The normalizer's own settings (env SLUICE_NORMALIZER_*), beside the core ones every
@@ -34,6 +40,19 @@ export const normalizerSettings = {
     maxBytesPerPartition: setting(positiveInt, { doc: 'most bytes fetched per partition and request (bounds memory)', default: 4 * 1024 * 1024 }),
     sessionTimeoutMs: setting(z.coerce.number().int().min(6000), { doc: 'consumer group session timeout: how long a dead instance holds its partitions', default: 30_000 }),
     transactionTimeoutMs: setting(z.coerce.number().int().min(1000), { doc: 'transaction timeout: the broker aborts a transaction left open this long', default: 60_000 }),
+    dedupe: setting(bool, {
+      doc: 'deduplicate by event_id durably: an INSERT or snapshot read of an event_id already emitted within the window is not emitted again (state in a local store + the compacted changelog topic <group>-dedupe-changelog, written in the same transactions as the events)',
+      default: true,
+    }),
+    dedupeWindowDays: setting(z.coerce.number().positive().max(3650), {
+      doc: "how long an emitted event_id is remembered, from when it was first emitted; must exceed the staging retention (sluice prune's --retention, 30 days by default), since a re-snapshot re-reads every staging row. Older duplicates are counted (sluice_normalizer_beyond_dedupe_window_total) and emitted; sluice compact removes them from the lake",
+      default: DEFAULT_DEDUPE_WINDOW_DAYS,
+    }),
+    stateDir: setting(z.string().min(1), {
+      doc: 'folder of the local state stores (one LMDB store per CDC partition under <dir>/<group>-<instance>/dedupe/<partition>); a cache of the changelog topic: on a persistent volume a restart only reads the changelog records it has not seen, without one a restart rebuilds it from the changelog',
+      default: join(tmpdir(), 'sluice-state'),
+      example: '/var/lib/sluice/state',
+    }),
     httpPort: setting(z.coerce.number().int().min(0).max(65535), { doc: 'port of /healthz, /readyz and /metrics (0 picks a free one)', default: 9465 }),
   },
 };

@@ -1,8 +1,9 @@
-import { Partitioners, type Admin, type Consumer, type EachBatchPayload, type Kafka, type KafkaMessage, type Message, type Producer, type TopicMessages, type Transaction } from 'kafkajs';
+import { Partitioners, type Admin, type Consumer, type EachBatchPayload, type Kafka, type KafkaMessage, type Message, type Producer, type RecordMetadata, type TopicMessages, type Transaction } from 'kafkajs';
 import type { ConsumedRecord } from '../core/dlq/dead-letter.js';
 import { isRetriable, PermanentError, SluiceError } from '../core/errors/errors.js';
 import { backoffDelay, sleep, type RetryPolicy } from '../core/errors/retry.js';
 import type { Logger } from '../core/log/logger.js';
+import type { StateStores, StateTransaction } from '../core/state/state-stores.js';
 
 /**
  * Consume-transform-produce in Kafka transactions, the way Kafka Streams does exactly
@@ -37,8 +38,18 @@ export interface TransactionalLoopOptions<R> {
   logger: Logger;
   /** Aborted on shutdown: retry waits end, no new transaction starts. */
   signal: AbortSignal;
-  /** Routes a chunk to the messages its transaction writes; `result` goes to onCommitted. */
-  route(records: ConsumedRecord[]): Promise<{ topicMessages: TopicMessages[]; result: R }>;
+  /**
+   * State partitioned like the input (core/state): each partition's store is made current
+   * from its changelog before the partition's first chunk after an assignment, and each
+   * chunk's state changes go to the changelog in the chunk's own transaction.
+   */
+  state?: StateStores;
+  /**
+   * Routes a chunk to the messages its transaction writes; `result` goes to onCommitted.
+   * With `state`, `txn` is the partition's state as this transaction sees it: what the
+   * route puts or deletes there commits (or aborts) with the chunk.
+   */
+  route(records: ConsumedRecord[], txn?: StateTransaction): Promise<{ topicMessages: TopicMessages[]; result: R }>;
   onCommitted(result: R, seconds: number): void;
   onTransactionFailed?(outcome: 'aborted' | 'reset'): void;
   /** After each committed chunk: records still behind the high watermark, and the timestamp (ms) of the chunk's last record. */
@@ -137,6 +148,17 @@ export function splitBySize(topicMessages: TopicMessages[], maxBytes: number): T
   return parts;
 }
 
+/**
+ * The offset after the last record a produce request wrote to `topic`[`partition`], from
+ * the broker's answer (the base offset of the records it appended) and the count sent.
+ */
+export function nextOffset(part: TopicMessages[], written: RecordMetadata[], topic: string, partition: number): bigint | undefined {
+  const meta = written.find((w) => w.topicName === topic && w.partition === partition);
+  const count = part.filter((t) => t.topic === topic).reduce((n, t) => n + t.messages.filter((m) => m.partition === partition).length, 0);
+  if (!meta || meta.baseOffset === undefined || count === 0) return undefined;
+  return BigInt(meta.baseOffset) + BigInt(count);
+}
+
 export class TransactionalLoop<R> {
   private producer: Producer | undefined;
   private consumer: Consumer | undefined;
@@ -149,6 +171,8 @@ export class TransactionalLoop<R> {
    */
   private readonly committedNext = new Map<string, bigint>();
   private fatal: ((error: unknown) => void) | undefined;
+  /** The state stores' handling of the last assignment (revoked stores closing). */
+  private assignment: Promise<void> = Promise.resolve();
   /** The permanent error eachBatch threw, for the crash report. */
   private stoppedBy: SluiceError | undefined;
   /** Rejects when the loop stops for good on an error (fenced, a bug, a crashed consumer). */
@@ -180,7 +204,14 @@ export class TransactionalLoop<R> {
     for (const event of [consumer.events.FETCH_START, consumer.events.HEARTBEAT, consumer.events.START_BATCH_PROCESS, consumer.events.GROUP_JOIN]) {
       consumer.on(event, () => o.onActivity?.());
     }
-    consumer.on(consumer.events.GROUP_JOIN, (e) => o.logger.info({ memberId: e.payload.memberId, assignment: e.payload.memberAssignment }, 'joined the consumer group'));
+    consumer.on(consumer.events.GROUP_JOIN, (e) => {
+      o.logger.info({ memberId: e.payload.memberId, assignment: e.payload.memberAssignment }, 'joined the consumer group');
+      const state = o.state;
+      if (state) {
+        const partitions = e.payload.memberAssignment[o.inputTopic] ?? [];
+        this.assignment = this.assignment.then(() => state.assigned(partitions)).catch((error: unknown) => o.logger.warn({ err: error }, 'closing revoked state stores failed'));
+      }
+    });
     consumer.on(consumer.events.CRASH, (e) => {
       const { error, restart } = e.payload as { error: Error; restart: boolean };
       if (restart) {
@@ -253,6 +284,14 @@ export class TransactionalLoop<R> {
   private async eachBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
     const o = this.options;
     o.onActivity?.();
+    if (o.state) {
+      await this.assignment;
+      if (!isRunning() || isStale()) return;
+      await o.state.ready(batch.partition, async () => {
+        o.onActivity?.();
+        await heartbeat();
+      });
+    }
     const key = `${batch.topic}:${batch.partition}`;
     const floor = this.committedNext.get(key);
     const messages = floor === undefined ? batch.messages : batch.messages.filter((m) => BigInt(m.offset) >= floor);
@@ -279,7 +318,8 @@ export class TransactionalLoop<R> {
     const key = `${topic}:${partition}`;
     let records = chunk;
     const routeStarted = performance.now();
-    let routed = await this.route(topic, partition, records);
+    let state = o.state?.begin(partition);
+    let routed = await this.route(topic, partition, records, state);
     const routeMs = performance.now() - routeStarted;
     for (let attempt = 0; ; attempt++) {
       o.onActivity?.();
@@ -294,18 +334,27 @@ export class TransactionalLoop<R> {
           if (committed !== undefined && committed >= next) {
             o.logger.info({ topic, partition, next: next.toString() }, 'the chunk had committed before the failure: not written again');
             this.committedNext.set(key, next);
+            // Its state changes are in the changelog: the local store takes them too
+            // (without a changelog position: the next catch-up reads past them).
+            if (state) o.state!.committed(state);
             o.onCommitted(routed.result, (performance.now() - started) / 1000);
             return;
           }
           if (committed !== undefined && committed > BigInt(records[0]!.offset)) {
             records = records.filter((m) => BigInt(m.offset) >= committed);
-            routed = await this.route(topic, partition, records);
+            state = o.state?.begin(partition);
+            routed = await this.route(topic, partition, records, state);
           }
         }
         const producer = this.producer!;
         txn = await producer.transaction();
-        const topicMessages = routed.topicMessages.filter((t) => t.messages.length > 0);
-        for (const part of splitBySize(topicMessages, MAX_PRODUCE_BYTES)) await txn.sendBatch({ topicMessages: part, acks: -1 });
+        const changelog = state ? [{ topic: o.state!.changelogTopic, messages: state.messages() }] : [];
+        const topicMessages = [...routed.topicMessages, ...changelog].filter((t) => t.messages.length > 0);
+        let changelogNext: bigint | undefined;
+        for (const part of splitBySize(topicMessages, MAX_PRODUCE_BYTES)) {
+          const written = await txn.sendBatch({ topicMessages: part, acks: -1 });
+          if (state) changelogNext = nextOffset(part, written, o.state!.changelogTopic, partition) ?? changelogNext;
+        }
         const sent = performance.now();
         await txn.sendOffsets({ consumerGroupId: o.groupId, topics: [{ topic, partitions: [{ partition, offset: next.toString() }] }] });
         const offsetsSent = performance.now();
@@ -313,6 +362,7 @@ export class TransactionalLoop<R> {
         await txn.commit();
         const done = performance.now();
         this.committedNext.set(key, next);
+        if (state) o.state!.committed(state, changelogNext);
         o.onCommitted(routed.result, (routeMs + done - started) / 1000);
         o.logger.debug(
           { topic, partition, records: records.length, next: next.toString(), routeMs: ms(routeMs), sendMs: ms(sent - started), offsetsMs: ms(offsetsSent - sent), commitMs: ms(done - offsetsSent) },
@@ -355,9 +405,12 @@ export class TransactionalLoop<R> {
   }
 
   /** Routing is pure and per record: if it throws, that is a bug, and retrying would not help. */
-  private async route(topic: string, partition: number, records: KafkaMessage[]): Promise<{ topicMessages: TopicMessages[]; result: R }> {
+  private async route(topic: string, partition: number, records: KafkaMessage[], state: StateTransaction | undefined): Promise<{ topicMessages: TopicMessages[]; result: R }> {
     try {
-      return await this.options.route(records.map((message) => ({ topic, partition, message })));
+      return await this.options.route(
+        records.map((message) => ({ topic, partition, message })),
+        state,
+      );
     } catch (error) {
       throw new PermanentError(`routing records of ${topic}[${partition}] from offset ${records[0]?.offset} failed: ${(error as Error).message}`, { cause: error });
     }

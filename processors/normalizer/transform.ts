@@ -1,6 +1,8 @@
 import type { Message } from 'kafkajs';
 import { deadLetterMessage, type ConsumedRecord } from '../core/dlq/dead-letter.js';
+import type { StateTransaction } from '../core/state/state-stores.js';
 import { parseCdcRecord, type CdcRecord } from './cdc.js';
+import { copyKind, expireWindow, isDuplicate, remember, type DedupeOptions } from './dedupe.js';
 import { toEnvelope, type AgentEventEnvelope, type EnvelopeContract } from './envelope.js';
 import { decide, REASONS, type RuleOptions } from './rules.js';
 
@@ -23,6 +25,10 @@ export interface ChunkStats {
   events: Record<string, number>;
   deadLetters: Record<string, number>;
   ignored: Record<string, number>;
+  /** Copies of events already emitted, not emitted again, by kind (insert, snapshot). */
+  duplicates: Record<string, number>;
+  /** Events emitted though older than the dedupe window (possible copies it forgot), by kind. */
+  beyondWindow: Record<string, number>;
 }
 
 export interface RouteOptions {
@@ -33,12 +39,16 @@ export interface RouteOptions {
   /** Name written into the sluice.dlq.processor header. */
   processor: string;
   now?: () => number;
+  /** Durable dedupe by event_id: the partition's state as this transaction sees it. */
+  dedupe?: { state: StateTransaction; options: DedupeOptions };
 }
 
 export async function routeRecords(records: readonly ConsumedRecord[], options: RouteOptions): Promise<RoutedChunk> {
-  const out: RoutedChunk = { events: [], deadLetters: [], stats: { records: {}, events: {}, deadLetters: {}, ignored: {} } };
+  const out: RoutedChunk = { events: [], deadLetters: [], stats: { records: {}, events: {}, deadLetters: {}, ignored: {}, duplicates: {}, beyondWindow: {} } };
   const now = options.now ?? Date.now;
   const bump = (counts: Record<string, number>, label: string) => void (counts[label] = (counts[label] ?? 0) + 1);
+  const chunkTime = now();
+  if (options.dedupe) expireWindow(options.dedupe.state, chunkTime, options.dedupe.options);
 
   for (const record of records) {
     const change = parseCdcRecord(record.message.value);
@@ -53,6 +63,11 @@ export async function routeRecords(records: readonly ConsumedRecord[], options: 
         out.deadLetters.push(deadLetterMessage(record, decision, options.processor, now()));
         break;
       case 'event': {
+        const kind = change.kind === 'change' ? copyKind(change.op) : 'insert';
+        if (options.dedupe && isDuplicate(options.dedupe.state, decision.event.eventId)) {
+          bump(out.stats.duplicates, kind);
+          break;
+        }
         const envelope = toEnvelope(decision.event, options.contract);
         let value: Buffer;
         try {
@@ -62,6 +77,9 @@ export async function routeRecords(records: readonly ConsumedRecord[], options: 
           const cause = { reason: REASONS.schemaViolation, error: `the contract's v${options.contract.version} rejects the event: ${(error as Error).message}` };
           out.deadLetters.push(deadLetterMessage(record, cause, options.processor, now()));
           break;
+        }
+        if (options.dedupe && remember(options.dedupe.state, decision.event.eventId, decision.event.receivedAtMicros, record.message.offset, chunkTime, options.dedupe.options) === 'beyond-window') {
+          bump(out.stats.beyondWindow, kind);
         }
         bump(out.stats.events, decision.event.eventType);
         // The CDC record's timestamp travels on, so a replay keeps the original times.

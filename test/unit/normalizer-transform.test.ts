@@ -64,6 +64,8 @@ describe('routing a chunk of CDC records', () => {
       events: { deposit_made: 1, customer_onboarded: 1 },
       deadLetters: { currency_mismatch: 1, immutable_event_mutated: 1, unparseable_record: 1 },
       ignored: { delete: 1, tombstone: 1 },
+      duplicates: {},
+      beyondWindow: {},
     });
   });
 

@@ -32,6 +32,7 @@ describe('topic plan', () => {
       ['__debezium-heartbeat.sluice', 'debezium', 'kafka-connect'],
       ['sluice.agent-events', 'normalizer', 'processor'],
       ['sluice.agent-events.dlq', 'normalizer', 'processor'],
+      ['sluice-normalizer-dedupe-changelog', 'normalizer', 'processor'],
       ['sluice.agent-events.export.dlq', 'export lake', 'processor'],
       ['report-requests', 'reports', 'processor'],
       ['report-status', 'reports', 'processor'],
@@ -60,7 +61,18 @@ describe('topic plan', () => {
     expect(status.requiredConfigs).toEqual(['cleanup.policy']);
     expect(status.configEntries).toContainEqual({ name: 'cleanup.policy', value: 'compact' });
     const own = normalizerTopics({ kafka: { topicReplicationFactor: -1 }, normalizer: input().normalizer! });
-    expect(own.map((t) => t.topic)).toEqual(['sluice.agent-events', 'sluice.agent-events.dlq']);
+    expect(own.map((t) => t.topic)).toEqual(['sluice.agent-events', 'sluice.agent-events.dlq', 'sluice-normalizer-dedupe-changelog']);
+  });
+
+  it('plans the dedupe changelog compacted, with as many partitions as the CDC topic', () => {
+    const byName = new Map(planTopics(input({ SLUICE_CDC_TOPIC_PARTITIONS: '12', SLUICE_NORMALIZER_GROUP_ID: 'norm' })).map((t) => [t.topic, t]));
+    const changelog = byName.get('norm-dedupe-changelog')!;
+    expect(changelog).toMatchObject({ numPartitions: 12, requiredConfigs: ['cleanup.policy'] });
+    expect(changelog.configEntries).toContainEqual({ name: 'cleanup.policy', value: 'compact' });
+    // The normalizer at start passes the CDC topic's actual partition count.
+    const s = input().normalizer!;
+    expect(normalizerTopics({ kafka: { topicReplicationFactor: -1 }, normalizer: s, cdcPartitions: 3 }).at(-1)).toMatchObject({ topic: 'sluice-normalizer-dedupe-changelog', numPartitions: 3 });
+    expect(normalizerTopics({ kafka: { topicReplicationFactor: -1 }, normalizer: { ...s, dedupe: false } }).map((t) => t.topic)).not.toContain('sluice-normalizer-dedupe-changelog');
   });
 
   it('lists a topic two owners plan once, naming both owners', () => {

@@ -1,6 +1,7 @@
 import type { ConnectorSpec } from '../connect/client.js';
 import type { NormalizerSettings } from '../../normalizer/settings.js';
 import type { ReportsSettings } from '../../reports/settings.js';
+import { CHANGELOG_CONFIGS, changelogTopicName } from '../state/changelog.js';
 import type { TopicSpec } from './topics.js';
 
 /**
@@ -28,6 +29,11 @@ export interface PlannedTopic extends TopicSpec {
 export interface TopicPlanInput {
   kafka: { topicReplicationFactor: number; topicMinInsyncReplicas?: number | undefined };
   normalizer?: NormalizerSettings;
+  /**
+   * Partitions of the CDC topic as it exists (the normalizer passes it at start); else
+   * what Kafka Connect creates it with (the connector files), else the cluster's default.
+   */
+  cdcPartitions?: number;
   reports?: ReportsSettings;
   /** Connector files as `sluice connectors apply` sends them (placeholders filled). */
   connectors?: ConnectorSpec[];
@@ -77,8 +83,29 @@ export const normalizerTopics: TopicContribution = (input) => {
       owner: 'normalizer',
       purpose: 'dead letters: original CDC records with sluice.dlq.* reason headers',
     }),
+    ...(s.dedupe ? [dedupeChangelogTopic(input)!] : []),
   ];
 };
+
+/**
+ * The normalizer's dedupe changelog (core/state): compacted, one partition per CDC
+ * partition (a store's partition p is changelog partition p), named as Kafka Streams
+ * names changelogs.
+ */
+export function dedupeChangelogTopic(input: TopicPlanInput): PlannedTopic | undefined {
+  const s = input.normalizer;
+  if (!s) return undefined;
+  const cdc = input.cdcPartitions ?? debeziumTopics(input).find((t) => t.topic === s.cdcTopic)?.numPartitions ?? -1;
+  return topic(input, {
+    topic: changelogTopicName(s.groupId, 'dedupe'),
+    numPartitions: cdc,
+    replicationFactor: s.replicationFactor,
+    configEntries: CHANGELOG_CONFIGS,
+    requiredConfigs: ['cleanup.policy'],
+    owner: 'normalizer',
+    purpose: `durable dedupe state by event_id (key event_id, tombstone when forgotten); compacted, as many partitions as ${s.cdcTopic}, written in the normalizer's transactions`,
+  });
+}
 
 /** The report processor and shim: requests, their state (compacted: the status view is rebuilt from it) and a DLQ. */
 export const reportsTopics: TopicContribution = (input) => {

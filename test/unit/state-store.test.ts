@@ -1,0 +1,217 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Message, TopicMessages } from 'kafkajs';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createLogger } from '../../processors/core/log/logger.js';
+import { createMetricsRegistry } from '../../processors/core/metrics/metrics.js';
+import { changelogTopicName, EXPIRES_AT_HEADER, fromChangelogMessage, toChangelogMessage } from '../../processors/core/state/changelog.js';
+import { StateMetrics } from '../../processors/core/state/metrics.js';
+import { PartitionStore } from '../../processors/core/state/partition-store.js';
+import { StateStores } from '../../processors/core/state/state-stores.js';
+import { nextOffset } from '../../processors/normalizer/transactional-loop.js';
+import { FakeChangelog } from '../support/fake-changelog.js';
+
+const logger = createLogger({ name: 'test', level: 'silent' });
+
+let dir: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'sluice-state-test-'));
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('a partition store on local disk', () => {
+  it('keeps values, deletes, expiry order and the changelog position across a reopen', async () => {
+    let store = PartitionStore.open(join(dir, '0'));
+    expect(store.changelogNext()).toBeUndefined();
+    store.apply(
+      [
+        { key: 'b', value: Buffer.from('2'), expiresAt: 2000 },
+        { key: 'a', value: Buffer.from('1'), expiresAt: 3000 },
+        { key: 'c', value: Buffer.from('3'), expiresAt: 1000 },
+      ],
+      7n,
+    );
+    expect(store.get('a')).toEqual({ value: Buffer.from('1'), expiresAt: 3000 });
+    expect(store.expired(2000, 10)).toEqual(['c', 'b']);
+    expect(store.nextExpiry()).toBe(1000);
+    // Rewriting a key moves its expiry; deleting removes it from the index too.
+    store.apply([
+      { key: 'c', value: Buffer.from('3'), expiresAt: 5000 },
+      { key: 'b', value: null, expiresAt: 0 },
+    ]);
+    expect(store.expired(4000, 10)).toEqual(['a']);
+    expect(store.has('b')).toBe(false);
+    expect(store.count()).toBe(2);
+    expect(store.changelogNext()).toBe(7n); // a change without a position keeps it
+    await store.close();
+
+    store = PartitionStore.open(join(dir, '0'));
+    expect(store.changelogNext()).toBe(7n);
+    expect(store.get('c')?.expiresAt).toBe(5000);
+    expect(store.count()).toBe(2);
+    expect(store.expired(10_000, 1)).toEqual(['a']);
+    await store.close();
+  });
+});
+
+describe('changelog records', () => {
+  it('are named as Kafka Streams names them and carry value, tombstone and expiry', () => {
+    expect(changelogTopicName('sluice-normalizer', 'dedupe')).toBe('sluice-normalizer-dedupe-changelog');
+    const put = toChangelogMessage({ key: 'k', value: Buffer.from('v'), expiresAt: 42 }, 3);
+    expect(put).toEqual({ key: 'k', value: Buffer.from('v'), partition: 3, headers: { [EXPIRES_AT_HEADER]: '42' } });
+    const del = toChangelogMessage({ key: 'k', value: null, expiresAt: 0 }, 3);
+    expect(del.value).toBeNull();
+    expect(fromChangelogMessage({ key: Buffer.from('k'), value: Buffer.from('v'), headers: { [EXPIRES_AT_HEADER]: Buffer.from('42') } })).toEqual({ key: 'k', value: Buffer.from('v'), expiresAt: 42 });
+    expect(fromChangelogMessage({ key: Buffer.from('k'), value: null, headers: {} })).toEqual({ key: 'k', value: null, expiresAt: 0 });
+    expect(fromChangelogMessage({ key: null, value: Buffer.from('v'), headers: {} })).toBeUndefined();
+  });
+
+  it('tell the offset after the last one a produce request wrote', () => {
+    const part: TopicMessages[] = [
+      { topic: 'events', messages: [{ value: 'x' }] },
+      { topic: 'cl', messages: [{ key: 'a', value: 'x', partition: 2 }, { key: 'b', value: null, partition: 2 }] },
+    ];
+    const written = [
+      { topicName: 'events', partition: 0, errorCode: 0, baseOffset: '500' },
+      { topicName: 'cl', partition: 2, errorCode: 0, baseOffset: '40' },
+    ];
+    expect(nextOffset(part, written, 'cl', 2)).toBe(42n);
+    expect(nextOffset(part, written, 'cl', 1)).toBeUndefined();
+  });
+});
+
+describe('state stores restored from their changelog', () => {
+  const open = (changelog: FakeChangelog, metrics?: StateMetrics) => new StateStores({ name: 'dedupe', dir, changelogTopic: 'g-dedupe-changelog', source: changelog, logger, ...(metrics ? { metrics } : {}) });
+
+  /** One Kafka transaction as the loop runs it: changes to the changelog, then to the local store. */
+  function transact(stores: StateStores, changelog: FakeChangelog, partition: number, work: (txn: ReturnType<StateStores['begin']>) => void) {
+    const txn = stores.begin(partition);
+    work(txn);
+    const next = changelog.commit(partition, txn.messages());
+    stores.committed(txn, next);
+  }
+
+  it('refuses a transaction before the partition is ready, and sees its own pending changes', async () => {
+    const changelog = new FakeChangelog();
+    const stores = open(changelog);
+    expect(() => stores.begin(0)).toThrow(/not ready/);
+    await stores.ready(0);
+    const txn = stores.begin(0);
+    txn.put('a', Buffer.from('1'), 100);
+    expect(txn.get('a')?.value).toEqual(Buffer.from('1'));
+    txn.delete('a');
+    expect(txn.get('a')).toBeUndefined();
+    // Not committed: a new transaction does not see it.
+    expect(stores.begin(0).get('a')).toBeUndefined();
+    await stores.close();
+    expect(changelog.closed).toBe(true);
+  });
+
+  it('rebuilds a lost local store from the changelog, and reuses a kept one (reading only what it misses)', async () => {
+    const changelog = new FakeChangelog();
+    const registry = createMetricsRegistry('test');
+    let stores = open(changelog, new StateMetrics(registry));
+    await stores.assigned([0, 1]);
+    await stores.ready(0);
+    await stores.ready(1);
+    transact(stores, changelog, 0, (t) => ['a', 'b', 'c'].forEach((k) => t.put(k, Buffer.from(k), 9_000)));
+    transact(stores, changelog, 1, (t) => t.put('z', Buffer.from('z'), 9_000));
+    transact(stores, changelog, 0, (t) => t.delete('b'));
+    await stores.close();
+
+    // Another instance wrote partition 0 meanwhile.
+    changelog.commit(0, [toChangelogMessage({ key: 'd', value: Buffer.from('d'), expiresAt: 9_000 }, 0)]);
+    const highBefore = (await changelog.bounds(0)).high;
+
+    changelog.reads.length = 0;
+    stores = open(changelog, new StateMetrics(createMetricsRegistry('test')));
+    await stores.assigned([0]);
+    await stores.ready(0);
+    // Caught up from where the local store stopped (after the delete, at its commit marker), not from 0.
+    expect(changelog.reads).toEqual([{ partition: 0, from: 5n, to: highBefore }]);
+    const txn = stores.begin(0);
+    expect(['a', 'b', 'c', 'd'].map((k) => txn.get(k) !== undefined)).toEqual([true, false, true, true]);
+    expect(stores.count(0)).toBe(3);
+    await stores.close();
+
+    // The local store deleted: a full restore gives the same state.
+    rmSync(dir, { recursive: true, force: true });
+    changelog.reads.length = 0;
+    stores = open(changelog);
+    await stores.assigned([0]);
+    await stores.ready(0);
+    expect(changelog.reads).toEqual([{ partition: 0, from: 0n, to: highBefore }]);
+    const again = stores.begin(0);
+    expect(['a', 'b', 'c', 'd'].map((k) => again.get(k) !== undefined)).toEqual([true, false, true, true]);
+    await stores.close();
+    expect(await registry.getSingleMetricAsString('sluice_state_restore_seconds')).toMatch(/sluice_state_restore_seconds_count\{[^}]*kind="full"[^}]*\} 2/);
+  });
+
+  it('rebuilds a local store that does not match its changelog (the topic was recreated)', async () => {
+    const changelog = new FakeChangelog();
+    let stores = open(changelog);
+    await stores.ready(0);
+    transact(stores, changelog, 0, (t) => ['a', 'b'].forEach((k) => t.put(k, Buffer.from(k), 9_000)));
+    await stores.close();
+
+    const recreated = new FakeChangelog();
+    recreated.commit(0, [toChangelogMessage({ key: 'x', value: Buffer.from('x'), expiresAt: 9_000 }, 0)]);
+    stores = open(recreated);
+    // The store reflects offset 2, the new changelog ends at 2 too: equal, so it is kept...
+    await stores.ready(0);
+    expect(stores.begin(0).get('a')).toBeDefined();
+    await stores.close();
+    // ...but once the store is ahead of its changelog, it cannot be this changelog's: rebuilt.
+    const shorter = new FakeChangelog();
+    stores = open(shorter);
+    await stores.ready(0);
+    expect(stores.begin(0).get('a')).toBeUndefined();
+    expect(stores.count(0)).toBe(0);
+    await stores.close();
+  });
+
+  it('makes every assigned partition current again after a rebalance and closes the revoked ones', async () => {
+    const changelog = new FakeChangelog();
+    const stores = open(changelog);
+    await stores.assigned([0, 1]);
+    await stores.ready(0);
+    await stores.ready(1);
+    expect(stores.isReady(0)).toBe(true);
+    // While the group rebalanced, another instance wrote partition 1.
+    changelog.commit(1, [toChangelogMessage({ key: 'moved', value: Buffer.from('m'), expiresAt: 9_000 }, 1)]);
+    await stores.assigned([1]);
+    expect(stores.isReady(1)).toBe(false);
+    expect(stores.count(0)).toBeUndefined(); // closed
+    await stores.ready(1);
+    expect(stores.begin(1).get('moved')).toBeDefined();
+    await stores.close();
+  });
+
+  it('expires entries whose window passed with tombstones in the changelog, bounded per transaction', async () => {
+    const changelog = new FakeChangelog();
+    const registry = createMetricsRegistry('test');
+    const stores = open(changelog, new StateMetrics(registry));
+    await stores.ready(0);
+    transact(stores, changelog, 0, (t) => {
+      for (let i = 0; i < 5; i++) t.put(`k${i}`, Buffer.from('v'), 1000 + i);
+      t.put('late', Buffer.from('v'), 50_000);
+    });
+    let tombstones: Message[] = [];
+    transact(stores, changelog, 0, (t) => {
+      expect(t.expireDue(999, 10)).toBe(0);
+      expect(t.expireDue(1003, 3)).toBe(3);
+      tombstones = t.messages();
+    });
+    expect(tombstones.map((m) => [m.key, m.value, m.partition])).toEqual([
+      ['k0', null, 0],
+      ['k1', null, 0],
+      ['k2', null, 0],
+    ]);
+    const txn = stores.begin(0);
+    expect(['k0', 'k2', 'k3', 'late'].map((k) => txn.get(k) !== undefined)).toEqual([false, false, true, true]);
+    expect(stores.count(0)).toBe(3);
+    expect(await registry.getSingleMetricAsString('sluice_state_expired_total')).toMatch(/\} 3$/m);
+    await stores.close();
+  });
+});
