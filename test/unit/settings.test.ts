@@ -42,7 +42,8 @@ describe('settings', () => {
     expect(s.kafka.brokers).toEqual(['localhost:9092']);
     expect(s.kafka.ssl).toBe(false);
     expect(s.s3).toEqual({ bucket: 'sluice-lake', region: 'us-east-1' });
-    for (const d of Object.values(coreSettings).flatMap((g) => Object.values(g))) expect(String(d.default ?? '')).not.toMatch(/localhost|127\.0\.0\.1|sluice-secret/);
+    // No default names a server to talk to (a URL, host:port, localhost) or a credential; bind addresses (127.0.0.1) are not servers.
+    for (const d of Object.values(coreSettings).flatMap((g) => Object.values(g))) expect(String(d.default ?? '')).not.toMatch(/localhost|:\/\/|:\d{2,5}\b|sluice-secret/);
   });
 
   it('lets env win over the file and the file over defaults', () => {

@@ -19,6 +19,7 @@ const optional = <T extends z.ZodType>(schema: T) => z.preprocess((v) => (v === 
  * tests: core/config/stack-env.ts) and from docker-compose.yml.
  */
 const LOCAL = 'for the local stack, `infra/local/stack up` writes it to .sluice/stack.env, which every sluice command loads';
+const bindAddress = z.string().regex(/^[0-9A-Za-z.:-]+$/, 'an address to listen on: 127.0.0.1, 0.0.0.0, ::1, :: or a host name');
 
 /** Connection settings every processor shares. Env names match infra/local and docker-compose. */
 export const coreSettings = {
@@ -99,6 +100,20 @@ export const coreSettings = {
   log: {
     level: setting(z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']), { doc: 'log level', default: 'info' }),
     file: setting(z.string().min(1).optional(), { doc: 'append the JSON log lines to this file instead of stdout (its folder is created)', example: '/var/log/sluice/normalizer.log' }),
+  },
+  http: {
+    // Loopback by default: probes and scrapes from elsewhere are a deployment's choice
+    // (compose and Kubernetes set 0.0.0.0), never an accident of the defaults.
+    host: setting(bindAddress, {
+      doc: 'address /healthz, /readyz and /metrics listen on (processors without an API): 127.0.0.1 = this machine only; 0.0.0.0 = every interface (in a container whose port is published)',
+      default: '127.0.0.1',
+      example: '0.0.0.0',
+    }),
+    apiHost: setting(bindAddress, {
+      doc: 'address the API listeners listen on (the ingest API, the reports REST shim, with their /healthz, /readyz and /metrics on the same port): 127.0.0.1 = this machine only; 0.0.0.0 = every interface',
+      default: '127.0.0.1',
+      example: '0.0.0.0',
+    }),
   },
 };
 
