@@ -114,6 +114,9 @@ export function pipelineS3Client(p: PipelineConfig): S3Client {
     region: output.region,
     accessKeyId: output.credentials.access_key_id,
     secretAccessKey: output.credentials.secret_access_key,
+    sessionToken: output.credentials.session_token,
     forcePathStyle: output.force_path_style,
+    serverSideEncryption: output.server_side_encryption,
+    kmsKeyId: output.kms_key_id,
   });
 }
