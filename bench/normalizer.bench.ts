@@ -24,12 +24,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cpus, totalmem } from 'node:os';
-import { Partitioners, type Message } from 'kafkajs';
 import { coreSettings } from '../processors/core/config/core-settings.js';
 import { loadSettings } from '../processors/core/config/settings.js';
 import { createKafka } from '../processors/core/kafka/client.js';
 import { changelogTopicName } from '../processors/core/state/changelog.js';
-import { debeziumKey, debeziumValue, stagingRow } from '../test/support/debezium.js';
+import { prefillCdcTopic } from './support/cdc-backlog.js';
 import { freePort, memoryKb, metricSum, ROOT } from './support/processes.js';
 
 const N = Number(process.env.BENCH_RECORDS ?? 200_000);
@@ -49,46 +48,8 @@ const stateDir = mkdtempSync(join(tmpdir(), 'sluice-bench-state-'));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const rate = (n: number, ms: number) => Math.round(n / (ms / 1000));
 
-/** The mix: the four valid types in turn, and 1 in 20 invalid (currency, amount, type, timestamp). */
-function record(i: number): Message {
-  const types = ['customer_onboarded', 'deposit_made', 'withdrawal_made', 'investment_made'] as const;
-  const type = types[i % 4]!;
-  const money = type !== 'customer_onboarded';
-  let row = stagingRow({
-    event_type: type,
-    agent_id: `agent-${i % 997}`,
-    customer_id: `customer-${i % 50_021}`,
-    amount_minor: money ? (i % 7 === 0 ? 2n ** 53n + BigInt(i) : BigInt(100 + (i % 100_000))) : null,
-    currency: money ? 'USD' : null,
-    source: ['web', 'mobile', 'agent_app', 'backend'][i % 4]!,
-    session_id: `session-${i % 10_000}`,
-    correlation_id: randomUUID(),
-    metadata: type === 'investment_made' ? '{"product": "index-fund", "channel": "app"}' : null,
-  });
-  if (i % 20 === 19) {
-    const bad = [{ currency: 'EUR' }, { amount_minor: 0n }, { event_type: 'loan_granted' }, { occurred_at: '2030-01-01T00:00:00Z' }][(i / 20) % 4 | 0]!;
-    row = { ...row, ...bad, ...(money ? {} : { event_type: 'deposit_made', amount_minor: 1n, currency: 'EUR' }) };
-  }
-  return { key: debeziumKey(row.event_id), value: debeziumValue('c', { after: row }) };
-}
-
 async function prefill(): Promise<{ ms: number; bytes: number }> {
-  const admin = kafka.admin();
-  await admin.connect();
-  await admin.createTopics({ topics: [{ topic: cdcTopic, numPartitions: PARTITIONS }], waitForLeaders: true });
-  await admin.disconnect();
-  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
-  await producer.connect();
-  const started = Date.now();
-  let bytes = 0;
-  // 500 records (~0.5 MiB) a request: one record batch must stay under the broker's 1 MiB.
-  for (let i = 0; i < N; i += 500) {
-    const messages = Array.from({ length: Math.min(500, N - i) }, (_, j) => record(i + j));
-    bytes += messages.reduce((s, m) => s + (m.value as Buffer).length + (m.key as Buffer).length, 0);
-    await producer.send({ topic: cdcTopic, acks: -1, messages });
-  }
-  await producer.disconnect();
-  return { ms: Date.now() - started, bytes };
+  return prefillCdcTopic(kafka, cdcTopic, N, PARTITIONS);
 }
 
 /** kafkajs alone: fetch the whole topic with eachBatch and do nothing with it. */

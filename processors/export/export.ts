@@ -52,6 +52,7 @@ export async function startExport(options: ExportOptions): Promise<RunningExport
   try {
     server = await startHealthServer({
       port: first.http.port,
+      host: first.http.host,
       metrics: registry,
       logger,
       readiness: Object.fromEntries(
@@ -72,7 +73,7 @@ export async function startExport(options: ExportOptions): Promise<RunningExport
     }, 2000);
     liveness.unref();
     shutdown.add('liveness monitor', () => clearInterval(liveness));
-    logger.info({ port: server.port, pipelines: pipelines.map((p) => p.file) }, 'serving /healthz, /readyz, /metrics');
+    logger.info({ host: server.host, port: server.port, pipelines: pipelines.map((p) => p.file) }, 'serving /healthz, /readyz, /metrics');
     for (const r of runners) {
       await r.start(shutdown.signal);
       shutdown.add(`pipeline ${r.pipeline.name}`, () => r.stop());
@@ -113,6 +114,9 @@ export function pipelineS3Client(p: PipelineConfig): S3Client {
     region: output.region,
     accessKeyId: output.credentials.access_key_id,
     secretAccessKey: output.credentials.secret_access_key,
+    sessionToken: output.credentials.session_token,
     forcePathStyle: output.force_path_style,
+    serverSideEncryption: output.server_side_encryption,
+    kmsKeyId: output.kms_key_id,
   });
 }

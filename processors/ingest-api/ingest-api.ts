@@ -18,13 +18,16 @@ export interface IngestApiOptions {
   /** Overrides SLUICE_INGEST_API_PORT (0 picks a free port). */
   port?: number;
   /** Install SIGTERM/SIGINT handlers that shut down and exit (the CLI and main.ts do). */
-  handleSignals?: boolean;
+  handleSignals?: boolean;  /** Where the JSON log lines go (default: stdout). */
+  logDestination?: NodeJS.WritableStream;
 }
 
 export interface RunningIngestApi {
-  /** Base URL, e.g. http://127.0.0.1:8080 (the server listens on every interface). */
+  /** Base URL, e.g. http://127.0.0.1:8080. */
   url: string;
   port: number;
+  /** The address it listens on (SLUICE_HTTP_API_HOST: 127.0.0.1 unless set). */
+  host: string;
   metrics: Registry;
   /** Graceful stop: the server stops taking requests and finishes those in flight, then the pool closes. */
   close(): Promise<void>;
@@ -44,6 +47,7 @@ export async function startIngestApi(options: IngestApiOptions = {}): Promise<Ru
     ...(options.env ? { env: options.env } : {}),
     ...(options.configFile ? { configFile: options.configFile } : {}),
     handleSignals: options.handleSignals ?? false,
+    ...(options.logDestination ? { logDestination: options.logDestination } : {}),
   });
   try {
     return await start(ctx, options);
@@ -82,13 +86,14 @@ async function start(ctx: ProcessorContext<typeof ingestApiSettings>, options: I
     options.port ?? s.port,
   );
   logger.info(
-    { port: server.port, baseCurrency: s.baseCurrency, bodyLimit: s.bodyLimit, maxBatchEvents: s.maxBatchEvents, apiKeys: s.apiKey.length },
+    { host: server.host, port: server.port, baseCurrency: s.baseCurrency, bodyLimit: s.bodyLimit, maxBatchEvents: s.maxBatchEvents, apiKeys: s.apiKey.length },
     'ingest API listening: POST /events, PUT|GET /customers/{customer_id}, GET /openapi.json',
   );
   repository.checkReady().catch((error: Error) => logger.warn({ reason: error.message }, 'PostgreSQL is not ready yet: requests get 503 until it is'));
   return {
-    url: `http://127.0.0.1:${server.port}`,
+    url: server.url,
     port: server.port,
+    host: server.host,
     metrics: ctx.metrics,
     close: async () => {
       await ctx.shutdown.run();

@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from '../core/log/logger.js';
-import type { ApiKeyCheck } from '../core/http/api-key.js';
+import { refuseKeyInQuery, type ApiKeyCheck } from '../core/http/api-key.js';
+import { withoutQuery } from '../core/http/url.js';
 import { isJsonObject, MalformedJsonError, parseJsonBody } from './body.js';
 import type { IngestService } from './ingest.js';
 import type { IngestApiMetrics } from './metrics.js';
@@ -39,7 +40,7 @@ const RETRY_AFTER_SECONDS = 2;
  */
 export async function registerIngestRoutes(app: FastifyInstance, deps: RouteDependencies): Promise<void> {
   const { metrics, logger } = deps;
-  app.setNotFoundHandler((request, reply) => reply.code(404).send(errorBody('not_found', `no route ${request.method} ${request.url.split('?')[0]}`)));
+  app.setNotFoundHandler((request, reply) => reply.code(404).send(errorBody('not_found', `no route ${request.method} ${withoutQuery(request.url)}`)));
   app.addHook('onResponse', async (request, reply) => {
     const route = routeLabel(request);
     metrics.requests.inc({ method: request.method, route, status: String(reply.statusCode) });
@@ -64,13 +65,14 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: RouteDepe
         done(error as Error, undefined);
       }
     });
+    refuseKeyInQuery(api, (message) => errorBody('bad_request', message));
     api.addHook('onRequest', async (request, reply) => {
       if (!deps.apiKeys.accepts(request.headers['x-api-key'])) {
         return reply.code(401).send(errorBody('unauthorized', 'send the API key in the X-API-Key header'));
       }
     });
     api.addHook('onResponse', async (request, reply) => {
-      const line = { method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime), reqId: request.id };
+      const line = { method: request.method, url: withoutQuery(request.url), status: reply.statusCode, ms: Math.round(reply.elapsedTime), reqId: request.id };
       if (reply.statusCode >= 500) logger.error(line, 'request failed');
       else if (reply.statusCode >= 400) logger.info(line, 'request refused');
       else logger.debug(line, 'request');

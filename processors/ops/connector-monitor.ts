@@ -8,6 +8,7 @@ import { ConnectorMetrics } from '../core/connect/metrics.js';
 import { sampleConnector } from '../core/connect/probe.js';
 import { assessConnector, connectorTargets, defaultWindowMs, type ConnectorAssessment, type ConnectorSample, type ConnectorTargets } from '../core/connect/stall.js';
 import { createPool } from '../core/db/pool.js';
+import { withRetry } from '../core/errors/retry.js';
 import { createKafka } from '../core/kafka/client.js';
 import { createProcessor, serve } from '../core/runtime/processor.js';
 
@@ -59,7 +60,12 @@ export async function runConnectorMonitor(options: { specs: ConnectorSpec[]; win
   shutdown.add('postgres pool', () => db.end());
   const kafka = createKafka(core.kafka, { region: core.s3.region, logger, clientId: `${core.kafka.clientId}-connectors-monitor` });
   const admin = kafka.admin();
-  await admin.connect();
+  // A server that is down at start is waited for, as every processor does.
+  await withRetry(() => admin.connect(), {
+    policy: { maxAttempts: Infinity },
+    signal: shutdown.signal,
+    onRetry: (error, attempt) => logger.warn({ err: error, attempt }, 'Kafka is not reachable yet; retrying'),
+  });
   shutdown.add('kafka admin', () => admin.disconnect());
   const windowMs = windowFor(options.specs, options.windowMs);
   await serve(

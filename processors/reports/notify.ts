@@ -1,11 +1,15 @@
 import nodemailer, { type Transporter } from 'nodemailer';
-import type { NotifyTarget } from './request.js';
+import type { OutboundGuard } from '../core/http/outbound-guard.js';
+import { redactWebhook, type NotifyTarget } from './request.js';
 import type { NotificationOutcome } from './status.js';
+import { postWebhook } from './webhook.js';
 
 /**
  * Tells a request's target that its report is ready: the link, never the file. Email
  * through SMTP (nodemailer), and/or a Slack-compatible incoming webhook (`{"text": ...}`).
  * A failed notification does not fail the report: its outcome is recorded in the status.
+ * Webhooks go only where the outbound guard allows (webhook.ts), and are shown by their
+ * origin only: a webhook URL's path is its secret.
  */
 
 export interface ReadyReport {
@@ -21,6 +25,8 @@ export interface ReadyReport {
 export interface NotifierOptions {
   smtpUrl?: string | undefined;
   from: string;
+  /** Which webhook targets may be called (allow-listed hosts, public addresses). */
+  webhooks: OutboundGuard;
   /** Timeout of one webhook call. */
   webhookTimeoutMs?: number;
 }
@@ -56,19 +62,9 @@ export class Notifier {
       }
     }
     if (target.webhook) {
-      const shown = redactUrl(target.webhook);
-      try {
-        const res = await fetch(target.webhook, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ text, request_id: report.requestId, month: report.month, url: report.url, expires_at: report.expiresAt }),
-          signal: AbortSignal.timeout(this.options.webhookTimeoutMs ?? 10_000),
-        });
-        if (res.ok) outcomes.push({ channel: 'webhook', target: shown, ok: true });
-        else outcomes.push({ channel: 'webhook', target: shown, ok: false, error: `answered ${res.status}: ${(await res.text()).slice(0, 200)}` });
-      } catch (error) {
-        outcomes.push({ channel: 'webhook', target: shown, ok: false, error: (error as Error).message });
-      }
+      const payload = { text, request_id: report.requestId, month: report.month, url: report.url, expires_at: report.expiresAt };
+      const outcome = await postWebhook(this.options.webhooks, target.webhook, payload, this.options.webhookTimeoutMs ?? 10_000);
+      outcomes.push({ channel: 'webhook', target: redactWebhook(target.webhook), ...outcome });
     }
     return outcomes;
   }
@@ -80,15 +76,6 @@ export class Notifier {
 
 function message(r: ReadyReport): string {
   return `Report ${r.reportType} for ${r.month} is ready (${r.rows} rows, ${r.format}): ${r.url} (link valid until ${r.expiresAt}; request ${r.requestId})`;
-}
-
-/** Webhook URLs carry their secret in the path: show only the origin in statuses and logs. */
-function redactUrl(url: string): string {
-  try {
-    return `${new URL(url).origin}/…`;
-  } catch {
-    return '(invalid url)';
-  }
 }
 
 function escapeHtml(text: string): string {

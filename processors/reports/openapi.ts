@@ -37,7 +37,7 @@ export function reportsOpenApi(linkExpirySeconds: number): object {
       securitySchemes: { apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key' } },
       schemas: {
         ReportRequest: request,
-        Accepted: { type: 'object', required: ['request_id', 'state', 'status_url'], properties: { request_id: { type: 'string' }, state: { type: 'string', enum: ['queued', 'running', 'succeeded', 'failed'] }, status_url: { type: 'string', format: 'uri' } } },
+        Accepted: { type: 'object', required: ['request_id', 'state', 'status_url'], properties: { request_id: { type: 'string' }, state: { type: 'string', enum: ['queued', 'running', 'succeeded', 'failed'] }, status_url: { type: 'string', format: 'uri-reference', description: 'SLUICE_REPORTS_PUBLIC_URL + /reports/{request_id}, or /reports/{request_id} (relative to this server) when it is unset' } } },
         ValidationFailed: {
           type: 'object',
           required: ['error', 'message', 'errors'],

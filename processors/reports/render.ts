@@ -1,7 +1,7 @@
 import { stringify as losslessStringify } from 'lossless-json';
 import type { CommissionRow } from './commission.js';
-import type { ReportRequest } from './request.js';
-import { csvField } from '../core/text/csv.js';
+import { shownRequest, type ReportRequest } from './request.js';
+import { csvField, csvTextField } from '../core/text/csv.js';
 
 /**
  * The report file (docs/domain.md ("The report")): one row per agent with at least one event in the
@@ -43,15 +43,20 @@ function cells(row: CommissionRow, month: string, currency: string): (string | n
   return [row.agentId, month, row.events, row.customersOnboarded, row.depositsMinor, row.withdrawalsMinor, row.investmentsMinor, row.netInflowMinor, row.commissionMinor, currency];
 }
 
+/**
+ * CSV with a header row. Text cells (agent_id, month, currency) are neutralised against
+ * formula injection (a leading `'` inside a quoted field for a value starting with `=`,
+ * `+`, `-`, `@`, tab or CR: DOMAIN.md "Report"); numbers are plain integers (`-1500`).
+ */
 export function renderCsv(rows: readonly CommissionRow[], month: string, currency: string): string {
   const lines = [REPORT_COLUMNS.join(',')];
-  for (const row of rows) lines.push(cells(row, month, currency).map((c) => csvField(String(c))).join(','));
+  for (const row of rows) lines.push(cells(row, month, currency).map((c) => (typeof c === 'string' ? csvTextField(c) : csvField(String(c)))).join(','));
   return lines.join('\n') + '\n';
 }
 
 export function renderJson(rows: readonly CommissionRow[], request: ReportRequest, currency: string, metadata: ReportMetadata): string {
   const body = {
-    request,
+    request: shownRequest(request),
     metadata: { ...metadata, report_type: request.report_type, month: request.month, currency, columns: REPORT_COLUMNS, row_count: rows.length },
     rows: rows.map((r) => Object.fromEntries(REPORT_COLUMNS.map((c, i) => [c, cells(r, request.month, currency)[i]]))),
   };

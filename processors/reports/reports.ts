@@ -5,6 +5,7 @@ import { HeadBucketCommand } from '@aws-sdk/client-s3';
 import { ConfigError } from '../core/errors/errors.js';
 import { withRetry } from '../core/errors/retry.js';
 import { ApiKeyCheck } from '../core/http/api-key.js';
+import { OutboundGuard } from '../core/http/outbound-guard.js';
 import { createKafka } from '../core/kafka/client.js';
 import { ensureTopics } from '../core/kafka/topics.js';
 import { reportsTopics } from '../core/kafka/topic-plan.js';
@@ -25,7 +26,8 @@ export const PROCESSOR_NAME = 'reports';
 export interface ReportsOptions {
   env?: NodeJS.ProcessEnv;
   configFile?: string;
-  handleSignals?: boolean;
+  handleSignals?: boolean;  /** Where the JSON log lines go (default: stdout). */
+  logDestination?: NodeJS.WritableStream;
 }
 
 export interface RunningReports {
@@ -50,6 +52,7 @@ export async function startReports(options: ReportsOptions = {}): Promise<Runnin
     ...(options.env ? { env: options.env } : {}),
     ...(options.configFile ? { configFile: options.configFile } : {}),
     handleSignals: options.handleSignals ?? false,
+    ...(options.logDestination ? { logDestination: options.logDestination } : {}),
   });
   try {
     return await start(ctx);
@@ -81,7 +84,18 @@ async function start(ctx: ProcessorContext<typeof reportsSettings>): Promise<Run
   const store = new StatusStore(kafka, s.statusTopic, logger);
   await store.start();
   ctx.shutdown.add('status view', () => store.stop());
-  const notifier = new Notifier({ smtpUrl: s.smtpUrl, from: s.mailFrom });
+  const webhooks = new OutboundGuard({ allowedHosts: s.webhookAllowedHosts, allowedNetworks: s.webhookAllowedNetworks });
+  if (s.scheduleNotifyWebhook && !webhooks.hostAllowed(s.scheduleNotifyWebhook)) {
+    throw new ConfigError([
+      {
+        source: 'env SLUICE_REPORTS_SCHEDULE_NOTIFY_WEBHOOK',
+        setting: 'reports.scheduleNotifyWebhook',
+        message: "the scheduled reports' webhook host is not on the allow list, so it would never be called",
+        fix: 'add its host to SLUICE_REPORTS_WEBHOOK_ALLOWED_HOSTS (e.g. hooks.slack.com)',
+      },
+    ]);
+  }
+  const notifier = new Notifier({ smtpUrl: s.smtpUrl, from: s.mailFrom, webhooks, webhookTimeoutMs: s.webhookTimeoutMs });
   ctx.shutdown.add('smtp transport', () => notifier.close());
 
   const server = await serve(
@@ -95,7 +109,7 @@ async function start(ctx: ProcessorContext<typeof reportsSettings>): Promise<Run
     },
     s.role === 'processor'
       ? undefined
-      : (app) => registerShimRoutes(app, { producer, s3, store, apiKeys: new ApiKeyCheck(s.apiKey ?? []), settings: s, metrics, logger, openApi: reportsOpenApi(s.linkExpirySeconds) }),
+      : (app) => registerShimRoutes(app, { producer, s3, store, apiKeys: new ApiKeyCheck(s.apiKey ?? []), webhooks, settings: s, metrics, logger, openApi: reportsOpenApi(s.linkExpirySeconds) }),
     s.httpPort,
   );
 
@@ -132,7 +146,7 @@ async function start(ctx: ProcessorContext<typeof reportsSettings>): Promise<Run
   logger.info({ role: s.role, port: server.port, requestsTopic: s.requestsTopic, statusTopic: s.statusTopic, rules: rules.version, lake: `s3://${core.s3.bucket}/${s.lakePrefix}` }, 'reports ready');
   return {
     port: server.port,
-    url: `http://127.0.0.1:${server.port}`,
+    url: server.url,
     store,
     metrics: ctx.metrics,
     runSchedule,

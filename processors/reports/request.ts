@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { originOnly } from '../core/http/url.js';
 
 /**
  * A report request (docs/domain.md ("The report")), as it travels on `report-requests` (JSON, key =
@@ -122,6 +123,19 @@ function isHttpUrl(text: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** Webhook URLs carry their secret in the path or query: statuses, answers, files and logs show only the origin. */
+export const redactWebhook = originOnly;
+
+/**
+ * The request as it may be shown (on report-status, in GET /reports/{id}, in the JSON
+ * report): the webhook by its origin only. Only the requests topic holds it whole, for
+ * the processor that calls it.
+ */
+export function shownRequest(r: ReportRequest): ReportRequest {
+  if (!r.notify?.webhook) return r;
+  return { ...r, notify: { ...r.notify, webhook: redactWebhook(r.notify.webhook) } };
 }
 
 /** The predictable S3 key of a request's report. */

@@ -1,8 +1,18 @@
 import { z } from 'zod';
 import { setting, type SettingsOf } from '../core/config/settings.js';
 import { apiKeysSetting, MIN_API_KEY_LENGTH } from '../core/http/api-key.js';
+import { isNetworkList } from '../core/http/outbound-guard.js';
 
 const topicName = z.string().regex(/^[A-Za-z0-9._-]{1,249}$/, 'a Kafka topic name: letters, digits, . _ - (at most 249)');
+const commaList = (s: string) => s.split(',').map((x) => x.trim()).filter(Boolean);
+const hostList = z
+  .string()
+  .transform(commaList)
+  .pipe(z.array(z.string().regex(/^(\*\.)?[A-Za-z0-9.:\[\]-]+$/, 'a host name (hooks.slack.com), a wildcard (*.example.com) or an address')));
+const networkList = z
+  .string()
+  .refine(isNetworkList, 'networks in CIDR notation (10.20.0.0/16, 127.0.0.1/32, fd00::/8), comma-separated')
+  .transform(commaList);
 const prefix = z.string().regex(/^([^/\s][^\s]*\/)?$/, 'a key prefix ending with "/" (or empty)');
 
 /**
@@ -30,7 +40,7 @@ export const reportsSettings = {
       example: 'a-long-random-key-for-reports',
     }),
     linkExpirySeconds: setting(z.coerce.number().int().min(1).max(604_800), { doc: 'how long a download link (presigned GET) stays valid; S3 allows at most 7 days', default: 3600 }),
-    publicUrl: setting(z.string().url().optional(), { doc: "the shim's base URL as clients see it, for status URLs in 202 answers; default: the request's Host" }),
+    publicUrl: setting(z.string().url().optional(), { doc: "the shim's base URL as clients see it (https://reports.example.com), for status URLs in 202 answers; unset: the status URL is relative (/reports/<id>), never built from the request's Host header" }),
     schedule: setting(z.string().optional(), {
       doc: 'cron schedule (UTC) that requests the previous month’s report, e.g. "0 6 1 * *" (06:00 on the 1st); unset: no scheduled reports',
       example: '0 6 1 * *',
@@ -42,6 +52,18 @@ export const reportsSettings = {
       doc: 'SMTP server for email notifications, e.g. smtps://user:pass@mail.example.com:465; unset: email targets fail with a clear reason',
       secret: true,
     }),
+    // Webhooks are requests to URLs that clients choose: none at all until hosts are listed.
+    webhookAllowedHosts: setting(hostList, {
+      doc: 'comma-separated host names report webhooks may call (`*.example.com` allows its subdomains), e.g. hooks.slack.com; unset or empty: no webhook is called (a request naming one gets 400 from the shim, a "refused" outcome from the topic)',
+      default: '',
+      example: 'hooks.slack.com,*.webhook.office.com',
+    }),
+    webhookAllowedNetworks: setting(networkList, {
+      doc: 'comma-separated networks (CIDR) webhooks may reach although private, loopback or link-local (all refused otherwise, IPv4 and IPv6, IPv4-mapped included), e.g. 10.20.0.0/16 for an internal receiver',
+      default: '',
+      example: '10.20.0.0/16',
+    }),
+    webhookTimeoutMs: setting(z.coerce.number().int().min(100).max(120_000), { doc: 'how long one webhook call may take', default: 10_000 }),
     mailFrom: setting(z.string().min(3), { doc: 'sender address of notification emails', default: 'Sluice reports <reports@sluice.local>' }),
     httpPort: setting(z.coerce.number().int().min(0).max(65535), { doc: 'port of the REST shim, /healthz, /readyz and /metrics (0 picks a free one)', default: 9467 }),
   },

@@ -1,11 +1,12 @@
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { Producer } from 'kafkajs';
-import type { ApiKeyCheck } from '../core/http/api-key.js';
+import { refuseKeyInQuery, type ApiKeyCheck } from '../core/http/api-key.js';
+import type { OutboundGuard } from '../core/http/outbound-guard.js';
 import type { Logger } from '../core/log/logger.js';
 import type { ReportsMetrics } from './metrics.js';
-import { parseReportRequest, type FieldError } from './request.js';
+import { parseReportRequest, shownRequest, type FieldError } from './request.js';
 import type { ReportsSettings } from './settings.js';
 import type { ReportStatus, StatusStore } from './status.js';
 
@@ -14,6 +15,8 @@ export interface ShimDeps {
   s3: S3Client;
   store: StatusStore;
   apiKeys: ApiKeyCheck;
+  /** The webhook policy: a request naming a host off the allow list is refused at once (400). */
+  webhooks: OutboundGuard;
   settings: ReportsSettings;
   metrics: ReportsMetrics;
   logger: Logger;
@@ -36,6 +39,7 @@ export async function registerShimRoutes(app: FastifyInstance, d: ShimDeps): Pro
     if (route) d.metrics.api.observe({ route, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
   });
   await app.register(async (api) => {
+    refuseKeyInQuery(api, (message) => ({ error: 'bad_request', message }));
     api.addHook('onRequest', async (request, reply) => {
       if (!d.apiKeys.accepts(request.headers['x-api-key'])) return reply.code(401).send({ error: 'unauthorized', message: 'send the API key in the X-API-Key header' });
     });
@@ -51,9 +55,15 @@ export async function registerShimRoutes(app: FastifyInstance, d: ShimDeps): Pro
       const parsed = parseReportRequest(request.body ?? null);
       if (!parsed.ok) return reply.code(400).send(validationFailed(parsed.errors));
       const req = { ...parsed.request, requested_via: 'rest' };
+      if (req.notify?.webhook && !d.webhooks.hostAllowed(req.notify.webhook)) {
+        return reply.code(400).send(
+          validationFailed([{ field: 'notify.webhook', code: 'not_allowed', message: 'the webhook host is not on the allow list (SLUICE_REPORTS_WEBHOOK_ALLOWED_HOSTS)' }]),
+        );
+      }
       const known = d.store.get(req.request_id);
-      if (known) return reply.code(202).send(accepted(known, statusUrl(request, d.settings, req.request_id)));
-      const queued: ReportStatus = { request_id: req.request_id, state: 'queued', at: new Date().toISOString(), request: req };
+      if (known) return reply.code(202).send(accepted(known, statusUrl(d.settings, req.request_id)));
+      // The request whole on the requests topic (the processor calls its webhook); the status shows it redacted.
+      const queued: ReportStatus = { request_id: req.request_id, state: 'queued', at: new Date().toISOString(), request: shownRequest(req) };
       // The request and its queued state in one produce round trip.
       await d.producer.sendBatch({
         acks: -1,
@@ -63,7 +73,7 @@ export async function registerShimRoutes(app: FastifyInstance, d: ShimDeps): Pro
         ],
       });
       d.store.apply(queued);
-      return reply.code(202).send(accepted(queued, statusUrl(request, d.settings, req.request_id)));
+      return reply.code(202).send(accepted(queued, statusUrl(d.settings, req.request_id)));
     });
 
     api.get<{ Params: { request_id: string } }>('/reports/:request_id', async (request, reply) => {
@@ -98,7 +108,12 @@ function validationFailed(errors: FieldError[]) {
   return { error: 'validation_failed', message: `${errors.length} field${errors.length === 1 ? '' : 's'} invalid`, errors };
 }
 
-function statusUrl(request: FastifyRequest, s: ReportsSettings, id: string): string {
-  const base = s.publicUrl ?? `${request.protocol}://${request.headers.host ?? 'localhost'}`;
-  return `${base.replace(/\/+$/, '')}/reports/${encodeURIComponent(id)}`;
+/**
+ * From SLUICE_REPORTS_PUBLIC_URL, or relative to the shim's own origin: never from the
+ * request's Host or X-Forwarded-* headers, which any client can forge (a status URL
+ * pointing at a host of the attacker's choosing, handed on to whoever follows it).
+ */
+function statusUrl(s: ReportsSettings, id: string): string {
+  const path = `/reports/${encodeURIComponent(id)}`;
+  return s.publicUrl ? `${s.publicUrl.replace(/\/+$/, '')}${path}` : path;
 }

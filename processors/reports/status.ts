@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Consumer, Kafka, Producer } from 'kafkajs';
+import { withRetry } from '../core/errors/retry.js';
 import type { Logger } from '../core/log/logger.js';
-import type { ReportRequest } from './request.js';
+import { shownRequest, type ReportRequest } from './request.js';
 
 /**
  * Report state changes on `report-status` (JSON, key = request_id, a compacted topic: the
@@ -63,8 +64,9 @@ export class StatusStore {
   async start(): Promise<void> {
     const admin = this.kafka.admin();
     await admin.connect();
-    const ends = await admin.fetchTopicOffsets(this.topic);
-    await admin.disconnect();
+    // Right after the topic is created (or during a leader election) the partitions may have
+    // no leader yet: a retriable error, not a reason for the processor to fail its start.
+    const ends = await withRetry(() => admin.fetchTopicOffsets(this.topic)).finally(() => admin.disconnect());
     const pending = new Map(ends.filter((e) => BigInt(e.high) > BigInt(e.low)).map((e) => [e.partition, BigInt(e.high)]));
     // A group of its own per process, never committed: every start reads the view again from the beginning.
     this.consumer = this.kafka.consumer({ groupId: `sluice-report-status-view-${randomUUID()}`, readUncommitted: false, maxWaitTimeInMs: 500 });
@@ -106,11 +108,15 @@ export class StatusStore {
     return this.statuses.get(requestId);
   }
 
-  /** Takes a state change (from the topic, or one this process just published). Later states win. */
+  /**
+   * Takes a state change (from the topic, or one this process just published). Later states
+   * win. Kept with the request as shown (a state written before webhooks were redacted is
+   * redacted here), since GET /reports/{id} answers from this view.
+   */
   apply(status: ReportStatus): void {
     const current = this.statuses.get(status.request_id);
     if (current && current.at > status.at) return;
-    this.statuses.set(status.request_id, status);
+    this.statuses.set(status.request_id, status.request ? { ...status, request: shownRequest(status.request) } : status);
     for (const wake of [...this.waiters]) wake();
   }
 
@@ -139,7 +145,9 @@ export class StatusStore {
 }
 
 /** Publishes a state change (acks from all replicas) and applies it to the local view. */
+/** Publishes a state change, the request in it shown as `shownRequest` (a webhook by its origin only). */
 export async function publishStatus(producer: Producer, topic: string, store: StatusStore | undefined, status: ReportStatus): Promise<void> {
-  await producer.send({ topic, acks: -1, messages: [{ key: status.request_id, value: JSON.stringify(status) }] });
-  store?.apply(status);
+  const shown = { ...status, request: shownRequest(status.request) };
+  await producer.send({ topic, acks: -1, messages: [{ key: status.request_id, value: JSON.stringify(shown) }] });
+  store?.apply(shown);
 }

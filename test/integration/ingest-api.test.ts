@@ -1,4 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import net from 'node:net';
+import { networkInterfaces } from 'node:os';
+import { Writable } from 'node:stream';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPool } from '../../processors/core/db/pool.js';
@@ -440,6 +443,80 @@ describe('ingest API against PostgreSQL', () => {
       expect(ready.body.checks.postgres).toMatch(/ECONNREFUSED|connect/);
       // Validation still answers without the database.
       expect((await call(noDatabase.url, 'POST', '/events', '/events', { json: deposit({ currency: 'EUR' }) })).status).toBe(422);
+    });
+  });
+
+  describe('hardening', () => {
+    /** An API of its own whose JSON log lines (debug level: every request) are captured. */
+    async function loggedApi(): Promise<{ api: RunningIngestApi; log: () => string }> {
+      let captured = '';
+      const destination = new Writable({
+        write(chunk: Buffer, _encoding, done) {
+          captured += chunk.toString('utf8');
+          done();
+        },
+      });
+      const logged = await startIngestApi({ env: { ...process.env, SLUICE_INGEST_API_KEY: KEY, SLUICE_LOG_LEVEL: 'debug' }, port: 0, logDestination: destination });
+      return { api: logged, log: () => captured };
+    }
+
+    it('400 for an API key in the query string (any common name), which is never logged; URLs are logged without their query', async () => {
+      const { api: logged, log } = await loggedApi();
+      try {
+        const secret = `SECRET-${randomUUID()}`;
+        const event = deposit();
+        for (const name of ['api_key', 'apikey', 'apiKey', 'key', 'X-API-Key', 'x_api_key', 'access_token', 'token']) {
+          // Even with the right key in the header: the URL has already leaked the one in the query.
+          const answer = await call(logged.url, 'POST', '/events', `/events?${encodeURIComponent(name)}=${secret}`, { json: event });
+          expect(answer.status, name).toBe(400);
+          expect(answer.body.error).toBe('bad_request');
+          expect(answer.body.message).toContain('X-API-Key header');
+          expect(JSON.stringify(answer.body)).not.toContain(secret);
+        }
+        await expectNoRows([event.event_id]);
+        // Other query strings are not logged either (a 401 and a 2xx, both logged with their path only).
+        expect((await call(logged.url, 'POST', '/events', `/events?trace=${secret}-2`, { json: event, key: 'wrong-key-0123456789' })).status).toBe(401);
+        expect((await call(logged.url, 'POST', '/events', `/events?trace=${secret}-3`, { json: event })).status).toBe(201);
+        const lines = log()
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l) as { msg: string; url?: string; status?: number });
+        expect(lines.filter((l) => l.msg === 'request refused').map((l) => [l.url, l.status])).toEqual([...Array(8).fill(['/events', 400]), ['/events', 401]]);
+        expect(lines.filter((l) => l.msg === 'request').map((l) => [l.url, l.status])).toEqual([['/events', 201]]);
+        expect(log()).not.toContain(secret);
+      } finally {
+        await logged.close();
+      }
+    });
+
+    const externalIpv4 = () => {
+      const address = Object.values(networkInterfaces())
+        .flat()
+        .find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
+      if (!address) throw new Error('this test needs a network interface besides loopback (an IPv4 address) to connect from');
+      return address;
+    };
+    const connects = (host: string, port: number) =>
+      new Promise<boolean>((resolve) => {
+        const socket = net.connect({ host, port, timeout: 2000 });
+        socket.once('connect', () => (socket.destroy(), resolve(true)));
+        socket.once('error', () => resolve(false));
+        socket.once('timeout', () => (socket.destroy(), resolve(false)));
+      });
+
+    it('listens on 127.0.0.1 only by default; SLUICE_HTTP_API_HOST=0.0.0.0 opens it to every interface', async () => {
+      const external = externalIpv4();
+      expect(api.host).toBe('127.0.0.1');
+      expect(await connects('127.0.0.1', api.port)).toBe(true);
+      expect(await connects(external, api.port), `${external}:${api.port} must be closed`).toBe(false);
+      const open = await startIngestApi({ env: { ...process.env, SLUICE_INGEST_API_KEY: KEY, SLUICE_LOG_LEVEL: 'silent', SLUICE_HTTP_API_HOST: '0.0.0.0' }, port: 0 });
+      try {
+        expect(open.host).toBe('0.0.0.0');
+        const health = await fetch(`http://${external}:${open.port}/healthz`);
+        expect(health.status).toBe(200);
+      } finally {
+        await open.close();
+      }
     });
   });
 

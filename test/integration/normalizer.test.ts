@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { KafkaMessage } from 'kafkajs';
+import { Partitioners, type KafkaMessage } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPool } from '../../processors/core/db/pool.js';
 import { readDeadLetterHeaders } from '../../processors/core/dlq/dead-letter.js';
@@ -71,7 +71,7 @@ const invalid: [reason: string, row: Row][] = [
 ];
 const updated = row('updated');
 const deleted = row('deleted');
-/** Inserted last: once its event is out, every change before it has been through (the CDC topic has one partition). */
+/** Inserted last: its event is awaited too (with the CDC topic's several partitions, the collection also waits for every expected event and a quiet period). */
 const sentinel = row('sentinel', { event_type: 'customer_onboarded', amount_minor: null, currency: null });
 const ours = (m: KafkaMessage) => m.key?.toString().startsWith(`agent-${run}-`) ?? false;
 const deadLetterIds = new Set([...invalid.map(([, r]) => r.event_id), updated.event_id]);
@@ -96,6 +96,7 @@ describe('normalizer: staging.agent_events -> Debezium -> normalizer -> events t
   let events: { key: string; value: Record<string, unknown> }[] = [];
   let deadLetters: KafkaMessage[] = [];
   let cdc: KafkaMessage[] = [];
+  let partitionOf: (m: KafkaMessage) => number = () => -1;
 
   beforeAll(async () => {
     await ensureCdcConnector(settings);
@@ -151,6 +152,13 @@ describe('normalizer: staging.agent_events -> Debezium -> normalizer -> events t
     cdc = (await collectUntilQuiet(kafka, CDC_TOPIC, (ms) => ms.filter((m) => deadLetterIds.has(keyId(m))).length >= deadLetterIds.size, { quietMs: 0, from })).filter((m) =>
       deadLetterIds.has(keyId(m)),
     );
+    // Where Kafka Connect put each key: the Java client's default partitioner (murmur2), which kafkajs's DefaultPartitioner reproduces.
+    const admin = kafka.admin();
+    await admin.connect();
+    const metadata = await admin.fetchTopicMetadata({ topics: [CDC_TOPIC] }).finally(() => admin.disconnect());
+    const partitioner = Partitioners.DefaultPartitioner();
+    const partitionMetadata = metadata.topics[0]!.partitions.map((p) => ({ ...p, partitionErrorCode: p.partitionErrorCode ?? 0 }));
+    partitionOf = (m) => partitioner({ topic: CDC_TOPIC, partitionMetadata, message: { key: m.key, value: m.value } });
   });
 
   afterAll(async () => {
@@ -210,7 +218,7 @@ describe('normalizer: staging.agent_events -> Debezium -> normalizer -> events t
       const matches = deadLetters.filter((m) => keyId(m) === r.event_id);
       expect(matches, `${reason} for ${r.agent_id}`).toHaveLength(1);
       const info = readDeadLetterHeaders(matches[0]!.headers)!;
-      expect(info).toMatchObject({ reason, topic: CDC_TOPIC, partition: 0, processor: 'normalizer' });
+      expect(info).toMatchObject({ reason, topic: CDC_TOPIC, processor: 'normalizer' });
       expect(info.error.length).toBeGreaterThan(0);
       expect(Number(info.failedAt)).toBeGreaterThan(0);
       const original = cdc.find((m) => m.offset === info.offset && keyId(m) === r.event_id);
@@ -218,6 +226,7 @@ describe('normalizer: staging.agent_events -> Debezium -> normalizer -> events t
       expect(matches[0]!.value!.equals(original!.value!)).toBe(true);
       expect(matches[0]!.key!.equals(original!.key!)).toBe(true);
       expect(info.timestamp).toBe(original!.timestamp);
+      expect(info.partition, 'the partition of the original record').toBe(partitionOf(original!));
     }
   });
 
@@ -250,7 +259,7 @@ describe('normalizer: staging.agent_events -> Debezium -> normalizer -> events t
       /sluice_normalizer_ignored_total\{kind="delete",processor="normalizer"\} \d+/,
       /sluice_normalizer_records_total\{op="c",processor="normalizer"\} \d+/,
       /sluice_normalizer_batch_seconds_count\{processor="normalizer"\} \d+/,
-      /sluice_normalizer_consumer_lag\{topic="sluice.staging.agent_events",partition="0",processor="normalizer"\} \d+/,
+      /sluice_normalizer_consumer_lag\{topic="sluice.staging.agent_events",partition="\d+",processor="normalizer"\} \d+/,
     ]) {
       expect(metrics).toMatch(line);
     }

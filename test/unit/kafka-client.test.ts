@@ -5,8 +5,9 @@ import { logLevel } from 'kafkajs';
 import { createKafka, isRoutineRetry, kafkaConfig, kafkajsLevel } from '../../processors/core/kafka/client.js';
 import { createLogger } from '../../processors/core/log/logger.js';
 import { ConfigError } from '../../processors/core/errors/errors.js';
+import { SERVERS_ENV } from '../support/servers.js';
 
-const kafkaWith = (env: Record<string, string>) => loadSettings(coreSettings, { env }).kafka;
+const kafkaWith = (env: Record<string, string>) => loadSettings(coreSettings, { env: { ...SERVERS_ENV, ...env } }).kafka;
 
 describe('kafka client factory', () => {
   it('builds a plain client by default', () => {

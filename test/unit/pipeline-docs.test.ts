@@ -35,7 +35,8 @@ describe('renderComponentDocs', () => {
       }
     }
     expect(docs).toContain('| `batching.period` | duration | `10s` | Flush a file at the latest');
-    expect(docs).toContain('| `brokers` | list of string | `$SLUICE_KAFKA_BROKERS`, else `localhost:9092` |');
+    expect(docs).toContain('| `brokers` | list of string | `$SLUICE_KAFKA_BROKERS`, else **required** |');
+    expect(docs).toContain('| `endpoint` | string | `$SLUICE_S3_ENDPOINT`, else unset |');
     expect(docs).toContain('| `consumer_group` | string | **required** |');
     expect(docs).toContain('| `format` | `parquet` \\| `jsonl` \\| `csv` | `parquet` |');
     expect(docs).toContain('| `compression` | `snappy` \\| `zstd` \\| `none` | `snappy` for parquet, `none` otherwise |');

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { interpolateEnv } from '../../processors/core/pipeline/interpolation.js';
 import { lintPipelineText } from '../../processors/core/pipeline/lint.js';
+import { SERVERS_ENV } from '../support/servers.js';
 
 const BASE = `input:
   kafka:
@@ -15,7 +16,7 @@ dlq:
 `;
 
 function load(text: string, env: Record<string, string>) {
-  return lintPipelineText(text, 'p.yaml', { env, expressions: null });
+  return lintPipelineText(text, 'p.yaml', { env: { ...SERVERS_ENV, ...env }, expressions: null });
 }
 
 describe('interpolateEnv', () => {

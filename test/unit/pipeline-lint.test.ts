@@ -7,6 +7,7 @@ import { exampleFile } from '../../processors/core/pipeline/docs.js';
 import { jsonataLanguage, type ExpressionLanguage } from '../../processors/core/pipeline/expressions.js';
 import { lintPipelineFile, lintPipelineText } from '../../processors/core/pipeline/lint.js';
 import { formatProblem, type PipelineProblem } from '../../processors/core/pipeline/problems.js';
+import { SERVERS_ENV } from '../support/servers.js';
 
 const EXPORTS = 'connectors/exports';
 
@@ -31,7 +32,7 @@ function tempFile(name: string, text: string): string {
 }
 
 function lintText(text: string, env: Record<string, string> = {}): PipelineProblem[] {
-  return lintPipelineText(text, 'p.yaml', { env, expressions: standIn }).problems;
+  return lintPipelineText(text, 'p.yaml', { env: { ...SERVERS_ENV, ...env }, expressions: standIn }).problems;
 }
 
 const VALID = `input:
@@ -53,8 +54,8 @@ describe('shipped pipelines', () => {
     expect(files).toContain('lake.yaml');
   });
 
-  it.each(files)('%s lints clean with an empty environment (every ${ENV} has a default)', (file) => {
-    expect(lintPipelineFile(join(EXPORTS, file), { env: {}, expressions: jsonataLanguage() ?? standIn }).map(formatProblem)).toEqual([]);
+  it.each(files)('%s lints clean with only the servers set in the environment (every other ${ENV} has a default)', (file) => {
+    expect(lintPipelineFile(join(EXPORTS, file), { env: { ...SERVERS_ENV }, expressions: jsonataLanguage() ?? standIn }).map(formatProblem)).toEqual([]);
   });
 
   it('the docs example file, made of every component example, lints clean', () => {
@@ -98,7 +99,7 @@ describe('a bad pipeline file', () => {
 
   it('yields every problem with its line, column, config path and fix, in file order', () => {
     const file = tempFile('bad.yaml', text);
-    const problems = lintPipelineFile(file, { env: {}, expressions: standIn });
+    const problems = lintPipelineFile(file, { env: { ...SERVERS_ENV }, expressions: standIn });
     const expected: [number, number, string, RegExp, RegExp][] = [
       [3, 5, 'input.kafka.brokr', /unknown field "brokr"/, /did you mean "brokers"\?/],
       [6, 13, 'input.kafka.decode', /unknown value "avro"/, /did you mean "avro_registry"\? allowed: avro_registry, json, raw/],
@@ -126,7 +127,7 @@ describe('a bad pipeline file', () => {
   });
 
   it.skipIf(!jsonataLanguage())('real JSONata places the mapping error at the same line', () => {
-    const problems = lintPipelineText(text, 'bad.yaml', { env: {}, expressions: jsonataLanguage() }).problems;
+    const problems = lintPipelineText(text, 'bad.yaml', { env: { ...SERVERS_ENV }, expressions: jsonataLanguage() }).problems;
     expect(problems.find((p) => p.path === 'pipeline.processors[0].mapping')).toMatchObject({ line: 14, column: 9 });
   });
 });
@@ -251,7 +252,7 @@ describe('lint rules', () => {
 
   it('skips the expression check when no expression library is given', () => {
     const text = VALID.replace('output:', 'pipeline:\n  processors:\n    - filter: "a +\n        "\noutput:');
-    expect(lintPipelineText(text, 'p.yaml', { env: {}, expressions: null }).problems).toEqual([]);
+    expect(lintPipelineText(text, 'p.yaml', { env: { ...SERVERS_ENV }, expressions: null }).problems).toEqual([]);
   });
 
   it('reports an unreadable file', () => {

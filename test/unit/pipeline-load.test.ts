@@ -8,6 +8,7 @@ import { loadPipeline } from '../../processors/core/pipeline/lint.js';
 import { eventTimeMillis, renderPathTemplate } from '../../processors/core/pipeline/path-template.js';
 import { PipelineConfigError } from '../../processors/core/pipeline/problems.js';
 import { formatByteSize, formatDuration, parseByteSize, parseDuration } from '../../processors/core/pipeline/units.js';
+import { SERVERS_ENV } from '../support/servers.js';
 
 const LAKE = 'connectors/exports/lake.yaml';
 
@@ -20,7 +21,7 @@ function jsonata(): ((expression: string) => { evaluate(input: unknown): Promise
 }
 
 describe('loadPipeline: connectors/exports/lake.yaml', () => {
-  const lake = loadPipeline(LAKE, {}, { expressions: null });
+  const lake = loadPipeline(LAKE, { ...SERVERS_ENV }, { expressions: null });
 
   it('reads the events topic through the registry', () => {
     expect(lake.name).toBe('lake');
@@ -37,7 +38,7 @@ describe('loadPipeline: connectors/exports/lake.yaml', () => {
 
   it('writes zstd Parquet partitioned by event type and UTC day, in 1 s / 50,000 / 64 MiB batches', () => {
     const s3 = lake.output.config;
-    expect(s3).toMatchObject({ bucket: 'sluice-lake', format: 'parquet', compression: 'zstd', time_field: 'occurred_at', time_format: 'unix_us', endpoint: 'http://localhost:9000' });
+    expect(s3).toMatchObject({ bucket: 'sluice-lake', format: 'parquet', compression: 'zstd', time_field: 'occurred_at', time_format: 'unix_us', endpoint: undefined, force_path_style: undefined });
     expect(s3.batching).toEqual({ count: 50000, bytes: 64 * 1024 * 1024, period: 1000 });
     expect(s3.columns!.find((c) => c.name === 'amount_minor')).toEqual({ name: 'amount_minor', type: 'int64', nullable: true });
     expect(s3.columns!.find((c) => c.name === 'occurred_at')).toEqual({ name: 'occurred_at', type: 'timestamp_us', nullable: false });
@@ -47,7 +48,7 @@ describe('loadPipeline: connectors/exports/lake.yaml', () => {
 
   it('dead-letters to its own topic, and takes the bucket from SLUICE_S3_BUCKET', () => {
     expect(lake.dlq).toEqual({ topic: 'sluice.agent-events.export.dlq', include_original: true, headers: { 'sluice.pipeline': 'lake' } });
-    expect(loadPipeline(LAKE, { SLUICE_S3_BUCKET: 'prod-lake' }, { expressions: null }).output.config.bucket).toBe('prod-lake');
+    expect(loadPipeline(LAKE, { ...SERVERS_ENV, SLUICE_S3_BUCKET: 'prod-lake' }, { expressions: null }).output.config.bucket).toBe('prod-lake');
     expect(lake.http.port).toBe(9466);
     expect(lake.logger).toEqual({ level: 'info', progress_interval: 30000 });
   });
@@ -97,7 +98,7 @@ describe('loadPipeline errors', () => {
     writeFileSync(file, 'input:\n  kafka:\n    topics: [a]\noutput:\n  s3:\n    bucket: b-bucket\n    path: x\ndlq:\n  topic: a.dlq\n  include_original: maybe\n');
     let error: unknown;
     try {
-      loadPipeline(file, {}, { expressions: null });
+      loadPipeline(file, { ...SERVERS_ENV }, { expressions: null });
     } catch (e) {
       error = e;
     }

@@ -8,6 +8,7 @@ import {
   TemplateValueError,
   type PathTemplate,
 } from '../../processors/core/pipeline/path-template.js';
+import { SERVERS_ENV } from '../support/servers.js';
 
 const LAKE_PATH = 'lake/agent_events/event_type=${data.event_type}/dt=${time:yyyy-MM-dd}/${topic}+${partition}+${first_offset}.parquet';
 
@@ -143,7 +144,7 @@ ${s3}
 dlq:
   topic: sluice.agent-events.export.dlq
 `;
-  const lint = (text: string) => lintPipelineText(text, 'p.yaml', { env: {}, expressions: null }).problems;
+  const lint = (text: string) => lintPipelineText(text, 'p.yaml', { env: { ...SERVERS_ENV }, expressions: null }).problems;
 
   it('points at the variable inside the value', () => {
     const problems = lint(file('    path: e/${evnt}/${topic}+${partition}+${first_offset}.parquet'));
@@ -164,7 +165,7 @@ dlq:
     ]);
     const conflict = lint(file(`    path: \${topic}+\${partition}+\${first_offset}.parquet\n${columns}    time_field: occurred_at\n    time_format: unix_us`));
     expect(conflict).toMatchObject([{ path: 'output.s3.time_format', message: 'time_format unix_us contradicts column occurred_at (timestamp_ms)', fix: 'set time_format: unix_ms, or remove it' }]);
-    const ok = lintPipelineText(file(`    path: \${topic}+\${partition}+\${first_offset}.parquet\n${columns}    time_field: occurred_at`), 'p.yaml', { env: {}, expressions: null });
+    const ok = lintPipelineText(file(`    path: \${topic}+\${partition}+\${first_offset}.parquet\n${columns}    time_field: occurred_at`), 'p.yaml', { env: { ...SERVERS_ENV }, expressions: null });
     expect(ok.config!.output.config.time_format).toBe('unix_ms');
   });
 

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { coreSettings } from '../../processors/core/config/core-settings.js';
 import { describeSettings, envNameFor, loadSettings } from '../../processors/core/config/settings.js';
 import { ConfigError } from '../../processors/core/errors/errors.js';
+import { SERVERS_ENV } from '../support/servers.js';
 
 function configError(fn: () => unknown): ConfigError {
   try {
@@ -21,24 +22,42 @@ describe('settings', () => {
     expect(envNameFor(['kafka', 'saslMechanism'])).toBe('SLUICE_KAFKA_SASL_MECHANISM');
   });
 
-  it('uses defaults that point at the local stack', () => {
-    const s = loadSettings(coreSettings, { env: {} });
+  it('has production defaults only: the servers are required, each named with its env var and the fix', () => {
+    const e = configError(() => loadSettings(coreSettings, { env: {} }));
+    expect(e.problems.map((p) => [p.source, p.setting])).toEqual([
+      ['default', 'kafka.brokers'],
+      ['default', 'registry.url'],
+      ['default', 'database.url'],
+      ['default', 's3.bucket'],
+      ['default', 'connect.url'],
+    ]);
+    expect(e.message).toContain('kafka.brokers: is required');
+    expect(e.message).toContain('Fix: set SLUICE_KAFKA_BROKERS, e.g. SLUICE_KAFKA_BROKERS=b-1.msk:9098,b-2.msk:9098');
+    expect(e.message).toContain('`infra/local/stack up` writes it to .sluice/stack.env');
+    expect(e.message).not.toMatch(/localhost/);
+  });
+
+  it('with the servers set, nothing else points at a local server or holds credentials', () => {
+    const s = loadSettings(coreSettings, { env: { ...SERVERS_ENV } });
     expect(s.kafka.brokers).toEqual(['localhost:9092']);
-    expect(s.registry.url).toBe('http://localhost:8081/apis/ccompat/v7');
     expect(s.kafka.ssl).toBe(false);
+    expect(s.s3).toEqual({ bucket: 'sluice-lake', region: 'us-east-1' });
+    // No default names a server to talk to (a URL, host:port, localhost) or a credential; bind addresses (127.0.0.1) are not servers.
+    for (const d of Object.values(coreSettings).flatMap((g) => Object.values(g))) expect(String(d.default ?? '')).not.toMatch(/localhost|:\/\/|:\d{2,5}\b|sluice-secret/);
   });
 
   it('lets env win over the file and the file over defaults', () => {
     const dir = mkdtempSync(join(tmpdir(), 'sluice-'));
     const file = join(dir, 'sluice.yaml');
     writeFileSync(file, 'kafka:\n  brokers: a:1,b:2\n  clientId: from-file\n');
-    const s = loadSettings(coreSettings, { env: { SLUICE_KAFKA_CLIENT_ID: 'from-env' }, file });
+    const { SLUICE_KAFKA_BROKERS: _fromFile, ...servers } = SERVERS_ENV;
+    const s = loadSettings(coreSettings, { env: { ...servers, SLUICE_KAFKA_CLIENT_ID: 'from-env' }, file });
     expect(s.kafka.brokers).toEqual(['a:1', 'b:2']);
     expect(s.kafka.clientId).toBe('from-env');
   });
 
   it('names the env var, the setting and the fix for a bad env value', () => {
-    const e = configError(() => loadSettings(coreSettings, { env: { SLUICE_KAFKA_BROKERS: 'nohost', SLUICE_KAFKA_SASL_MECHANISM: 'kerberos' } }));
+    const e = configError(() => loadSettings(coreSettings, { env: { ...SERVERS_ENV, SLUICE_KAFKA_BROKERS: 'nohost', SLUICE_KAFKA_SASL_MECHANISM: 'kerberos' } }));
     expect(e.problems).toHaveLength(2);
     expect(e.problems[0]).toMatchObject({ source: 'env SLUICE_KAFKA_BROKERS', setting: 'kafka.brokers' });
     expect(e.message).toContain('Fix: set SLUICE_KAFKA_BROKERS');
@@ -49,7 +68,7 @@ describe('settings', () => {
     const dir = mkdtempSync(join(tmpdir(), 'sluice-'));
     const file = join(dir, 'sluice.yaml');
     writeFileSync(file, '# settings\nlog:\n  level: loud\n');
-    const e = configError(() => loadSettings(coreSettings, { env: {}, file }));
+    const e = configError(() => loadSettings(coreSettings, { env: { ...SERVERS_ENV }, file }));
     expect(e.problems[0]).toMatchObject({ source: `file ${file}:3`, setting: 'log.level' });
   });
 
@@ -72,5 +91,7 @@ describe('settings', () => {
     expect(doc).toContain('`SLUICE_SCHEMA_REGISTRY_URL`');
     expect(doc).toContain('`AWS_REGION`');
     expect(doc).not.toContain('sluice-secret-key');
+    expect(doc).toContain('| `SLUICE_KAFKA_BROKERS` | `kafka.brokers` | required |');
+    expect(doc).toContain('| `SLUICE_S3_ENDPOINT` | `s3.endpoint` |  |');
   });
 });

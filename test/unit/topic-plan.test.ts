@@ -8,12 +8,13 @@ import { ensureTopics, isAuthorizationError } from '../../processors/core/kafka/
 import { PermanentError } from '../../processors/core/errors/errors.js';
 import { normalizerSettings } from '../../processors/normalizer/settings.js';
 import { reportsSettings } from '../../processors/reports/settings.js';
+import { SERVERS_ENV } from '../support/servers.js';
 
 const connectorFile = new URL('../../connectors/debezium/staging-agent-events.json', import.meta.url).pathname;
 const pg = pgVarsFromUrl('postgres://u:p@db:5432/d');
 
 function input(env: NodeJS.ProcessEnv = {}): TopicPlanInput {
-  const s = loadSettings({ ...coreSettings, ...normalizerSettings, ...reportsSettings }, { env });
+  const s = loadSettings({ ...coreSettings, ...normalizerSettings, ...reportsSettings }, { env: { ...SERVERS_ENV, ...env } });
   return {
     kafka: s.kafka,
     normalizer: s.normalizer,

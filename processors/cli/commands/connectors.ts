@@ -91,7 +91,7 @@ export function connectorsCommand(): Command {
       try {
         const window = windowFor(specs, windowMs);
         console.log(`sampling ${specs.map((s) => s.name).join(', ')} twice, ${formatDuration(window)} apart...`);
-        const { assessments, samples } = await withRetry(() => checkConnectors({ connect, db, admin }, specs, window));
+        const { assessments, samples } = await withRetry(() => checkConnectors({ connect, db, admin }, specs, window), { policy: { maxAttempts: 3 } });
         assessments.forEach((a, i) => {
           const status = samples[i]!.status;
           const tasks = status ? status.tasks.map((t) => `task ${t.id} ${t.state}`).join(', ') || 'no tasks yet' : '';

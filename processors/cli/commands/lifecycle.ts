@@ -1,5 +1,5 @@
 import { Command, InvalidArgumentError } from 'commander';
-import { createS3Client } from '../../core/s3/client.js';
+import { configuredEndpoint, createS3Client } from '../../core/s3/client.js';
 import { applyLifecycle, DEFAULT_LIFECYCLE, lifecycleRules, LifecycleUnsupportedError } from '../../ops/lifecycle.js';
 import { cliSettings } from '../context.js';
 
@@ -30,7 +30,7 @@ export function lifecycleCommand(): Command {
           return;
         }
         try {
-          const r = await applyLifecycle(createS3Client(s.s3), s.s3.bucket, rules, s.s3.endpoint ?? 'AWS S3');
+          const r = await applyLifecycle(createS3Client(s.s3), s.s3.bucket, rules, configuredEndpoint(s.s3) ?? 'AWS S3');
           if (r.replaced.length > 0) console.log(`replaced rules that were on the bucket: ${r.replaced.join(', ')}`);
           console.log(`s3://${s.s3.bucket} lifecycle, as read back:\n${JSON.stringify(r.readBack, null, 2)}`);
         } catch (error) {

@@ -18,6 +18,8 @@ export interface Setting<T = unknown> {
   secret?: boolean;
   /** Example shown in the fix when the value is bad. */
   example?: string;
+  /** Added to the fix when a required setting is unset (e.g. where the local stack's value is). */
+  whenUnset?: string;
 }
 
 export type SettingsSpec = { [key: string]: Setting | SettingsSpec };
@@ -137,7 +139,7 @@ export function loadSettings<S extends SettingsSpec>(spec: S, options: LoadOptio
         source,
         setting: dotted,
         message: `${raw === undefined ? 'is required' : `got ${shown}`}: ${issue?.message ?? 'invalid'}`,
-        fix: `set ${leaf.env}${leaf.setting.example ? `, e.g. ${leaf.env}=${leaf.setting.example}` : ''} (${leaf.setting.doc})`,
+        fix: `set ${leaf.env}${leaf.setting.example ? `, e.g. ${leaf.env}=${leaf.setting.example}` : ''} (${leaf.setting.doc})${raw === undefined && leaf.setting.whenUnset ? `; ${leaf.setting.whenUnset}` : ''}`,
       });
       continue;
     }
@@ -159,7 +161,8 @@ function assignPath(target: Record<string, unknown>, path: string[], value: unkn
 /** A Markdown table of the spec: env name, default and doc. Secrets show no default. */
 export function describeSettings(spec: SettingsSpec): string {
   const rows = leaves(spec).map((l) => {
-    const def = l.setting.secret || l.setting.default === undefined ? '' : `\`${String(l.setting.default)}\``;
+    const required = l.setting.default === undefined && !l.setting.schema.safeParse(undefined).success;
+    const def = required ? 'required' : l.setting.secret || l.setting.default === undefined ? '' : `\`${String(l.setting.default)}\``;
     return `| \`${l.env}\` | \`${l.path.join('.')}\` | ${def} | ${l.setting.doc} |`;
   });
   return ['| env | file path | default | meaning |', '|---|---|---|---|', ...rows].join('\n');

@@ -19,6 +19,9 @@ export interface ConnectorStatus {
  * value counts as unset, and a placeholder with no value and no default is an error naming
  * it. Lower-case references such as `${file:...}` or `${env:...}` are Kafka Connect's
  * config providers and are left for the worker to resolve.
+ * Secrets are never filled in: a config key that holds one (a password, a secret, a JAAS
+ * config) must be such a reference, because Connect's REST API shows every connector's
+ * config to anyone who can reach it.
  */
 export function loadConnectorSpec(file: string, vars: Record<string, string | undefined>): ConnectorSpec {
   const text = readFileSync(file, 'utf8');
@@ -36,17 +39,31 @@ export function loadConnectorSpec(file: string, vars: Record<string, string | un
   }
   const spec = JSON.parse(filled) as ConnectorSpec;
   if (!spec.name || typeof spec.config !== 'object') throw new PermanentError(`${file}: expected {"name": ..., "config": {...}}`);
+  const plain = Object.entries(spec.config).filter(([key, value]) => SECRET_KEY.test(key) && !PROVIDER_REFERENCE.test(value));
+  if (plain.length > 0) {
+    throw new PermanentError(
+      `${file}: ${plain.map(([k]) => `"${k}"`).join(', ')} must be a config-provider reference, not a value (Kafka Connect's REST API shows connector configs to anyone who can reach it); ` +
+        'write "${env:SLUICE_CONNECT_DATABASE_PASSWORD}" (EnvVarConfigProvider) or "${file:/path/secrets.properties:database.password}" (FileConfigProvider) and give the secret to the Connect worker',
+    );
+  }
   return spec;
 }
 
-/** The standard libpq variables from a postgres:// URL, for connector placeholders. */
+/** Config keys that hold a secret. */
+const SECRET_KEY = /(password|secret|credentials|sasl\.jaas\.config|api\.key|token)$/i;
+/** A whole value that is one config-provider reference: ${provider:[path:]key}. */
+const PROVIDER_REFERENCE = /^\$\{[A-Za-z][\w.-]*:[^}]+\}$/;
+
+/**
+ * The standard libpq variables from a postgres:// URL, for connector placeholders. The
+ * password is left out on purpose: connectors take it by reference (loadConnectorSpec).
+ */
 export function pgVarsFromUrl(url: string): Record<string, string> {
   const u = new URL(url);
   return {
     PGHOST: u.hostname,
     PGPORT: u.port || '5432',
     PGUSER: decodeURIComponent(u.username),
-    PGPASSWORD: decodeURIComponent(u.password),
     PGDATABASE: u.pathname.replace(/^\//, '') || 'postgres',
   };
 }
@@ -80,7 +97,12 @@ export class ConnectClient {
     const { status, body } = await this.request<{ message?: string }>('PUT', `/connectors/${encodeURIComponent(spec.name)}/config`, spec.config);
     if (status === 201) return { created: true };
     if (status === 200) return { created: false };
-    throw new PermanentError(`Kafka Connect rejected ${spec.name} (${status}): ${body?.message ?? JSON.stringify(body)}`);
+    const message = body?.message ?? JSON.stringify(body);
+    // Connect resolves config-provider references while validating: an unresolved password reference fails the login.
+    const hint = /password authentication failed/i.test(message)
+      ? '; if the password is a ${env:...} or ${file:...} reference, the Connect worker must enable config.providers and hold the secret (README "Debezium connector"; the local stack: infra/local/stack down connect && infra/local/stack up connect)'
+      : '';
+    throw new PermanentError(`Kafka Connect rejected ${spec.name} (${status}): ${message}${hint}`);
   }
 
   async status(name: string): Promise<ConnectorStatus | undefined> {

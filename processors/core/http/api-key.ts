@@ -1,4 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 
 /**
@@ -33,3 +34,33 @@ export const apiKeysSetting = z
   .string()
   .transform((s) => s.split(',').map((k) => k.trim()).filter(Boolean))
   .pipe(z.array(z.string().min(MIN_API_KEY_LENGTH, `each key needs at least ${MIN_API_KEY_LENGTH} characters`)).min(1, 'at least one key'));
+
+/**
+ * Query parameter names that carry a key or token, compared in lower case without `-`
+ * and `_` (api_key, apiKey, API-KEY, X-API-Key, key, access_token...).
+ */
+const KEY_PARAMETERS = new Set(['apikey', 'xapikey', 'key', 'apitoken', 'token', 'accesstoken', 'authtoken', 'auth', 'authorization', 'accesskey', 'secret', 'password']);
+
+/** The name of the first query parameter of `url` that carries a key, or undefined. */
+export function keyParameterIn(url: string): string | undefined {
+  const q = url.indexOf('?');
+  if (q < 0) return undefined;
+  for (const name of new URLSearchParams(url.slice(q + 1)).keys()) {
+    if (KEY_PARAMETERS.has(name.toLowerCase().replace(/[-_]/g, ''))) return name;
+  }
+  return undefined;
+}
+
+/**
+ * Refuses (400) a request whose query string carries a key, before any key check: keys
+ * belong in the X-API-Key header, because URLs end up in access logs, proxies and
+ * browser history. The refusal names the parameter, never its value.
+ */
+export function refuseKeyInQuery(app: FastifyInstance, body: (message: string) => object): void {
+  app.addHook('onRequest', async (request, reply) => {
+    const name = keyParameterIn(request.url);
+    if (name !== undefined) {
+      return reply.code(400).send(body(`a key in the query string (parameter "${name}") is refused: send it in the X-API-Key header, never in the URL`));
+    }
+  });
+}

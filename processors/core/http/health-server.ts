@@ -2,11 +2,14 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
 import type { Logger } from '../log/logger.js';
 
+const LOOPBACK = '127.0.0.1';
+
 /** A readiness probe: resolves when its dependency answers, throws with the reason otherwise. */
 export type ReadinessCheck = () => Promise<void>;
 
 export interface HealthServerOptions {
   port: number;
+  /** The address to listen on; default 127.0.0.1 (loopback: this machine only). */
   host?: string;
   metrics: Registry;
   logger: Logger;
@@ -18,6 +21,10 @@ export interface HealthServer {
   app: FastifyInstance;
   /** The bound port (useful when 0 was asked for). */
   port: number;
+  /** The bound address (127.0.0.1, 0.0.0.0, ::...). */
+  host: string;
+  /** A base URL that reaches it from this machine (a wildcard address is reached on loopback). */
+  url: string;
   /** Flip liveness off, e.g. when the consume loop has crashed for good. */
   setLive(live: boolean, reason?: string): void;
   close(): Promise<void>;
@@ -56,12 +63,16 @@ export async function startHealthServer(options: HealthServerOptions, addRoutes?
     return options.metrics.metrics();
   });
   if (addRoutes) await addRoutes(app);
-  await app.listen({ port: options.port, host: options.host ?? '0.0.0.0' });
+  await app.listen({ port: options.port, host: options.host ?? LOOPBACK });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : options.port;
+  const host = typeof address === 'object' && address ? address.address : (options.host ?? LOOPBACK);
+  const reach = host === '0.0.0.0' ? LOOPBACK : host === '::' ? '::1' : host;
   return {
     app,
     port,
+    host,
+    url: `http://${reach.includes(':') ? `[${reach}]` : reach}:${port}`,
     setLive(value, reason = '') {
       live = value;
       liveReason = reason;

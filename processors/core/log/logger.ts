@@ -1,4 +1,5 @@
 import { pino, type Logger } from 'pino';
+import { withoutQuery } from '../http/url.js';
 
 export type { Logger };
 
@@ -26,7 +27,9 @@ export const REDACTED_PATHS = [
 
 /**
  * Structured JSON logs to stdout, a given stream, or appended to a file (`file`: the
- * folder is created; several processes may append to the same file), with secrets redacted.
+ * folder is created; several processes may append to the same file), with secrets
+ * redacted, and every `url` field logged without its query string (it may carry a key or
+ * a signature).
  */
 export function createLogger(options: { name: string; level?: string; destination?: NodeJS.WritableStream; file?: string | undefined }): Logger {
   return pino(
@@ -34,6 +37,7 @@ export function createLogger(options: { name: string; level?: string; destinatio
       name: options.name,
       level: options.level ?? 'info',
       redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+      serializers: { url: (url: unknown) => (typeof url === 'string' ? withoutQuery(url) : url) },
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
     },

@@ -112,7 +112,7 @@ function defaultCell(field: AnyField): string {
   if (m.defaultDoc) return cell(m.defaultDoc);
   if (m.secret) return env || '';
   const value = m.default !== undefined ? `\`${cell(inlineYaml(m.default))}\`` : '';
-  if (env) return value ? `${env}, else ${value}` : env;
+  if (env) return `${env}, else ${value || (isRequired(field) ? '**required**' : 'unset')}`;
   if (value) return value;
   if (isRequired(field)) return '**required**';
   return field.kind === 'object' ? '' : 'unset';

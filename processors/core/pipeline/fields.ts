@@ -99,6 +99,14 @@ export function isRequired(field: AnyField): boolean {
   return true;
 }
 
+/** Whether a missing value is an error even when every env var a field may take is considered. */
+function requiredBeyondEnv(field: AnyField): boolean {
+  if (field.meta.env?.length) return false;
+  if (field.meta.optional || field.meta.default !== undefined) return false;
+  if (field.kind === 'object' && field.fields) return Object.values(field.fields).some(requiredBeyondEnv);
+  return true;
+}
+
 /**
  * A field's value from its node, else its env default, its default, `undefined` when
  * optional, or a "missing required field" problem.
@@ -119,14 +127,17 @@ export function resolveField<T>(field: Field<T>, node: ConfigNode | undefined, a
   }
   if (field.meta.default !== undefined) return field.parseNode(syntheticNode(field.meta.default, at.pos, { from: 'default' }), at, ctx);
   if (field.meta.optional) return undefined as T;
-  if (field.kind === 'object' && !isRequired(field)) return field.parseNode(syntheticNode({}, at.pos, { from: 'default' }), at, ctx);
+  // An absent object whose required fields all have env vars (registry.url: SLUICE_SCHEMA_REGISTRY_URL)
+  // is read as empty, so a missing one is named with its env var.
+  if (field.kind === 'object' && !requiredBeyondEnv(field)) return field.parseNode(syntheticNode({}, at.pos, { from: 'default' }), at, ctx);
   const name = at.path[at.path.length - 1] ?? '';
   const example = field.meta.examples?.[0];
+  const env = field.meta.env?.length ? `set ${field.meta.env.join(' or ')}, or ` : '';
   ctx.report(
     at.pos,
     at.path,
     `missing required field "${name}"`,
-    example !== undefined ? `add it, e.g. ${name}: ${inlineYaml(example)}` : `add ${name} (${field.meta.doc})`,
+    example !== undefined ? `${env}add it, e.g. ${name}: ${inlineYaml(example)}` : `${env}add ${name} (${field.meta.doc})`,
   );
   return INVALID;
 }

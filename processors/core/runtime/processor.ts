@@ -25,6 +25,8 @@ export interface ProcessorOptions<S extends SettingsSpec> {
   env?: NodeJS.ProcessEnv;
   /** Install SIGTERM/SIGINT handlers (off in tests that run processors in-process). */
   handleSignals?: boolean;
+  /** Where the JSON log lines go (default: stdout); tests capture them to check what is logged. */
+  logDestination?: NodeJS.WritableStream;
 }
 
 /**
@@ -36,13 +38,18 @@ export function createProcessor<S extends SettingsSpec>(options: ProcessorOption
   const load = { ...(options.env ? { env: options.env } : {}), ...(options.configFile ? { file: options.configFile } : {}) };
   const core = loadSettings(coreSettings, load);
   const settings = loadSettings(options.spec, load);
-  const logger = createLogger({ name: options.name, level: core.log.level, file: core.log.file });
+  const logger = createLogger({ name: options.name, level: core.log.level, file: core.log.file, ...(options.logDestination ? { destination: options.logDestination } : {}) });
   const metrics = createMetricsRegistry(options.name);
   const shutdown = new Shutdown(logger);
   if (options.handleSignals ?? true) shutdown.install();
   return { name: options.name, core, settings, logger, metrics, shutdown };
 }
 
+/**
+ * Opens the processor's HTTP port. A port that serves an API (addRoutes) listens on
+ * SLUICE_HTTP_API_HOST, one with only /healthz, /readyz and /metrics on SLUICE_HTTP_HOST;
+ * both are 127.0.0.1 unless the deployment says otherwise.
+ */
 export async function serve<S extends SettingsSpec>(
   ctx: ProcessorContext<S>,
   readiness: Record<string, ReadinessCheck>,
@@ -50,8 +57,9 @@ export async function serve<S extends SettingsSpec>(
   /** Each processor has its own port setting (SLUICE_NORMALIZER_HTTP_PORT, ...), so several run on one host. */
   port: number,
 ): Promise<HealthServer> {
-  const server = await startHealthServer({ port, metrics: ctx.metrics, logger: ctx.logger, readiness }, addRoutes);
+  const host = addRoutes ? ctx.core.http.apiHost : ctx.core.http.host;
+  const server = await startHealthServer({ port, host, metrics: ctx.metrics, logger: ctx.logger, readiness }, addRoutes);
   ctx.shutdown.add('http server', () => server.close());
-  ctx.logger.info({ port: server.port }, 'serving /healthz, /readyz, /metrics');
+  ctx.logger.info({ host: server.host, port: server.port }, 'serving /healthz, /readyz, /metrics');
   return server;
 }

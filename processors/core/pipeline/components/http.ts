@@ -1,5 +1,6 @@
 import { defineComponent } from '../component.js';
-import { int, object, type Infer } from '../fields.js';
+import { int, object, string, type Infer } from '../fields.js';
+import { coreDefault } from './core-defaults.js';
 
 const config = object(
   {
@@ -9,6 +10,12 @@ const config = object(
       env: ['SLUICE_EXPORT_HTTP_PORT'],
       min: 0,
       max: 65535,
+    }),
+    host: string({
+      doc: 'Address the health and metrics server listens on: `127.0.0.1` (this machine only) by default, `0.0.0.0` (every interface) in a container whose port is published.',
+      pattern: /^[0-9A-Za-z.:-]+$/,
+      patternFix: 'write an address such as 127.0.0.1, 0.0.0.0, ::1 or a host name',
+      ...coreDefault('http', 'host'),
     }),
   },
   { doc: 'Health and metrics server.' },

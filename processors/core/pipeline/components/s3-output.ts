@@ -83,12 +83,31 @@ const config = object(
     max_in_flight: int({ doc: 'Files of one flush being encoded and uploaded at once (each holds its encoded bytes until uploaded).', default: 8, min: 1, max: 256 }),
     region: string({ doc: 'AWS region.', minLength: 1, ...coreDefault('s3', 'region') }),
     endpoint: string({
-      doc: 'Endpoint of an S3-compatible server (S3Proxy, MinIO); an empty string selects AWS S3.',
+      doc: 'Endpoint of an S3-compatible server (S3Proxy, MinIO). Unset or an empty string: AWS S3, or the standard `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL` when set.',
       pattern: /^(https?:\/\/\S+)?$/,
       patternFix: 'write an http(s) URL, or "" for AWS S3',
+      optional: true,
       ...coreDefault('s3', 'endpoint'),
     }),
-    force_path_style: bool({ doc: 'Path-style addressing (bucket in the path), which S3-compatible servers need.', ...coreDefault('s3', 'forcePathStyle') }),
+    force_path_style: bool({
+      doc: 'Path-style addressing (bucket in the path). Unset: on when an endpoint is set (S3-compatible servers need it), off for AWS S3 (virtual-hosted).',
+      optional: true,
+      ...coreDefault('s3', 'forcePathStyle'),
+    }),
+    server_side_encryption: string({
+      doc: "Server-side encryption of every object written: `AES256` (SSE-S3) or `aws:kms` (SSE-KMS). Unset or empty: the bucket's default encryption.",
+      pattern: /^(AES256|aws:kms)?$/,
+      patternFix: 'write AES256 or aws:kms',
+      optional: true,
+      examples: ['aws:kms'],
+      ...coreDefault('s3', 'serverSideEncryption'),
+    }),
+    kms_key_id: string({
+      doc: "KMS key (id, alias/name or ARN) for SSE-KMS; implies `aws:kms`. Unset with `aws:kms`: the account's aws/s3 key.",
+      optional: true,
+      examples: ['alias/sluice-lake'],
+      ...coreDefault('s3', 'kmsKeyId'),
+    }),
     credentials: object(
       {
         access_key_id: string({ doc: 'Access key id; unset uses the AWS default credentials chain.', optional: true, ...coreDefault('s3', 'accessKeyId') }),
@@ -105,10 +124,12 @@ type RawS3Config = Infer<typeof config>;
 export type S3Column = RawS3Config extends { columns?: (infer C)[] } ? C : never;
 
 /** The s3 output's config as loaded: defaults computed, endpoint `undefined` for AWS S3. */
-export type S3OutputConfig = Omit<RawS3Config, 'compression' | 'time_format' | 'endpoint'> & {
+export type S3OutputConfig = Omit<RawS3Config, 'compression' | 'time_format' | 'endpoint' | 'server_side_encryption' | 'kms_key_id'> & {
   compression: (typeof COMPRESSIONS)[number];
   time_format: TimeFormat;
   endpoint: string | undefined;
+  server_side_encryption: 'AES256' | 'aws:kms' | undefined;
+  kms_key_id: string | undefined;
 };
 
 const TIMESTAMP_FORMAT: Partial<Record<ColumnType, TimeFormat>> = { timestamp_us: 'unix_us', timestamp_ms: 'unix_ms' };
@@ -171,6 +192,12 @@ export const s3Output = defineComponent({
       } else if (implied) timeFormat = implied;
     }
 
+    const sse = c.server_side_encryption === '' ? undefined : (c.server_side_encryption as 'AES256' | 'aws:kms' | undefined);
+    const kmsKeyId = c.kms_key_id === '' ? undefined : c.kms_key_id;
+    if (kmsKeyId !== undefined && sse === 'AES256') {
+      ctx.report(['kms_key_id'], 'a KMS key is set while server_side_encryption is AES256 (SSE-S3 takes no key)', 'set server_side_encryption: aws:kms to encrypt with that key, or remove kms_key_id for SSE-S3');
+    }
+
     if (columns) {
       for (const part of c.path.parts) {
         if (part.kind !== 'field') continue;
@@ -186,6 +213,8 @@ export const s3Output = defineComponent({
       compression: c.compression ?? (c.format === 'parquet' ? 'snappy' : 'none'),
       time_format: timeFormat,
       endpoint: c.endpoint === '' ? undefined : c.endpoint,
+      server_side_encryption: sse,
+      kms_key_id: kmsKeyId,
     };
   },
 });
