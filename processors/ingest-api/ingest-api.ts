@@ -91,7 +91,7 @@ async function start(ctx: ProcessorContext<typeof ingestApiSettings>, options: I
   );
   repository.checkReady().catch((error: Error) => logger.warn({ reason: error.message }, 'PostgreSQL is not ready yet: requests get 503 until it is'));
   return {
-    url: `http://127.0.0.1:${server.port}`,
+    url: server.url,
     port: server.port,
     host: server.host,
     metrics: ctx.metrics,

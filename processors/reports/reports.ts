@@ -146,7 +146,7 @@ async function start(ctx: ProcessorContext<typeof reportsSettings>): Promise<Run
   logger.info({ role: s.role, port: server.port, requestsTopic: s.requestsTopic, statusTopic: s.statusTopic, rules: rules.version, lake: `s3://${core.s3.bucket}/${s.lakePrefix}` }, 'reports ready');
   return {
     port: server.port,
-    url: `http://127.0.0.1:${server.port}`,
+    url: server.url,
     store,
     metrics: ctx.metrics,
     runSchedule,

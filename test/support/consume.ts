@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Kafka, KafkaMessage } from 'kafkajs';
-import { waitForTopic } from './kafka.js';
+import { deleteGroup, waitForTopic } from './kafka.js';
 
 /**
  * Reads a topic from the beginning (read_committed unless asked otherwise) until `done` holds and
@@ -43,6 +43,7 @@ export async function collectUntilQuiet(
     }
   } finally {
     await consumer.disconnect();
+    await deleteGroup(kafka, groupId);
   }
 }
 

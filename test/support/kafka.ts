@@ -84,7 +84,18 @@ export async function readFromStart(
     });
   } finally {
     await consumer.disconnect();
+    await deleteGroup(kafka, groupId);
   }
+}
+
+/** Deletes a throwaway consumer group, so `sluice lag` on a developer's stack lists no leftovers (best effort). */
+export async function deleteGroup(kafka: Kafka, groupId: string): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  await admin
+    .deleteGroups([groupId])
+    .catch(() => undefined)
+    .finally(() => admin.disconnect());
 }
 
 /** Waits until the topic exists (a producer such as Debezium creates it on first write). */

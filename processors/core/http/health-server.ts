@@ -23,6 +23,8 @@ export interface HealthServer {
   port: number;
   /** The bound address (127.0.0.1, 0.0.0.0, ::...). */
   host: string;
+  /** A base URL that reaches it from this machine (a wildcard address is reached on loopback). */
+  url: string;
   /** Flip liveness off, e.g. when the consume loop has crashed for good. */
   setLive(live: boolean, reason?: string): void;
   close(): Promise<void>;
@@ -64,10 +66,13 @@ export async function startHealthServer(options: HealthServerOptions, addRoutes?
   await app.listen({ port: options.port, host: options.host ?? LOOPBACK });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : options.port;
+  const host = typeof address === 'object' && address ? address.address : (options.host ?? LOOPBACK);
+  const reach = host === '0.0.0.0' ? LOOPBACK : host === '::' ? '::1' : host;
   return {
     app,
     port,
-    host: typeof address === 'object' && address ? address.address : (options.host ?? LOOPBACK),
+    host,
+    url: `http://${reach.includes(':') ? `[${reach}]` : reach}:${port}`,
     setLive(value, reason = '') {
       live = value;
       liveReason = reason;
