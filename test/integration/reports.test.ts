@@ -7,7 +7,6 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { KafkaMessage } from 'kafkajs';
 import { withRetry } from '../../processors/core/errors/retry.js';
-import { ensureTopics } from '../../processors/core/kafka/topics.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createPool } from '../../processors/core/db/pool.js';
 import { readDeadLetterHeaders } from '../../processors/core/dlq/dead-letter.js';
@@ -17,7 +16,7 @@ import { startNormalizer } from '../../processors/normalizer/normalizer.js';
 import { startReports, type RunningReports } from '../../processors/reports/reports.js';
 import type { ReportStatus } from '../../processors/reports/status.js';
 import { ROOT } from '../support/build.js';
-import { ensureCdcConnector } from '../support/cdc.js';
+import { ensureCdcConnector, ensureCdcTopics } from '../support/cdc.js';
 import { collectUntilQuiet, startGroupAtEnd } from '../support/consume.js';
 import { collect, waitForTopic } from '../support/kafka.js';
 import {
@@ -680,11 +679,9 @@ describe('reports: commission reports from the lake, by topic and REST, with lin
     const pruned = row(B, { amount_minor: '777' });
     const sentinel = row(sentinelAgent, { event_type: 'customer_onboarded', amount_minor: null, currency: null });
 
-    // On a fresh cluster the CDC topic only exists once Debezium has streamed a first change (the broker
-    // auto-creates it with 1 partition): create it the same way first, idempotently.
-    const cdcAdmin = kafka.admin();
-    await cdcAdmin.connect();
-    await ensureTopics(cdcAdmin, [{ topic: CDC_TOPIC, numPartitions: 1 }]).finally(() => cdcAdmin.disconnect());
+    // On a fresh cluster the CDC topic only exists once Debezium has streamed a first change:
+    // create it as Kafka Connect would (the connector's topic.creation settings), idempotently.
+    await ensureCdcTopics(kafka, settings);
     await waitForTopic(kafka, CDC_TOPIC, 60_000);
     await withRetry(() => startGroupAtEnd(kafka, normalizerGroup, CDC_TOPIC), { policy: { maxAttempts: 20, initialMs: 500, maxMs: 3000 } });
     const normalizer = await startNormalizer({

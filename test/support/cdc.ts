@@ -1,5 +1,9 @@
 import { ConnectClient, loadConnectorSpec, pgVarsFromUrl, type ConnectorSpec } from '../../processors/core/connect/client.js';
 import type { CoreSettings } from '../../processors/core/config/core-settings.js';
+import type { Kafka } from 'kafkajs';
+import { debeziumTopics } from '../../processors/core/kafka/topic-plan.js';
+import { connectorVars } from '../../processors/cli/commands/connectors.js';
+import { createTopics } from './kafka.js';
 import { eventually, hostPortOf, requireServer } from './servers.js';
 
 const connectorFile = new URL('../../connectors/debezium/staging-agent-events.json', import.meta.url).pathname;
@@ -47,4 +51,14 @@ export async function waitForConnectorRunning(connect: ConnectClient, name: stri
       `connector ${name} FAILED: ${failure}${/password authentication/i.test(failure) ? ' (the Connect worker does not resolve the password reference: restart it with infra/local/stack down connect && infra/local/stack up connect)' : ''}`,
     );
   }
+}
+
+/**
+ * Creates the CDC topic (and Debezium's heartbeat topic) when absent, as Kafka Connect
+ * creates them from the shipped connector's topic.creation settings (the topic plan's
+ * entries): for a test that starts the normalizer before Debezium's first change.
+ */
+export async function ensureCdcTopics(kafka: Kafka, settings: CoreSettings): Promise<void> {
+  const spec = loadConnectorSpec(connectorFile, connectorVars(settings));
+  await createTopics(kafka, debeziumTopics({ kafka: settings.kafka, connectors: [spec] }));
 }

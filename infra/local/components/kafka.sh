@@ -4,7 +4,9 @@
 # localhost:$SLUICE_KAFKA_PORT, the controller on localhost:$SLUICE_KAFKA_CONTROLLER_PORT.
 # Data under $(data_dir kafka): the cluster id (formatted once, kept in cluster.id) and
 # the log dir. Settings are for one dev node: replication factor 1 everywhere
-# (transactions work), topics are auto-created, no initial rebalance delay.
+# (transactions work), no initial rebalance delay, and no topic auto-creation, as on
+# Amazon MSK: every topic is created by its owner (processors, Kafka Connect's topic
+# creation for Debezium, `sluice topics apply`), so what works here works on MSK.
 # Sourced by infra/local/stack after lib/common.sh.
 #
 # Ops: `kafka_run CLASS ARGS...` runs any class of the broker's classpath with quiet
@@ -64,7 +66,7 @@ share.coordinator.state.topic.min.isr=1
 default.replication.factor=1
 min.insync.replicas=1
 num.partitions=1
-auto.create.topics.enable=true
+auto.create.topics.enable=false
 group.initial.rebalance.delay.ms=0
 # 10 instead of 50 partitions for the group and transaction state topics: one node needs
 # no spreading, and each partition costs files and start-up log lines

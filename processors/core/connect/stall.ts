@@ -131,7 +131,7 @@ export function assessConnector(name: string, targets: ConnectorTargets, before:
         `says RUNNING, but nothing reached its topics in ${seconds} s while ${measured} (+${formatBytes(slot.pendingBytes - prev!.pendingBytes)} in ${seconds} s)`,
         topicsSaid,
         missing.length > 0
-          ? `create ${missing.join(', ')} (sluice topics apply) or give the connector topic.creation.default.* settings; the broker does not auto-create topics`
+          ? `create ${missing.join(', ')} (sluice topics apply) or give the connector topic.creation.default.* settings: brokers without auto-creation (MSK) make no topic by themselves, and the Connect log shows why a send waits`
           : 'the connector\'s producer cannot write: check the Connect log for send retries (ACLs, quotas, broker errors)',
       ],
     };
