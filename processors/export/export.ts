@@ -1,6 +1,7 @@
 import { coreSettings } from '../core/config/core-settings.js';
 import { loadSettings } from '../core/config/settings.js';
 import { createKafka } from '../core/kafka/client.js';
+import { StartupState } from '../core/runtime/startup.js';
 import type { TopicPlanInput } from '../core/kafka/topic-plan.js';
 import { startHealthServer, type HealthServer } from '../core/http/health-server.js';
 import { Shutdown } from '../core/lifecycle/shutdown.js';
@@ -45,6 +46,8 @@ export async function startExport(options: ExportOptions): Promise<RunningExport
   const shutdown = new Shutdown(logger);
   if (options.handleSignals) shutdown.install();
 
+  const { startup: startupSettings } = loadSettings({ startup: coreSettings.startup }, { env });
+  const startup = new StartupState({ logger, signal: shutdown.signal, warnAfterMs: startupSettings.warnAfterMs, timeoutMs: startupSettings.timeoutMs });
   // The replication factor and min.insync.replicas of the topics Sluice creates (SLUICE_KAFKA_TOPIC_*).
   const topics = loadSettings({ kafka: { topicReplicationFactor: coreSettings.kafka.topicReplicationFactor, topicMinInsyncReplicas: coreSettings.kafka.topicMinInsyncReplicas } }, { env }).kafka;
   const runners = pipelines.map((p) => createRunner(p, logger, metrics, topics));
@@ -55,15 +58,19 @@ export async function startExport(options: ExportOptions): Promise<RunningExport
       host: first.http.host,
       metrics: registry,
       logger,
-      readiness: Object.fromEntries(
-        runners.flatMap((r) => [
-          [`${r.pipeline.name}: consumer group`, async () => {
-            if (r.failure) throw r.failure;
-            if (!r.ready) throw new Error('not yet a member of its consumer group');
-          }],
-          [`${r.pipeline.name}: s3 bucket`, () => r.checkBucket()],
-        ]),
-      ),
+      readiness: {
+        startup: startup.check,
+        ...Object.fromEntries(
+          runners.flatMap((r) => [
+            [`${r.pipeline.name}: consumer group`, async () => {
+              if (r.failure) throw r.failure;
+              if (!r.ready) throw new Error('not yet a member of its consumer group');
+            }],
+            [`${r.pipeline.name}: schema registry`, () => r.checkRegistry()],
+            [`${r.pipeline.name}: s3 bucket`, () => r.checkBucket()],
+          ]),
+        ),
+      },
     });
     const live = server;
     shutdown.add('http server', () => live.close());
@@ -75,9 +82,10 @@ export async function startExport(options: ExportOptions): Promise<RunningExport
     shutdown.add('liveness monitor', () => clearInterval(liveness));
     logger.info({ host: server.host, port: server.port, pipelines: pipelines.map((p) => p.file) }, 'serving /healthz, /readyz, /metrics');
     for (const r of runners) {
-      await r.start(shutdown.signal);
       shutdown.add(`pipeline ${r.pipeline.name}`, () => r.stop());
+      await r.start(startup);
     }
+    startup.ready();
   } catch (error) {
     await shutdown.run();
     throw error;

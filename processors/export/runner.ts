@@ -4,8 +4,9 @@ import { deadLetterMessage } from '../core/dlq/dead-letter.js';
 import { isRetriable } from '../core/errors/errors.js';
 import { setImmediate } from 'node:timers/promises';
 import { sleep } from '../core/errors/retry.js';
-import { ensureTopics, waitForTopic } from '../core/kafka/topics.js';
+import { ensureTopics } from '../core/kafka/topics.js';
 import { exportTopics, type TopicPlanInput } from '../core/kafka/topic-plan.js';
+import { FAIL_FAST_RETRY, type StartupState } from '../core/runtime/startup.js';
 import type { Logger } from '../core/log/logger.js';
 import { LakeValueError } from '../core/parquet/columns.js';
 import { ParquetEncodePool } from '../core/parquet/encode-pool.js';
@@ -159,24 +160,33 @@ export class PipelineRunner {
     return this.crashed;
   }
 
-  /** Joins the group once every named input topic exists (`signal`: stop waiting). */
-  async start(signal?: AbortSignal): Promise<void> {
+  /**
+   * Waits for Kafka and for its input topics (another component creates them: the
+   * normalizer, for sluice.agent-events), saying what it waits for in `startup`, then
+   * joins the group and consumes.
+   */
+  async start(startup: StartupState): Promise<void> {
     const input = this.pipeline.input.config;
-    const admin = this.deps.kafka.admin();
-    await admin.connect();
+    const kafkaAt = `Kafka at ${input.brokers.join(',')}`;
+    // Fails fast: the startup waits log what they wait for and back off themselves.
+    const admin = this.deps.kafka.admin({ retry: FAIL_FAST_RETRY });
+    await startup.dependency(kafkaAt, () => admin.connect());
     try {
       // Its DLQ as the topic plan defines it (`sluice topics plan`).
       const kafka = this.deps.topics ?? { topicReplicationFactor: -1 };
-      await ensureTopics(admin, exportTopics({ kafka, pipelines: [{ name: this.pipeline.name, dlqTopic: this.pipeline.dlq.topic }] }), this.log);
+      await startup.dependency(kafkaAt, () => ensureTopics(admin, exportTopics({ kafka, pipelines: [{ name: this.pipeline.name, dlqTopic: this.pipeline.dlq.topic }] }), this.log));
       // An input topic is another processor's output (sluice.agent-events: the normalizer's); subscribing before it exists fails.
       for (const topic of input.topics ?? []) {
-        await waitForTopic(admin, topic, { ...(signal ? { signal } : {}), logger: this.log, hint: 'the processor that writes it creates it: for sluice.agent-events, start the normalizer (sluice normalizer)' });
+        await startup.topic(admin, topic, {
+          createdBy: 'the processor that writes it (sluice.agent-events: the normalizer, at its start)',
+          hint: `check that its writer runs (\`sluice normalizer\`, its /readyz), or the pipeline's input.topics in ${this.pipeline.file}`,
+        });
       }
     } finally {
       await admin.disconnect();
     }
-    await this.producer.connect();
-    await this.consumer.connect();
+    await startup.dependency(kafkaAt, () => this.producer.connect());
+    await startup.dependency(kafkaAt, () => this.consumer.connect());
     const { REBALANCING, GROUP_JOIN, CRASH } = this.consumer.events;
     this.consumer.on(REBALANCING, () => this.onRebalance('rebalancing'));
     this.consumer.on(GROUP_JOIN, (e) => {
@@ -191,7 +201,7 @@ export class PipelineRunner {
       }
     });
     const topics = input.topics ?? [new RegExp(input.topic_pattern!)];
-    await this.consumer.subscribe({ topics, fromBeginning: input.start_from === 'earliest' });
+    await startup.dependency(kafkaAt, () => this.consumer.subscribe({ topics, fromBeginning: input.start_from === 'earliest' }));
     await this.consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
@@ -229,6 +239,12 @@ export class PipelineRunner {
     await this.encodePool?.close();
     this.logProgress();
     this.log.info('pipeline stopped');
+  }
+
+  /** Whether the schema registry answers (readiness: a record of a new schema id cannot be decoded without it). */
+  async checkRegistry(): Promise<void> {
+    const { status } = await this.deps.registry.request('GET', '/subjects');
+    if (status !== 200) throw new Error(`the schema registry answered ${status} to GET /subjects`);
   }
 
   /** Whether S3 answers for the bucket (readiness). */

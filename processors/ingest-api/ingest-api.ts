@@ -89,6 +89,8 @@ async function start(ctx: ProcessorContext<typeof ingestApiSettings>, options: I
     { host: server.host, port: server.port, baseCurrency: s.baseCurrency, bodyLimit: s.bodyLimit, maxBatchEvents: s.maxBatchEvents, apiKeys: s.apiKey.length },
     'ingest API listening: POST /events, PUT|GET /customers/{customer_id}, GET /openapi.json',
   );
+  // It serves requests from here on; /readyz still follows PostgreSQL (requests get 503 while it is away).
+  ctx.startup.ready();
   repository.checkReady().catch((error: Error) => logger.warn({ reason: error.message }, 'PostgreSQL is not ready yet: requests get 503 until it is'));
   return {
     url: server.url,

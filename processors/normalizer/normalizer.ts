@@ -3,10 +3,9 @@ import type { Admin, Kafka } from 'kafkajs';
 import { hostname } from 'node:os';
 import type { Registry } from 'prom-client';
 import { PermanentError } from '../core/errors/errors.js';
-import { withRetry } from '../core/errors/retry.js';
 import type { HealthServer } from '../core/http/health-server.js';
 import { createKafka } from '../core/kafka/client.js';
-import { ensureTopics, waitForTopic } from '../core/kafka/topics.js';
+import { ensureTopics } from '../core/kafka/topics.js';
 import { dedupeChangelogTopic, normalizerTopics } from '../core/kafka/topic-plan.js';
 import { RegistryCodec } from '../core/registry/codec.js';
 import { changelogTopicName } from '../core/state/changelog.js';
@@ -14,6 +13,7 @@ import { KafkaChangelogSource } from '../core/state/changelog-reader.js';
 import { StateMetrics } from '../core/state/metrics.js';
 import { StateStores } from '../core/state/state-stores.js';
 import { createProcessor, serve, type ProcessorContext } from '../core/runtime/processor.js';
+import { endpointName, FAIL_FAST_RETRY } from '../core/runtime/startup.js';
 import { defaultSchemasDir, loadContract, type AgentEventContract } from './contract.js';
 import { toEnvelope } from './envelope.js';
 import { NormalizerMetrics } from './metrics.js';
@@ -84,7 +84,8 @@ async function start(ctx: ProcessorContext<typeof normalizerSettings>): Promise<
 
   const kafka = createKafka(core.kafka, { region: core.s3.region, logger, clientId: `${core.kafka.clientId}-${PROCESSOR_NAME}` });
   const codec = new RegistryCodec(core.registry.url, core.registry);
-  const admin = kafka.admin();
+  // Fails fast: the startup waits below log what they wait for and back off themselves.
+  const admin = kafka.admin({ retry: FAIL_FAST_RETRY });
   const metrics = new NormalizerMetrics(ctx.metrics);
 
   let lastActivity = Date.now();
@@ -99,6 +100,7 @@ async function start(ctx: ProcessorContext<typeof normalizerSettings>): Promise<
     s.httpPort,
   );
   const liveness = setInterval(() => {
+    if (!ctx.startup.isReady) lastActivity = Date.now(); // waiting for a dependency is not a hang
     if (fatal) return server.setLive(false, `the consume loop stopped: ${fatal.message}`);
     const idle = Date.now() - lastActivity;
     server.setLive(idle < LIVENESS_WINDOW_MS, `no consume-loop activity for ${Math.round(idle / 1000)} s`);
@@ -106,18 +108,24 @@ async function start(ctx: ProcessorContext<typeof normalizerSettings>): Promise<
   liveness.unref();
   ctx.shutdown.add('liveness monitor', () => clearInterval(liveness));
 
-  await withRetry(() => admin.connect(), { signal: ctx.shutdown.signal });
+  const { startup } = ctx;
+  const kafkaAt = `Kafka at ${core.kafka.brokers.join(',')}`;
+  const registryAt = `the schema registry at ${endpointName(core.registry.url)}`;
   ctx.shutdown.add('kafka admin', () => admin.disconnect());
+  await startup.dependency(kafkaAt, () => admin.connect());
   // Its own topics as the topic plan defines them (`sluice topics plan`); the dedupe
   // changelog once the CDC topic exists (it takes the CDC topic's partition count).
-  await withRetry(() => ensureTopics(admin, normalizerTopics({ kafka: core.kafka, normalizer: { ...s, dedupe: false } }), logger), { signal: ctx.shutdown.signal });
+  await startup.dependency(kafkaAt, () => ensureTopics(admin, normalizerTopics({ kafka: core.kafka, normalizer: { ...s, dedupe: false } }), logger));
 
-  const schemaId = await withRetry(() => codec.register(subject, contract.schemaText, contract.compatibility), { signal: ctx.shutdown.signal });
+  const schemaId = await startup.dependency(registryAt, () => codec.register(subject, contract.schemaText, contract.compatibility));
   logger.info({ subject, schemaId, version: contract.version, compatibility: contract.compatibility }, 'contract registered');
   const encode = (value: unknown) => codec.encode(schemaId, value);
   await checkContractWritable(contract, encode);
 
-  await waitForTopic(admin, s.cdcTopic, { signal: ctx.shutdown.signal, logger, hint: 'is the Debezium connector applied? sluice connectors apply' });
+  await startup.topic(admin, s.cdcTopic, {
+    createdBy: 'the Debezium connector on Kafka Connect, at its first change of staging.agent_events',
+    hint: 'check the connector with `sluice connectors status` (apply it with `sluice connectors apply`)',
+  });
   const state = s.dedupe ? await openDedupeState(ctx, kafka, admin, instanceId) : undefined;
   const dedupeOptions = { windowMs: s.dedupeWindowDays * 86_400_000 };
 
@@ -157,7 +165,15 @@ async function start(ctx: ProcessorContext<typeof normalizerSettings>): Promise<
     fatal = error;
     server.setLive(false, `the consume loop stopped: ${error.message}`);
   });
-  await loop.start();
+  await startup.dependency(kafkaAt, async () => {
+    try {
+      await loop.start();
+    } catch (error) {
+      await loop.stop().catch(() => undefined); // a half-started loop: its clients closed before the next attempt
+      throw error;
+    }
+  });
+  startup.ready();
   logger.info({ port: server.port }, 'normalizer running');
 
   return {
@@ -186,10 +202,11 @@ async function openDedupeState(ctx: ProcessorContext<typeof normalizerSettings>,
   const s = ctx.settings.normalizer;
   const topic = changelogTopicName(s.groupId, DEDUPE_STORE);
   const partitionsOf = async (name: string) => (await admin.fetchTopicMetadata({ topics: [name] })).topics[0]?.partitions.length ?? 0;
-  const cdcPartitions = await withRetry(() => partitionsOf(s.cdcTopic), { signal: ctx.shutdown.signal });
+  const kafkaAt = `Kafka at ${ctx.core.kafka.brokers.join(',')}`;
+  const cdcPartitions = await ctx.startup.dependency(kafkaAt, () => partitionsOf(s.cdcTopic));
   // As the topic plan defines it (`sluice topics plan`), with the CDC topic's actual partition count.
-  await withRetry(() => ensureTopics(admin, [dedupeChangelogTopic({ kafka: ctx.core.kafka, normalizer: s, cdcPartitions })!], logger), { signal: ctx.shutdown.signal });
-  const changelogPartitions = await withRetry(() => partitionsOf(topic), { signal: ctx.shutdown.signal });
+  await ctx.startup.dependency(kafkaAt, () => ensureTopics(admin, [dedupeChangelogTopic({ kafka: ctx.core.kafka, normalizer: s, cdcPartitions })!], logger));
+  const changelogPartitions = await ctx.startup.dependency(kafkaAt, () => partitionsOf(topic));
   if (changelogPartitions < cdcPartitions) {
     throw new PermanentError(
       `the dedupe changelog topic ${topic} has ${changelogPartitions} partitions and the CDC topic ${s.cdcTopic} ${cdcPartitions}: each CDC partition needs its own; add partitions to ${topic} (kafka-topics --alter --partitions ${cdcPartitions}) before starting`,

@@ -3,13 +3,13 @@ import { availableParallelism } from 'node:os';
 import type { Registry } from 'prom-client';
 import { HeadBucketCommand } from '@aws-sdk/client-s3';
 import { ConfigError } from '../core/errors/errors.js';
-import { withRetry } from '../core/errors/retry.js';
 import { ApiKeyCheck } from '../core/http/api-key.js';
 import { OutboundGuard } from '../core/http/outbound-guard.js';
 import { createKafka } from '../core/kafka/client.js';
 import { ensureTopics } from '../core/kafka/topics.js';
 import { reportsTopics } from '../core/kafka/topic-plan.js';
 import { createProcessor, serve, type ProcessorContext } from '../core/runtime/processor.js';
+import { FAIL_FAST_RETRY } from '../core/runtime/startup.js';
 import { createS3Client } from '../core/s3/client.js';
 import { ReportsMetrics } from './metrics.js';
 import { Notifier } from './notify.js';
@@ -73,16 +73,19 @@ async function start(ctx: ProcessorContext<typeof reportsSettings>): Promise<Run
   const kafka = createKafka(core.kafka, { region: core.s3.region, logger, clientId: `${core.kafka.clientId}-${PROCESSOR_NAME}` });
   const s3 = createS3Client(core.s3);
   const metrics = new ReportsMetrics(ctx.metrics);
-  const admin = kafka.admin();
-  await withRetry(() => admin.connect(), { signal: ctx.shutdown.signal });
+  // Fails fast: the startup waits below log what they wait for and back off themselves.
+  const admin = kafka.admin({ retry: FAIL_FAST_RETRY });
   ctx.shutdown.add('kafka admin', () => admin.disconnect());
-  // Its own topics as the topic plan defines them (`sluice topics plan`).
-  await withRetry(() => ensureTopics(admin, reportsTopics({ kafka: core.kafka, reports: s }), logger), { signal: ctx.shutdown.signal });
   const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, retry: { retries: Number.MAX_SAFE_INTEGER, maxRetryTime: 5000 } });
-  await producer.connect();
   ctx.shutdown.add('kafka producer', () => producer.disconnect());
+  // The shim's own producer, with no retry at any level and each step (connect, metadata,
+  // produce) bounded by a third of publishTimeoutMs: a send settles within the timeout, and
+  // a failed one is never sent again behind the 503 it was answered with (see shim.ts).
+  const step = Math.ceil(s.publishTimeoutMs / 3);
+  const shimKafka = createKafka(core.kafka, { region: core.s3.region, logger, clientId: `${core.kafka.clientId}-${PROCESSOR_NAME}-shim`, requestTimeoutMs: step, retries: 0 });
+  const shimProducer = shimKafka.producer({ idempotent: false, maxInFlightRequests: 1, retry: { retries: 0 } });
+  ctx.shutdown.add('kafka shim producer', () => shimProducer.disconnect());
   const store = new StatusStore(kafka, s.statusTopic, logger);
-  await store.start();
   ctx.shutdown.add('status view', () => store.stop());
   const webhooks = new OutboundGuard({ allowedHosts: s.webhookAllowedHosts, allowedNetworks: s.webhookAllowedNetworks });
   if (s.scheduleNotifyWebhook && !webhooks.hostAllowed(s.scheduleNotifyWebhook)) {
@@ -98,6 +101,7 @@ async function start(ctx: ProcessorContext<typeof reportsSettings>): Promise<Run
   const notifier = new Notifier({ smtpUrl: s.smtpUrl, from: s.mailFrom, webhooks, webhookTimeoutMs: s.webhookTimeoutMs });
   ctx.shutdown.add('smtp transport', () => notifier.close());
 
+  // The port opens first: /readyz says what the start waits for (Kafka, a topic) until it consumes.
   const server = await serve(
     ctx,
     {
@@ -109,16 +113,40 @@ async function start(ctx: ProcessorContext<typeof reportsSettings>): Promise<Run
     },
     s.role === 'processor'
       ? undefined
-      : (app) => registerShimRoutes(app, { producer, s3, store, apiKeys: new ApiKeyCheck(s.apiKey ?? []), webhooks, settings: s, metrics, logger, openApi: reportsOpenApi(s.linkExpirySeconds) }),
+      : (app) => registerShimRoutes(app, { producer: shimProducer, s3, store, apiKeys: new ApiKeyCheck(s.apiKey ?? []), webhooks, settings: s, metrics, logger, openApi: reportsOpenApi(s.linkExpirySeconds) }),
     s.httpPort,
   );
+
+  const { startup } = ctx;
+  const kafkaAt = `Kafka at ${core.kafka.brokers.join(',')}`;
+  await startup.dependency(kafkaAt, () => admin.connect());
+  // Its own topics as the topic plan defines them (`sluice topics plan`).
+  await startup.dependency(kafkaAt, () => ensureTopics(admin, reportsTopics({ kafka: core.kafka, reports: s }), logger));
+  await startup.dependency(kafkaAt, () => producer.connect());
+  if (s.role !== 'processor') await startup.dependency(kafkaAt, () => shimProducer.connect());
+  await startup.dependency(kafkaAt, async () => {
+    try {
+      await store.start();
+    } catch (error) {
+      await store.stop().catch(() => undefined); // its half-started consumer closed before the next attempt
+      throw error;
+    }
+  });
 
   if (s.role !== 'shim') {
     const readers = { count: s.readerThreads ?? availableParallelism(), s3: core.s3 };
     const processor = new ReportProcessor({ kafka, producer, s3, bucket: core.s3.bucket, store, notifier, rules, readers, settings: s, logger, metrics });
-    await processor.start();
     ctx.shutdown.add('report processor', () => processor.stop());
+    await startup.dependency(kafkaAt, async () => {
+      try {
+        await processor.start();
+      } catch (error) {
+        await processor.stop().catch(() => undefined);
+        throw error;
+      }
+    });
   }
+  startup.ready();
 
   const runSchedule = async (now: Date = new Date()): Promise<string> => {
     const month = previousMonth(now);

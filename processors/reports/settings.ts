@@ -65,6 +65,10 @@ export const reportsSettings = {
     }),
     webhookTimeoutMs: setting(z.coerce.number().int().min(100).max(120_000), { doc: 'how long one webhook call may take', default: 10_000 }),
     mailFrom: setting(z.string().min(3), { doc: 'sender address of notification emails', default: 'Sluice reports <reports@sluice.local>' }),
+    publishTimeoutMs: setting(z.coerce.number().int().min(500).max(60_000), {
+      doc: 'how long POST /reports/generate waits for Kafka to take the request; past it (or at once when Kafka refuses) it answers 503 with Retry-After, and the request is not sent again behind the answer (retry with the same request_id: idempotent)',
+      default: 5000,
+    }),
     httpPort: setting(z.coerce.number().int().min(0).max(65535), { doc: 'port of the REST shim, /healthz, /readyz and /metrics (0 picks a free one)', default: 9467 }),
   },
 };

@@ -42,6 +42,8 @@ export async function registerShimRoutes(app: FastifyInstance, d: ShimDeps): Pro
     refuseKeyInQuery(api, (message) => ({ error: 'bad_request', message }));
     api.addHook('onRequest', async (request, reply) => {
       if (!d.apiKeys.accepts(request.headers['x-api-key'])) return reply.code(401).send({ error: 'unauthorized', message: 'send the API key in the X-API-Key header' });
+      // Until report-status is read to its end, a known request would look unknown.
+      if (!d.store.ready) return reply.code(503).header('retry-after', '5').send({ error: 'unavailable', message: 'the shim is starting (reading report-status); retry' });
     });
     api.setErrorHandler((error: Error & { statusCode?: number; code?: string }, _request, reply) => {
       if (error.statusCode && error.statusCode < 500) {
@@ -64,14 +66,30 @@ export async function registerShimRoutes(app: FastifyInstance, d: ShimDeps): Pro
       if (known) return reply.code(202).send(accepted(known, statusUrl(d.settings, req.request_id)));
       // The request whole on the requests topic (the processor calls its webhook); the status shows it redacted.
       const queued: ReportStatus = { request_id: req.request_id, state: 'queued', at: new Date().toISOString(), request: shownRequest(req) };
-      // The request and its queued state in one produce round trip.
-      await d.producer.sendBatch({
+      // The request and its queued state in one produce round trip, bounded: when Kafka
+      // cannot take it in time the client hears 503 now, not a minute later.
+      const sent = d.producer.sendBatch({
         acks: -1,
+        timeout: Math.ceil(d.settings.publishTimeoutMs / 3), // the broker's wait for the replicas: one step of the budget
         topicMessages: [
           { topic: d.settings.requestsTopic, messages: [{ key: req.request_id, value: JSON.stringify(req) }] },
           { topic: d.settings.statusTopic, messages: [{ key: req.request_id, value: JSON.stringify(queued) }] },
         ],
       });
+      // The send settles within the timeout (no retries, each step bounded: reports.ts); the
+      // cap is a guard. Only a send that failed is answered 503, so no request is published
+      // behind a 503 (a produce that timed out on the wire may still have been written, as
+      // with any Kafka client: a retry with the same request_id is answered once).
+      const outcome = await within(sent, d.settings.publishTimeoutMs + 2000);
+      if (outcome !== 'sent') {
+        const late = outcome === 'timeout';
+        if (late) sent.then(() => d.logger.warn({ requestId: req.request_id }, 'a report request answered 503 reached Kafka afterwards; a retry with its request_id is answered once'), () => undefined);
+        d.logger.warn({ requestId: req.request_id, err: late ? undefined : outcome.error, timeoutMs: d.settings.publishTimeoutMs }, 'Kafka did not take the report request: answered 503');
+        return reply
+          .code(503)
+          .header('retry-after', '5')
+          .send({ error: 'unavailable', message: `Kafka did not take the request within ${d.settings.publishTimeoutMs} ms; retry with the same request_id`, request_id: req.request_id });
+      }
       d.store.apply(queued);
       return reply.code(202).send(accepted(queued, statusUrl(d.settings, req.request_id)));
     });
@@ -98,6 +116,19 @@ export async function registerShimRoutes(app: FastifyInstance, d: ShimDeps): Pro
       return body;
     });
   });
+}
+
+/** Whether `p` settles within `ms`: 'sent', its error, or 'timeout' (then `p` is left to settle on its own). */
+async function within(p: Promise<unknown>, ms: number): Promise<'sent' | 'timeout' | { error: unknown }> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      p.then(() => 'sent' as const, (error: unknown) => ({ error })),
+      new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), ms))),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 function accepted(status: ReportStatus, url: string) {

@@ -124,20 +124,24 @@ describe('PostgreSQL staging table -> Debezium -> Kafka', () => {
 
       // It streams: the worker resolved the reference and PostgreSQL accepted the password.
       const pool = createPool(settings.database.url, { max: 1 });
-      const eventId = randomUUID();
       const kafka = createKafka(settings.kafka, { region: settings.s3.region });
+      const inserted: string[] = [];
       try {
+        // A new row each attempt (a row written before the slot existed would never stream).
         await eventually(
           async () => {
+            const eventId = randomUUID();
+            inserted.push(eventId);
             await pool.query(
               `INSERT INTO staging.agent_events (event_id, event_type, agent_id, customer_id, amount_minor, currency, occurred_at, source)
-               VALUES ($1, 'deposit_made', 'agent-secret', 'customer-secret', 100, 'USD', '2026-11-01T10:00:00Z', 'web') ON CONFLICT DO NOTHING`,
+               VALUES ($1, 'deposit_made', 'agent-secret', 'customer-secret', 100, 'USD', '2026-11-01T10:00:00Z', 'web')`,
               [eventId],
             );
-            return (await collect(kafka, topic, (ms) => ms.some((m) => m.key?.toString().includes(eventId)), 10_000)).length > 0 ? true : undefined;
+            const streamed = await collect(kafka, topic, (ms) => ms.some((m) => inserted.some((id) => m.key?.toString().includes(id))), 10_000);
+            return streamed.some((m) => inserted.some((id) => m.key?.toString().includes(id))) ? true : undefined;
           },
           60_000,
-          `the row on ${topic}`,
+          `a row on ${topic}`,
         );
       } finally {
         await pool.end();

@@ -250,7 +250,7 @@ describe('normalizer: staging.agent_events -> Debezium -> normalizer -> events t
     const base = `http://127.0.0.1:${normalizer.port}`;
     expect((await fetch(`${base}/healthz`)).status).toBe(200);
     const ready = await fetch(`${base}/readyz`);
-    expect(await ready.json()).toEqual({ status: 'ready', checks: { kafka: 'ok', registry: 'ok' } });
+    expect(await ready.json()).toEqual({ status: 'ready', checks: { startup: 'ok', kafka: 'ok', registry: 'ok' } });
     const metrics = await (await fetch(`${base}/metrics`)).text();
     for (const line of [
       /sluice_normalizer_events_total\{event_type="deposit_made",processor="normalizer"\} \d+/,

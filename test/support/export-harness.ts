@@ -156,7 +156,13 @@ export class LakeCopy {
     readonly reader: ParquetReader,
     private readonly dir: string,
     readonly keys: string[],
+    private readonly filter?: string,
   ) {}
+
+  /** The same copy, its `LAKE` narrowed to the rows where `condition` holds. */
+  where(condition: string): LakeCopy {
+    return new LakeCopy(this.reader, this.dir, this.keys, condition);
+  }
 
   static async download(settings: CoreSettings, prefix: string): Promise<LakeCopy> {
     const s3 = createS3Client(settings.s3);
@@ -177,7 +183,8 @@ export class LakeCopy {
 
   /** `read_parquet(...)` over every file, with the hive partition columns. */
   get table(): string {
-    return `read_parquet('${this.glob}', hive_partitioning = true, hive_types = {'dt': VARCHAR}, union_by_name = true)`;
+    const all = `read_parquet('${this.glob}', hive_partitioning = true, hive_types = {'dt': VARCHAR}, union_by_name = true)`;
+    return this.filter ? `(SELECT * FROM ${all} WHERE ${this.filter})` : all;
   }
 
   query(sql: string): Promise<Record<string, unknown>[]> {
@@ -194,8 +201,8 @@ export function runId(): string {
   return randomUUID().slice(0, 8);
 }
 
-/** Stops or starts one component of the local stack (S3 for the outage tests). */
-export function stack(action: 'up' | 'down', component: string): void {
+/** Stops, starts or SIGKILLs (a crash) one component of the local stack. */
+export function stack(action: 'up' | 'down' | 'kill', component: string): void {
   const r = spawnSync(join(ROOT, 'infra/local/stack'), [action, component], { encoding: 'utf8', timeout: 120_000 });
   if (r.status !== 0) throw new Error(`infra/local/stack ${action} ${component} failed (${r.status}):\n${r.stdout}${r.stderr}`);
 }
@@ -205,7 +212,9 @@ export function stack(action: 'up' | 'down', component: string): void {
  * values and types of docs/domain.md (exact int64 money, UTC timestamps), and every file in the
  * partition of its rows (event type, UTC day of occurred_at). Throws naming what is wrong.
  */
-export async function verifyLake(lake: LakeCopy, expected: readonly ExpectedEvent[]): Promise<void> {
+export async function verifyLake(lake: LakeCopy, expected: readonly ExpectedEvent[], options: { only?: string } = {}): Promise<void> {
+  // `only`: a SQL condition on the rows checked (a lake other writers share, e.g. a CDC-fed one).
+  if (options.only) lake = lake.where(options.only);
   const [totals] = await lake.query('SELECT count(*)::VARCHAR AS n, count(DISTINCT event_id)::VARCHAR AS d FROM LAKE');
   const repeated = await lake.query('SELECT event_id, count(*)::VARCHAR AS n FROM LAKE GROUP BY 1 HAVING count(*) > 1 LIMIT 5');
   if (repeated.length > 0) throw new Error(`the lake holds event ids more than once: ${JSON.stringify(repeated)} (total ${totals!.n}, distinct ${totals!.d})`);
@@ -229,7 +238,7 @@ export async function verifyLake(lake: LakeCopy, expected: readonly ExpectedEven
   }
   const misplaced = await lake.query(
     `SELECT filename, event_type, strftime(occurred_at AT TIME ZONE 'UTC', '%Y-%m-%d') AS day FROM read_parquet('${lake.glob}', filename = true, hive_partitioning = false)
-      WHERE filename NOT LIKE '%/event_type=' || event_type || '/dt=' || strftime(occurred_at AT TIME ZONE 'UTC', '%Y-%m-%d') || '/%' LIMIT 3`,
+      WHERE ${options.only ?? 'true'} AND filename NOT LIKE '%/event_type=' || event_type || '/dt=' || strftime(occurred_at AT TIME ZONE 'UTC', '%Y-%m-%d') || '/%' LIMIT 3`,
   );
   if (misplaced.length > 0) throw new Error(`rows outside their partition: ${JSON.stringify(misplaced)}`);
   // Exact sums beyond 2^53, per agent.

@@ -318,62 +318,71 @@ export class LakeSql {
     return this.reader.query(sql);
   }
 
-  /**
-   * The report, independently: DuckDB SQL over every lake file (all months: the month is
-   * taken from occurred_at in UTC, not from the partition names), each event_id once,
-   * HUGEINT sums, docs/domain.md's commission in exact integer arithmetic with half-to-even
-   * rounding written out in SQL. Rows as the CSV's cells, ordered by agent_id (DuckDB
-   * compares VARCHAR by UTF-8 bytes: code-point order).
-   */
+  /** The report, independently, over every lake file (see commissionReportSql). */
   async report(month: string, currency = 'USD', agentIds?: readonly string[]): Promise<string[][]> {
-    const [y, m] = month.split('-').map(Number) as [number, number];
-    const from = BigInt(Date.UTC(y, m - 1, 1)) * 1000n;
-    const to = BigInt(Date.UTC(y, m, 1)) * 1000n;
-    const only = agentIds ? `AND agent_id IN (${agentIds.map(sqlText).join(', ')})` : '';
-    const rows = await this.query(`
-      WITH month_rows AS (
-        SELECT event_id, event_type, agent_id, customer_id, amount_minor
-        FROM ${this.table}
-        WHERE epoch_us(occurred_at) >= ${from} AND epoch_us(occurred_at) < ${to}
-          AND event_type IN ('customer_onboarded', 'deposit_made', 'withdrawal_made', 'investment_made')
-          ${only}
-      ),
-      events AS (
-        -- each event_id once (its copies are the same event)
-        SELECT event_id, min(event_type) AS event_type, min(agent_id) AS agent_id, min(customer_id) AS customer_id, min(amount_minor) AS amount_minor
-        FROM month_rows GROUP BY event_id
-      ),
-      per_agent AS (
-        SELECT agent_id,
-          count(*) AS events,
-          count(DISTINCT customer_id) FILTER (WHERE event_type = 'customer_onboarded') AS n,
-          coalesce(sum(amount_minor::HUGEINT) FILTER (WHERE event_type = 'deposit_made'), 0::HUGEINT) AS d,
-          coalesce(sum(amount_minor::HUGEINT) FILTER (WHERE event_type = 'withdrawal_made'), 0::HUGEINT) AS w,
-          coalesce(sum(amount_minor::HUGEINT) FILTER (WHERE event_type = 'investment_made'), 0::HUGEINT) AS i
-        FROM events GROUP BY agent_id
-      ),
-      fraction AS (
-        -- variable = (max(0, D - W) x 50 + I x 100) / 10000, x 5/4 when D - W + I >= 10,000,000
-        SELECT *, d - w + i AS net,
-          ((CASE WHEN d - w > 0 THEN d - w ELSE 0::HUGEINT END) * 50 + i * 100) * (CASE WHEN d - w + i >= 10000000 THEN 5 ELSE 1 END)::HUGEINT AS num,
-          (CASE WHEN d - w + i >= 10000000 THEN 10000 * 4 ELSE 10000 END)::HUGEINT AS den
-        FROM per_agent
-      ),
-      divided AS (
-        SELECT *, num // den AS q, num % den AS r FROM fraction
-      )
-      SELECT agent_id,
-        events::VARCHAR AS events, n::VARCHAR AS n, d::VARCHAR AS d, w::VARCHAR AS w, i::VARCHAR AS i, net::VARCHAR AS net,
-        (n::HUGEINT * 2500 + q + CASE WHEN 2 * r > den OR (2 * r = den AND q % 2 = 1) THEN 1 ELSE 0 END)::VARCHAR AS commission
-      FROM divided
-      ORDER BY agent_id
-    `);
-    return rows.map((r) => [String(r.agent_id), month, String(r.events), String(r.n), String(r.d), String(r.w), String(r.i), String(r.net), String(r.commission), currency]);
+    return reportRows(await this.query(commissionReportSql(this.table, month, agentIds)), month, currency);
   }
 
   close(): void {
     this.reader.close();
   }
+}
+
+/**
+ * The report, independently: DuckDB SQL over `table` (every lake file; all months: the month
+ * is taken from occurred_at in UTC, not from the partition names), each event_id once,
+ * HUGEINT sums, docs/domain.md's commission in exact integer arithmetic with half-to-even
+ * rounding written out in SQL, ordered by agent_id (DuckDB compares VARCHAR by UTF-8
+ * bytes: code-point order). reportRows turns its rows into the CSV's cells.
+ */
+export function commissionReportSql(table: string, month: string, agentIds?: readonly string[]): string {
+  const [y, m] = month.split('-').map(Number) as [number, number];
+  const from = BigInt(Date.UTC(y, m - 1, 1)) * 1000n;
+  const to = BigInt(Date.UTC(y, m, 1)) * 1000n;
+  const only = agentIds ? `AND agent_id IN (${agentIds.map(sqlText).join(', ')})` : '';
+  return `
+    WITH month_rows AS (
+      SELECT event_id, event_type, agent_id, customer_id, amount_minor
+      FROM ${table}
+      WHERE epoch_us(occurred_at) >= ${from} AND epoch_us(occurred_at) < ${to}
+        AND event_type IN ('customer_onboarded', 'deposit_made', 'withdrawal_made', 'investment_made')
+        ${only}
+    ),
+    events AS (
+      -- each event_id once (its copies are the same event)
+      SELECT event_id, min(event_type) AS event_type, min(agent_id) AS agent_id, min(customer_id) AS customer_id, min(amount_minor) AS amount_minor
+      FROM month_rows GROUP BY event_id
+    ),
+    per_agent AS (
+      SELECT agent_id,
+        count(*) AS events,
+        count(DISTINCT customer_id) FILTER (WHERE event_type = 'customer_onboarded') AS n,
+        coalesce(sum(amount_minor::HUGEINT) FILTER (WHERE event_type = 'deposit_made'), 0::HUGEINT) AS d,
+        coalesce(sum(amount_minor::HUGEINT) FILTER (WHERE event_type = 'withdrawal_made'), 0::HUGEINT) AS w,
+        coalesce(sum(amount_minor::HUGEINT) FILTER (WHERE event_type = 'investment_made'), 0::HUGEINT) AS i
+      FROM events GROUP BY agent_id
+    ),
+    fraction AS (
+      -- variable = (max(0, D - W) x 50 + I x 100) / 10000, x 5/4 when D - W + I >= 10,000,000
+      SELECT *, d - w + i AS net,
+        ((CASE WHEN d - w > 0 THEN d - w ELSE 0::HUGEINT END) * 50 + i * 100) * (CASE WHEN d - w + i >= 10000000 THEN 5 ELSE 1 END)::HUGEINT AS num,
+        (CASE WHEN d - w + i >= 10000000 THEN 10000 * 4 ELSE 10000 END)::HUGEINT AS den
+      FROM per_agent
+    ),
+    divided AS (
+      SELECT *, num // den AS q, num % den AS r FROM fraction
+    )
+    SELECT agent_id,
+      events::VARCHAR AS events, n::VARCHAR AS n, d::VARCHAR AS d, w::VARCHAR AS w, i::VARCHAR AS i, net::VARCHAR AS net,
+      (n::HUGEINT * 2500 + q + CASE WHEN 2 * r > den OR (2 * r = den AND q % 2 = 1) THEN 1 ELSE 0 END)::VARCHAR AS commission
+    FROM divided
+    ORDER BY agent_id
+  `;
+}
+
+/** The rows of commissionReportSql as the report CSV's cells. */
+export function reportRows(rows: Record<string, unknown>[], month: string, currency = 'USD'): string[][] {
+  return rows.map((r) => [String(r.agent_id), month, String(r.events), String(r.n), String(r.d), String(r.w), String(r.i), String(r.net), String(r.commission), currency]);
 }
 
 function sqlText(text: string): string {

@@ -115,6 +115,21 @@ stop_daemon() {
   rm -f "$pf"
 }
 
+# kill_daemon NAME: SIGKILL the process group at once and wait until it is gone (a crash).
+kill_daemon() {
+  local name="$1" pf pid i
+  pf="$(pid_file "$name")"
+  [ -f "$pf" ] || return 0
+  pid="$(cat "$pf")"
+  kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+  for ((i = 0; i < 40; i++)); do
+    is_running "$name" || break
+    sleep 0.25
+  done
+  is_running "$name" && die "$name (pid $pid) still running after SIGKILL"
+  rm -f "$pf"
+}
+
 # wait_healthy NAME TIMEOUT_S: polls NAME_health until it passes; fails fast, with the
 # log's tail, when the process dies.
 wait_healthy() {

@@ -31,6 +31,13 @@ export function stackCommand(): Command {
   sub('up', 'start (idempotent): download what is missing, start, wait for health checks, print endpoints');
   sub('down', 'stop, in reverse order of start');
   stack
+    .command('kill')
+    .description('SIGKILL components, as a crash or an OOM kill would (fault drills); `sluice stack up` starts them again')
+    .argument('<components...>', 'postgres, kafka, s3, registry, connect')
+    .action((components: string[]) => {
+      process.exitCode = runStack(['kill', ...components]);
+    });
+  stack
     .command('status')
     .description('up/down per component; exit code 0 only when all are up and healthy')
     .action(() => {

@@ -115,6 +115,16 @@ export const coreSettings = {
       example: '0.0.0.0',
     }),
   },
+  startup: {
+    warnAfterMs: setting(z.coerce.number().int().min(1000), {
+      doc: 'a processor started before a server it needs (Kafka, registry, S3, PostgreSQL) or a topic another component creates waits for it; after this long (and again as often) a warning names what to check',
+      default: 60_000,
+    }),
+    timeoutMs: setting(z.coerce.number().int().min(1000).optional(), {
+      doc: 'give up such a wait after this long and exit non-zero (the orchestrator restarts the process); unset: wait until it comes',
+      example: '600000',
+    }),
+  },
 };
 
 export type CoreSettings = SettingsOf<typeof coreSettings>;

@@ -51,3 +51,28 @@ export function isRetriable(error: unknown): boolean {
   const code = typeof e?.code === 'string' ? e.code : '';
   return ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'ENOTFOUND', 'UND_ERR_SOCKET'].includes(code);
 }
+
+/** kafkajs errors no retry changes: a misuse, a refused login, a broker too old. */
+const KAFKAJS_PERMANENT = new Set(['KafkaJSInvalidArgument', 'KafkaJSNotImplemented', 'KafkaJSSASLAuthenticationError', 'KafkaJSServerDoesNotSupportApiKey']);
+/** Broker answers that a setting or a permission must change, not time. */
+const KAFKA_PERMANENT_TYPES = new Set(['TOPIC_AUTHORIZATION_FAILED', 'GROUP_AUTHORIZATION_FAILED', 'CLUSTER_AUTHORIZATION_FAILED', 'TRANSACTIONAL_ID_AUTHORIZATION_FAILED', 'SASL_AUTHENTICATION_FAILED', 'UNSUPPORTED_VERSION', 'INVALID_CONFIG', 'POLICY_VIOLATION']);
+
+/**
+ * Whether a failure to reach a dependency (Kafka, the registry, S3, PostgreSQL) means
+ * "not there yet, wait": a processor started before its servers blocks on these. kafkajs
+ * gives up on a broker that is away with KafkaJSNumberOfRetriesExceeded, which it marks
+ * non-retriable; for a processor that must wait, any kafkajs error is worth waiting out
+ * except a misuse, a refused login or a missing permission. Sluice's own errors say it.
+ */
+export function isUnavailable(error: unknown): boolean {
+  if (error instanceof SluiceError) return error.retriable;
+  for (let e = error as { name?: unknown; type?: unknown; cause?: unknown; originalError?: unknown } | undefined, i = 0; e && i < 5; e = (e.cause ?? e.originalError) as typeof e, i++) {
+    if (typeof e.name === 'string' && KAFKAJS_PERMANENT.has(e.name)) return false;
+    if (typeof e.type === 'string' && KAFKA_PERMANENT_TYPES.has(e.type)) return false;
+  }
+  const { name, code } = (error ?? {}) as { name?: unknown; code?: unknown };
+  if (typeof name === 'string' && name.startsWith('KafkaJS')) return true;
+  // PostgreSQL starting, shutting down, out of connections, or the connection broke.
+  if (typeof code === 'string' && /^(08\d{3}|57P0[1-3]|53300)$/.test(code)) return true;
+  return isRetriable(error);
+}

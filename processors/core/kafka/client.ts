@@ -39,8 +39,18 @@ export function saslOptions(settings: KafkaSettings, region: string): SASLOption
   }
 }
 
+export interface KafkaClientOptions {
+  region: string;
+  logger?: Logger;
+  clientId?: string;
+  /** Per request (default 30 s); the connection timeout is at most this (default 5 s). */
+  requestTimeoutMs?: number;
+  /** kafkajs's own retries of connections and metadata (default 10, up to 30 s apart). */
+  retries?: number;
+}
+
 /** The kafkajs config for plain, TLS, SASL/SCRAM and MSK IAM clusters. */
-export function kafkaConfig(settings: KafkaSettings, options: { region: string; logger?: Logger; clientId?: string }): KafkaConfig {
+export function kafkaConfig(settings: KafkaSettings, options: KafkaClientOptions): KafkaConfig {
   const sasl = saslOptions(settings, options.region);
   // MSK IAM only runs over TLS; SCRAM without TLS would send credentials to a sniffer.
   const ssl = settings.sslCaFile
@@ -51,9 +61,9 @@ export function kafkaConfig(settings: KafkaSettings, options: { region: string; 
     brokers: settings.brokers,
     ssl,
     ...(sasl ? { sasl } : {}),
-    connectionTimeout: 5_000,
-    requestTimeout: 30_000,
-    retry: { initialRetryTime: 300, retries: 10, maxRetryTime: 30_000 },
+    connectionTimeout: Math.min(5_000, options.requestTimeoutMs ?? 5_000),
+    requestTimeout: options.requestTimeoutMs ?? 30_000,
+    retry: { initialRetryTime: 300, retries: options.retries ?? 10, maxRetryTime: 30_000 },
     logLevel: logLevel.WARN,
     ...(options.logger ? { logCreator: kafkajsLogCreator(options.logger) } : {}),
   };
@@ -70,7 +80,7 @@ class SluiceKafka extends Kafka {
   }
 }
 
-export function createKafka(settings: KafkaSettings, options: { region: string; logger?: Logger; clientId?: string }): Kafka {
+export function createKafka(settings: KafkaSettings, options: KafkaClientOptions): Kafka {
   return new SluiceKafka(kafkaConfig(settings, options));
 }
 

@@ -1,5 +1,6 @@
 import kafkajs, { type Admin } from 'kafkajs';
-import { PermanentError } from '../errors/errors.js';
+import { isUnavailable, PermanentError } from '../errors/errors.js';
+import { sleep } from '../errors/retry.js';
 import type { Logger } from '../log/logger.js';
 import { describeTopicSpec } from './topic-plan.js';
 
@@ -152,35 +153,78 @@ export async function inspectTopics(admin: Admin, specs: TopicSpec[], logger?: L
   return [...states.values()];
 }
 
-export interface WaitForTopicOptions {
+export interface TopicWaitOptions {
   signal?: AbortSignal;
   logger?: Logger;
+  /** Between two looks at the topic list (default 2 s). */
   intervalMs?: number;
-  /** Which component creates the topic and what to check, e.g. "is the Debezium connector applied? sluice connectors apply". */
+  /** The component that creates the topic, named in every line: "the Debezium connector (Kafka Connect)". */
+  createdBy?: string;
+  /** What to check when it does not come, as an imperative: "check the connector with `sluice connectors status`". */
   hint?: string;
-  /** Give up after this long with an error that names the hint (default: wait until stopped). */
+  /** After this long a warning names the component to check, and again as often (default 60 s). */
+  warnAfterMs?: number;
+  /** Give up after this long with a TopicMissingError naming the component (default: wait for ever, as a processor does). */
   timeoutMs?: number;
-  /** Called once when the topic is missing at the first look (before waiting). */
-  onWaiting?: () => void;
+  /** Called with what it waits for, when it starts waiting and at each warning (readiness shows it). */
+  onWaiting?: (message: string) => void;
+}
+
+/** The options' earlier name. */
+export type WaitForTopicOptions = TopicWaitOptions;
+
+/** A topic another component should have created did not appear in time. */
+export class TopicMissingError extends PermanentError {
+  constructor(
+    readonly topic: string,
+    message: string,
+  ) {
+    super(message);
+  }
 }
 
 /**
- * Waits until a topic exists (one a producer such as Debezium creates), logging once while
- * it waits; with `timeoutMs`, fails naming the topic, the time and the hint.
+ * Waits until a topic exists (one another component creates: Debezium at its first change,
+ * the normalizer at its start), saying what it waits for: one line when the wait starts,
+ * naming the topic and its creator, then a warning every `warnAfterMs` naming the component
+ * to check; a broker that is away meanwhile is waited out too. With `timeoutMs`, it gives
+ * up with a TopicMissingError that names the creator and the check.
  */
-export async function waitForTopic(admin: Admin, topic: string, options: WaitForTopicOptions = {}): Promise<void> {
-  const deadline = options.timeoutMs === undefined ? Infinity : Date.now() + options.timeoutMs;
-  let logged = false;
-  while (!(await admin.listTopics()).includes(topic)) {
+export async function waitForTopic(admin: Admin, topic: string, options: TopicWaitOptions = {}): Promise<void> {
+  const started = Date.now();
+  const warnAfterMs = options.warnAfterMs ?? 60_000;
+  const creator = options.createdBy ? ` (created by ${options.createdBy})` : '';
+  const check = options.hint ? `; ${options.hint}` : '';
+  let nextWarn = started + warnAfterMs;
+  let announced = false;
+  for (;;) {
+    let reason = 'it does not exist yet';
+    try {
+      if ((await admin.listTopics()).includes(topic)) {
+        if (announced) options.logger?.info({ topic, waitedS: Math.round((Date.now() - started) / 1000) }, `topic ${topic} exists`);
+        return;
+      }
+    } catch (error) {
+      if (!isUnavailable(error)) throw error;
+      reason = `Kafka does not answer: ${(error as Error).message}`;
+    }
     if (options.signal?.aborted) throw new Error(`stopped while waiting for topic ${topic}`);
-    if (Date.now() >= deadline) {
-      throw new PermanentError(`topic ${topic} did not appear within ${Math.round(options.timeoutMs! / 1000)} s${options.hint ? `: ${options.hint}` : ''}`);
+    const now = Date.now();
+    const waitedS = Math.round((now - started) / 1000);
+    if (options.timeoutMs !== undefined && now - started >= options.timeoutMs) {
+      throw new TopicMissingError(topic, `topic ${topic} did not appear within ${waitedS} s${creator}${check}`);
     }
-    if (!logged) {
-      options.logger?.warn({ topic }, `waiting for topic ${topic} to exist${options.hint ? ` (${options.hint})` : ''}`);
-      options.onWaiting?.();
-      logged = true;
+    if (!announced) {
+      announced = true;
+      const message = `waiting for topic ${topic}${creator}`;
+      options.logger?.info({ topic, reason, ...(options.createdBy ? { createdBy: options.createdBy } : {}) }, message);
+      options.onWaiting?.(message);
+    } else if (now >= nextWarn) {
+      nextWarn = now + warnAfterMs;
+      const message = `topic ${topic} still missing after ${waitedS} s${creator}${check}`;
+      options.logger?.warn({ topic, waitedS, reason, ...(options.hint ? { check: options.hint } : {}) }, message);
+      options.onWaiting?.(message);
     }
-    await new Promise((r) => setTimeout(r, options.intervalMs ?? 2000));
+    await sleep(options.intervalMs ?? 2000, options.signal);
   }
 }

@@ -5,6 +5,7 @@ import { startHealthServer, type HealthServer, type ReadinessCheck } from '../ht
 import { Shutdown } from '../lifecycle/shutdown.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import { createMetricsRegistry } from '../metrics/metrics.js';
+import { StartupState } from './startup.js';
 import type { Registry } from 'prom-client';
 
 export interface ProcessorContext<S extends SettingsSpec> {
@@ -15,6 +16,8 @@ export interface ProcessorContext<S extends SettingsSpec> {
   logger: Logger;
   metrics: Registry;
   shutdown: Shutdown;
+  /** What the processor waits for until it consumes: /readyz answers it (see `serve`). */
+  startup: StartupState;
 }
 
 export interface ProcessorOptions<S extends SettingsSpec> {
@@ -42,13 +45,16 @@ export function createProcessor<S extends SettingsSpec>(options: ProcessorOption
   const metrics = createMetricsRegistry(options.name);
   const shutdown = new Shutdown(logger);
   if (options.handleSignals ?? true) shutdown.install();
-  return { name: options.name, core, settings, logger, metrics, shutdown };
+  const startup = new StartupState({ logger, signal: shutdown.signal, warnAfterMs: core.startup.warnAfterMs, timeoutMs: core.startup.timeoutMs });
+  return { name: options.name, core, settings, logger, metrics, shutdown, startup };
 }
 
 /**
  * Opens the processor's HTTP port. A port that serves an API (addRoutes) listens on
  * SLUICE_HTTP_API_HOST, one with only /healthz, /readyz and /metrics on SLUICE_HTTP_HOST;
- * both are 127.0.0.1 unless the deployment says otherwise.
+ * both are 127.0.0.1 unless the deployment says otherwise. /readyz checks `readiness` and,
+ * first, `startup`: it is false while the processor waits for a dependency or a topic,
+ * until it calls `ctx.startup.ready()`.
  */
 export async function serve<S extends SettingsSpec>(
   ctx: ProcessorContext<S>,
@@ -58,7 +64,7 @@ export async function serve<S extends SettingsSpec>(
   port: number,
 ): Promise<HealthServer> {
   const host = addRoutes ? ctx.core.http.apiHost : ctx.core.http.host;
-  const server = await startHealthServer({ port, host, metrics: ctx.metrics, logger: ctx.logger, readiness }, addRoutes);
+  const server = await startHealthServer({ port, host, metrics: ctx.metrics, logger: ctx.logger, readiness: { startup: ctx.startup.check, ...readiness } }, addRoutes);
   ctx.shutdown.add('http server', () => server.close());
   ctx.logger.info({ host: server.host, port: server.port }, 'serving /healthz, /readyz, /metrics');
   return server;
