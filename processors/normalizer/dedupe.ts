@@ -22,14 +22,12 @@ import type { StateTransaction } from '../core/state/state-stores.js';
  */
 export interface DedupeOptions {
   windowMs: number;
-  /** Most expired ids removed per transaction (bounds the work one transaction adds). */
-  expireLimit?: number;
 }
 
 export type CopyKind = 'insert' | 'snapshot';
 
-/** The first-seen record, kept as the value (for an operator reading the changelog). */
-const seenValue = (offset: string) => Buffer.from(offset, 'ascii');
+/** Nothing but the id and its expiry is needed: the entry's value is empty. */
+const SEEN = Buffer.alloc(0);
 
 /** Whether the event_id was already emitted within the window (this transaction's own events included). */
 export function isDuplicate(state: StateTransaction, eventId: string): boolean {
@@ -40,14 +38,14 @@ export function isDuplicate(state: StateTransaction, eventId: string): boolean {
  * Remembers an event being emitted in this transaction; says whether it is older than
  * the window (a possible copy of one the state has forgotten).
  */
-export function remember(state: StateTransaction, eventId: string, receivedAtMicros: number, cdcOffset: string, now: number, options: DedupeOptions): 'new' | 'beyond-window' {
-  state.put(eventId, seenValue(cdcOffset), now + options.windowMs);
+export function remember(state: StateTransaction, eventId: string, receivedAtMicros: number, now: number, options: DedupeOptions): 'new' | 'beyond-window' {
+  state.put(eventId, SEEN, now + options.windowMs);
   return receivedAtMicros / 1000 < now - options.windowMs ? 'beyond-window' : 'new';
 }
 
-/** Removes the ids whose window has passed (up to the limit) in this transaction. */
-export function expireWindow(state: StateTransaction, now: number, options: DedupeOptions): number {
-  return state.expireDue(now, options.expireLimit ?? 10_000);
+/** Removes ids whose window has passed (a bounded sweep step, now and then) in this transaction. */
+export function expireWindow(state: StateTransaction, now: number): number {
+  return state.expireDue(now);
 }
 
 export const copyKind = (op: 'c' | 'r' | 'u' | 'd'): CopyKind => (op === 'r' ? 'snapshot' : 'insert');

@@ -48,7 +48,7 @@ export async function routeRecords(records: readonly ConsumedRecord[], options: 
   const now = options.now ?? Date.now;
   const bump = (counts: Record<string, number>, label: string) => void (counts[label] = (counts[label] ?? 0) + 1);
   const chunkTime = now();
-  if (options.dedupe) expireWindow(options.dedupe.state, chunkTime, options.dedupe.options);
+  if (options.dedupe) expireWindow(options.dedupe.state, chunkTime);
 
   for (const record of records) {
     const change = parseCdcRecord(record.message.value);
@@ -78,7 +78,7 @@ export async function routeRecords(records: readonly ConsumedRecord[], options: 
           out.deadLetters.push(deadLetterMessage(record, cause, options.processor, now()));
           break;
         }
-        if (options.dedupe && remember(options.dedupe.state, decision.event.eventId, decision.event.receivedAtMicros, record.message.offset, chunkTime, options.dedupe.options) === 'beyond-window') {
+        if (options.dedupe && remember(options.dedupe.state, decision.event.eventId, decision.event.receivedAtMicros, chunkTime, options.dedupe.options) === 'beyond-window') {
           bump(out.stats.beyondWindow, kind);
         }
         bump(out.stats.events, decision.event.eventType);

@@ -251,13 +251,13 @@ describe('normalizer durable dedupe by event_id (state store + changelog, in the
     cleanup.stops.push(async () => child.kill('SIGKILL'));
     const all: StagingRow[] = [];
     const producing = (async () => {
-      for (let i = 0; i < 12; i++) {
-        const fresh = rows(c, 80);
+      for (let i = 0; i < 8; i++) {
+        const fresh = rows(c, 100);
         // Copies of earlier events, as inserts again and as snapshot reads, beside new ones.
         const copies = all.filter((_, j) => (j + i) % 7 === 0).map((row, j) => ({ op: (j % 2 ? 'r' : 'c') as 'c' | 'r', row }));
         all.push(...fresh);
         await produce(c, [...fresh.map((row) => ({ op: 'c' as const, row })), ...copies]);
-        await sleep(300);
+        await sleep(250);
       }
     })();
     for (let k = 0; k < 2; k++) {

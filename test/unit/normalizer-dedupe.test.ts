@@ -46,6 +46,7 @@ async function chunk(records: ReturnType<typeof cdc>[], now = NOW) {
   const txn = stores.begin(0);
   const out = await routeRecords(records, { ...base, now: () => now, dedupe: { state: txn, options: { windowMs } } });
   stores.committed(txn, changelog.commit(0, txn.messages()));
+  await stores.flushed();
   return { out, changelog: txn.messages() };
 }
 

@@ -5,9 +5,9 @@ import type { Message, TopicMessages } from 'kafkajs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../processors/core/log/logger.js';
 import { createMetricsRegistry } from '../../processors/core/metrics/metrics.js';
-import { changelogTopicName, EXPIRES_AT_HEADER, fromChangelogMessage, toChangelogMessage } from '../../processors/core/state/changelog.js';
+import { changelogTopicName, fromChangelogMessage, toChangelogMessage } from '../../processors/core/state/changelog.js';
 import { StateMetrics } from '../../processors/core/state/metrics.js';
-import { PartitionStore } from '../../processors/core/state/partition-store.js';
+import { decodeEntry, encodeEntry, PartitionStore } from '../../processors/core/state/partition-store.js';
 import { StateStores } from '../../processors/core/state/state-stores.js';
 import { nextOffset } from '../../processors/normalizer/transactional-loop.js';
 import { FakeChangelog } from '../support/fake-changelog.js';
@@ -21,50 +21,51 @@ beforeEach(() => {
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('a partition store on local disk', () => {
-  it('keeps values, deletes, expiry order and the changelog position across a reopen', async () => {
+  const put = (key: string, value: string, expiresAt: number) => ({ key, entry: encodeEntry(Buffer.from(value), expiresAt) });
+
+  it('keeps entries, deletes and the changelog position across a reopen, written now or queued', async () => {
     let store = PartitionStore.open(join(dir, '0'));
     expect(store.changelogNext()).toBeUndefined();
-    store.apply(
-      [
-        { key: 'b', value: Buffer.from('2'), expiresAt: 2000 },
-        { key: 'a', value: Buffer.from('1'), expiresAt: 3000 },
-        { key: 'c', value: Buffer.from('3'), expiresAt: 1000 },
-      ],
-      7n,
-    );
+    store.apply([put('b', '2', 2000), put('a', '1', 3000), put('c', '3', 1000)], 7n);
     expect(store.get('a')).toEqual({ value: Buffer.from('1'), expiresAt: 3000 });
-    expect(store.expired(2000, 10)).toEqual(['c', 'b']);
-    expect(store.nextExpiry()).toBe(1000);
-    // Rewriting a key moves its expiry; deleting removes it from the index too.
-    store.apply([
-      { key: 'c', value: Buffer.from('3'), expiresAt: 5000 },
-      { key: 'b', value: null, expiresAt: 0 },
-    ]);
-    expect(store.expired(4000, 10)).toEqual(['a']);
-    expect(store.has('b')).toBe(false);
+    // Queued to LMDB's write thread: visible once committed.
+    await store.applyAsync([put('c', '3', 5000), { key: 'b', entry: null }]);
+    expect(store.get('b')).toBeUndefined();
+    expect(store.get('c')?.expiresAt).toBe(5000);
     expect(store.count()).toBe(2);
     expect(store.changelogNext()).toBe(7n); // a change without a position keeps it
+    await store.applyAsync([], 9n);
     await store.close();
 
     store = PartitionStore.open(join(dir, '0'));
-    expect(store.changelogNext()).toBe(7n);
+    expect(store.changelogNext()).toBe(9n);
     expect(store.get('c')?.expiresAt).toBe(5000);
     expect(store.count()).toBe(2);
-    expect(store.expired(10_000, 1)).toEqual(['a']);
+    await store.close();
+  });
+
+  it('sweeps for expired entries a bounded step at a time, in key order, and says when a round ends', async () => {
+    const store = PartitionStore.open(join(dir, '0'));
+    store.apply(['a', 'b', 'c', 'd', 'e'].map((k, i) => put(k, k, 1000 * (i + 1))));
+    expect(store.sweep(2500, undefined, 2)).toEqual({ expired: ['a', 'b'], next: 'b' });
+    expect(store.sweep(2500, 'b', 2)).toEqual({ expired: [], next: 'd' });
+    expect(store.sweep(2500, 'd', 2)).toEqual({ expired: [], next: undefined });
+    expect(store.sweep(10_000, undefined, 10)).toEqual({ expired: ['a', 'b', 'c', 'd', 'e'], next: undefined });
     await store.close();
   });
 });
 
 describe('changelog records', () => {
-  it('are named as Kafka Streams names them and carry value, tombstone and expiry', () => {
+  it('are named as Kafka Streams names them and carry the entry or a tombstone', () => {
     expect(changelogTopicName('sluice-normalizer', 'dedupe')).toBe('sluice-normalizer-dedupe-changelog');
-    const put = toChangelogMessage({ key: 'k', value: Buffer.from('v'), expiresAt: 42 }, 3);
-    expect(put).toEqual({ key: 'k', value: Buffer.from('v'), partition: 3, headers: { [EXPIRES_AT_HEADER]: '42' } });
-    const del = toChangelogMessage({ key: 'k', value: null, expiresAt: 0 }, 3);
-    expect(del.value).toBeNull();
-    expect(fromChangelogMessage({ key: Buffer.from('k'), value: Buffer.from('v'), headers: { [EXPIRES_AT_HEADER]: Buffer.from('42') } })).toEqual({ key: 'k', value: Buffer.from('v'), expiresAt: 42 });
-    expect(fromChangelogMessage({ key: Buffer.from('k'), value: null, headers: {} })).toEqual({ key: 'k', value: null, expiresAt: 0 });
-    expect(fromChangelogMessage({ key: null, value: Buffer.from('v'), headers: {} })).toBeUndefined();
+    const entry = encodeEntry(Buffer.from('v'), 42);
+    expect(decodeEntry(entry)).toEqual({ value: Buffer.from('v'), expiresAt: 42 });
+    expect(toChangelogMessage({ key: 'k', entry }, 3)).toEqual({ key: 'k', value: entry, partition: 3 });
+    expect(toChangelogMessage({ key: 'k', entry: null }, 3)).toEqual({ key: 'k', value: null, partition: 3 });
+    expect(fromChangelogMessage({ key: Buffer.from('k'), value: entry })).toEqual({ key: 'k', entry });
+    expect(fromChangelogMessage({ key: Buffer.from('k'), value: null })).toEqual({ key: 'k', entry: null });
+    expect(fromChangelogMessage({ key: null, value: entry })).toBeUndefined();
+    expect(fromChangelogMessage({ key: Buffer.from('k'), value: Buffer.from('short') })).toBeUndefined();
   });
 
   it('tell the offset after the last one a produce request wrote', () => {
@@ -104,6 +105,13 @@ describe('state stores restored from their changelog', () => {
     expect(txn.get('a')).toBeUndefined();
     // Not committed: a new transaction does not see it.
     expect(stores.begin(0).get('a')).toBeUndefined();
+    // Committed: the next transaction sees it at once, before LMDB's write thread has written it.
+    const committed = stores.begin(0);
+    committed.put('b', Buffer.from('2'), 100);
+    stores.committed(committed, 5n);
+    expect(stores.begin(0).get('b')?.value).toEqual(Buffer.from('2'));
+    await stores.flushed();
+    expect(stores.begin(0).get('b')?.expiresAt).toBe(100);
     await stores.close();
     expect(changelog.closed).toBe(true);
   });
@@ -121,7 +129,7 @@ describe('state stores restored from their changelog', () => {
     await stores.close();
 
     // Another instance wrote partition 0 meanwhile.
-    changelog.commit(0, [toChangelogMessage({ key: 'd', value: Buffer.from('d'), expiresAt: 9_000 }, 0)]);
+    changelog.commit(0, [toChangelogMessage({ key: 'd', entry: encodeEntry(Buffer.from('d'), 9_000) }, 0)]);
     const highBefore = (await changelog.bounds(0)).high;
 
     changelog.reads.length = 0;
@@ -156,7 +164,7 @@ describe('state stores restored from their changelog', () => {
     await stores.close();
 
     const recreated = new FakeChangelog();
-    recreated.commit(0, [toChangelogMessage({ key: 'x', value: Buffer.from('x'), expiresAt: 9_000 }, 0)]);
+    recreated.commit(0, [toChangelogMessage({ key: 'x', entry: encodeEntry(Buffer.from('x'), 9_000) }, 0)]);
     stores = open(recreated);
     // The store reflects offset 2, the new changelog ends at 2 too: equal, so it is kept...
     await stores.ready(0);
@@ -179,7 +187,7 @@ describe('state stores restored from their changelog', () => {
     await stores.ready(1);
     expect(stores.isReady(0)).toBe(true);
     // While the group rebalanced, another instance wrote partition 1.
-    changelog.commit(1, [toChangelogMessage({ key: 'moved', value: Buffer.from('m'), expiresAt: 9_000 }, 1)]);
+    changelog.commit(1, [toChangelogMessage({ key: 'moved', entry: encodeEntry(Buffer.from('m'), 9_000) }, 1)]);
     await stores.assigned([1]);
     expect(stores.isReady(1)).toBe(false);
     expect(stores.count(0)).toBeUndefined(); // closed
@@ -188,19 +196,20 @@ describe('state stores restored from their changelog', () => {
     await stores.close();
   });
 
-  it('expires entries whose window passed with tombstones in the changelog, bounded per transaction', async () => {
+  it('expires entries whose window passed with tombstones in the changelog, a bounded sweep step at a time', async () => {
     const changelog = new FakeChangelog();
     const registry = createMetricsRegistry('test');
-    const stores = open(changelog, new StateMetrics(registry));
+    const stores = new StateStores({ name: 'dedupe', dir, changelogTopic: 'g-dedupe-changelog', source: changelog, logger, metrics: new StateMetrics(registry), sweep: { stepEntries: 3, stepIntervalMs: 100, roundIntervalMs: 10_000 } });
     await stores.ready(0);
     transact(stores, changelog, 0, (t) => {
       for (let i = 0; i < 5; i++) t.put(`k${i}`, Buffer.from('v'), 1000 + i);
       t.put('late', Buffer.from('v'), 50_000);
     });
+    await stores.flushed();
     let tombstones: Message[] = [];
     transact(stores, changelog, 0, (t) => {
-      expect(t.expireDue(999, 10)).toBe(0);
-      expect(t.expireDue(1003, 3)).toBe(3);
+      expect(t.expireDue(1003)).toBe(3); // the first step: k0, k1, k2
+      expect(t.expireDue(1050)).toBe(0); // the next step is not due yet
       tombstones = t.messages();
     });
     expect(tombstones.map((m) => [m.key, m.value, m.partition])).toEqual([
@@ -210,8 +219,14 @@ describe('state stores restored from their changelog', () => {
     ]);
     const txn = stores.begin(0);
     expect(['k0', 'k2', 'k3', 'late'].map((k) => txn.get(k) !== undefined)).toEqual([false, false, true, true]);
-    expect(stores.count(0)).toBe(3);
-    expect(await registry.getSingleMetricAsString('sluice_state_expired_total')).toMatch(/\} 3$/m);
+    transact(stores, changelog, 0, (t) => expect(t.expireDue(2000)).toBe(2)); // k3, k4, and 'late' is not due
+    await stores.flushed();
+    transact(stores, changelog, 0, (t) => expect(t.expireDue(60_000)).toBe(0)); // nothing after 'late': the round ends
+    transact(stores, changelog, 0, (t) => expect(t.expireDue(65_000)).toBe(0)); // the next round waits for the round interval
+    transact(stores, changelog, 0, (t) => expect(t.expireDue(70_000)).toBe(1)); // and starts over: 'late'
+    await stores.flushed();
+    expect(stores.count(0)).toBe(0);
+    expect(await registry.getSingleMetricAsString('sluice_state_expired_total')).toMatch(/\} 6$/m);
     await stores.close();
   });
 });

@@ -4,10 +4,11 @@ import type { StateChange } from './partition-store.js';
 /**
  * The changelog topic of a state store, as Kafka Streams keeps one: compacted, one
  * partition per input partition (a store's partition p lives in changelog partition p),
- * key = the state key, value = the state value or null (a tombstone). The entry's expiry
- * travels in a header, so a restored store expires its entries when the original would.
+ * key = the state key, value = the entry or null (a tombstone). An entry is the 8-byte
+ * big-endian expiry (ms since epoch; 2^53-1 = never) followed by the state value
+ * (partition-store.ts encodeEntry), so a restored store expires its entries when the
+ * original would, and restoring copies the bytes as they are.
  */
-export const EXPIRES_AT_HEADER = 'sluice.state.expires-at';
 
 /** `<group>-<store>-changelog`, the Kafka Streams convention (`<application.id>-<store>-changelog`). */
 export function changelogTopicName(groupId: string, store: string): string {
@@ -27,21 +28,12 @@ export const CHANGELOG_CONFIGS: { name: string; value: string }[] = [
 
 /** A state change as a changelog record for `partition`. */
 export function toChangelogMessage(change: StateChange, partition: number): Message {
-  return {
-    key: change.key,
-    value: change.value,
-    partition,
-    ...(change.value === null ? {} : { headers: { [EXPIRES_AT_HEADER]: String(change.expiresAt) } }),
-  };
+  return { key: change.key, value: change.entry, partition };
 }
 
-/** A changelog record read back as the change it carries. */
-export function fromChangelogMessage(message: Pick<KafkaMessage, 'key' | 'value' | 'headers'>): StateChange | undefined {
+/** A changelog record read back as the change it carries; undefined for a record that is no entry (no key, or fewer than 8 bytes). */
+export function fromChangelogMessage(message: Pick<KafkaMessage, 'key' | 'value'>): StateChange | undefined {
   if (!message.key) return undefined;
-  const key = message.key.toString('utf8');
-  if (message.value === null) return { key, value: null, expiresAt: 0 };
-  const header = message.headers?.[EXPIRES_AT_HEADER];
-  const text = Array.isArray(header) ? header[0] : header;
-  const expiresAt = text === undefined ? Number.MAX_SAFE_INTEGER : Number(text.toString());
-  return { key, value: message.value, expiresAt: Number.isSafeInteger(expiresAt) ? expiresAt : Number.MAX_SAFE_INTEGER };
+  if (message.value !== null && message.value.length < 8) return undefined;
+  return { key: message.key.toString('utf8'), entry: message.value };
 }

@@ -4,9 +4,8 @@ import { open, type Database, type RootDatabase } from 'lmdb';
 /**
  * One input partition's state on local disk: an LMDB environment (chosen by measurement,
  * BENCHMARKS.md "State store candidates") holding
- *   - `data`: key -> [8-byte expiry, ms since epoch, big-endian][value];
- *   - `expiry`: [8-byte expiry][key] -> empty, so expired entries are found in time order
- *     without a scan;
+ *   - `data`: key -> entry, an entry being [8-byte expiry, ms since epoch, big-endian][value]
+ *     (the same bytes as the changelog record's value, see changelog.ts);
  *   - `meta`: the changelog offset the store reflects (the next changelog record it has
  *     not applied), written in the same LMDB transaction as the data it describes.
  * The store is a cache of the changelog topic: it is only ever written with changes whose
@@ -15,13 +14,16 @@ import { open, type Database, type RootDatabase } from 'lmdb';
  * LMDB without fsync per commit (noSync): a process crash loses nothing (the pages are in
  * the OS cache); an OS crash may lose the last commits, never consistency, and the
  * catch-up read from the changelog brings them back.
+ *
+ * Writes after a Kafka commit are queued (`applyAsync`): LMDB's write thread commits them
+ * as one transaction while the processor goes on; StateStores keeps them readable until
+ * then. Expired entries are found by a sweep over the keys (`sweep`), a bounded step at a
+ * time, rather than by a second index that every write would pay for.
  */
 export interface StateChange {
   key: string;
-  /** The new value; null deletes the entry (a tombstone in the changelog). */
-  value: Buffer | null;
-  /** When the entry expires (ms since epoch); ignored for deletes. */
-  expiresAt: number;
+  /** The entry (expiry + value, `encodeEntry`); null deletes it (a tombstone in the changelog). */
+  entry: Buffer | null;
 }
 
 export interface StoredEntry {
@@ -29,15 +31,21 @@ export interface StoredEntry {
   expiresAt: number;
 }
 
-const NO_EXPIRY = Number.MAX_SAFE_INTEGER;
+/** No expiry. */
+export const NEVER = Number.MAX_SAFE_INTEGER;
 const CHANGELOG_NEXT = 'changelog-next';
 
-function expiryKey(expiresAt: number, key: string): Buffer {
-  const k = Buffer.from(key, 'utf8');
-  const out = Buffer.allocUnsafe(8 + k.length);
-  out.writeBigUInt64BE(BigInt(expiresAt), 0);
-  k.copy(out, 8);
+export function encodeEntry(value: Buffer, expiresAt: number): Buffer {
+  const out = Buffer.allocUnsafe(8 + value.length);
+  out.writeBigUInt64BE(BigInt(Number.isSafeInteger(expiresAt) && expiresAt >= 0 ? expiresAt : NEVER), 0);
+  value.copy(out, 8);
   return out;
+}
+
+/** An entry's parts; undefined for bytes too short to be one. */
+export function decodeEntry(entry: Buffer): StoredEntry | undefined {
+  if (entry.length < 8) return undefined;
+  return { expiresAt: Number(entry.readBigUInt64BE(0)), value: entry.subarray(8) };
 }
 
 export class PartitionStore {
@@ -45,7 +53,6 @@ export class PartitionStore {
     readonly dir: string,
     private readonly root: RootDatabase,
     private readonly data: Database<Buffer, string>,
-    private readonly expiry: Database<Buffer, Buffer>,
     private readonly meta: Database<string, string>,
   ) {}
 
@@ -54,9 +61,8 @@ export class PartitionStore {
     mkdirSync(dir, { recursive: true });
     const root = open({ path: dir, maxDbs: 4, noSync: true, compression: false });
     const data = root.openDB<Buffer, string>('data', { encoding: 'binary', keyEncoding: 'ordered-binary' });
-    const expiry = root.openDB<Buffer, Buffer>('expiry', { encoding: 'binary', keyEncoding: 'binary' });
     const meta = root.openDB<string, string>('meta', { encoding: 'string' });
-    return new PartitionStore(dir, root, data, expiry, meta);
+    return new PartitionStore(dir, root, data, meta);
   }
 
   /** Removes a store's files (a store that no longer matches its changelog is rebuilt from it). */
@@ -67,11 +73,8 @@ export class PartitionStore {
   get(key: string): StoredEntry | undefined {
     const raw = this.data.getBinaryFast(key);
     if (raw === undefined) return undefined;
-    return { expiresAt: Number(raw.readBigUInt64BE(0)), value: Buffer.from(raw.subarray(8)) };
-  }
-
-  has(key: string): boolean {
-    return this.data.doesExist(key);
+    const e = decodeEntry(raw);
+    return e && { expiresAt: e.expiresAt, value: Buffer.from(e.value) };
   }
 
   /** The next changelog offset this store has not applied; undefined for a new store. */
@@ -81,47 +84,52 @@ export class PartitionStore {
   }
 
   /**
-   * Applies changes in one local transaction; with `changelogNext`, records that the store
-   * now reflects the changelog up to (not including) that offset.
+   * Applies changes in one local transaction, now; with `changelogNext`, records that the
+   * store then reflects the changelog up to (not including) that offset.
    */
   apply(changes: Iterable<StateChange>, changelogNext?: bigint): void {
-    this.root.transactionSync(() => {
-      for (const c of changes) {
-        const old = this.data.getBinaryFast(c.key);
-        if (old !== undefined) this.expiry.removeSync(expiryKey(Number(old.readBigUInt64BE(0)), c.key));
-        if (c.value === null) {
-          if (old !== undefined) this.data.removeSync(c.key);
-          continue;
-        }
-        const expiresAt = Number.isSafeInteger(c.expiresAt) && c.expiresAt >= 0 ? c.expiresAt : NO_EXPIRY;
-        const stored = Buffer.allocUnsafe(8 + c.value.length);
-        stored.writeBigUInt64BE(BigInt(expiresAt), 0);
-        c.value.copy(stored, 8);
-        this.data.putSync(c.key, stored);
-        if (expiresAt !== NO_EXPIRY) this.expiry.putSync(expiryKey(expiresAt, c.key), Buffer.alloc(0));
-      }
-      if (changelogNext !== undefined) this.meta.putSync(CHANGELOG_NEXT, changelogNext.toString());
-    });
+    this.root.transactionSync(() => this.write(changes, changelogNext, true));
   }
 
-  /** Keys whose expiry is at or before `now`, oldest first, at most `limit`. */
-  expired(now: number, limit: number): string[] {
-    const end = Buffer.alloc(8);
-    end.writeBigUInt64BE(BigInt(Math.max(0, Math.floor(now)) + 1), 0);
-    const keys: string[] = [];
-    for (const key of this.expiry.getKeys({ end, limit })) keys.push((key as Buffer).subarray(8).toString('utf8'));
-    return keys;
+  /** The same as one transaction queued to LMDB's write thread; resolves once committed. */
+  applyAsync(changes: Iterable<StateChange>, changelogNext?: bigint): Promise<unknown> {
+    return this.root.batch(() => this.write(changes, changelogNext, false));
   }
 
-  /** The earliest expiry in the store (ms), or undefined when nothing expires. */
-  nextExpiry(): number | undefined {
-    for (const key of this.expiry.getKeys({ limit: 1 })) return Number((key as Buffer).readBigUInt64BE(0));
-    return undefined;
+  private write(changes: Iterable<StateChange>, changelogNext: bigint | undefined, sync: boolean): void {
+    for (const c of changes) {
+      if (c.entry === null) void (sync ? this.data.removeSync(c.key) : this.data.remove(c.key));
+      else void (sync ? this.data.putSync(c.key, c.entry) : this.data.put(c.key, c.entry));
+    }
+    if (changelogNext !== undefined) void (sync ? this.meta.putSync(CHANGELOG_NEXT, changelogNext.toString()) : this.meta.put(CHANGELOG_NEXT, changelogNext.toString()));
   }
 
-  /** Number of entries. */
+  /**
+   * One step of the expiry sweep: looks at up to `limit` entries in key order after
+   * `after` (from the first when undefined) and returns the keys expired at `now`, and
+   * where the next step starts (undefined: the sweep went round; start again).
+   */
+  sweep(now: number, after: string | undefined, limit: number): { expired: string[]; next: string | undefined } {
+    const expired: string[] = [];
+    let last: string | undefined;
+    let seen = 0;
+    for (const { key, value } of this.data.getRange({ ...(after === undefined ? {} : { start: after, exclusiveStart: true }), limit })) {
+      last = key as string;
+      seen++;
+      const raw = value as Buffer;
+      if (raw.length >= 8 && Number(raw.readBigUInt64BE(0)) <= now) expired.push(last);
+    }
+    return { expired, next: seen < limit ? undefined : last };
+  }
+
+  /** Number of entries (LMDB keeps the count: no scan). */
   count(): number {
     return (this.data.getStats() as { entryCount: number }).entryCount;
+  }
+
+  /** Resolves when every queued write has committed. */
+  async flushed(): Promise<void> {
+    await this.root.flushed;
   }
 
   async close(): Promise<void> {
