@@ -7,7 +7,7 @@ import { createKafka } from '../../processors/core/kafka/client.js';
 import { buildDist, ROOT } from '../support/build.js';
 import { collectUntilQuiet, startGroupAtEnd } from '../support/consume.js';
 import { registryReader } from '../support/registry-reader.js';
-import { ensureCdcConnector } from '../support/cdc.js';
+import { ensureCdcConnector, ensureCdcTopics } from '../support/cdc.js';
 import { eventually, testSettings } from '../support/servers.js';
 
 const settings = testSettings();
@@ -78,6 +78,7 @@ describe('normalizer crash: SIGKILLed three times mid-stream, every event exactl
     main = buildDist('processors/normalizer/main.js');
     port = await freePort();
     await ensureCdcConnector(settings);
+    await ensureCdcTopics(kafka, settings); // a fresh cluster has it only after Debezium's first change
     // The CDC topic is shared and keeps growing: this group starts at its end, so the kills land in this test's rows.
     await startGroupAtEnd(kafka, groupId, 'sluice.staging.agent_events');
   });

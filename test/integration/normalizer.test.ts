@@ -8,7 +8,7 @@ import { startNormalizer, type RunningNormalizer } from '../../processors/normal
 import { collectUntilQuiet, startGroupAtEnd } from '../support/consume.js';
 import { endOffsetsOf } from '../support/kafka.js';
 import { registryReader } from '../support/registry-reader.js';
-import { ensureCdcConnector } from '../support/cdc.js';
+import { ensureCdcConnector, ensureCdcTopics } from '../support/cdc.js';
 import { testSettings } from '../support/servers.js';
 
 const settings = testSettings();
@@ -100,6 +100,7 @@ describe('normalizer: staging.agent_events -> Debezium -> normalizer -> events t
 
   beforeAll(async () => {
     await ensureCdcConnector(settings);
+    await ensureCdcTopics(kafka, settings); // a fresh cluster has it only after Debezium's first change
 
     // The shared CDC topic keeps growing: this run's group starts at its end.
     await startGroupAtEnd(kafka, groupId, CDC_TOPIC);

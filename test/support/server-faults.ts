@@ -4,10 +4,9 @@ import type pg from 'pg';
 import type { CoreSettings } from '../../processors/core/config/core-settings.js';
 import { createPool } from '../../processors/core/db/pool.js';
 import { sleep } from '../../processors/core/errors/retry.js';
-import { ensureTopics } from '../../processors/core/kafka/topics.js';
 import { startReports } from '../../processors/reports/reports.js';
 import type { AgentEvent } from './agent-events.js';
-import { ensureCdcConnector } from './cdc.js';
+import { ensureCdcConnector, ensureCdcTopics } from './cdc.js';
 import { startGroupAtEnd } from './consume.js';
 import { freePort, LakeCopy, stack, testPipeline, verifyLake, waitDrained } from './export-harness.js';
 import { lakeEvent } from './export-faults.js';
@@ -187,7 +186,8 @@ export class ServerFaultSuite {
   static async start(o: SuiteOptions, run: string): Promise<ServerFaultSuite> {
     await ensureCdcConnector(o.settings);
     // Debezium's topic; made now (as Connect's topic creation would) when no change was streamed yet.
-    await ensureTopics(o.admin, [{ topic: CDC_TOPIC, numPartitions: 1 }]);
+    // On a fresh cluster the CDC topic appears with Debezium's first change: create it as Connect would.
+    await ensureCdcTopics(o.kafka, o.settings);
     await waitForTopic(o.kafka, CDC_TOPIC, 60_000);
     const topics = { events: `test.server-faults.${run}.events`, dlq: `test.server-faults.${run}.dlq` };
     const group = `test-server-faults-${run}`;
