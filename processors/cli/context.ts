@@ -11,8 +11,11 @@ import { describeStackEnv, loadStackEnv } from '../core/config/stack-env.js';
  */
 export function useStackEnv(): void {
   const line = describeStackEnv(loadStackEnv());
-  if (line) console.error(`sluice: ${line}`);
+  // Said once a process: the demo's second read after `stack up` repeats it only when it changed.
+  if (line && line !== lastStackEnvLine) console.error(`sluice: ${line}`);
+  lastStackEnvLine = line ?? lastStackEnvLine;
 }
+let lastStackEnvLine: string | undefined;
 
 /** The core settings for a CLI command: env, then the --config / SLUICE_CONFIG_FILE file. */
 export function cliSettings(command: Command): CoreSettings {
