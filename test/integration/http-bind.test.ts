@@ -1,5 +1,4 @@
-import net from 'node:net';
-import { networkInterfaces } from 'node:os';
+import { connects, externalIpv4 } from '../support/sockets.js';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadPipeline } from '../../processors/core/pipeline/lint.js';
@@ -11,22 +10,6 @@ import { ROOT } from '../support/build.js';
  * deployment says otherwise (SLUICE_HTTP_HOST; the API listeners have SLUICE_HTTP_API_HOST,
  * proved in the ingest API's tests).
  */
-function externalIpv4(): string {
-  const address = Object.values(networkInterfaces())
-    .flat()
-    .find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
-  if (!address) throw new Error('this test needs a network interface besides loopback (an IPv4 address) to connect from');
-  return address;
-}
-
-const connects = (host: string, port: number) =>
-  new Promise<boolean>((resolve) => {
-    const socket = net.connect({ host, port, timeout: 2000 });
-    socket.once('connect', () => (socket.destroy(), resolve(true)));
-    socket.once('error', () => resolve(false));
-    socket.once('timeout', () => (socket.destroy(), resolve(false)));
-  });
-
 async function healthServer(env: Record<string, string>) {
   const ctx = createProcessor({ name: 'bind-test', spec: {}, env: { ...process.env, SLUICE_LOG_LEVEL: 'silent', ...env }, handleSignals: false });
   const server = await serve(ctx, {}, undefined, 0);

@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import net from 'node:net';
-import { networkInterfaces } from 'node:os';
+import { connects, externalIpv4 } from '../support/sockets.js';
 import { Writable } from 'node:stream';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -488,21 +487,6 @@ describe('ingest API against PostgreSQL', () => {
         await logged.close();
       }
     });
-
-    const externalIpv4 = () => {
-      const address = Object.values(networkInterfaces())
-        .flat()
-        .find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
-      if (!address) throw new Error('this test needs a network interface besides loopback (an IPv4 address) to connect from');
-      return address;
-    };
-    const connects = (host: string, port: number) =>
-      new Promise<boolean>((resolve) => {
-        const socket = net.connect({ host, port, timeout: 2000 });
-        socket.once('connect', () => (socket.destroy(), resolve(true)));
-        socket.once('error', () => resolve(false));
-        socket.once('timeout', () => (socket.destroy(), resolve(false)));
-      });
 
     it('listens on 127.0.0.1 only by default; SLUICE_HTTP_API_HOST=0.0.0.0 opens it to every interface', async () => {
       const external = externalIpv4();

@@ -1,7 +1,7 @@
 import { GetObjectCommand } from '@aws-sdk/client-s3';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { createWriteStream, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -13,6 +13,7 @@ import { listKeys } from '../../processors/core/s3/objects.js';
 import { EVENT_TYPES, lakePipelineFile, type AgentEvent } from './agent-events.js';
 import { buildDist, ROOT } from './build.js';
 import { ParquetReader } from './parquet-reader.js';
+import { SluiceProcess } from './sluice-process.js';
 import { hostPortOf, requireServer } from './servers.js';
 
 /**
@@ -70,37 +71,13 @@ export async function freePort(): Promise<number> {
 }
 
 /** One `sluice run` child process; its output goes to test-results/<name>.log. */
-export class RunnerProcess {
-  private child: ChildProcess | undefined;
-  exitCode: number | null = null;
-  readonly log: string;
-
-  constructor(
-    private readonly file: string,
-    readonly name: string,
-    private readonly port: number,
-  ) {
-    this.log = join(ROOT, 'test-results', `${name}.log`);
-    mkdirSync(dirname(this.log), { recursive: true });
+export class RunnerProcess extends SluiceProcess {
+  constructor(file: string, name: string, port: number) {
+    super(name, ['run', file], { SLUICE_EXPORT_HTTP_PORT: String(port), SLUICE_LOG_LEVEL: 'info' }, port);
   }
 
   static build(): void {
     buildDist('processors/cli/main.js');
-  }
-
-  start(): this {
-    const out = createWriteStream(this.log, { flags: 'a' });
-    this.exitCode = null;
-    this.child = spawn(process.execPath, [join(ROOT, 'bin/sluice.mjs'), 'run', this.file], {
-      env: { ...process.env, SLUICE_EXPORT_HTTP_PORT: String(this.port), SLUICE_LOG_LEVEL: 'info', KAFKAJS_NO_PARTITIONER_WARNING: '1' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    this.child.stdout!.pipe(out);
-    this.child.stderr!.pipe(out);
-    this.child.once('exit', (code, signal) => {
-      this.exitCode = code ?? (signal ? 128 : null);
-    });
-    return this;
   }
 
   async ready(timeoutMs = 30_000): Promise<void> {
@@ -112,15 +89,6 @@ export class RunnerProcess {
       await new Promise((r) => setTimeout(r, 200));
     }
     throw new Error(`runner ${this.name} not ready within ${timeoutMs} ms; see ${this.log}`);
-  }
-
-  kill(signal: NodeJS.Signals): Promise<number | null> {
-    const child = this.child;
-    if (!child || this.exitCode !== null) return Promise.resolve(this.exitCode);
-    return new Promise((resolve) => {
-      child.once('exit', (code, sig) => resolve(code ?? (sig ? 128 : null)));
-      child.kill(signal);
-    });
   }
 
   async metric(name: string): Promise<number> {
