@@ -14,6 +14,7 @@
  *      read_committed reader with it, until the broker aborts it: the transaction timeout).
  * Run: `BENCH_ONLY=normalizer-scale npm run bench`. Env: BENCH_RECORDS, BENCH_PARTITIONS (6).
  */
+import './support/stack-env.js'; // first: the local stack's endpoints before the settings load
 import { randomUUID } from 'node:crypto';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { coreSettings } from '../processors/core/config/core-settings.js';
