@@ -5,13 +5,14 @@ import { deleteGroup, waitForTopic } from './kafka.js';
 /**
  * Reads a topic from the beginning (read_committed unless asked otherwise) until `done` holds and
  * then nothing new has arrived for `quietMs`: a duplicate or an unexpected record that
- * shows up just after the expected ones is still seen.
+ * shows up just after the expected ones is still seen. On time it throws, or, with
+ * `returnOnTimeout`, returns what it saw so the caller can count what is missing.
  */
 export async function collectUntilQuiet(
   kafka: Kafka,
   topic: string,
   done: (messages: KafkaMessage[]) => boolean,
-  options: { quietMs?: number; timeoutMs?: number; readUncommitted?: boolean; from?: { partition: number; offset: string }[] } = {},
+  options: { quietMs?: number; timeoutMs?: number; readUncommitted?: boolean; from?: { partition: number; offset: string }[]; returnOnTimeout?: boolean } = {},
 ): Promise<KafkaMessage[]> {
   const quietMs = options.quietMs ?? 2000;
   const timeoutMs = options.timeoutMs ?? 60_000;
@@ -39,7 +40,10 @@ export async function collectUntilQuiet(
     for (;;) {
       await new Promise((r) => setTimeout(r, 100));
       if (done(seen) && Date.now() - last >= quietMs) return seen;
-      if (Date.now() - started > timeoutMs) throw new Error(`${topic}: condition not met within ${timeoutMs} ms (${seen.length} messages seen)`);
+      if (Date.now() - started > timeoutMs) {
+        if (options.returnOnTimeout) return seen;
+        throw new Error(`${topic}: condition not met within ${timeoutMs} ms (${seen.length} messages seen)`);
+      }
     }
   } finally {
     await consumer.disconnect();

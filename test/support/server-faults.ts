@@ -7,7 +7,7 @@ import { sleep } from '../../processors/core/errors/retry.js';
 import { startReports } from '../../processors/reports/reports.js';
 import type { AgentEvent } from './agent-events.js';
 import { ensureCdcConnector, ensureCdcTopics } from './cdc.js';
-import { startGroupAtEnd } from './consume.js';
+import { collectUntilQuiet, startGroupAtEnd } from './consume.js';
 import { freePort, LakeCopy, stack, testPipeline, verifyLake, waitDrained } from './export-harness.js';
 import { lakeEvent } from './export-faults.js';
 import { waitForTopic } from './kafka.js';
@@ -295,7 +295,7 @@ export class ServerFaultSuite {
     let invalid = 0;
     let records = 0;
     const mismatches: string[] = [];
-    for (const message of await readUntilQuiet(this.o.kafka, this.topics.events, valid.length, 120_000)) {
+    for (const message of await collectUntilQuiet(this.o.kafka, this.topics.events, (ms) => ms.length >= valid.length, { timeoutMs: 120_000, returnOnTimeout: true })) {
       const v = (await reader.decode(message.value!)) as { id: string; type: string; subject: string; time: bigint; data: Record<string, { customer_id: string; amount_minor?: bigint }> };
       if (!ours(v.id)) continue;
       records++;
@@ -400,32 +400,6 @@ export class ServerFaultSuite {
     await this.pool.end().catch(() => undefined);
     await this.normalizer?.kill('SIGKILL');
     await this.runner?.kill('SIGKILL');
-  }
-}
-
-/**
- * Reads a topic from the beginning (read_committed, a throwaway group) until at least
- * `target` records came and then none for 2 s, or until `timeoutMs`: never throws on
- * time, so what is missing is counted by the caller.
- */
-async function readUntilQuiet(kafka: Kafka, topic: string, target: number, timeoutMs: number): Promise<KafkaMessage[]> {
-  const consumer = kafka.consumer({ groupId: `test-read-${randomUUID()}`, readUncommitted: false, maxWaitTimeInMs: 250 });
-  const seen: KafkaMessage[] = [];
-  let last = Date.now();
-  await consumer.connect();
-  try {
-    await consumer.subscribe({ topic, fromBeginning: true });
-    await consumer.run({
-      eachBatch: async ({ batch }) => {
-        seen.push(...batch.messages);
-        last = Date.now();
-      },
-    });
-    const started = Date.now();
-    while (!(seen.length >= target && Date.now() - last >= 2000) && Date.now() - started < timeoutMs) await sleep(100);
-    return seen;
-  } finally {
-    await consumer.disconnect();
   }
 }
 
