@@ -17,6 +17,7 @@ import { replayCommand } from './commands/replay.js';
 import { lifecycleCommand } from './commands/lifecycle.js';
 import { pruneCommand } from './commands/prune.js';
 import { topicsCommand } from './commands/topics.js';
+import { filesCommand } from './commands/files.js';
 import { ConfigError, SluiceError } from '../core/errors/errors.js';
 import { useStackEnv } from './context.js';
 
@@ -50,6 +51,7 @@ export function buildProgram(): Command {
   program.addCommand(replayCommand());
   program.addCommand(lifecycleCommand());
   program.addCommand(pruneCommand());
+  program.addCommand(filesCommand());
   program.addCommand(docsCommand());
   program.addCommand(demoCommand());
   return program;
