@@ -33,14 +33,21 @@ export interface SqlFlush {
   nextOffset: bigint;
   /** The batch's rows as COPY text lines (copy-text.ts), in offset order. */
   lines: readonly string[];
-  /** Gets the rows the database refused (by index in `lines`) before the commit; a throw rolls back. */
-  beforeCommit(rejected: readonly RejectedRow[]): Promise<void>;
 }
 
-export interface RejectedRow {
+export interface RejectedLine {
+  /** Index in `lines`. */
   index: number;
   /** The database's message (and SQLSTATE) for that row. */
   message: string;
+}
+
+/** A flush loaded and its offset stored, in a transaction still open: commit or abort it. */
+export interface OpenTransaction {
+  rows: number;
+  rejected: readonly RejectedLine[];
+  commit(): Promise<void>;
+  abort(): Promise<void>;
 }
 
 /** The stored offset is past the batch's start: another member (or a replay) already wrote it. */
@@ -126,6 +133,16 @@ export class SqlWriter {
     }
   }
 
+  /** `connect`, waiting out a warehouse that is not there yet (logged) until `signal` aborts. */
+  connectRetrying(signal?: AbortSignal): Promise<void> {
+    return this.retrying('connect', signal, () => this.connect());
+  }
+
+  /** Readiness: the warehouse answers a query. */
+  async ping(): Promise<void> {
+    await this.pool.query('SELECT 1');
+  }
+
   /** The stored next offset of each of these partitions that has one. */
   async storedOffsets(topic: string, partitions: readonly number[], signal?: AbortSignal): Promise<Map<number, bigint>> {
     return this.retrying('read stored offsets', signal, async () => {
@@ -134,8 +151,12 @@ export class SqlWriter {
     });
   }
 
-  /** One flush: rows, refused rows to `beforeCommit`, offset, commit; retried whole on a lost connection. */
-  async write(flush: SqlFlush, signal?: AbortSignal): Promise<{ rows: number; rejected: number }> {
+  /**
+   * One flush up to the commit: offsets fenced, rows loaded (refused ones isolated), offset
+   * stored; the transaction stays open for the caller to send the refused rows to the DLQ,
+   * then commit. Retried whole on a lost connection until `signal` aborts.
+   */
+  async begin(flush: SqlFlush, signal?: AbortSignal): Promise<OpenTransaction> {
     return this.retrying('write a batch', signal, () => this.transaction(flush));
   }
 
@@ -145,35 +166,57 @@ export class SqlWriter {
     await this.pool.end();
   }
 
-  private async transaction(flush: SqlFlush): Promise<{ rows: number; rejected: number }> {
+  private async transaction(flush: SqlFlush): Promise<OpenTransaction> {
     const client = await this.pool.connect();
-    let broken: Error | undefined;
+    let released = false;
+    const release = (error?: Error) => {
+      if (released) return;
+      released = true;
+      client.release(error);
+    };
+    const rollback = async () => {
+      try {
+        await client.query('ROLLBACK');
+        release();
+      } catch (error) {
+        release(error as Error); // a broken connection: the server rolls back, the pool drops it
+      }
+    };
     try {
       if (!this.loadTableReady.has(client)) {
         await client.query(this.sql.createLoadTable);
         this.loadTableReady.add(client);
       }
       await client.query('BEGIN');
-      try {
-        const { rows } = await client.query<{ next_offset: bigint }>(this.offsets.lock, [this.pipeline, flush.topic, flush.partition]);
-        const stored = rows[0] ? BigInt(rows[0].next_offset) : undefined;
-        if (stored !== undefined && stored > flush.startOffset) {
-          throw new StaleBatchError(`${flush.topic}/${flush.partition}: the warehouse already holds offsets up to ${stored}, and this batch starts at ${flush.startOffset}`);
-        }
-        const rejected = await this.loadRange(client, flush.lines, 0, flush.lines.length, true);
-        await flush.beforeCommit(rejected);
-        await client.query(this.offsets.save, [this.pipeline, flush.topic, flush.partition, flush.nextOffset.toString()]);
-        await client.query('COMMIT');
-        return { rows: flush.lines.length - rejected.length, rejected: rejected.length };
-      } catch (error) {
-        await client.query('ROLLBACK').catch((e: Error) => (broken = e));
-        throw error;
-      }
     } catch (error) {
-      if (isPostgresTransient(error)) broken ??= error as Error;
+      release(error as Error);
       throw error;
-    } finally {
-      client.release(broken);
+    }
+    try {
+      const { rows } = await client.query<{ next_offset: bigint }>(this.offsets.lock, [this.pipeline, flush.topic, flush.partition]);
+      const stored = rows[0] ? BigInt(rows[0].next_offset) : undefined;
+      if (stored !== undefined && stored > flush.startOffset) {
+        throw new StaleBatchError(`${flush.topic}/${flush.partition}: the warehouse already holds offsets up to ${stored}, and this batch starts at ${flush.startOffset}`);
+      }
+      const rejected = await this.loadRange(client, flush.lines, 0, flush.lines.length, true);
+      await client.query(this.offsets.save, [this.pipeline, flush.topic, flush.partition, flush.nextOffset.toString()]);
+      return {
+        rows: flush.lines.length - rejected.length,
+        rejected,
+        commit: async () => {
+          try {
+            await client.query('COMMIT');
+            release();
+          } catch (error) {
+            release(error as Error);
+            throw error;
+          }
+        },
+        abort: rollback,
+      };
+    } catch (error) {
+      await rollback();
+      throw error;
     }
   }
 
@@ -181,7 +224,7 @@ export class SqlWriter {
    * Loads lines [lo, hi) under a savepoint. A row error rolls the range back and splits it
    * until each refused row is alone: k refused rows among n cost about k x log2(n) loads.
    */
-  private async loadRange(client: pg.PoolClient, lines: readonly string[], lo: number, hi: number, first: boolean): Promise<RejectedRow[]> {
+  private async loadRange(client: pg.PoolClient, lines: readonly string[], lo: number, hi: number, first: boolean): Promise<RejectedLine[]> {
     if (hi <= lo) return [];
     await client.query('SAVEPOINT sluice_load');
     try {

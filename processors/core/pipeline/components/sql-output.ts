@@ -28,7 +28,7 @@ export const SQL_TYPES: Record<ColumnType, string> = {
 
 const NUMERIC: readonly ColumnType[] = ['int32', 'int64', 'float', 'double'];
 const TABLE = /^([a-z_][a-z0-9_]*\.)?[a-z_][a-z0-9_]*$/;
-const TABLE_FIX = 'write table or schema.table in lower-case letters, digits and _ (e.g. analytics.agent_events)';
+const TABLE_FIX = 'write table or schema.table in lower-case letters, digits and _';
 
 const config = object(
   {
