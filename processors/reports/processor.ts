@@ -3,6 +3,7 @@ import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { Consumer, Kafka, KafkaMessage, Producer } from 'kafkajs';
 import { deadLetterMessage } from '../core/dlq/dead-letter.js';
+import { DLQ_REASONS } from '../core/dlq/reasons.js';
 import type { Logger } from '../core/log/logger.js';
 import type { S3Settings } from '../core/s3/client.js';
 import type { CommissionRules } from './commission.js';
@@ -73,12 +74,12 @@ export class ReportProcessor {
     try {
       body = JSON.parse(message.value?.toString('utf8') ?? '');
     } catch (error) {
-      return this.deadLetter(topic, partition, message, 'malformed_json', `the request is not JSON: ${(error as Error).message}`);
+      return this.deadLetter(topic, partition, message, DLQ_REASONS.malformedJson, `the request is not JSON: ${(error as Error).message}`);
     }
     if (body && typeof body === 'object' && !('requested_via' in body)) (body as Record<string, unknown>).requested_via = 'topic';
     const parsed = parseReportRequest(body);
     if (!parsed.ok) {
-      return this.deadLetter(topic, partition, message, 'invalid_request', parsed.errors.map((e) => `${e.field}: ${e.code} (${e.message})`).join('; '));
+      return this.deadLetter(topic, partition, message, DLQ_REASONS.invalidRequest, parsed.errors.map((e) => `${e.field}: ${e.code} (${e.message})`).join('; '));
     }
     const request = parsed.request;
     const earlier = this.d.store.get(request.request_id);
