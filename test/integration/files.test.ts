@@ -224,7 +224,7 @@ describe('sluice files', () => {
 
   it('neutralises a formula in the rejects file, and leaves nothing under incoming/', async () => {
     const key = incoming('partner-csv', 'formula.csv');
-    await put(s3, bucket, key, `${CSV_HEADER}\n=1+2,deposit_made,a,c,100,USD,2026-10-01T00:00:00Z,web,\n`);
+    await put(s3, bucket, key, `${CSV_HEADER}\n=1+2,deposit_made,a,c-${run},100,USD,2026-10-01T00:00:00Z,web,\n`);
     const row = await waitDone(pool, bucket, key, 60_000);
     const text = await getText(s3, bucket, `${root}rejects/partner-csv/${today(row)}/formula.csv.rejects.csv`);
     expect(text).toContain(`"'=1+2,deposit_made,a,c`);
