@@ -1,3 +1,4 @@
+import { DLQ_REASONS } from '../core/dlq/reasons.js';
 import avro from 'avsc';
 import { PermanentError, TransientError } from '../core/errors/errors.js';
 import { exactLongHook } from '../core/registry/codec.js';
@@ -17,7 +18,7 @@ import type { RegistryRestClient } from '../core/registry/ccompat.js';
 /** A value that cannot be decoded: a DLQ case with a reason code. */
 export class DecodeError extends PermanentError {
   constructor(
-    readonly reason: 'not_avro' | 'unknown_schema' | 'decode_error',
+    readonly reason: typeof DLQ_REASONS.notAvro | typeof DLQ_REASONS.unknownSchema | typeof DLQ_REASONS.decodeError,
     message: string,
   ) {
     super(message);
@@ -79,17 +80,17 @@ export class AvroDecoder {
 
   decode(topic: string, value: Buffer | null): Decoded {
     if (!value || value.length < 5 || value[0] !== 0) {
-      throw new DecodeError('not_avro', value ? `value is not in the Confluent wire format (magic byte 0 + 4-byte schema id), first byte ${value[0]}` : 'value is null (a tombstone)');
+      throw new DecodeError(DLQ_REASONS.notAvro, value ? `value is not in the Confluent wire format (magic byte 0 + 4-byte schema id), first byte ${value[0]}` : 'value is null (a tombstone)');
     }
     const id = value.readInt32BE(1);
     const writer = this.writers.get(id);
-    if (!writer) throw new DecodeError('unknown_schema', `schema id ${id} is not in the registry`);
+    if (!writer) throw new DecodeError(DLQ_REASONS.unknownSchema, `schema id ${id} is not in the registry`);
     const plan = this.plan(`${topic}-value`, writer);
     try {
       const v = plan.reader.type.fromBuffer(value.subarray(5), plan.resolver, true);
       return { value: v, writerId: id, readerId: plan.reader.id, readerSchema: plan.reader.schema };
     } catch (error) {
-      throw new DecodeError('decode_error', `Avro body does not decode with schema id ${id}: ${(error as Error).message}`);
+      throw new DecodeError(DLQ_REASONS.decodeError, `Avro body does not decode with schema id ${id}: ${(error as Error).message}`);
     }
   }
 

@@ -1,3 +1,4 @@
+import { DLQ_REASONS } from '../core/dlq/reasons.js';
 import { compileExpression, type CompiledExpression } from './expressions.js';
 import type { ProcessorConfig } from '../core/pipeline/pipeline.js';
 
@@ -75,9 +76,9 @@ function compile(p: ProcessorConfig): Step {
     case 'dedupe':
       return dedupeStep(p.label, p.config.key, p.config.cache_size, p.config.window);
     case 'select':
-      return { label: p.label, instance: () => (v) => fieldsStep(p.label, 'select_error', v, (o) => selectFields(o, p.config)) };
+      return { label: p.label, instance: () => (v) => fieldsStep(p.label, DLQ_REASONS.selectError, v, (o) => selectFields(o, p.config)) };
     case 'drop':
-      return { label: p.label, instance: () => (v) => fieldsStep(p.label, 'drop_error', v, (o) => dropFields(o, p.config)) };
+      return { label: p.label, instance: () => (v) => fieldsStep(p.label, DLQ_REASONS.dropError, v, (o) => dropFields(o, p.config)) };
   }
 }
 
@@ -88,11 +89,11 @@ function mappingStep(label: string, text: string): Step {
       expr,
       value,
       (result) => {
-        if (result === undefined) return dead(label, 'mapping_error', 'the mapping yielded nothing (undefined): a field it starts from is missing');
+        if (result === undefined) return dead(label, DLQ_REASONS.mappingError, 'the mapping yielded nothing (undefined): a field it starts from is missing');
         // Compiled results are plain already; jsonata's carry sequence flags and null prototypes.
         return { kind: 'keep', value: expr.compiled ? result : plain(result) };
       },
-      (error) => dead(label, 'mapping_error', expressionError(error)),
+      (error) => dead(label, DLQ_REASONS.mappingError, expressionError(error)),
     );
   return { label, instance: () => run };
 }
@@ -106,9 +107,9 @@ function filterStep(label: string, text: string): Step {
       (result) => {
         if (result === true) return { kind: 'keep', value };
         if (result === false) return { kind: 'drop', by: label };
-        return dead(label, 'filter_error', `the filter yielded ${describe(result)}, not true or false`);
+        return dead(label, DLQ_REASONS.filterError, `the filter yielded ${describe(result)}, not true or false`);
       },
-      (error) => dead(label, 'filter_error', expressionError(error)),
+      (error) => dead(label, DLQ_REASONS.filterError, expressionError(error)),
     );
   return { label, instance: () => run };
 }
@@ -125,11 +126,11 @@ function dedupeStep(label: string, keyText: string, cacheSize: number, windowMs:
           value,
           (key) => {
             if (typeof key !== 'string' && typeof key !== 'number' && typeof key !== 'bigint') {
-              return dead(label, 'dedupe_error', `the key expression yielded ${describe(key)}, not a string or number`);
+              return dead(label, DLQ_REASONS.dedupeError, `the key expression yielded ${describe(key)}, not a string or number`);
             }
             return seen.firstSeen(String(key)) ? { kind: 'keep', value } : { kind: 'drop', by: label };
           },
-          (error) => dead(label, 'dedupe_error', expressionError(error)),
+          (error) => dead(label, DLQ_REASONS.dedupeError, expressionError(error)),
         );
     },
   };

@@ -19,7 +19,7 @@ import { toEnvelope } from './envelope.js';
 import { NormalizerMetrics } from './metrics.js';
 import { EVENT_TYPES, type ValidEvent } from './rules.js';
 import { normalizerSettings } from './settings.js';
-import { TransactionalLoop } from './transactional-loop.js';
+import { TransactionalLoop } from '../core/kafka/transactional-loop.js';
 import { routeRecords, type ChunkStats } from './transform.js';
 
 export const PROCESSOR_NAME = 'normalizer';
@@ -142,6 +142,7 @@ async function start(ctx: ProcessorContext<typeof normalizerSettings>): Promise<
     transactionTimeoutMs: s.transactionTimeoutMs,
     logger,
     signal: ctx.shutdown.signal,
+    fenceHint: { instanceIdSetting: 'SLUICE_NORMALIZER_INSTANCE_ID', transactionTimeoutSetting: 'SLUICE_NORMALIZER_TRANSACTION_TIMEOUT_MS' },
     ...(state ? { state } : {}),
     route: async (records, txn) => {
       const routed = await routeRecords(records, { rules, contract, encode, processor: PROCESSOR_NAME, ...(txn ? { dedupe: { state: txn, options: dedupeOptions } } : {}) });

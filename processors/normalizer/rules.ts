@@ -1,3 +1,4 @@
+import { DLQ_REASONS, missingField } from '../core/dlq/reasons.js';
 import { isoToMicros, type CdcRecord, type CdcRow } from './cdc.js';
 
 /**
@@ -12,18 +13,16 @@ const MONEY_TYPES: ReadonlySet<EventType> = new Set(['deposit_made', 'withdrawal
 
 export const isEventType = (v: unknown): v is EventType => typeof v === 'string' && (EVENT_TYPES as readonly string[]).includes(v);
 
-/** The dead-letter reason codes (docs/domain.md's, plus the two for records that are not rows at all). */
+/** The dead-letter reason codes of a change (docs/domain.md's, plus the two for records that are not rows at all); defined in core/dlq/reasons.ts. */
 export const REASONS = {
-  unknownEventType: 'unknown_event_type',
-  missingField: (column: string) => `missing_field:${column}`,
-  invalidAmount: 'invalid_amount',
-  currencyMismatch: 'currency_mismatch',
-  invalidTimestamp: 'invalid_timestamp',
-  immutableEventMutated: 'immutable_event_mutated',
-  /** Not a Debezium change event (not JSON, no op, a row that is not an object). */
-  unparseableRecord: 'unparseable_record',
-  /** A row the rules accept but the contract's current version does not (a safety net). */
-  schemaViolation: 'schema_violation',
+  unknownEventType: DLQ_REASONS.unknownEventType,
+  missingField,
+  invalidAmount: DLQ_REASONS.invalidAmount,
+  currencyMismatch: DLQ_REASONS.currencyMismatch,
+  invalidTimestamp: DLQ_REASONS.invalidTimestamp,
+  immutableEventMutated: DLQ_REASONS.immutableEventMutated,
+  unparseableRecord: DLQ_REASONS.unparseableRecord,
+  schemaViolation: DLQ_REASONS.schemaViolation,
 } as const;
 
 /** occurred_at may be at most this far after received_at (24 h, in microseconds). */

@@ -1,7 +1,9 @@
+import type pg from 'pg';
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { Consumer, Kafka, KafkaMessage, Producer } from 'kafkajs';
 import { deadLetterMessage } from '../core/dlq/dead-letter.js';
+import { DLQ_REASONS } from '../core/dlq/reasons.js';
 import type { Logger } from '../core/log/logger.js';
 import type { S3Settings } from '../core/s3/client.js';
 import type { CommissionRules } from './commission.js';
@@ -22,6 +24,8 @@ export interface ProcessorDeps {
   rules: CommissionRules;
   /** Threads reading the lake, with the S3 settings each opens its client with. */
   readers: { count: number; s3: S3Settings };
+  /** `source: warehouse`: the month is read from this pool's events table instead of the lake. */
+  warehouse?: { pool: pg.Pool; table: string } | undefined;
   settings: ReportsSettings;
   logger: Logger;
   metrics: ReportsMetrics;
@@ -70,12 +74,12 @@ export class ReportProcessor {
     try {
       body = JSON.parse(message.value?.toString('utf8') ?? '');
     } catch (error) {
-      return this.deadLetter(topic, partition, message, 'malformed_json', `the request is not JSON: ${(error as Error).message}`);
+      return this.deadLetter(topic, partition, message, DLQ_REASONS.malformedJson, `the request is not JSON: ${(error as Error).message}`);
     }
     if (body && typeof body === 'object' && !('requested_via' in body)) (body as Record<string, unknown>).requested_via = 'topic';
     const parsed = parseReportRequest(body);
     if (!parsed.ok) {
-      return this.deadLetter(topic, partition, message, 'invalid_request', parsed.errors.map((e) => `${e.field}: ${e.code} (${e.message})`).join('; '));
+      return this.deadLetter(topic, partition, message, DLQ_REASONS.invalidRequest, parsed.errors.map((e) => `${e.field}: ${e.code} (${e.message})`).join('; '));
     }
     const request = parsed.request;
     const earlier = this.d.store.get(request.request_id);
@@ -100,6 +104,7 @@ export class ReportProcessor {
         currency: settings.baseCurrency,
         rules: this.d.rules,
         readers: this.d.readers,
+        warehouse: this.d.warehouse,
       });
     } catch (error) {
       logger.error({ requestId: request.request_id, err: error }, 'report failed');

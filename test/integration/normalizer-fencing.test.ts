@@ -3,7 +3,7 @@ import { Partitioners, type KafkaMessage } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKafka } from '../../processors/core/kafka/client.js';
 import { startNormalizer, type RunningNormalizer } from '../../processors/normalizer/normalizer.js';
-import { ProducerFencedError } from '../../processors/normalizer/transactional-loop.js';
+import { ProducerFencedError } from '../../processors/core/kafka/transactional-loop.js';
 import { collectUntilQuiet } from '../support/consume.js';
 import { debeziumKey, debeziumValue, stagingRow } from '../support/debezium.js';
 import { registryReader } from '../support/registry-reader.js';

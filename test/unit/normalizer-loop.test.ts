@@ -10,7 +10,7 @@ import {
   ProducerFencedError,
   splitBySize,
   TransactionalLoop,
-} from '../../processors/normalizer/transactional-loop.js';
+} from '../../processors/core/kafka/transactional-loop.js';
 
 const logger = createLogger({ name: 'test', level: 'silent' });
 const protocolError = (type: string, code = 0) => Object.assign(new Error(type), { name: 'KafkaJSProtocolError', type, code, retriable: false });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { PermanentError, TransientError, isRetriable } from '../../processors/core/errors/errors.js';
-import { backoffDelay, withRetry } from '../../processors/core/errors/retry.js';
+import { backoffDelay, RetryAbandonedError, withRetry } from '../../processors/core/errors/retry.js';
+import { isFenced, isRebalancing, isUnavailable } from '../../processors/core/errors/errors.js';
 
 describe('retry', () => {
   const policy = { initialMs: 100, maxMs: 1000, multiplier: 2, maxAttempts: 5 };
@@ -45,5 +46,45 @@ describe('retry', () => {
       throw new TransientError('down');
     }, { policy: { ...policy, initialMs: 1, maxAttempts: 3 } })).rejects.toThrow('down');
     expect(calls).toBe(3);
+  });
+
+  it('is abandoned when the caller no longer wants it, and beats while it waits', async () => {
+    let wanted = true;
+    let beats = 0;
+    let calls = 0;
+    const run = withRetry(
+      async () => {
+        calls++;
+        if (calls === 2) wanted = false;
+        throw new TransientError('down');
+      },
+      { policy: { initialMs: 1500, maxMs: 1500, multiplier: 1, maxAttempts: Infinity }, minDelayMs: 1500, stillWanted: () => wanted, whileWaiting: async () => void beats++ },
+    );
+    await expect(run).rejects.toBeInstanceOf(RetryAbandonedError);
+    expect(calls).toBe(2);
+    expect(beats).toBeGreaterThanOrEqual(2); // a beat a second through each 1.5 s wait
+
+    // A heartbeat that says the group rebalances ends the wait with its error.
+    const rebalancing = Object.assign(new Error('rebalance'), { type: 'REBALANCE_IN_PROGRESS' });
+    await expect(withRetry(async () => { throw new TransientError('down'); }, { policy: { initialMs: 1200, maxMs: 1200, multiplier: 1, maxAttempts: Infinity }, minDelayMs: 1200, whileWaiting: async () => { throw rebalancing; } })).rejects.toBe(rebalancing);
+
+    // An abort gives the caller's own error, with the failure as its cause.
+    const abort = new AbortController();
+    const failure = new TransientError('s3 away');
+    const aborted = withRetry(async () => { abort.abort(); throw failure; }, { signal: abort.signal, abandoned: (cause) => new Error('abandoned', { cause }) });
+    await expect(aborted).rejects.toMatchObject({ message: 'abandoned', cause: failure });
+  });
+
+  it('classifies kafkajs errors once: rebalancing, fenced, unavailable', () => {
+    const wrapped = (type: string) => Object.assign(new Error('gave up'), { name: 'KafkaJSNumberOfRetriesExceeded', originalError: Object.assign(new Error(type), { name: 'KafkaJSProtocolError', type }) });
+    expect(isRebalancing(wrapped('REBALANCE_IN_PROGRESS'))).toBe(true);
+    expect(isRebalancing(wrapped('ILLEGAL_GENERATION'))).toBe(true);
+    expect(isRebalancing(wrapped('LEADER_NOT_AVAILABLE'))).toBe(false);
+    expect(isFenced(wrapped('INVALID_PRODUCER_EPOCH'))).toBe(true);
+    expect(isFenced(Object.assign(new Error('fenced'), { code: 90 }))).toBe(true);
+    expect(isUnavailable(wrapped('LEADER_NOT_AVAILABLE'))).toBe(true);
+    expect(isUnavailable(wrapped('MESSAGE_TOO_LARGE'))).toBe(false);
+    expect(isUnavailable(wrapped('TOPIC_AUTHORIZATION_FAILED'))).toBe(false);
+    expect(isUnavailable(new TypeError('a bug'))).toBe(false);
   });
 });

@@ -9,7 +9,7 @@ import { changelogTopicName, fromChangelogMessage, toChangelogMessage } from '..
 import { StateMetrics } from '../../processors/core/state/metrics.js';
 import { decodeEntry, encodeEntry, PartitionStore } from '../../processors/core/state/partition-store.js';
 import { StateStores } from '../../processors/core/state/state-stores.js';
-import { nextOffset } from '../../processors/normalizer/transactional-loop.js';
+import { nextOffset } from '../../processors/core/kafka/transactional-loop.js';
 import { FakeChangelog } from '../support/fake-changelog.js';
 
 const logger = createLogger({ name: 'test', level: 'silent' });

@@ -54,19 +54,69 @@ export function isRetriable(error: unknown): boolean {
 
 /** kafkajs errors no retry changes: a misuse, a refused login, a broker too old. */
 const KAFKAJS_PERMANENT = new Set(['KafkaJSInvalidArgument', 'KafkaJSNotImplemented', 'KafkaJSSASLAuthenticationError', 'KafkaJSServerDoesNotSupportApiKey']);
-/** Broker answers that a setting or a permission must change, not time. */
-const KAFKA_PERMANENT_TYPES = new Set(['TOPIC_AUTHORIZATION_FAILED', 'GROUP_AUTHORIZATION_FAILED', 'CLUSTER_AUTHORIZATION_FAILED', 'TRANSACTIONAL_ID_AUTHORIZATION_FAILED', 'SASL_AUTHENTICATION_FAILED', 'UNSUPPORTED_VERSION', 'INVALID_CONFIG', 'POLICY_VIOLATION']);
+/** Broker answers that a setting, a permission or the data must change, not time. */
+const KAFKA_PERMANENT_TYPES = new Set([
+  'TOPIC_AUTHORIZATION_FAILED',
+  'GROUP_AUTHORIZATION_FAILED',
+  'CLUSTER_AUTHORIZATION_FAILED',
+  'TRANSACTIONAL_ID_AUTHORIZATION_FAILED',
+  'SASL_AUTHENTICATION_FAILED',
+  'UNSUPPORTED_VERSION',
+  'UNSUPPORTED_FOR_MESSAGE_FORMAT',
+  'INVALID_CONFIG',
+  'POLICY_VIOLATION',
+  'MESSAGE_TOO_LARGE',
+  'RECORD_LIST_TOO_LARGE',
+  'INVALID_RECORD',
+  'INVALID_TRANSACTION_TIMEOUT',
+]);
+/** This member's generation is over: its partitions may be another member's now. */
+const KAFKA_REBALANCE_TYPES = new Set(['REBALANCE_IN_PROGRESS', 'ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID', 'NOT_COORDINATOR_FOR_GROUP', 'FENCED_INSTANCE_ID']);
+/** Another producer with the same transactional id took over. */
+const KAFKA_FENCED_TYPES = new Set(['INVALID_PRODUCER_EPOCH', 'PRODUCER_FENCED', 'TRANSACTIONAL_ID_AUTHORIZATION_FAILED', 'TRANSACTION_COORDINATOR_FENCED']);
+const PRODUCER_FENCED_CODE = 90; // not in kafkajs's table
+
+interface KafkaErrorLike {
+  name?: unknown;
+  type?: unknown;
+  code?: unknown;
+  cause?: unknown;
+  originalError?: unknown;
+}
+
+/** The error and what it wraps (kafkajs wraps the cause of exhausted retries in `originalError`), at most 5 deep. */
+export function errorChain(error: unknown): KafkaErrorLike[] {
+  const out: KafkaErrorLike[] = [];
+  for (let e = error as KafkaErrorLike | undefined, i = 0; e && typeof e === 'object' && i < 5; e = (e.cause ?? e.originalError) as KafkaErrorLike | undefined, i++) out.push(e);
+  return out;
+}
+
+/**
+ * A consumer-group error saying this member's generation is over (a commit or a heartbeat
+ * refused because the group rebalances): stop, let kafkajs rejoin, read again from the
+ * committed offsets. Never worth retrying in place.
+ */
+export function isRebalancing(error: unknown): boolean {
+  return errorChain(error).some((e) => typeof e.type === 'string' && KAFKA_REBALANCE_TYPES.has(e.type));
+}
+
+/** A transactional producer fenced by a newer one with the same id: this instance must stop. */
+export function isFenced(error: unknown): boolean {
+  return errorChain(error).some((e) => (typeof e.type === 'string' && KAFKA_FENCED_TYPES.has(e.type)) || e.code === PRODUCER_FENCED_CODE);
+}
 
 /**
  * Whether a failure to reach a dependency (Kafka, the registry, S3, PostgreSQL) means
  * "not there yet, wait": a processor started before its servers blocks on these. kafkajs
  * gives up on a broker that is away with KafkaJSNumberOfRetriesExceeded, which it marks
  * non-retriable; for a processor that must wait, any kafkajs error is worth waiting out
- * except a misuse, a refused login or a missing permission. Sluice's own errors say it.
+ * except a misuse, a refused login, a missing permission or data the broker refuses.
+ * Sluice's own errors say it. Fencing and rebalancing are not "unavailable": callers
+ * check them first (isFenced, isRebalancing).
  */
 export function isUnavailable(error: unknown): boolean {
   if (error instanceof SluiceError) return error.retriable;
-  for (let e = error as { name?: unknown; type?: unknown; cause?: unknown; originalError?: unknown } | undefined, i = 0; e && i < 5; e = (e.cause ?? e.originalError) as typeof e, i++) {
+  for (const e of errorChain(error)) {
     if (typeof e.name === 'string' && KAFKAJS_PERMANENT.has(e.name)) return false;
     if (typeof e.type === 'string' && KAFKA_PERMANENT_TYPES.has(e.type)) return false;
   }

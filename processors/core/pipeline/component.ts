@@ -1,5 +1,6 @@
 import { INVALID, pathText, resolveField, type At, type Field, type Invalid, type ParseContext, type Path } from './fields.js';
 import type { ConfigNode } from './source.js';
+import { redpandaComponentHint } from './redpanda-names.js';
 import { suggestion } from './suggest.js';
 
 /**
@@ -115,7 +116,7 @@ export function componentChoice(
         if (spec) chosen.push({ spec, entry });
         else {
           ok = false;
-          ctx.report(entry.keyPos, [...at.path, entry.key], `unknown ${kind} "${entry.key}"`, suggestion(entry.key, names, `${kind}s are`));
+          ctx.report(entry.keyPos, [...at.path, entry.key], `unknown ${kind} "${entry.key}"`, redpandaComponentHint(kind, entry.key) ?? suggestion(entry.key, names, `${kind}s are`));
         }
       }
       if (chosen.length > 1) {

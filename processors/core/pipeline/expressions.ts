@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import { checkCalls } from './jsonata-functions.js';
 
 /**
  * The expression language of `mapping`, `filter` and `dedupe` as lint sees it: only
@@ -9,6 +10,8 @@ export interface ExpressionLanguage {
   readonly name: string;
   /** Undefined when the text compiles. */
   check(text: string): ExpressionIssue | undefined;
+  /** For text that compiles: calls to unknown functions or with the wrong number of arguments. */
+  checkCalls?(text: string): ExpressionIssue[];
 }
 
 export interface ExpressionIssue {
@@ -17,9 +20,11 @@ export interface ExpressionIssue {
   offset?: number;
   /** The token at the error, when known. */
   token?: string;
+  /** How to fix it, when the language knows better than "correct the expression". */
+  fix?: string;
 }
 
-type JsonataCompile = (expression: string) => unknown;
+type JsonataCompile = (expression: string) => { ast(): unknown };
 interface JsonataError {
   message?: string;
   position?: number;
@@ -63,6 +68,9 @@ function loadJsonata(): ExpressionLanguage | null {
           ...(typeof e.token === 'string' ? { token: e.token } : {}),
         };
       }
+    },
+    checkCalls(text) {
+      return checkCalls(compile(text).ast()).map((c) => ({ message: c.message, offset: c.offset, fix: c.fix }));
     },
   };
 }

@@ -1,4 +1,5 @@
 import type { ExpressionLanguage } from './expressions.js';
+import { BLOBLANG_FIX, looksLikeBloblang, redpandaFieldHint } from './redpanda-names.js';
 import { interpolateEnv, type Env, type InterpolationMode } from './interpolation.js';
 import { objectKeyProblems, parsePathTemplate, type PathTemplate } from './path-template.js';
 import type { PipelineProblem } from './problems.js';
@@ -328,9 +329,15 @@ export function expression<const M extends FieldMeta>(meta: M): Field<Opt<M, str
     if (issue) {
       const pos = issue.offset !== undefined ? t.pos(Math.min(issue.offset, Math.max(0, t.text.length - 1))) : node.pos;
       const near = issue.token && issue.token !== '(end)' ? ` near "${issue.token}"` : issue.token === '(end)' ? ' at its end' : '';
-      ctx.report(pos, at.path, `invalid ${ctx.expressions!.name}: ${issue.message}`, `correct the expression${near}; syntax: https://docs.jsonata.org`);
+      const bloblang = looksLikeBloblang(t.text) ? ` (${BLOBLANG_FIX})` : '';
+      ctx.report(pos, at.path, `invalid ${ctx.expressions!.name}: ${issue.message}`, `correct the expression${near}; syntax: https://docs.jsonata.org${bloblang}`);
       return INVALID;
     }
+    const calls = ctx.expressions?.checkCalls?.(t.text) ?? [];
+    for (const call of calls) {
+      ctx.report(t.pos(Math.min(call.offset ?? 0, Math.max(0, t.text.length - 1))), at.path, `${ctx.expressions!.name}: ${call.message}`, call.fix ?? 'correct the call');
+    }
+    if (calls.length > 0) return INVALID;
     return t.text;
   }) as Field<Opt<M, string>>;
 }
@@ -445,7 +452,7 @@ export function object<S extends Shape, const M extends FieldMeta>(fields: S, me
     for (const entry of node.entries) {
       if (!(entry.key in fields)) {
         ok = false;
-        ctx.report(entry.keyPos, [...at.path, entry.key], `unknown field "${entry.key}"`, suggestion(entry.key, names, `${pathText(at.path) || 'the file'} takes`));
+        ctx.report(entry.keyPos, [...at.path, entry.key], `unknown field "${entry.key}"`, redpandaFieldHint(pathText(at.path), entry.key) ?? suggestion(entry.key, names, `${pathText(at.path) || 'the file'} takes`));
       }
     }
     const out: Record<string, unknown> = {};

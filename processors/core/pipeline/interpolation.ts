@@ -1,3 +1,5 @@
+import { redpandaInterpolationHint } from './redpanda-names.js';
+
 /**
  * `${ENV}` and `${ENV:default}` in pipeline files, resolved value by value after the YAML
  * is parsed, so every problem keeps its line and column.
@@ -87,7 +89,9 @@ export function interpolateEnv(raw: string, env: Env, mode: InterpolationMode): 
         }
         emit(value, i, true);
       } else {
-        if (mode === 'plain') {
+        if (mode === 'plain' && body.startsWith('!')) {
+          issues.push({ offset: i, message: `"\${${body}}" is Redpanda Connect interpolation (Bloblang), which plain values do not take`, fix: `write the value itself, or \${ENV_VAR}; ${redpandaInterpolationHint(body)}` });
+        } else if (mode === 'plain') {
           const upper = body.replace(/^[^:]*/, (name) => name.toUpperCase().replace(/[^A-Z0-9_]/g, '_'));
           issues.push({
             offset: i,

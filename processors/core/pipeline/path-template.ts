@@ -1,3 +1,4 @@
+import { redpandaInterpolationHint } from './redpanda-names.js';
 import { closest } from './suggest.js';
 
 /**
@@ -92,6 +93,10 @@ export function parsePathTemplate(text: string): { template: PathTemplate; error
 }
 
 function parseVariable(body: string, offset: number, errors: TemplateError[]): TemplatePart | undefined {
+  if (body.startsWith('!')) {
+    errors.push({ offset, message: `"\${${body}}" is Redpanda Connect interpolation (Bloblang)`, fix: redpandaInterpolationHint(body) });
+    return undefined;
+  }
   if ((KAFKA_VARIABLES as readonly string[]).includes(body)) return { kind: 'kafka', name: body as KafkaVariable, offset };
   if (body.startsWith('data.')) {
     const path = body.slice('data.'.length).split('.');

@@ -20,6 +20,7 @@ import {
 } from './components/index.js';
 import { INVALID, list, object, resolveField, type AnyField, type ParseContext } from './fields.js';
 import type { MapNode } from './source.js';
+import { redpandaComponentHint } from './redpanda-names.js';
 import { suggestion } from './suggest.js';
 
 /**
@@ -82,7 +83,7 @@ export function parsePipeline(root: MapNode, ctx: ParseContext): PipelineConfig 
   const sectionNames = Object.keys(PIPELINE_SECTIONS);
   for (const entry of root.entries) {
     if (!(entry.key in PIPELINE_SECTIONS)) {
-      ctx.report(entry.keyPos, [entry.key], `unknown section "${entry.key}"`, suggestion(entry.key, sectionNames, 'a pipeline file has the sections'));
+      ctx.report(entry.keyPos, [entry.key], `unknown section "${entry.key}"`, redpandaComponentHint('section', entry.key) ?? suggestion(entry.key, sectionNames, 'a pipeline file has the sections'));
     }
   }
   const parsed: Record<string, unknown> = {};

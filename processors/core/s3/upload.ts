@@ -1,7 +1,7 @@
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { isRetriable } from '../errors/errors.js';
-import { backoffDelay, sleep, type RetryPolicy } from '../errors/retry.js';
+import { BLOCKING_RETRY, withRetry, type RetryPolicy } from '../errors/retry.js';
 import type { Logger } from '../log/logger.js';
 
 /** The upload was given up because the caller no longer owns the data (rebalance, shutdown). */
@@ -29,8 +29,6 @@ export interface DurableUploadOptions {
   policy?: Partial<RetryPolicy>;
 }
 
-const SINK_RETRY: RetryPolicy = { initialMs: 250, maxMs: 5_000, multiplier: 2, maxAttempts: Infinity };
-
 /**
  * Writes one object and blocks until it is durably written, retrying every failure with
  * backoff, forever: a sink that gives up drops data, so an unavailable or throttling S3
@@ -40,29 +38,32 @@ const SINK_RETRY: RetryPolicy = { initialMs: 250, maxMs: 5_000, multiplier: 2, m
  * bytes, so a retry after an ambiguous failure is harmless.
  */
 export async function uploadDurably(s3: S3Client, o: DurableUploadOptions): Promise<void> {
-  const policy = { ...SINK_RETRY, ...o.policy };
-  for (let attempt = 0; ; attempt++) {
-    if ((o.stillWanted && !o.stillWanted()) || o.signal?.aborted) throw new UploadAbandonedError(`upload of s3://${o.bucket}/${o.key} abandoned`);
-    try {
+  let attempts = 0;
+  await withRetry(
+    async () => {
+      attempts++;
       await uploadOnce(s3, o);
-      if (attempt > 0) o.logger.info({ bucket: o.bucket, key: o.key, attempts: attempt + 1 }, 'S3 upload succeeded after retries');
-      return;
-    } catch (error) {
-      if (o.signal?.aborted) throw new UploadAbandonedError(`upload of s3://${o.bucket}/${o.key} abandoned in flight`, { cause: error });
-      o.onFailure?.(error, attempt + 1);
-      const delay = Math.max(100, backoffDelay(policy, attempt));
-      const transient = isRetriable(error) || isServerFault(error);
-      o.logger[transient ? 'warn' : 'error'](
-        { bucket: o.bucket, key: o.key, attempt: attempt + 1, retryInMs: delay, err: describe(error) },
-        transient ? 'S3 upload failed, retrying (the pipeline waits; nothing is dropped)' : 'S3 upload refused, retrying until fixed (check the bucket, its policy and the credentials)',
-      );
-      const until = Date.now() + delay;
-      while (Date.now() < until) {
-        await sleep(Math.min(1000, until - Date.now()));
-        if (o.whileWaiting) await o.whileWaiting();
-      }
-    }
-  }
+    },
+    {
+      policy: { ...BLOCKING_RETRY, ...o.policy },
+      minDelayMs: 100,
+      // Every failure is retried: a refusal (a missing bucket, credentials) is logged as an error until an operator fixes it.
+      retriable: () => true,
+      signal: o.signal,
+      ...(o.stillWanted ? { stillWanted: o.stillWanted } : {}),
+      ...(o.whileWaiting ? { whileWaiting: o.whileWaiting } : {}),
+      abandoned: (cause) => new UploadAbandonedError(`upload of s3://${o.bucket}/${o.key} abandoned${cause ? ' in flight' : ''}`, { cause }),
+      onRetry: (error, attempt, delay) => {
+        o.onFailure?.(error, attempt);
+        const transient = isRetriable(error) || isServerFault(error);
+        o.logger[transient ? 'warn' : 'error'](
+          { bucket: o.bucket, key: o.key, attempt, retryInMs: delay, err: describe(error) },
+          transient ? 'S3 upload failed, retrying (the pipeline waits; nothing is dropped)' : 'S3 upload refused, retrying until fixed (check the bucket, its policy and the credentials)',
+        );
+      },
+    },
+  );
+  if (attempts > 1) o.logger.info({ bucket: o.bucket, key: o.key, attempts }, 'S3 upload succeeded after retries');
 }
 
 async function uploadOnce(s3: S3Client, o: DurableUploadOptions): Promise<void> {

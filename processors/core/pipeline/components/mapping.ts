@@ -1,5 +1,6 @@
 import { defineComponent } from '../component.js';
 import { expression, type Infer } from '../fields.js';
+import { BLOBLANG_FIX, looksLikeBloblang } from '../redpanda-names.js';
 
 const config = expression({
   doc: 'A JSONata expression evaluated against each record; its result replaces the record.',
@@ -17,5 +18,10 @@ export const mappingProcessor = defineComponent({
     'A record whose expression fails, or yields nothing (undefined), goes to the DLQ with reason `mapping_error` and the error; the rest of the batch goes on.',
   ].join('\n\n'),
   config,
+  finish(text, ctx) {
+    // `root.id = this.id` compiles as JSONata (a comparison yielding true or false), so only this catches it.
+    if (looksLikeBloblang(text)) ctx.report([], 'the mapping compares `root` with `=`: it yields true or false, not a record', BLOBLANG_FIX);
+    return text;
+  },
   example: ['mapping: |', '  {', '    "event_id": id,', '    "event_type": $substringAfter(type, "io.sluice.agent."),', '    "agent_id": subject,', '    "occurred_at": time', '  }'].join('\n'),
 });

@@ -1,12 +1,13 @@
 import { Partitioners, type Admin, type Consumer, type EachBatchPayload, type Kafka, type KafkaMessage, type Message, type Producer, type RecordMetadata, type TopicMessages, type Transaction } from 'kafkajs';
-import type { ConsumedRecord } from '../core/dlq/dead-letter.js';
-import { isRetriable, PermanentError, SluiceError } from '../core/errors/errors.js';
-import { backoffDelay, sleep, type RetryPolicy } from '../core/errors/retry.js';
-import type { Logger } from '../core/log/logger.js';
-import type { StateStores, StateTransaction } from '../core/state/state-stores.js';
+import type { ConsumedRecord } from '../dlq/dead-letter.js';
+import { isRetriable, PermanentError, SluiceError } from '../errors/errors.js';
+import { backoffDelay, sleep, type RetryPolicy } from '../errors/retry.js';
+import type { Logger } from '../log/logger.js';
+import type { StateStores, StateTransaction } from '../state/state-stores.js';
 
 /**
- * Consume-transform-produce in Kafka transactions, the way Kafka Streams does exactly
+ * Consume-transform-produce in Kafka transactions (generic: the normalizer and `sluice live`
+ * run on it, each with its own route and, optionally, its state stores), the way Kafka Streams does exactly
  * once: each chunk of consumed records is routed, its output produced and the consumed
  * offsets sent in one transaction, then committed. For read_committed consumers a crash
  * at any point either shows the whole chunk's output with its offsets committed, or
@@ -57,6 +58,11 @@ export interface TransactionalLoopOptions<R> {
   /** Called whenever the loop makes progress or retries: the liveness signal. */
   onActivity?(): void;
   retry?: Partial<RetryPolicy>;
+  /**
+   * Names the settings behind a fence, for the error that stops the processor: the
+   * instance id env var (two instances share it) and the transaction timeout env var.
+   */
+  fenceHint?: { instanceIdSetting: string; transactionTimeoutSetting: string };
 }
 
 /** Thrown when another producer with the same transactional id took over: this instance must stop. */
@@ -371,8 +377,9 @@ export class TransactionalLoop<R> {
         return;
       } catch (error) {
         if (isFenced(error)) {
+          const hint = o.fenceHint ?? { instanceIdSetting: 'the instance id setting', transactionTimeoutSetting: 'the transaction timeout' };
           throw new ProducerFencedError(
-            `transactional id ${o.transactionalId} was fenced: another instance with the same id (SLUICE_NORMALIZER_INSTANCE_ID) took over, or the transaction outlived SLUICE_NORMALIZER_TRANSACTION_TIMEOUT_MS; stopping`,
+            `transactional id ${o.transactionalId} was fenced: another instance with the same id (${hint.instanceIdSetting}) took over, or the transaction outlived ${hint.transactionTimeoutSetting}; stopping`,
             { cause: error },
           );
         }
