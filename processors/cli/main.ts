@@ -18,6 +18,7 @@ import { dlqCommand } from './commands/dlq.js';
 import { replayCommand } from './commands/replay.js';
 import { lifecycleCommand } from './commands/lifecycle.js';
 import { pruneCommand } from './commands/prune.js';
+import { compactCommand } from './commands/compact.js';
 import { topicsCommand } from './commands/topics.js';
 import { ConfigError, SluiceError } from '../core/errors/errors.js';
 import { useStackEnv } from './context.js';
@@ -54,6 +55,7 @@ export function buildProgram(): Command {
   program.addCommand(replayCommand());
   program.addCommand(lifecycleCommand());
   program.addCommand(pruneCommand());
+  program.addCommand(compactCommand());
   program.addCommand(docsCommand());
   program.addCommand(demoCommand());
   return program;
