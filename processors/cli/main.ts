@@ -6,6 +6,7 @@ import { configCommand } from './commands/config.js';
 import { demoCommand } from './commands/demo.js';
 import { schemasCommand } from './commands/schemas.js';
 import { normalizerCommand } from './commands/normalizer.js';
+import { liveCommand, reconcileCommand } from './commands/live.js';
 import { ingestApiCommand } from './commands/ingest-api.js';
 import { lintCommand } from './commands/lint.js';
 import { docsCommand } from './commands/docs.js';
@@ -45,6 +46,8 @@ export function buildProgram(): Command {
   program.addCommand(schemasCommand());
   program.addCommand(ingestApiCommand());
   program.addCommand(normalizerCommand());
+  program.addCommand(liveCommand());
+  program.addCommand(reconcileCommand());
   program.addCommand(lintCommand());
   program.addCommand(runCommand());
   program.addCommand(testCommand());
