@@ -579,16 +579,16 @@ export class PipelineRunner {
         await this.flushToOutput(this.deps.output, st, batch, owned, signal, heartbeat);
         phases.write = Date.now() - writing;
       } else {
-      uploaded = await this.writeFiles(files, owned, signal, heartbeat, phases);
-      phases.write = Date.now() - writing;
-      for (let i = 0; i < batch.deadLetters.length; i += DLQ_CHUNK) {
-        const messages = batch.deadLetters.slice(i, i + DLQ_CHUNK).map((d) => d.message);
-        await this.blockOnTransient('Kafka (DLQ)', () => this.producer.send({ topic: this.pipeline.dlq.topic, acks: -1, messages }), owned, heartbeat);
-      }
-      if (!owned()) throw new UploadAbandonedError('partition lost before the commit');
-      const committing = Date.now();
-      phases.deadLetters = committing - writing - phases.write;
-      await this.consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: batch.nextOffset.toString() }]);
+        uploaded = await this.writeFiles(files, owned, signal, heartbeat, phases);
+        phases.write = Date.now() - writing;
+        for (let i = 0; i < batch.deadLetters.length; i += DLQ_CHUNK) {
+          const messages = batch.deadLetters.slice(i, i + DLQ_CHUNK).map((d) => d.message);
+          await this.blockOnTransient('Kafka (DLQ)', () => this.producer.send({ topic: this.pipeline.dlq.topic, acks: -1, messages }), owned, heartbeat);
+        }
+        if (!owned()) throw new UploadAbandonedError('partition lost before the commit');
+        const committing = Date.now();
+        phases.deadLetters = committing - writing - phases.write;
+        await this.consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: batch.nextOffset.toString() }]);
       }
     } catch (error) {
       clearInterval(beating);

@@ -34,7 +34,7 @@ afterAll(async () => {
 
 describe('export to the warehouse', () => {
   it('holds every valid event exactly once, and agent_daily its GROUP BY, through three SIGKILLs, a PostgreSQL restart, a rebalance in and out and poison records', async () => {
-    const result = await runWarehouseChaos({ kafka, admin, settings, events: 12_000, perSecond: 400, count: 2000, logPrefix: 'export-warehouse-chaos', log: (l) => console.log(`[warehouse chaos] ${l}`) });
+    const result = await runWarehouseChaos({ kafka, admin, settings, events: 8000, perSecond: 400, count: 2000, logPrefix: 'export-warehouse-chaos', log: (l) => console.log(`[warehouse chaos] ${l}`) });
     expect(result).toMatchObject({ kills: 3, rebalances: 2, postgresRestarts: 1, refused: 5 });
   }, 300_000);
 
