@@ -12,6 +12,7 @@ import { lintCommand } from './commands/lint.js';
 import { docsCommand } from './commands/docs.js';
 import { runCommand } from './commands/run.js';
 import { testCommand } from './commands/test.js';
+import { createCommand } from './commands/create.js';
 import { reportsCommand } from './commands/reports.js';
 import { lagCommand } from './commands/lag.js';
 import { dlqCommand } from './commands/dlq.js';
@@ -50,6 +51,7 @@ export function buildProgram(): Command {
   program.addCommand(lintCommand());
   program.addCommand(runCommand());
   program.addCommand(testCommand());
+  program.addCommand(createCommand());
   program.addCommand(reportsCommand());
   program.addCommand(lagCommand());
   program.addCommand(dlqCommand());
