@@ -126,7 +126,7 @@ async function expectNoJournalAndTrueManifests(): Promise<void> {
   }
 }
 
-const compact = (args: string[] = []) => cli(['compact', file, '--grace', '24h', ...args], env, 120_000);
+const compact = (args: string[] = []) => cli(['compact', file, '--grace', '24h', '--concurrency', '8', ...args], env, 120_000);
 
 beforeAll(async () => {
   await requireServerWithin('Kafka', settings.kafka.brokers[0]!);
@@ -238,7 +238,7 @@ describe('sluice compact', () => {
       // Late events for days already compacted, while the export keeps running.
       await producer.send(wave(10 + round * 3, 120, 1).map((e) => producer.message(e)));
       await new Promise((r) => setTimeout(r, 1500));
-      const victim = startCli(['compact', file, '--grace', '24h'], env, 120_000);
+      const victim = startCli(['compact', file, '--grace', '24h', '--concurrency', '8'], env, 120_000);
       await new Promise((r) => setTimeout(r, 300 + Math.floor(random() * 2500)));
       victim.kill('SIGKILL');
       await victim.done;
