@@ -36,10 +36,10 @@ const root = `test-compact-${id}/`;
 const prefix = `${root}agent_events/`;
 const group = `test-compact-${id}`;
 const DAYS = 30;
-const PER_DAY = 160;
+const PER_DAY = 96;
 /** Flushes a day: the period is compressed with time (the shipped 1 s over a day of traffic is 86,400 flushes). */
-const WAVES_A_DAY = 4;
-const KAFKA_PARTITIONS = 3;
+const WAVES_A_DAY = 3;
+const KAFKA_PARTITIONS = 2;
 const env = { ...process.env, SLUICE_LAKE_CONSUMER_GROUP: group, SLUICE_EXPORT_HTTP_PORT: '0', SLUICE_LOG_LEVEL: 'warn' };
 const s3 = createS3Client(settings.s3);
 const bucket = settings.s3.bucket;

@@ -39,7 +39,7 @@ export function compactCommand(): Command {
     .option('--partition <dir>', 'compact only this partition, e.g. event_type=deposit_made/dt=2026-10-01 (still only once closed and what the export committed)')
     .addOption(new Option('--grace <duration>', 'a day is closed this long after it ends (late events keep arriving until then)').argParser(duration).default(GRACE_DEFAULT_MS, formatDuration(GRACE_DEFAULT_MS)))
     .addOption(new Option('--target-size <size>', 'bytes per compacted file').argParser(size).default(TARGET_DEFAULT, formatByteSize(TARGET_DEFAULT)))
-    .addOption(new Option('--row-group-rows <n>', 'rows per Parquet row group (smaller: finer pruning by agent_id)').argParser(positive).default(131_072))
+    .addOption(new Option('--row-group-rows <n>', 'rows per Parquet row group (smaller: finer row-group pruning by agent_id in engines that read statistics)').argParser(positive).default(131_072))
     .addOption(new Option('--concurrency <n>', 'partitions compacted at once').argParser(positive).default(4))
     .option('--schedule <cron>', 'keep running and compact on this cron schedule (UTC), e.g. "15 * * * *"; without it, compact once and exit')
     .option('--dry-run', 'say what would be compacted, write nothing')
