@@ -1,6 +1,7 @@
 import type { ConnectorSpec } from '../connect/client.js';
 import type { NormalizerSettings } from '../../normalizer/settings.js';
 import type { ReportsSettings } from '../../reports/settings.js';
+import type { LiveSettings } from '../../live/settings.js';
 import { CHANGELOG_CONFIGS, changelogTopicName } from '../state/changelog.js';
 import type { TopicSpec } from './topics.js';
 
@@ -37,6 +38,10 @@ export interface TopicPlanInput {
   reports?: ReportsSettings;
   /** Connector files as `sluice connectors apply` sends them (placeholders filled). */
   connectors?: ConnectorSpec[];
+  /** `sluice live`'s settings. */
+  live?: LiveSettings;
+  /** Partitions of the events topic as it exists (live passes it at start); else the normalizer's setting. */
+  eventsPartitions?: number;
   /** Export pipelines: the file (for the owner column) and its DLQ topic. */
   pipelines?: { name: string; dlqTopic: string }[];
 }
@@ -180,8 +185,42 @@ function connectCreation(c: Record<string, string>, name: string): TopicSpec {
   return { topic: name, numPartitions: partitions, replicationFactor, configEntries };
 }
 
+/** `sluice live`: the compacted totals (what the API serves), its DLQ and its state changelog. */
+export const liveTopics: TopicContribution = (input) => {
+  const s = input.live;
+  if (!s) return [];
+  return [
+    topic(input, {
+      topic: s.outputTopic,
+      numPartitions: s.outputPartitions,
+      replicationFactor: s.replicationFactor,
+      configEntries: [COMPACT],
+      requiredConfigs: ['cleanup.policy'],
+      owner: 'live',
+      purpose: 'live totals per agent and UTC month (Avro agent-commission-live, key <agent_id>|<YYYY-MM>); compacted: every instance reads it whole to serve the /live API',
+    }),
+    topic(input, { topic: s.dlqTopic, numPartitions: 1, replicationFactor: s.replicationFactor, configEntries: [DELETE, DLQ_MAX_MESSAGE_BYTES], owner: 'live', purpose: 'dead letters: events live cannot decode' }),
+    liveChangelogTopic(input)!,
+  ];
+};
+
+/** Live's state changelog (core/state): compacted, one partition per events partition. */
+export function liveChangelogTopic(input: TopicPlanInput): PlannedTopic | undefined {
+  const s = input.live;
+  if (!s) return undefined;
+  return topic(input, {
+    topic: changelogTopicName(s.groupId, 'live'),
+    numPartitions: input.eventsPartitions ?? input.normalizer?.eventsPartitions ?? -1,
+    replicationFactor: s.replicationFactor,
+    configEntries: CHANGELOG_CONFIGS,
+    requiredConfigs: ['cleanup.policy'],
+    owner: 'live',
+    purpose: `live state (counted event ids, onboarded customers, agent-month totals; expire when the month leaves the window); compacted, as many partitions as ${s.eventsTopic}, written in live's transactions`,
+  });
+}
+
 /** Every contribution, in the order the plan lists them. Add new owners here. */
-export const TOPIC_CONTRIBUTIONS: readonly TopicContribution[] = [debeziumTopics, normalizerTopics, exportTopics, reportsTopics];
+export const TOPIC_CONTRIBUTIONS: readonly TopicContribution[] = [debeziumTopics, normalizerTopics, exportTopics, reportsTopics, liveTopics];
 
 /**
  * The whole plan: every contribution's topics, each topic once (when two owners plan the
