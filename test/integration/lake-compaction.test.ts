@@ -152,7 +152,7 @@ afterAll(async () => {
 });
 
 describe('sluice compact', () => {
-  it('a month of live-shaped traffic: every closed partition drops to one file per Kafka partition, rows and report unchanged', { timeout: 240_000 }, async () => {
+  it('a month of live-shaped traffic: every closed partition drops to one file per Kafka partition, rows and report unchanged', { timeout: 600_000 }, async () => {
     const t0 = Date.now();
     running = await startExport({ files: [file], env });
     for (let day = 1; day <= DAYS; day++) {
