@@ -14,6 +14,8 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { createS3Client } from '../core/s3/client.js';
 import { ExportMetrics } from './metrics.js';
 import { PipelineRunner } from './runner.js';
+import { sqlComponent } from './outputs/sql.js';
+import type { SqlOutputConfig } from '../core/pipeline/components/sql-output.js';
 
 export const PROCESSOR_NAME = 'export';
 
@@ -67,7 +69,7 @@ export async function startExport(options: ExportOptions): Promise<RunningExport
               if (!r.ready) throw new Error('not yet a member of its consumer group');
             }],
             [`${r.pipeline.name}: schema registry`, () => r.checkRegistry()],
-            [`${r.pipeline.name}: s3 bucket`, () => r.checkBucket()],
+            [`${r.pipeline.name}: ${r.pipeline.output.type === 's3' ? 's3 bucket' : `${r.pipeline.output.type} output`}`, () => r.checkBucket()],
           ]),
         ),
       },
@@ -108,9 +110,11 @@ function createRunner(p: PipelineConfig, logger: Logger, metrics: ExportMetrics,
     },
     { region: output.region, logger, clientId: `${input.client_id}-export-${p.name}` },
   );
-  const s3 = pipelineS3Client(p);
   const registry = new RegistryRestClient(input.registry.url, { username: input.registry.username, password: input.registry.password });
-  return new PipelineRunner(p, { kafka, s3, registry, logger, metrics, topics });
+  // The sql output stores offsets itself (processors/export/outputs/sql.ts); the S3 client is then unused.
+  const sql = (p.output.type as string) === 'sql' ? sqlComponent.create(p.output.config as unknown as SqlOutputConfig, { pipeline: p, logger: logger.child({ pipeline: p.name }), metrics }) : undefined;
+  const s3 = sql ? createS3Client({ endpoint: undefined, bucket: '', region: 'us-east-1' } as Parameters<typeof createS3Client>[0]) : pipelineS3Client(p);
+  return new PipelineRunner(p, { kafka, s3, registry, logger, metrics, topics, output: sql });
 }
 
 /** The S3 client a pipeline's output writes with (its endpoint, region and credentials). */

@@ -21,6 +21,7 @@ import type { ExportMetrics } from './metrics.js';
 import { PartitionBatch, type OutputSettings, type SealedFile } from './partition-batch.js';
 import { shapeSource, type ShapeSource } from './shape.js';
 import { StepChain, type StepOutcome } from './steps.js';
+import type { Output, OutputBatch } from './outputs/output.js';
 
 /**
  * Runs one pipeline: a kafkajs consumer group feeding per-partition batches, flushed to S3
@@ -53,6 +54,12 @@ export interface RunnerDeps {
   metrics: ExportMetrics;
   /** Replication factor and min.insync.replicas of the DLQ topic it creates (core kafka settings). */
   topics?: TopicPlanInput['kafka'];
+  /**
+   * An output that stores the consumed offsets itself (`offsets: 'output'`, the sql output):
+   * records go to its batches, a flush is its write + commit, and each partition resumes from
+   * the offset it stored. Unset: the S3 files path below.
+   */
+  output?: Output | undefined;
 }
 
 interface PartitionState {
@@ -112,6 +119,10 @@ export class PipelineRunner {
    * on (kafkajs's position is past the lost batch) could commit past records never written.
    */
   private readonly voided = new Set<string>();
+  /** `deps.output`: each partition batch's rows in the output's own batch. */
+  private readonly outBatches = new WeakMap<PartitionBatch, OutputBatch>();
+  /** `deps.output`: the offset the output stored per partition, read once a generation (null: none stored). */
+  private readonly storedOffsets = new Map<string, bigint | null>();
 
   constructor(
     readonly pipeline: PipelineConfig,
@@ -185,6 +196,10 @@ export class PipelineRunner {
     } finally {
       await admin.disconnect();
     }
+    if (this.deps.output) {
+      const output = this.deps.output;
+      await startup.dependency(`the ${output.type} output of ${this.pipeline.name}`, () => output.connect());
+    }
     await startup.dependency(kafkaAt, () => this.producer.connect());
     await startup.dependency(kafkaAt, () => this.consumer.connect());
     const { REBALANCING, GROUP_JOIN, CRASH } = this.consumer.events;
@@ -211,7 +226,7 @@ export class PipelineRunner {
     this.idleTimer = setInterval(() => this.flushIdle(), IDLE_CHECK_MS);
     this.progressTimer = setInterval(() => this.logProgress(), this.pipeline.logger.progress_interval);
     this.log.info(
-      { topics: input.topics ?? input.topic_pattern, group: input.consumer_group, bucket: this.pipeline.output.config.bucket, format: this.out.format, batching: this.pipeline.output.config.batching },
+      { topics: input.topics ?? input.topic_pattern, group: input.consumer_group, output: this.pipeline.output.type, ...(this.deps.output ? {} : { bucket: this.pipeline.output.config.bucket, format: this.out.format }), batching: this.pipeline.output.config.batching },
       'pipeline started',
     );
   }
@@ -237,6 +252,7 @@ export class PipelineRunner {
     await this.consumer.disconnect();
     await this.producer.disconnect();
     await this.encodePool?.close();
+    await this.deps.output?.close();
     this.logProgress();
     this.log.info('pipeline stopped');
   }
@@ -247,8 +263,9 @@ export class PipelineRunner {
     if (status !== 200) throw new Error(`the schema registry answered ${status} to GET /subjects`);
   }
 
-  /** Whether S3 answers for the bucket (readiness). */
+  /** Whether S3 answers for the bucket, or the output its own check (readiness). */
   async checkBucket(): Promise<void> {
+    if (this.deps.output) return this.deps.output.check();
     await this.deps.s3.send(new HeadBucketCommand({ Bucket: this.pipeline.output.config.bucket }));
   }
 
@@ -265,6 +282,7 @@ export class PipelineRunner {
     // The old states' work checks `epoch` and gives up; kafkajs resumes every partition from its committed offset.
     this.states.clear();
     this.voided.clear();
+    this.storedOffsets.clear();
     for (const key of this.lagByPartition.keys()) {
       const [topic, partition] = splitKey(key);
       this.deps.metrics.lag.remove({ pipeline: this.pipeline.name, topic, partition: String(partition) });
@@ -340,6 +358,7 @@ export class PipelineRunner {
       await sleep(200);
       return;
     }
+    if (this.deps.output?.committedOffsets && batch.messages.length > 0 && !(await this.resumeFromStored(batch.topic, batch.partition, batch.messages[0]!.offset, heartbeat))) return;
     const st = this.stateFor(batch.topic, batch.partition);
     const metrics = this.deps.metrics;
     const { count, bytes, period } = this.pipeline.output.config.batching;
@@ -443,6 +462,14 @@ export class PipelineRunner {
   private place(batch: PartitionBatch, topic: string, partition: number, message: KafkaMessage, outcome: StepOutcome, readerId: number | undefined, readerSchema: unknown): undefined {
     if (outcome.kind === 'drop') return void batch.drop(outcome.by);
     if (outcome.kind === 'dead') return this.deadLetter(batch, topic, partition, message, outcome.reason, outcome.error, outcome.by);
+    if (this.deps.output) {
+      let rows = this.outBatches.get(batch);
+      if (!rows) this.outBatches.set(batch, (rows = this.deps.output.openBatch(topic, partition)));
+      const refusal = rows.add({ value: outcome.value, topic, partition, offset: message.offset, message, ...(readerId !== undefined ? { reader: { id: readerId, schema: readerSchema } } : {}) });
+      if (refusal) return this.deadLetter(batch, topic, partition, message, refusal.reason, refusal.error, 'output');
+      batch.records++;
+      return undefined;
+    }
     try {
       batch.add(outcome.value, this.shapes.shapeFor(readerId, readerSchema), message.offset);
     } catch (error) {
@@ -541,26 +568,33 @@ export class PipelineRunner {
           });
         }, 1000)
       : undefined;
-    const files = batch.seal();
+    const files = this.deps.output ? [] : batch.seal();
+    if (this.deps.output) batch.sealed = true;
     let uploaded = 0;
     /** Where the flush's time went (ms), for the debug log. */
     const phases = { guard: Math.max(0, guard), write: 0, encoding: 0, uploading: 0, deadLetters: 0, commit: 0 };
     try {
       const writing = Date.now();
-      uploaded = await this.writeFiles(files, owned, signal, heartbeat, phases);
-      phases.write = Date.now() - writing;
-      for (let i = 0; i < batch.deadLetters.length; i += DLQ_CHUNK) {
-        const messages = batch.deadLetters.slice(i, i + DLQ_CHUNK).map((d) => d.message);
-        await this.blockOnTransient('Kafka (DLQ)', () => this.producer.send({ topic: this.pipeline.dlq.topic, acks: -1, messages }), owned, heartbeat);
+      if (this.deps.output) {
+        await this.flushToOutput(this.deps.output, st, batch, owned, signal, heartbeat);
+        phases.write = Date.now() - writing;
+      } else {
+        uploaded = await this.writeFiles(files, owned, signal, heartbeat, phases);
+        phases.write = Date.now() - writing;
+        for (let i = 0; i < batch.deadLetters.length; i += DLQ_CHUNK) {
+          const messages = batch.deadLetters.slice(i, i + DLQ_CHUNK).map((d) => d.message);
+          await this.blockOnTransient('Kafka (DLQ)', () => this.producer.send({ topic: this.pipeline.dlq.topic, acks: -1, messages }), owned, heartbeat);
+        }
+        if (!owned()) throw new UploadAbandonedError('partition lost before the commit');
+        const committing = Date.now();
+        phases.deadLetters = committing - writing - phases.write;
+        await this.consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: batch.nextOffset.toString() }]);
       }
-      if (!owned()) throw new UploadAbandonedError('partition lost before the commit');
-      const committing = Date.now();
-      phases.deadLetters = committing - writing - phases.write;
-      await this.consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: batch.nextOffset.toString() }]);
     } catch (error) {
       clearInterval(beating);
       // Nothing was committed: drop the batch and read it again from where it started.
       const key = st.key;
+      this.storedOffsets.delete(key); // the output's stored offset is read again (it may have moved)
       const current = this.isCurrent(st);
       if (current) this.states.delete(key);
       if (error instanceof UploadAbandonedError || isRebalancing(error) || st.epoch !== this.epoch) {
@@ -645,6 +679,58 @@ export class PipelineRunner {
     await Promise.all(Array.from({ length: Math.min(max_in_flight, files.length) }, lane));
     if (failure) throw failure.error;
     return uploaded;
+  }
+
+  /**
+   * `offsets: 'output'`: the target is the truth for offsets. On a partition's first batch of
+   * a generation, reads the offset the output stored; a batch that starts before it (the
+   * group's committed offset lags the target's, e.g. after a crash between the two) is
+   * skipped and the partition sought there. False: skip this batch.
+   */
+  private async resumeFromStored(topic: string, partition: number, firstOffset: string, heartbeat: () => Promise<void>): Promise<boolean> {
+    const key = `${topic}/${partition}`;
+    const epoch = this.epoch;
+    let stored = this.storedOffsets.get(key);
+    if (stored === undefined) {
+      const read = this.deps.output!.committedOffsets!(topic, [partition]);
+      const offsets = await whileBeating(read, heartbeat);
+      if (epoch !== this.epoch) return false;
+      stored = offsets.get(partition) ?? null;
+      this.storedOffsets.set(key, stored);
+    }
+    if (stored === null || BigInt(firstOffset) >= stored) return true;
+    if (this.states.get(key)?.batch.pending) return true; // consuming on behind a batch that started at or past it
+    this.log.info({ topic, partition, from: firstOffset, stored: stored.toString() }, 'resuming from the offset the output stored');
+    this.consumer.seek({ topic, partition, offset: stored.toString() });
+    return false;
+  }
+
+  /**
+   * A flush through an output that stores offsets itself: write (its transaction holds the
+   * rows and the next offset), dead letters (the batch's and the rows the target refused)
+   * acknowledged, then commit. The group's offset is committed after, for lag only.
+   */
+  private async flushToOutput(output: Output, st: PartitionState, batch: PartitionBatch, owned: () => boolean, signal: AbortSignal, heartbeat: (() => Promise<void>) | undefined): Promise<void> {
+    const rows = this.outBatches.get(batch) ?? output.openBatch(batch.topic, batch.partition);
+    const prepared = await output.write(rows, { startOffset: batch.startOffset!, nextOffset: batch.nextOffset!, owned, signal, ...(heartbeat ? { heartbeat } : {}), logger: this.log });
+    try {
+      for (const r of prepared.rejected) {
+        this.deadLetter(batch, r.record.topic, r.record.partition, r.record.message as KafkaMessage, r.reason, r.error, 'output');
+        batch.records--;
+      }
+      for (let i = 0; i < batch.deadLetters.length; i += DLQ_CHUNK) {
+        const messages = batch.deadLetters.slice(i, i + DLQ_CHUNK).map((d) => d.message);
+        await this.blockOnTransient('Kafka (DLQ)', () => this.producer.send({ topic: this.pipeline.dlq.topic, acks: -1, messages }), owned, heartbeat);
+      }
+      if (!owned()) throw new UploadAbandonedError('partition lost before the commit');
+      await prepared.commit();
+    } catch (error) {
+      await prepared.abort().catch(() => undefined);
+      throw error;
+    }
+    this.storedOffsets.set(st.key, batch.nextOffset!);
+    // For lag (`sluice lag`, the group's offsets): the target already holds the truth.
+    await this.consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: batch.nextOffset!.toString() }]).catch((error: unknown) => this.log.debug({ err: error }, 'group offset commit (lag only) failed'));
   }
 
   /** Partitions whose batch is older than the period while no records arrive: flushed from a timer. */
