@@ -38,6 +38,8 @@ export interface TopicPlanInput {
   reports?: ReportsSettings;
   /** Connector files as `sluice connectors apply` sends them (placeholders filled). */
   connectors?: ConnectorSpec[];
+  /** `sluice files`: its DLQ of rejected rows. */
+  files?: { dlqTopic: string };
   /** `sluice live`'s settings. */
   live?: LiveSettings;
   /** Partitions of the events topic as it exists (live passes it at start); else the normalizer's setting. */
@@ -142,6 +144,20 @@ export const exportTopics: TopicContribution = (input) =>
     }),
   );
 
+/** `sluice files`: rejected rows of partner files (the original line, sluice.dlq.* headers). */
+export const filesTopics: TopicContribution = (input) =>
+  input.files
+    ? [
+        topic(input, {
+          topic: input.files.dlqTopic,
+          numPartitions: 3,
+          configEntries: [DELETE, DLQ_MAX_MESSAGE_BYTES],
+          owner: 'files',
+          purpose: 'dead letters of file ingestion: rejected rows (the original line, key file@version:line) with sluice.dlq.* reason headers',
+        }),
+      ]
+    : [];
+
 /** Debezium's topics, as Kafka Connect creates them from the connector's `topic.creation.*` settings. */
 export const debeziumTopics: TopicContribution = (input) =>
   (input.connectors ?? []).flatMap((spec) => {
@@ -220,7 +236,7 @@ export function liveChangelogTopic(input: TopicPlanInput): PlannedTopic | undefi
 }
 
 /** Every contribution, in the order the plan lists them. Add new owners here. */
-export const TOPIC_CONTRIBUTIONS: readonly TopicContribution[] = [debeziumTopics, normalizerTopics, exportTopics, reportsTopics, liveTopics];
+export const TOPIC_CONTRIBUTIONS: readonly TopicContribution[] = [debeziumTopics, normalizerTopics, exportTopics, reportsTopics, liveTopics, filesTopics];
 
 /**
  * The whole plan: every contribution's topics, each topic once (when two owners plan the
