@@ -95,22 +95,31 @@ export const normalizerTopics: TopicContribution = (input) => {
 };
 
 /**
- * The normalizer's dedupe changelog (core/state): compacted, one partition per CDC
- * partition (a store's partition p is changelog partition p), named as Kafka Streams
- * names changelogs.
+ * The normalizer's dedupe changelog (core/state, in the packed format of
+ * normalizer/dedupe.ts): one partition per CDC partition (a store's partition p is
+ * changelog partition p), named as Kafka Streams names changelogs. Its ids are forgotten
+ * by retention, not tombstones: every record's ids expire one window after it was
+ * written, so records older than the window plus a day are deleted; compaction stays on
+ * for records of the one-id-per-record format (keyed by event_id). A topic created
+ * before (compact only) still works, and is reported as differing from the plan until
+ * altered (`kafka-configs --alter --add-config 'cleanup.policy=[compact,delete],retention.ms=...'`).
  */
 export function dedupeChangelogTopic(input: TopicPlanInput): PlannedTopic | undefined {
   const s = input.normalizer;
   if (!s) return undefined;
   const cdc = input.cdcPartitions ?? debeziumTopics(input).find((t) => t.topic === s.cdcTopic)?.numPartitions ?? -1;
+  const retentionMs = Math.ceil((s.dedupeWindowDays + 1) * 86_400_000);
   return topic(input, {
     topic: changelogTopicName(s.groupId, 'dedupe'),
     numPartitions: cdc,
     replicationFactor: s.replicationFactor,
-    configEntries: CHANGELOG_CONFIGS,
-    requiredConfigs: ['cleanup.policy'],
+    configEntries: [
+      ...CHANGELOG_CONFIGS.filter((c) => c.name !== 'cleanup.policy'),
+      { name: 'cleanup.policy', value: 'compact,delete' },
+      { name: 'retention.ms', value: String(retentionMs) },
+    ],
     owner: 'normalizer',
-    purpose: `durable dedupe state by event_id (key event_id, tombstone when forgotten); compacted, as many partitions as ${s.cdcTopic}, written in the normalizer's transactions`,
+    purpose: `durable dedupe state by event_id (each record: the ids one transaction emitted, 16 bytes each, with their expiry); retention ${s.dedupeWindowDays} + 1 days, as many partitions as ${s.cdcTopic}, written in the normalizer's transactions`,
   });
 }
 
