@@ -21,6 +21,7 @@ import { lifecycleCommand } from './commands/lifecycle.js';
 import { pruneCommand } from './commands/prune.js';
 import { compactCommand } from './commands/compact.js';
 import { topicsCommand } from './commands/topics.js';
+import { filesCommand } from './commands/files.js';
 import { ConfigError, SluiceError } from '../core/errors/errors.js';
 import { useStackEnv } from './context.js';
 
@@ -58,6 +59,7 @@ export function buildProgram(): Command {
   program.addCommand(replayCommand());
   program.addCommand(lifecycleCommand());
   program.addCommand(pruneCommand());
+  program.addCommand(filesCommand());
   program.addCommand(compactCommand());
   program.addCommand(docsCommand());
   program.addCommand(demoCommand());
