@@ -1,3 +1,4 @@
+import type { Logger } from '../core/log/logger.js';
 import { LakeValueError } from '../core/parquet/columns.js';
 import { LakeSchemaError, LakeValueShapeError } from '../core/parquet/lake-schema.js';
 import { TemplateValueError } from '../core/pipeline/path-template.js';
@@ -36,11 +37,12 @@ export class RecordPath {
   constructor(
     readonly pipeline: PipelineConfig,
     registry: SchemaLookup,
+    logger?: Logger,
   ) {
     const input = pipeline.input.config;
     const output = pipeline.output.config;
     this.decoder = new AvroDecoder(registry);
-    this.chain = new StepChain(pipeline.pipeline.processors);
+    this.chain = new StepChain(pipeline.pipeline.processors, logger);
     this.shapes = shapeSource(output, input.decode, pipeline.file);
     this.out = {
       path: output.path,

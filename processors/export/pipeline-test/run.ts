@@ -1,5 +1,6 @@
 import jsonata from 'jsonata';
 import { ConfigError } from '../../core/errors/errors.js';
+import { createLogger } from '../../core/log/logger.js';
 import { jsonataLanguage } from '../../core/pipeline/expressions.js';
 import { loadPipeline } from '../../core/pipeline/lint.js';
 import type { PipelineConfig } from '../../core/pipeline/pipeline.js';
@@ -61,7 +62,8 @@ export async function runPipelineTests(pipelineFile: string, env: NodeJS.Process
     const schemas = new LocalSchemas();
     let path: RecordPath;
     try {
-      path = new RecordPath(pipeline, schemas);
+      // `log` processors write to stderr, beside the report on stdout.
+      path = new RecordPath(pipeline, schemas, createLogger({ name: 'sluice-test', level: pipeline.logger.level, destination: process.stderr }));
     } catch (error) {
       if (!(error instanceof ConfigError)) throw error;
       result.errors.push(error.message);
