@@ -91,8 +91,11 @@ export function filesCommand(): Command {
           await s3.send(new CopyObjectCommand({ Bucket: bucket, Key: key, CopySource: `${bucket}/${failedKey.split('/').map(encodeURIComponent).join('/')}` }));
           await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: failedKey }));
         }
-        await ledger.resetForRetry(row.fileId);
-        console.log(`${key}: ${atIncoming ? 'reset' : `moved back from ${failedKey} and reset`}; \`sluice files\` reads it again at its next poll`);
+        // A copy may get another ETag (or version id): then it is a new file to the ledger, and the failed row stays as history.
+        const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+        const version = head.VersionId && head.VersionId !== 'null' ? head.VersionId : (head.ETag ?? '');
+        if (version === row.version) await ledger.resetForRetry(row.fileId);
+        console.log(`${key}: ${atIncoming ? 'reset' : `moved back from ${failedKey}${version === row.version ? ' and reset' : ' (a new version to the ledger)'}`}; \`sluice files\` reads it again at its next poll`);
       } finally {
         await pool.end();
         s3.destroy();
