@@ -10,6 +10,7 @@ import { ingestApiCommand } from './commands/ingest-api.js';
 import { lintCommand } from './commands/lint.js';
 import { docsCommand } from './commands/docs.js';
 import { runCommand } from './commands/run.js';
+import { testCommand } from './commands/test.js';
 import { reportsCommand } from './commands/reports.js';
 import { lagCommand } from './commands/lag.js';
 import { dlqCommand } from './commands/dlq.js';
@@ -44,6 +45,7 @@ export function buildProgram(): Command {
   program.addCommand(normalizerCommand());
   program.addCommand(lintCommand());
   program.addCommand(runCommand());
+  program.addCommand(testCommand());
   program.addCommand(reportsCommand());
   program.addCommand(lagCommand());
   program.addCommand(dlqCommand());

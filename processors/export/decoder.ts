@@ -25,6 +25,9 @@ export class DecodeError extends PermanentError {
   }
 }
 
+/** What the decoder asks of a registry: the Confluent REST API (`GET /schemas/ids/{id}`, `GET /subjects/{s}/versions/latest`). */
+export type SchemaLookup = Pick<RegistryRestClient, 'request'>;
+
 export interface Decoded {
   value: unknown;
   /** The writer's schema id (in the record). */
@@ -52,7 +55,7 @@ export class AvroDecoder {
   /** writer id -> subject -> how to read it. */
   private readonly plans = new Map<string, Plan>();
 
-  constructor(private readonly registry: RegistryRestClient) {}
+  constructor(private readonly registry: SchemaLookup) {}
 
   /** Makes `decode` synchronous for the buffer: fetches what it needs (schemas) first. */
   async prepare(topic: string, value: Buffer | null): Promise<void> {

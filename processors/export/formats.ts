@@ -3,7 +3,7 @@ import { ParquetBatchWriter, type ParquetCompression, type ParquetEncoder } from
 import { columnBuilder, LakeValueError, type ColumnBuilder } from '../core/parquet/columns.js';
 import type { LakeRow, LakeSchema } from '../core/parquet/lake-schema.js';
 import type { OutputFormat } from './outputs/s3.js';
-import { csvField } from '../core/text/csv.js';
+import { csvField, csvTextField } from '../core/text/csv.js';
 
 /**
  * One output file being filled: rows are checked against the file's columns on append
@@ -97,8 +97,20 @@ function jsonLine(values: unknown[], schema: LakeSchema): string {
   return `${losslessStringify(object)}\n`;
 }
 
+/**
+ * Text columns are neutralised against spreadsheet formulas as the reports are (OWASP:
+ * a value starting with `=`, `+`, `-`, `@`, tab or CR gets a leading `'`, core/text/csv.ts);
+ * numbers, times and base64 bytes are written as they are (`-1500` stays a number).
+ */
 function csvLine(values: unknown[], schema: LakeSchema): string {
-  return `${values.map((v, i) => (v === null ? '' : csvField(String(textValue(v, schema.columns[i]!.type, true))))).join(',')}\n`;
+  return `${values
+    .map((v, i) => {
+      if (v === null) return '';
+      const type = schema.columns[i]!.type;
+      const text = String(textValue(v, type, true));
+      return type === 'string' ? csvTextField(text) : csvField(text);
+    })
+    .join(',')}\n`;
 }
 
 /** Timestamps as RFC 3339 UTC text, bytes as base64, integers exact. */

@@ -5,95 +5,147 @@ import { isUnavailable } from '../core/errors/errors.js';
 import { BLOCKING_RETRY, withRetry } from '../core/errors/retry.js';
 import type { Logger } from '../core/log/logger.js';
 import type { PipelineConfig } from '../core/pipeline/pipeline.js';
-import { DecodeError, type AvroDecoder } from './decoder.js';
-import type { OutputRecord } from './outputs/output.js';
-import type { PartitionBatch } from './partition-batch.js';
-import type { StepOutcome } from './steps.js';
+import { AvroDecoder, DecodeError, type SchemaLookup } from './decoder.js';
+import type { Output, OutputRecord } from './outputs/output.js';
+import { PartitionBatch } from './partition-batch.js';
+import { StepChain, type PartitionSteps } from './steps.js';
 
-type Consumed = ConsumedRecord['message'];
+/** A consumed message as the record path reads it (kafkajs's KafkaMessage fits). */
+export type ConsumedMessage = ConsumedRecord['message'];
+
+export type RecordOutcome =
+  | { kind: 'placed'; value: unknown }
+  | { kind: 'dropped'; by: string }
+  | { kind: 'dead'; reason: string; error: string; by: string };
+
+interface DecodedValue {
+  value: unknown;
+  reader: OutputRecord['reader'];
+}
 
 /**
- * What happens to one consumed message, up to the open batch of its partition: decoded
- * (Avro through the registry, JSON, or raw bytes), run through the pipeline's processors,
- * then placed by the output, or dead-lettered with the reason of the step that refused it
- * (decode, a processor, the output's placement). No Kafka client here: the runner hands in
- * messages and takes the batch.
+ * The record path of an export pipeline, one consumed message at a time: decode (Avro
+ * through the registry, JSON or raw) -> processors -> placement by the output (the row cut
+ * to its columns, the object key rendered...) -> or the DLQ with a reason code
+ * (core/dlq/reasons.ts), or dropped. No Kafka client and no I/O but the decoder's schema
+ * lookups (`prepare`), so it runs the same against a real registry in the runner and
+ * against schema files in `sluice test`.
  */
 export class RecordPath {
-  private readonly decode: PipelineConfig['input']['config']['decode'];
+  readonly decoder: AvroDecoder;
+  readonly chain: StepChain;
 
   constructor(
-    private readonly pipeline: PipelineConfig,
-    private readonly decoder: AvroDecoder,
-    private readonly log: Logger,
+    readonly pipeline: PipelineConfig,
+    registry: SchemaLookup,
+    private readonly output: Pick<Output, 'openBatch'>,
   ) {
-    this.decode = pipeline.input.config.decode;
+    this.decoder = new AvroDecoder(registry);
+    this.chain = new StepChain(pipeline.pipeline.processors);
+  }
+
+  /** A new open batch of one input partition (the processors' state: a fresh chain unless given). */
+  openBatch(topic: string, partition: number, steps: PartitionSteps = this.chain.forPartition()): PartitionBatch {
+    return new PartitionBatch(topic, partition, steps, this.output.openBatch(topic, partition));
+  }
+
+  /** Fetches what decoding `value` needs (schemas); a registry fault throws (the caller retries). */
+  async prepare(topic: string, value: Buffer | null): Promise<void> {
+    if (this.pipeline.input.config.decode === 'avro_registry' && !this.decoder.ready(topic, value)) await this.decoder.prepare(topic, value);
+  }
+
+  /** Whether `prepare` has nothing to fetch for the value. */
+  ready(topic: string, value: Buffer | null): boolean {
+    return this.pipeline.input.config.decode !== 'avro_registry' || this.decoder.ready(topic, value);
+  }
+
+  /** Decodes a value as the input declares; a DecodeError is a DLQ case (`not_avro`, `unknown_schema`, `decode_error`). */
+  decode(topic: string, value: Buffer | null): DecodedValue {
+    const decode = this.pipeline.input.config.decode;
+    if (decode === 'avro_registry') {
+      const d = this.decoder.decode(topic, value);
+      return { value: d.value, reader: { id: d.readerId, schema: d.readerSchema } };
+    }
+    if (decode === 'json') return { value: parseJson(value), reader: undefined };
+    return { value, reader: undefined };
   }
 
   /**
-   * One message into its partition's batch. Synchronous unless the registry must be asked
-   * (a schema id not seen yet: waited out while the registry is away) or a processor is
-   * async; then it returns the promise to wait for.
+   * One message through decode and the processors and into `batch`'s output (prepare()
+   * first for Avro). Counts it as consumed by the batch; the caller dead-letters a 'dead'
+   * outcome. Synchronous unless a processor had to ask jsonata; then a promise.
    */
-  consume(batch: PartitionBatch, message: Consumed, prepared = false): Promise<void> | undefined {
-    const { topic } = batch;
-    if (!prepared && this.decode === 'avro_registry' && !this.decoder.ready(topic, message.value)) {
-      return withRetry(() => this.decoder.prepare(topic, message.value), {
-        policy: BLOCKING_RETRY,
-        retriable: isUnavailable,
-        onRetry: (error, attempt, retryInMs) => this.log.warn({ dependency: 'schema registry', attempt, retryInMs, err: error }, 'schema registry unavailable, waiting (nothing is dropped)'),
-      }).then(() => this.consume(batch, message, true));
-    }
+  process(batch: PartitionBatch, message: ConsumedMessage): RecordOutcome | Promise<RecordOutcome> {
     batch.consumedMessage(message.offset, message.value?.length ?? 0, Date.now(), Number(message.timestamp));
-    let value: unknown;
-    let reader: OutputRecord['reader'];
+    let decoded: DecodedValue;
     try {
-      if (this.decode === 'avro_registry') {
-        const decoded = this.decoder.decode(topic, message.value);
-        value = decoded.value;
-        if (decoded.readerId !== undefined) reader = { id: decoded.readerId, schema: decoded.readerSchema };
-      } else if (this.decode === 'json') {
-        value = parseJson(message.value);
-      } else value = message.value;
+      decoded = this.decode(batch.topic, message.value);
     } catch (error) {
-      if (error instanceof DecodeError) return this.deadLetter(batch, message, error.reason, error.message, 'input');
+      if (error instanceof DecodeError) return { kind: 'dead', reason: error.reason, error: error.message, by: 'input' };
       throw error;
     }
-    const outcome = batch.steps.run(value);
-    if (outcome instanceof Promise) return outcome.then((o) => this.place(batch, message, o, reader));
-    return this.place(batch, message, outcome, reader);
+    const outcome = batch.steps.run(decoded.value);
+    if (outcome instanceof Promise) return outcome.then((o) => this.place(batch, message, o, decoded.reader));
+    return this.place(batch, message, outcome, decoded.reader);
   }
 
-  /** A processed record into the output's batch (or the DLQ, or nowhere when a processor dropped it). */
-  private place(batch: PartitionBatch, message: Consumed, outcome: StepOutcome, reader: OutputRecord['reader']): undefined {
-    if (outcome.kind === 'drop') return void batch.drop(outcome.by);
-    if (outcome.kind === 'dead') return this.deadLetter(batch, message, outcome.reason, outcome.error, outcome.by);
+  /** A processed record into the output's batch; a value the output cannot place is a DLQ case. */
+  private place(batch: PartitionBatch, message: ConsumedMessage, outcome: Awaited<ReturnType<PartitionSteps['run']>>, reader: OutputRecord['reader']): RecordOutcome {
+    if (outcome.kind === 'drop') return { kind: 'dropped', by: outcome.by };
+    if (outcome.kind === 'dead') return outcome;
     const record: OutputRecord = { value: outcome.value, topic: batch.topic, partition: batch.partition, offset: message.offset, message };
     if (reader) record.reader = reader;
     const refused = batch.output.add(record);
-    if (refused) this.deadLetter(batch, message, refused.reason, refused.error, 'output');
+    if (refused) return { kind: 'dead', reason: refused.reason, error: refused.error, by: 'output' };
+    return { kind: 'placed', value: outcome.value };
+  }
+}
+
+/**
+ * The runner's use of the record path: the registry waited out while it is away, and a
+ * message's outcome accounted in its batch (dropped, or a dead letter as the pipeline's
+ * `dlq` section wants it).
+ */
+export class RecordConsumer {
+  constructor(
+    readonly path: RecordPath,
+    private readonly log: Logger,
+  ) {}
+
+  /** One message into its partition's batch; a promise only when the registry or a processor must be waited for. */
+  consume(batch: PartitionBatch, message: ConsumedMessage): Promise<void> | undefined {
+    if (!this.path.ready(batch.topic, message.value)) {
+      return withRetry(() => this.path.prepare(batch.topic, message.value), {
+        policy: BLOCKING_RETRY,
+        retriable: isUnavailable,
+        onRetry: (error, attempt, retryInMs) => this.log.warn({ dependency: 'schema registry', attempt, retryInMs, err: error }, 'schema registry unavailable, waiting (nothing is dropped)'),
+      }).then(() => this.consume(batch, message));
+    }
+    const outcome = this.path.process(batch, message);
+    if (outcome instanceof Promise) return outcome.then((o) => this.account(batch, message, o));
+    this.account(batch, message, outcome);
     return undefined;
   }
 
-  private deadLetter(batch: PartitionBatch, message: Consumed, reason: string, error: string, by: string): undefined {
-    batch.deadLetter(this.deadLetterFor({ topic: batch.topic, partition: batch.partition, message }, reason, error, by), reason);
-    return undefined;
+  private account(batch: PartitionBatch, message: ConsumedMessage, outcome: RecordOutcome): void {
+    if (outcome.kind === 'dropped') batch.drop(outcome.by);
+    else if (outcome.kind === 'dead') batch.deadLetter(this.deadLetterFor({ topic: batch.topic, partition: batch.partition, message }, outcome.reason, outcome.error, outcome.by), outcome.reason);
   }
 
   /** The DLQ record of a consumed one, as the pipeline's `dlq` section wants it (original kept or not, extra headers). */
   deadLetterFor(record: ConsumedRecord, reason: string, error: string, by: string): Message {
-    const dlq = this.pipeline.dlq;
-    const letter = deadLetterMessage(record, { reason, error }, `${this.pipeline.name}/${by}`);
+    const { dlq, name } = this.path.pipeline;
+    const letter = deadLetterMessage(record, { reason, error }, `${name}/${by}`);
     if (!dlq.include_original) {
       letter.value = null;
-      for (const name of Object.keys(record.message.headers ?? {})) delete (letter.headers as Record<string, unknown>)[name];
+      for (const header of Object.keys(record.message.headers ?? {})) delete (letter.headers as Record<string, unknown>)[header];
     }
     Object.assign(letter.headers!, dlq.headers);
     return letter;
   }
 }
 
-function parseJson(value: Buffer | null): unknown {
+export function parseJson(value: Buffer | null): unknown {
   if (!value) throw new DecodeError(DLQ_REASONS.decodeError, 'value is null (a tombstone)');
   try {
     return JSON.parse(value.toString('utf8'));

@@ -9,15 +9,13 @@ import type { Logger } from '../core/log/logger.js';
 import type { PipelineConfig } from '../core/pipeline/pipeline.js';
 import type { RegistryRestClient } from '../core/registry/ccompat.js';
 import { BatchPolicy } from './batch-policy.js';
-import { AvroDecoder } from './decoder.js';
 import { FlushAbandonedError, flushBatch, type FlushPorts, type FlushReport } from './flusher.js';
 import type { ExportMetrics } from './metrics.js';
 import { outputComponent } from './outputs/index.js';
 import type { Output } from './outputs/output.js';
 import { PartitionBatch } from './partition-batch.js';
 import { PartitionLock, whileBeating } from './partition-lock.js';
-import { RecordPath } from './record-path.js';
-import { StepChain } from './steps.js';
+import { RecordConsumer, RecordPath } from './record-path.js';
 
 /**
  * Runs one pipeline: a kafkajs consumer group feeding per-partition batches (the record
@@ -86,8 +84,7 @@ const DLQ_CHUNK = 200;
 export class PipelineRunner {
   private readonly consumer: Consumer;
   private readonly producer: Producer;
-  private readonly records: RecordPath;
-  private readonly chain: StepChain;
+  private readonly records: RecordConsumer;
   readonly output: Output;
   private readonly policy: BatchPolicy;
   private readonly ports: FlushPorts;
@@ -120,9 +117,8 @@ export class PipelineRunner {
   ) {
     const input = pipeline.input.config;
     this.log = deps.logger.child({ pipeline: pipeline.name });
-    this.records = new RecordPath(pipeline, new AvroDecoder(deps.registry), this.log);
-    this.chain = new StepChain(pipeline.pipeline.processors);
     this.output = deps.output ?? outputComponent(pipeline.output.type).create(pipeline.output.config, { pipeline, logger: this.log, metrics: deps.metrics });
+    this.records = new RecordConsumer(new RecordPath(pipeline, deps.registry, this.output), this.log);
     const { count, bytes, period } = this.output.batching;
     this.policy = new BatchPolicy(count, bytes, period);
     this.consumer = deps.kafka.consumer({
@@ -298,7 +294,7 @@ export class PipelineRunner {
   }
 
   private newBatch(topic: string, partition: number): PartitionBatch {
-    return new PartitionBatch(topic, partition, this.chain.forPartition(), this.output.openBatch(topic, partition));
+    return this.records.path.openBatch(topic, partition);
   }
 
   private stateFor(topic: string, partition: number): PartitionState {

@@ -1,5 +1,6 @@
 import { ISO_WITH_ZONE } from './timestamp.js';
 import { CHANNELS, EVENT_TYPES, INT64_MAX, MAX_ID_LENGTH, MONEY_TYPES, UUID } from './validation.js';
+import { KEY_IN_QUERY_REFUSAL } from '../core/http/api-key.js';
 import { ERROR_KINDS, FIELD_ERROR_CODES, MAX_LISTED_ERRORS } from './responses.js';
 
 /**
@@ -58,13 +59,13 @@ export function buildOpenApiDocument(options: OpenApiOptions): Record<string, un
         'The validating front door of `staging.agent_events` (the CDC boundary of the agent-commissions use case).',
         'Events are validated, enriched (received_at from the server clock; source, session_id and correlation_id from headers when the event has none; agent_id from the customer\'s assigned agent when the event has none) and inserted idempotently by event_id.',
         '',
-        'Checks, in order: route (404), API key (401), media type (415), body size (413), JSON syntax and shape (400), number of events (413), content (422).',
+        'Checks, in order: route (404), a key in the query string (400), API key (401), media type (415), body size (413), JSON syntax and shape (400), number of events (413), content (422).',
         'A batch is all-or-nothing: one invalid event and the request answers 422 and stores nothing.',
         'Numbers are read exactly as written. `amount_minor` is a JSON integer up to 9007199254740991 or a decimal string up to "9223372036854775807".',
       ].join('\n'),
     },
     components: {
-      securitySchemes: { apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key' } },
+      securitySchemes: { apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key', description: KEY_IN_QUERY_REFUSAL } },
       schemas: {
         Event: {
           type: 'object',
@@ -178,7 +179,7 @@ export function buildOpenApiDocument(options: OpenApiOptions): Record<string, un
           responses: {
             201: { description: 'Stored: at least one event was new.', content: json(ref('IngestResponse')) },
             200: { description: 'Every event was a duplicate: nothing new stored.', content: json(ref('IngestResponse')) },
-            400: errorResponse('Not JSON (malformed_json), or not an event object / a non-empty array of event objects (invalid_shape).'),
+            400: errorResponse(`Not JSON (malformed_json), or not an event object / a non-empty array of event objects (invalid_shape); or a key in the query string (bad_request): ${KEY_IN_QUERY_REFUSAL}`),
             ...common,
             413: jsonBodyErrors[413],
             415: jsonBodyErrors[415],
@@ -202,7 +203,7 @@ export function buildOpenApiDocument(options: OpenApiOptions): Record<string, un
           responses: {
             201: { description: 'A new customer was assigned.', content: json(ref('Customer')) },
             200: { description: 'The assignment was replaced (or was already this agent).', content: json(ref('Customer')) },
-            400: errorResponse('Not JSON, or not a JSON object.'),
+            400: errorResponse(`Not JSON, or not a JSON object; or a key in the query string (bad_request): ${KEY_IN_QUERY_REFUSAL}`),
             ...common,
             413: jsonBodyErrors[413],
             415: jsonBodyErrors[415],
@@ -215,6 +216,7 @@ export function buildOpenApiDocument(options: OpenApiOptions): Record<string, un
           security: [{ apiKey: [] }],
           responses: {
             200: { description: 'The assignment.', content: json(ref('Customer')) },
+            400: errorResponse(`A key in the query string (bad_request): ${KEY_IN_QUERY_REFUSAL}`),
             ...common,
             404: errorResponse('The customer has no assignment.'),
           },

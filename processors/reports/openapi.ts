@@ -1,3 +1,4 @@
+import { KEY_IN_QUERY_REFUSAL } from '../core/http/api-key.js';
 import { REPORT_COLUMNS } from './render.js';
 import { REPORT_FORMATS, REPORT_TYPES } from './request.js';
 
@@ -34,7 +35,7 @@ export function reportsOpenApi(linkExpirySeconds: number): object {
       description: `Commission reports (docs/domain.md): the columns are ${REPORT_COLUMNS.join(', ')}. Requests are queued on the report-requests topic and answered at once; state changes are published on report-status.`,
     },
     components: {
-      securitySchemes: { apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key' } },
+      securitySchemes: { apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key', description: KEY_IN_QUERY_REFUSAL } },
       schemas: {
         ReportRequest: request,
         Accepted: { type: 'object', required: ['request_id', 'state', 'status_url'], properties: { request_id: { type: 'string' }, state: { type: 'string', enum: ['queued', 'running', 'succeeded', 'failed'] }, status_url: { type: 'string', format: 'uri-reference', description: 'SLUICE_REPORTS_PUBLIC_URL + /reports/{request_id}, or /reports/{request_id} (relative to this server) when it is unset' } } },
@@ -76,7 +77,10 @@ export function reportsOpenApi(linkExpirySeconds: number): object {
           requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/ReportRequest' } } } },
           responses: {
             '202': { description: 'queued (or, for a known request_id, its current state)', content: { 'application/json': { schema: { $ref: '#/components/schemas/Accepted' } } } },
-            '400': { description: 'invalid request, with field errors', content: { 'application/json': { schema: { $ref: '#/components/schemas/ValidationFailed' } } } },
+            '400': {
+              description: `invalid request, with field errors (ValidationFailed); or a key in the query string (Error, \`bad_request\`): ${KEY_IN_QUERY_REFUSAL}`,
+              content: { 'application/json': { schema: { oneOf: [{ $ref: '#/components/schemas/ValidationFailed' }, { $ref: '#/components/schemas/Error' }] } } },
+            },
             '401': { description: 'missing or wrong X-API-Key', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } },
             '503': { description: 'Kafka unavailable; retry after the Retry-After seconds', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } },
           },
@@ -89,6 +93,7 @@ export function reportsOpenApi(linkExpirySeconds: number): object {
           parameters: [{ name: 'request_id', in: 'path', required: true, schema: { type: 'string' } }],
           responses: {
             '200': { description: 'the state', content: { 'application/json': { schema: { $ref: '#/components/schemas/Status' } } } },
+            '400': { description: `a key in the query string (\`bad_request\`): ${KEY_IN_QUERY_REFUSAL}`, content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } },
             '401': { description: 'missing or wrong X-API-Key', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } },
             '404': { description: 'unknown request id', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } },
           },

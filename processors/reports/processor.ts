@@ -1,3 +1,4 @@
+import type pg from 'pg';
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { Consumer, Kafka, KafkaMessage, Producer } from 'kafkajs';
@@ -23,6 +24,8 @@ export interface ProcessorDeps {
   rules: CommissionRules;
   /** Threads reading the lake, with the S3 settings each opens its client with. */
   readers: { count: number; s3: S3Settings };
+  /** `source: warehouse`: the month is read from this pool's events table instead of the lake. */
+  warehouse?: { pool: pg.Pool; table: string } | undefined;
   settings: ReportsSettings;
   logger: Logger;
   metrics: ReportsMetrics;
@@ -101,6 +104,7 @@ export class ReportProcessor {
         currency: settings.baseCurrency,
         rules: this.d.rules,
         readers: this.d.readers,
+        warehouse: this.d.warehouse,
       });
     } catch (error) {
       logger.error({ requestId: request.request_id, err: error }, 'report failed');

@@ -25,7 +25,9 @@ export const REPORT_COLUMNS = [
 export interface ReportMetadata {
   generated_at: string;
   rules_version: string;
-  lake: { bucket: string; prefix: string; files: number; rows_read: number; duplicates_ignored: number };
+  /** Where the month was read: the lake, or the warehouse (`source: warehouse`). */
+  lake?: { bucket: string; prefix: string; files: number; rows_read: number; duplicates_ignored: number };
+  warehouse?: { table: string; rows_read: number };
 }
 
 /** Code-point order (not localeCompare, not UTF-16 unit order for astral characters). */

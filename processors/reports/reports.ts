@@ -2,6 +2,7 @@ import { Cron } from 'croner';
 import { availableParallelism } from 'node:os';
 import type { Registry } from 'prom-client';
 import { HeadBucketCommand } from '@aws-sdk/client-s3';
+import { createPool } from '../core/db/pool.js';
 import { ConfigError } from '../core/errors/errors.js';
 import { ApiKeyCheck } from '../core/http/api-key.js';
 import { OutboundGuard } from '../core/http/outbound-guard.js';
@@ -70,8 +71,16 @@ async function start(ctx: ProcessorContext<typeof reportsSettings>): Promise<Run
     throw new ConfigError([{ source: 'env SLUICE_REPORTS_API_KEY', setting: 'reports.apiKey', message: `the REST shim needs an API key (role ${s.role})`, fix: 'set SLUICE_REPORTS_API_KEY to a random key of at least 16 characters, or SLUICE_REPORTS_ROLE=processor' }]);
   }
   if (s.schedule) validateCron(s.schedule);
+  if (s.source === 'warehouse' && !s.warehouseUrl && s.role !== 'shim') {
+    throw new ConfigError([{ source: 'env SLUICE_WAREHOUSE_URL', setting: 'reports.warehouseUrl', message: 'source warehouse reads the month from the warehouse, and no warehouse URL is set', fix: 'set SLUICE_WAREHOUSE_URL to the postgres:// URL of the warehouse (connectors/exports/warehouse.yaml writes it), or SLUICE_REPORTS_SOURCE=lake' }]);
+  }
   const kafka = createKafka(core.kafka, { region: core.s3.region, logger, clientId: `${core.kafka.clientId}-${PROCESSOR_NAME}` });
   const s3 = createS3Client(core.s3);
+  const warehouse = s.source === 'warehouse' && s.role !== 'shim' ? { pool: createPool(s.warehouseUrl!, { max: 2, applicationName: 'sluice-reports' }), table: s.warehouseTable } : undefined;
+  if (warehouse) {
+    warehouse.pool.on('error', (error) => logger.warn({ err: { message: error.message } }, 'warehouse connection lost (idle); the next report reconnects'));
+    ctx.shutdown.add('warehouse pool', () => warehouse.pool.end());
+  }
   const metrics = new ReportsMetrics(ctx.metrics);
   // Fails fast: the startup waits below log what they wait for and back off themselves.
   const admin = kafka.admin({ retry: FAIL_FAST_RETRY });
@@ -107,6 +116,7 @@ async function start(ctx: ProcessorContext<typeof reportsSettings>): Promise<Run
     {
       kafka: async () => void (await admin.describeCluster()),
       s3: async () => void (await s3.send(new HeadBucketCommand({ Bucket: core.s3.bucket }))),
+      ...(warehouse ? { warehouse: async () => void (await warehouse.pool.query('SELECT 1')) } : {}),
       'status view': async () => {
         if (!store.ready) throw new Error('report-status not read up to its end yet');
       },
@@ -135,7 +145,7 @@ async function start(ctx: ProcessorContext<typeof reportsSettings>): Promise<Run
 
   if (s.role !== 'shim') {
     const readers = { count: s.readerThreads ?? availableParallelism(), s3: core.s3 };
-    const processor = new ReportProcessor({ kafka, producer, s3, bucket: core.s3.bucket, store, notifier, rules, readers, settings: s, logger, metrics });
+    const processor = new ReportProcessor({ kafka, producer, s3, bucket: core.s3.bucket, store, notifier, rules, readers, warehouse, settings: s, logger, metrics });
     ctx.shutdown.add('report processor', () => processor.stop());
     await startup.dependency(kafkaAt, async () => {
       try {
@@ -171,7 +181,7 @@ async function start(ctx: ProcessorContext<typeof reportsSettings>): Promise<Run
     ctx.shutdown.add('schedule', () => job.stop());
     logger.info({ schedule: s.schedule, next: job.nextRun()?.toISOString() }, 'monthly report scheduled');
   }
-  logger.info({ role: s.role, port: server.port, requestsTopic: s.requestsTopic, statusTopic: s.statusTopic, rules: rules.version, lake: `s3://${core.s3.bucket}/${s.lakePrefix}` }, 'reports ready');
+  logger.info({ role: s.role, port: server.port, requestsTopic: s.requestsTopic, statusTopic: s.statusTopic, rules: rules.version, source: warehouse ? `warehouse table ${warehouse.table}` : `lake s3://${core.s3.bucket}/${s.lakePrefix}` }, 'reports ready');
   return {
     port: server.port,
     url: server.url,

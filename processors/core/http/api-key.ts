@@ -51,6 +51,10 @@ export function keyParameterIn(url: string): string | undefined {
   return undefined;
 }
 
+/** The 400 answer refuseKeyInQuery gives, as the OpenAPI documents of the APIs using it describe it. */
+export const KEY_IN_QUERY_REFUSAL =
+  'An API key or token in the query string (a parameter such as api_key, apiKey, key, token or access_token) is refused with 400 before any other check, and never logged: send the key in the X-API-Key header only.';
+
 /**
  * Refuses (400) a request whose query string carries a key, before any key check: keys
  * belong in the X-API-Key header, because URLs end up in access logs, proxies and

@@ -82,6 +82,8 @@ export function pipelineName(file: string): string {
 export function parsePipeline(root: MapNode, ctx: ParseContext): PipelineConfig | undefined {
   const sectionNames = Object.keys(PIPELINE_SECTIONS);
   for (const entry of root.entries) {
+    // `tests:` holds the pipeline's unit tests: `sluice test` reads and checks them, a run ignores them.
+    if (entry.key === 'tests') continue;
     if (!(entry.key in PIPELINE_SECTIONS)) {
       ctx.report(entry.keyPos, [entry.key], `unknown section "${entry.key}"`, redpandaComponentHint('section', entry.key) ?? suggestion(entry.key, sectionNames, 'a pipeline file has the sections'));
     }

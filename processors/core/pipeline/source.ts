@@ -57,9 +57,10 @@ export interface ParsedSource {
 
 const FILE: Origin = { from: 'file' };
 
-export function parseYamlSource(text: string): ParsedSource {
+/** `intAsBigInt`: integers as bigint (exact beyond 2^53; test records need that). */
+export function parseYamlSource(text: string, options: { intAsBigInt?: boolean } = {}): ParsedSource {
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: true });
+  const doc = parseDocument(text, { lineCounter, prettyErrors: true, ...(options.intAsBigInt ? { intAsBigInt: true } : {}) });
   const posOf = (offset: number): Pos => {
     const { line, col } = lineCounter.linePos(offset);
     return { line, column: col };

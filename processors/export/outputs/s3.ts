@@ -24,7 +24,7 @@ export type ColumnType = (typeof COLUMN_TYPES)[number];
 
 const MiB = 1024 ** 2;
 
-const column = object(
+export const columnSpec = object(
   {
     name: string({ doc: 'column name', pattern: /^[A-Za-z_][A-Za-z0-9_]*$/, patternFix: 'use letters, digits and _', examples: ['amount_minor'] }),
     type: oneOf(COLUMN_TYPES, { doc: `column type: ${COLUMN_TYPES.join(', ')}`, examples: ['int64'] }),
@@ -48,7 +48,7 @@ const config = object(
     }),
     format: oneOf(FORMATS, { doc: 'File format: `parquet`, `jsonl` (one JSON object a line) or `csv` (with a header row).', default: 'parquet' }),
     compression: oneOf(COMPRESSIONS, { doc: 'Parquet page compression.', optional: true, defaultDoc: '`snappy` for parquet, `none` otherwise' }),
-    columns: list(column, {
+    columns: list(columnSpec, {
       doc: "The file's columns in order, with their types. Needed for parquet and csv when a processor reshapes the record (a `mapping`); when absent, the columns follow the input's Avro schema. Record fields that are not columns are not written.",
       optional: true,
       minItems: 1,

@@ -10,6 +10,7 @@ import { mappingProcessor } from './mapping.js';
 import { OUTPUT_COMPONENTS } from '../../../export/outputs/index.js';
 import { s3OutputSpec } from '../../../export/outputs/s3.js';
 import { selectProcessor } from './select.js';
+import { sqlOutput } from './sql-output.js';
 
 /** Every component, by kind: the catalogue lint, load and docs read. A new component is one file plus a line here. */
 export const INPUTS = [kafkaInput] as const satisfies readonly ComponentSpec[];
@@ -20,7 +21,7 @@ export const SECTIONS = [dlqSection, httpSection, loggerSection] as const satisf
 
 export const ALL_COMPONENTS: readonly ComponentSpec[] = [...INPUTS, ...PROCESSORS, ...OUTPUTS, ...SECTIONS];
 
-export { dedupeProcessor, dlqSection, dropProcessor, filterProcessor, httpSection, kafkaInput, loggerSection, mappingProcessor, s3OutputSpec, selectProcessor };
+export { dedupeProcessor, dlqSection, dropProcessor, filterProcessor, httpSection, kafkaInput, loggerSection, mappingProcessor, s3OutputSpec, selectProcessor, sqlOutput };
 export type { DedupeConfig } from './dedupe.js';
 export type { DlqConfig } from './dlq.js';
 export type { DropConfig } from './drop.js';
@@ -31,3 +32,4 @@ export type { LoggerConfig } from './logger.js';
 export type { MappingConfig } from './mapping.js';
 export type { S3Column, S3OutputConfig } from '../../../export/outputs/s3.js';
 export type { SelectConfig } from './select.js';
+export type { SqlColumn, SqlOutputConfig } from './sql-output.js';
