@@ -143,7 +143,7 @@ async function normalizer(dedupe: boolean): Promise<{ startupMs: number; ms: num
  * partitions' stores take to be current (sluice_state_restore_seconds), with the local
  * store kept or deleted first.
  */
-async function restore(wipe: boolean): Promise<{ seconds: number; records: number; wallMs: number }> {
+async function restore(wipe: boolean): Promise<{ seconds: number; records: number; entries: number; wallMs: number }> {
   if (wipe) rmSync(stateDir, { recursive: true, force: true });
   const port = await freePort();
   const spawned = Date.now();
@@ -153,7 +153,7 @@ async function restore(wipe: boolean): Promise<{ seconds: number; records: numbe
       if (child.exitCode !== null) throw new Error(`the normalizer exited with ${child.exitCode}`);
       const text = await scrape(port);
       if (metricSum(text, 'sluice_state_restore_seconds_count') >= PARTITIONS) {
-        return { seconds: metricSum(text, 'sluice_state_restore_seconds_sum'), records: metricSum(text, 'sluice_state_restored_records_total'), wallMs: Date.now() - spawned };
+        return { seconds: metricSum(text, 'sluice_state_restore_seconds_sum'), records: metricSum(text, 'sluice_state_restored_records_total'), entries: metricSum(text, 'sluice_state_entries'), wallMs: Date.now() - spawned };
       }
       await sleep(100);
     }
@@ -202,7 +202,7 @@ try {
   const catchUp = await restore(false);
   console.log(`restart with the local store kept: stores current in ${catchUp.seconds.toFixed(2)} s (${catchUp.records} changelog records read)`);
   const full = await restore(true);
-  console.log(`restart with the local store deleted: ${full.records} changelog records restored in ${full.seconds.toFixed(2)} s (${rate(full.records, full.seconds * 1000)} records/s)`);
+  console.log(`restart with the local store deleted: ${full.entries} ids from ${full.records} changelog records restored in ${full.seconds.toFixed(2)} s (${rate(full.entries, full.seconds * 1000)} ids/s)`);
   console.log(
     JSON.stringify({
       records: N,
@@ -225,6 +225,7 @@ try {
       catchUpRestoreSeconds: catchUp.seconds,
       fullRestoreSeconds: full.seconds,
       fullRestoreRecords: full.records,
+      fullRestoreIds: full.entries,
     }),
   );
 } finally {

@@ -497,6 +497,8 @@ export class PipelineRunner {
         return 'lost';
       }
       this.log.warn({ topic: batch.topic, partition: batch.partition, from: batch.startOffset, err: report.error }, 'flush failed before its commit; the batch is read again');
+      // An output that stores offsets may have refused a stale batch (another member wrote past it): read its offset again.
+      if (this.output.offsets === 'output') this.committed.delete(st.key);
       if (!final && batch.startOffset !== undefined) this.consumer.seek({ topic: batch.topic, partition: batch.partition, offset: batch.startOffset });
       return 'failed';
     }

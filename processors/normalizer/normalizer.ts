@@ -15,6 +15,7 @@ import { StateStores } from '../core/state/state-stores.js';
 import { createProcessor, serve, type ProcessorContext } from '../core/runtime/processor.js';
 import { endpointName, FAIL_FAST_RETRY } from '../core/runtime/startup.js';
 import { defaultSchemasDir, loadContract, type AgentEventContract } from './contract.js';
+import { DEDUPE_CHANGELOG_CODEC } from './dedupe.js';
 import { toEnvelope } from './envelope.js';
 import { NormalizerMetrics } from './metrics.js';
 import { EVENT_TYPES, type ValidEvent } from './rules.js';
@@ -217,6 +218,7 @@ async function openDedupeState(ctx: ProcessorContext<typeof normalizerSettings>,
     name: DEDUPE_STORE,
     dir: join(s.stateDir, `${s.groupId}-${instanceId}`, DEDUPE_STORE),
     changelogTopic: topic,
+    codec: DEDUPE_CHANGELOG_CODEC,
     source: new KafkaChangelogSource(kafka, admin, topic, `${s.groupId}-${DEDUPE_STORE}-restore-${instanceId}`, logger),
     logger,
     metrics: new StateMetrics(ctx.metrics),

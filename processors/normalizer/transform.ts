@@ -2,7 +2,7 @@ import type { Message } from 'kafkajs';
 import { deadLetterMessage, type ConsumedRecord } from '../core/dlq/dead-letter.js';
 import type { StateTransaction } from '../core/state/state-stores.js';
 import { parseCdcRecord, type CdcRecord } from './cdc.js';
-import { copyKind, expireWindow, isDuplicate, remember, type DedupeOptions } from './dedupe.js';
+import { copyKind, dedupeKey, expireWindow, isDuplicate, remember, type DedupeOptions } from './dedupe.js';
 import { toEnvelope, type AgentEventEnvelope, type EnvelopeContract } from './envelope.js';
 import { decide, REASONS, type RuleOptions } from './rules.js';
 
@@ -64,7 +64,8 @@ export async function routeRecords(records: readonly ConsumedRecord[], options: 
         break;
       case 'event': {
         const kind = change.kind === 'change' ? copyKind(change.op) : 'insert';
-        if (options.dedupe && isDuplicate(options.dedupe.state, decision.event.eventId)) {
+        const key = options.dedupe ? dedupeKey(decision.event.eventId) : '';
+        if (options.dedupe && isDuplicate(options.dedupe.state, key)) {
           bump(out.stats.duplicates, kind);
           break;
         }
@@ -78,7 +79,7 @@ export async function routeRecords(records: readonly ConsumedRecord[], options: 
           out.deadLetters.push(deadLetterMessage(record, cause, options.processor, now()));
           break;
         }
-        if (options.dedupe && remember(options.dedupe.state, decision.event.eventId, decision.event.receivedAtMicros, chunkTime, options.dedupe.options) === 'beyond-window') {
+        if (options.dedupe && remember(options.dedupe.state, key, decision.event.receivedAtMicros, chunkTime, options.dedupe.options) === 'beyond-window') {
           bump(out.stats.beyondWindow, kind);
         }
         bump(out.stats.events, decision.event.eventType);

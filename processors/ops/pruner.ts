@@ -3,7 +3,7 @@ import type pg from 'pg';
 import type { Logger } from '../core/log/logger.js';
 import { readParquetTable, stringColumn } from '../core/parquet/reader.js';
 import { escapePathValue } from '../core/pipeline/path-template.js';
-import { download, listKeys } from '../core/s3/objects.js';
+import { download, isNotFound, listKeys } from '../core/s3/objects.js';
 
 /**
  * The staging pruner: deletes staging rows older than the retention only once their
@@ -39,6 +39,31 @@ interface Candidate {
   day: string;
 }
 
+/**
+ * The event ids of one partition. A file listed but gone when read was replaced by
+ * `sluice compact` (its rows are in the compacted file, written before the inputs are
+ * deleted): the partition is read again from a new listing.
+ */
+async function partitionIds(s3: S3Client, bucket: string, partition: string, counts: PruneCounts): Promise<Set<string>> {
+  for (let attempt = 1; ; attempt++) {
+    const ids = new Set<string>();
+    try {
+      for (const key of await listKeys(s3, bucket, partition)) {
+        if (!key.endsWith('.parquet')) continue;
+        const table = readParquetTable(await download(s3, bucket, key), ['event_id']);
+        for (const batch of table.batches) {
+          const col = stringColumn(batch.getChild('event_id')!.data[0]!);
+          for (let i = 0; i < batch.numRows; i++) if (!col.isNull(i)) ids.add(col.text(i));
+        }
+        counts.lakeFilesRead++;
+      }
+      return ids;
+    } catch (error) {
+      if (!isNotFound(error) || attempt >= 5) throw error;
+    }
+  }
+}
+
 export async function pruneStaging(pool: pg.Pool, s3: S3Client, o: PruneOptions, logger?: Logger): Promise<PruneCounts> {
   const counts: PruneCounts = { candidates: 0, inLake: 0, deleted: 0, keptNotInLake: 0, lakeFilesRead: 0 };
   const cutoff = new Date((o.now ?? new Date()).getTime() - o.retentionMs);
@@ -64,16 +89,7 @@ export async function pruneStaging(pool: pg.Pool, s3: S3Client, o: PruneOptions,
       const partition = `${o.lakePrefix}event_type=${escapePathValue(row.event_type)}/dt=${row.day}/`;
       let ids = lakeIds.get(partition);
       if (!ids) {
-        ids = new Set();
-        for (const key of await listKeys(s3, o.bucket, partition)) {
-          if (!key.endsWith('.parquet')) continue;
-          const table = readParquetTable(await download(s3, o.bucket, key), ['event_id']);
-          for (const batch of table.batches) {
-            const col = stringColumn(batch.getChild('event_id')!.data[0]!);
-            for (let i = 0; i < batch.numRows; i++) if (!col.isNull(i)) ids.add(col.text(i));
-          }
-          counts.lakeFilesRead++;
-        }
+        ids = await partitionIds(s3, o.bucket, partition, counts);
         lakeIds.set(partition, ids);
       }
       if (ids.has(row.event_id)) proven.push(row.event_id);

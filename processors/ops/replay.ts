@@ -6,6 +6,7 @@ import { PermanentError } from '../core/errors/errors.js';
 import type { PipelineConfig } from '../core/pipeline/pipeline.js';
 import { keyCoordinates, staticPrefix } from '../core/pipeline/path-template.js';
 import { deleteKeys, listKeys } from '../core/s3/objects.js';
+import { compactedCoordinates } from '../compact/layout.js';
 
 /**
  * Replay by offset reset. A plan shows, per partition, the group's committed offset and the
@@ -78,21 +79,27 @@ export async function planReplay(admin: Admin, group: string, topic: string, tar
  * Lines the plan up with the pipeline's files: a file that starts before a partition's
  * target but reaches it (its x-amz-meta-sluice-last-offset; a file without it counts as
  * reaching it) moves the target back to the file's first offset, so no file is cut in two
- * (a cut file would keep its old records beside their re-export). Returns the objects that
+ * (a cut file would keep its old records beside their re-export). A compacted file counts as
+ * one file from its first to its last offset (both in its name), so a target inside it moves
+ * back to its first offset and the whole file is written again by the export's small files.
+ * Returns the objects that
  * start at or after the (aligned) targets: the ones the replay writes again.
  */
 export async function alignToFiles(s3: S3Client, pipeline: PipelineConfig, plan: ReplayPlan): Promise<string[]> {
   const output = pipeline.output.config;
   const coordinates = keyCoordinates(output.path);
   const files = new Map<number, { key: string; dir: string; first: bigint }[]>();
+  const lastOffsets = new Map<string, bigint | undefined>();
   for (const key of await listKeys(s3, output.bucket, staticPrefix(output.path))) {
-    const c = coordinates(key);
+    // A compacted file (sluice compact) holds one contiguous offset range of one partition too, named with its last offset.
+    const compacted = compactedCoordinates(key);
+    const c = coordinates(key) ?? compacted;
     if (!c || c.topic !== plan.topic) continue;
+    if (compacted) lastOffsets.set(key, compacted.lastOffset);
     const list = files.get(c.partition) ?? [];
     list.push({ key, dir: key.slice(0, key.lastIndexOf('/')), first: c.firstOffset });
     files.set(c.partition, list);
   }
-  const lastOffsets = new Map<string, bigint | undefined>();
   const lastOf = async (key: string) => {
     if (!lastOffsets.has(key)) {
       const head = await s3.send(new HeadObjectCommand({ Bucket: output.bucket, Key: key }));

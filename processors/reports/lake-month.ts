@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { S3Settings } from '../core/s3/client.js';
-import { download, listKeys } from '../core/s3/objects.js';
+import { download, isNotFound, listKeys } from '../core/s3/objects.js';
 import { int64Column, readParquetTable, stringColumn } from '../core/parquet/reader.js';
 import type { AgentMonth } from './commission.js';
 
@@ -107,7 +107,14 @@ export async function planPartitions(s3: S3Client, q: Pick<MonthQuery, 'bucket' 
   return [...partitions.values()];
 }
 
-/** Reads partitions in this thread: downloads overlap, parsing and counting go in key order. */
+/**
+ * Reads partitions in this thread: downloads overlap, parsing and counting go in key order.
+ * Each partition is counted on its own and added when complete: a file listed but gone when
+ * read was replaced by `sluice compact` (its rows are in a compacted file written before the
+ * inputs are deleted), so the partition is counted again from a new listing. Between a
+ * compaction's outputs and the deletion of its inputs a listing holds both: the per-partition
+ * event_id set counts each event once.
+ */
 export async function aggregatePartitions(
   s3: S3Client,
   bucket: string,
@@ -116,21 +123,66 @@ export async function aggregatePartitions(
   concurrency: number,
   onFile?: () => void,
 ): Promise<PartialAggregate> {
-  const agents: Agents = { byKey: new Map(), skipped: new Set() };
-  const result: PartialAggregate = { agents: agents.byKey, files: 0, rows: 0, duplicates: 0, bytes: 0 };
-  for (const { type, keys } of partitions) {
-    const seen = new Set<string>();
-    const pending = keys.slice(0, concurrency).map((k) => download(s3, bucket, k));
-    for (let i = 0; i < keys.length; i++) {
-      const bytes = await pending[i]!;
-      if (i + concurrency < keys.length) pending.push(download(s3, bucket, keys[i + concurrency]!));
-      result.bytes += bytes.byteLength;
-      result.rows += addFile(bytes, type, seen, agents, only, result);
-      result.files++;
-      onFile?.();
+  const result: PartialAggregate = { agents: new Map(), files: 0, rows: 0, duplicates: 0, bytes: 0 };
+  for (const partition of partitions) {
+    let keys = partition.keys;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        mergeInto(result, await aggregatePartition(s3, bucket, partition.type, keys, only, concurrency, onFile));
+        break;
+      } catch (error) {
+        if (!isNotFound(error) || attempt >= 5 || keys.length === 0) throw error;
+        const dir = keys[0]!.slice(0, keys[0]!.lastIndexOf('/') + 1);
+        keys = (await listKeys(s3, bucket, dir)).filter((k) => k.endsWith('.parquet'));
+      }
     }
   }
   return result;
+}
+
+async function aggregatePartition(
+  s3: S3Client,
+  bucket: string,
+  type: string,
+  keys: readonly string[],
+  only: ReadonlySet<string> | undefined,
+  concurrency: number,
+  onFile?: () => void,
+): Promise<PartialAggregate> {
+  const agents: Agents = { byKey: new Map(), skipped: new Set() };
+  const result: PartialAggregate = { agents: agents.byKey, files: 0, rows: 0, duplicates: 0, bytes: 0 };
+  const seen = new Set<string>();
+  const pending = keys.slice(0, concurrency).map((k) => download(s3, bucket, k));
+  // After a failure, downloads still in flight are let go (download() marks each handled).
+  for (let i = 0; i < keys.length; i++) {
+    const bytes = await pending[i]!;
+    if (i + concurrency < keys.length) pending.push(download(s3, bucket, keys[i + concurrency]!));
+    result.bytes += bytes.byteLength;
+    result.rows += addFile(bytes, type, seen, agents, only, result);
+    result.files++;
+    onFile?.();
+  }
+  return result;
+}
+
+/** Adds one partition's counts (agents keyed by raw id bytes) into the thread's. */
+function mergeInto(into: PartialAggregate, p: PartialAggregate): void {
+  into.files += p.files;
+  into.rows += p.rows;
+  into.duplicates += p.duplicates;
+  into.bytes += p.bytes;
+  for (const [key, a] of p.agents) {
+    const m = into.agents.get(key);
+    if (!m) {
+      into.agents.set(key, a);
+      continue;
+    }
+    m.events += a.events;
+    m.depositsMinor += a.depositsMinor;
+    m.withdrawalsMinor += a.withdrawalsMinor;
+    m.investmentsMinor += a.investmentsMinor;
+    for (const c of a.customers) m.customers.add(c);
+  }
 }
 
 function merge(parts: PartialAggregate[]): MonthAggregate {

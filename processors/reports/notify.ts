@@ -29,6 +29,17 @@ export interface NotifierOptions {
   webhooks: OutboundGuard;
   /** Timeout of one webhook call. */
   webhookTimeoutMs?: number;
+  /** The env var that configures the SMTP server, named when it is missing (default SLUICE_REPORTS_SMTP_URL). */
+  smtpSetting?: string;
+}
+
+/** One message for every channel of a target. */
+export interface Notification {
+  subject: string;
+  text: string;
+  html?: string;
+  /** The webhook's JSON body; `text` in it is what Slack shows. */
+  webhookPayload: { text: string } & Record<string, unknown>;
 }
 
 export class Notifier {
@@ -39,22 +50,29 @@ export class Notifier {
   }
 
   async notify(target: NotifyTarget | undefined, report: ReadyReport): Promise<NotificationOutcome[]> {
+    const text = message(report);
+    return this.send(target, {
+      subject: `Sluice report ready: ${report.reportType} ${report.month}`,
+      text,
+      html: `<p>The ${escapeHtml(report.reportType)} report for ${escapeHtml(report.month)} is ready (${report.rows} rows, ${escapeHtml(report.format)}).</p><p><a href="${escapeHtml(report.url)}">Download it</a> before ${escapeHtml(report.expiresAt)}.</p><p>Request ${escapeHtml(report.requestId)}</p>`,
+      webhookPayload: { text, request_id: report.requestId, month: report.month, url: report.url, expires_at: report.expiresAt },
+    });
+  }
+
+  /**
+   * Any notification (a ready report, a failed partner file): an email with the subject,
+   * text and HTML, and a webhook POST of the payload (which carries `text` for Slack).
+   */
+  async send(target: NotifyTarget | undefined, note: Notification): Promise<NotificationOutcome[]> {
     const outcomes: NotificationOutcome[] = [];
     if (!target) return outcomes;
-    const text = message(report);
     if (target.email && target.email.length > 0) {
       const to = target.email.join(', ');
       if (!this.mail) {
-        outcomes.push({ channel: 'email', target: to, ok: false, error: 'no SMTP server configured: set SLUICE_REPORTS_SMTP_URL' });
+        outcomes.push({ channel: 'email', target: to, ok: false, error: `no SMTP server configured: set ${this.options.smtpSetting ?? 'SLUICE_REPORTS_SMTP_URL'}` });
       } else {
         try {
-          await this.mail.sendMail({
-            from: this.options.from,
-            to,
-            subject: `Sluice report ready: ${report.reportType} ${report.month}`,
-            text: `${text}\n`,
-            html: `<p>The ${escapeHtml(report.reportType)} report for ${escapeHtml(report.month)} is ready (${report.rows} rows, ${escapeHtml(report.format)}).</p><p><a href="${escapeHtml(report.url)}">Download it</a> before ${escapeHtml(report.expiresAt)}.</p><p>Request ${escapeHtml(report.requestId)}</p>`,
-          });
+          await this.mail.sendMail({ from: this.options.from, to, subject: note.subject, text: `${note.text}\n`, ...(note.html ? { html: note.html } : {}) });
           outcomes.push({ channel: 'email', target: to, ok: true });
         } catch (error) {
           outcomes.push({ channel: 'email', target: to, ok: false, error: (error as Error).message });
@@ -62,8 +80,7 @@ export class Notifier {
       }
     }
     if (target.webhook) {
-      const payload = { text, request_id: report.requestId, month: report.month, url: report.url, expires_at: report.expiresAt };
-      const outcome = await postWebhook(this.options.webhooks, target.webhook, payload, this.options.webhookTimeoutMs ?? 10_000);
+      const outcome = await postWebhook(this.options.webhooks, target.webhook, note.webhookPayload, this.options.webhookTimeoutMs ?? 10_000);
       outcomes.push({ channel: 'webhook', target: redactWebhook(target.webhook), ...outcome });
     }
     return outcomes;
@@ -78,6 +95,6 @@ function message(r: ReadyReport): string {
   return `Report ${r.reportType} for ${r.month} is ready (${r.rows} rows, ${r.format}): ${r.url} (link valid until ${r.expiresAt}; request ${r.requestId})`;
 }
 
-function escapeHtml(text: string): string {
+export function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }

@@ -12,6 +12,7 @@ export const SERVERS_ENV: Readonly<Record<string, string>> = {
   SLUICE_DATABASE_URL: 'postgres://sluice:sluice@localhost:5432/sluice',
   SLUICE_CONNECT_URL: 'http://localhost:8083',
   SLUICE_S3_BUCKET: 'sluice-lake',
+  SLUICE_WAREHOUSE_URL: 'postgres://sluice:sluice@localhost:5432/warehouse',
 };
 
 /** The settings the integration tests use: the environment, with the local stack's .sluice/stack.env loaded into it (test/support/stack-env.setup.ts). */

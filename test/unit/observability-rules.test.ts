@@ -7,6 +7,7 @@ import { parse } from 'yaml';
 import { ConnectorMetrics } from '../../processors/core/connect/metrics.js';
 import { createMetricsRegistry } from '../../processors/core/metrics/metrics.js';
 import { ExportMetrics } from '../../processors/export/metrics.js';
+import { FilesMetrics } from '../../processors/files/metrics.js';
 import { IngestApiMetrics } from '../../processors/ingest-api/metrics.js';
 import { NormalizerMetrics } from '../../processors/normalizer/metrics.js';
 import { ReportsMetrics } from '../../processors/reports/metrics.js';
@@ -36,7 +37,7 @@ const jobs = (parse(readFileSync(join(ROOT, 'infra/prometheus/prometheus.yml'), 
 async function exportedMetricNames(): Promise<Set<string>> {
   const names = new Set<string>(['up']);
   const registries = [createMetricsRegistry('unit')];
-  for (const make of [(r: Registry) => new ExportMetrics(r), (r: Registry) => new NormalizerMetrics(r), (r: Registry) => new ReportsMetrics(r), (r: Registry) => new IngestApiMetrics(r), (r: Registry) => new ConnectorMetrics(r)]) {
+  for (const make of [(r: Registry) => new ExportMetrics(r), (r: Registry) => new NormalizerMetrics(r), (r: Registry) => new ReportsMetrics(r), (r: Registry) => new IngestApiMetrics(r), (r: Registry) => new ConnectorMetrics(r), (r: Registry) => new FilesMetrics(r)]) {
     const r = new Registry();
     make(r);
     registries.push(r);
@@ -117,6 +118,8 @@ describe('infra/prometheus/alerts.yaml', () => {
     expect(has(/^sluice_connector_tasks_not_running > 0$/)).toBe(true);
     expect(has(/^sluice_connector_stalled == 1$/)).toBe(true);
     expect(has(/deriv\(sluice_replication_slot_retained_wal_bytes\[/)).toBe(true);
+    expect(has(/sluice_files_oldest_unprocessed_seconds\) > \d+/)).toBe(true);
+    expect(has(/increase\(sluice_files_total\{status="failed"\}\[/)).toBe(true);
   });
 
   // promtool is the Prometheus project's own checker; .ci/run installs it (Debian's prometheus package).

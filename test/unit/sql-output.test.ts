@@ -108,7 +108,7 @@ describe('sql output: lint', () => {
   });
 
   it('has no built-in connection URL: without SLUICE_WAREHOUSE_URL or dsn it says what to set, and never shows the DSN', () => {
-    const missing = lint(['    table: t', '    key: [id]', '    columns: [{ name: id, type: string }]'], {});
+    const missing = lint(['    table: t', '    key: [id]', '    columns: [{ name: id, type: string }]'], { SLUICE_WAREHOUSE_URL: '' });
     expect(missing.map(formatProblem).join('\n')).toMatch(/output\.sql\.dsn: missing required field "dsn".*SLUICE_WAREHOUSE_URL/);
     const bad = lint(['    dsn: ""', '    table: t', '    key: [id]', '    columns: [{ name: id, type: string }]']);
     expect(bad.map(formatProblem)).toEqual(['w.yaml:7:10 output.sql.dsn: must not be empty (write a value, e.g. "${SLUICE_WAREHOUSE_URL}")']);

@@ -5,7 +5,7 @@ import type { Message, TopicMessages } from 'kafkajs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../processors/core/log/logger.js';
 import { createMetricsRegistry } from '../../processors/core/metrics/metrics.js';
-import { changelogTopicName, fromChangelogMessage, toChangelogMessage } from '../../processors/core/state/changelog.js';
+import { changelogTopicName, fromChangelogMessage, toChangelogMessage, type ChangelogCodec } from '../../processors/core/state/changelog.js';
 import { StateMetrics } from '../../processors/core/state/metrics.js';
 import { decodeEntry, encodeEntry, PartitionStore } from '../../processors/core/state/partition-store.js';
 import { StateStores } from '../../processors/core/state/state-stores.js';
@@ -83,7 +83,8 @@ describe('changelog records', () => {
 });
 
 describe('state stores restored from their changelog', () => {
-  const open = (changelog: FakeChangelog, metrics?: StateMetrics) => new StateStores({ name: 'dedupe', dir, changelogTopic: 'g-dedupe-changelog', source: changelog, logger, ...(metrics ? { metrics } : {}) });
+  // The entries below expire at 9,000 ms after the epoch: the stores' clock stands before.
+  const open = (changelog: FakeChangelog, metrics?: StateMetrics) => new StateStores({ name: 'dedupe', dir, changelogTopic: 'g-dedupe-changelog', source: changelog, logger, now: () => 0, ...(metrics ? { metrics } : {}) });
 
   /** One Kafka transaction as the loop runs it: changes to the changelog, then to the local store. */
   function transact(stores: StateStores, changelog: FakeChangelog, partition: number, work: (txn: ReturnType<StateStores['begin']>) => void) {
@@ -193,6 +194,33 @@ describe('state stores restored from their changelog', () => {
     expect(stores.count(0)).toBeUndefined(); // closed
     await stores.ready(1);
     expect(stores.begin(1).get('moved')).toBeDefined();
+    await stores.close();
+  });
+
+  it('writes and restores with the store\'s own changelog codec, and drops entries whose expiry passed when restoring', async () => {
+    // A codec that writes a transaction's puts as one record (key 'all', value JSON) and no tombstones.
+    const codec: ChangelogCodec = {
+      encode: (changes, partition) => [{ key: 'all', value: JSON.stringify(changes.filter((c) => c.entry).map((c) => [c.key, c.entry!.toString('base64')])), partition }],
+      decode: (m) => (JSON.parse(m.value!.toString()) as [string, string][]).map(([key, entry]) => ({ key, entry: Buffer.from(entry, 'base64') })),
+    };
+    const changelog = new FakeChangelog();
+    let clock = 1_000;
+    const make = () => new StateStores({ name: 'packed', dir, changelogTopic: 'g-packed-changelog', source: changelog, logger, codec, now: () => clock });
+    let stores = make();
+    await stores.ready(0);
+    transact(stores, changelog, 0, (t) => {
+      t.put('soon', Buffer.from('s'), 5_000);
+      t.put('later', Buffer.from('l'), 50_000);
+    });
+    expect(stores.begin(0).messages()).toEqual([{ key: 'all', value: '[]', partition: 0 }]);
+    await stores.close();
+    rmSync(dir, { recursive: true, force: true });
+    clock = 10_000; // 'soon' expired meanwhile, its tombstone never written
+    stores = make();
+    await stores.ready(0);
+    const txn = stores.begin(0);
+    expect([txn.has('soon'), txn.has('later'), txn.get('later')?.value.toString()]).toEqual([false, true, 'l']);
+    expect(stores.count(0)).toBe(1);
     await stores.close();
   });
 

@@ -64,11 +64,12 @@ describe('topic plan', () => {
     expect(own.map((t) => t.topic)).toEqual(['sluice.agent-events', 'sluice.agent-events.dlq', 'sluice-normalizer-dedupe-changelog']);
   });
 
-  it('plans the dedupe changelog compacted, with as many partitions as the CDC topic', () => {
-    const byName = new Map(planTopics(input({ SLUICE_CDC_TOPIC_PARTITIONS: '12', SLUICE_NORMALIZER_GROUP_ID: 'norm' })).map((t) => [t.topic, t]));
+  it('plans the dedupe changelog with a retention of the window plus a day, with as many partitions as the CDC topic', () => {
+    const byName = new Map(planTopics(input({ SLUICE_CDC_TOPIC_PARTITIONS: '12', SLUICE_NORMALIZER_GROUP_ID: 'norm', SLUICE_NORMALIZER_DEDUPE_WINDOW_DAYS: '40' })).map((t) => [t.topic, t]));
     const changelog = byName.get('norm-dedupe-changelog')!;
-    expect(changelog).toMatchObject({ numPartitions: 12, requiredConfigs: ['cleanup.policy'] });
-    expect(changelog.configEntries).toContainEqual({ name: 'cleanup.policy', value: 'compact' });
+    expect(changelog).toMatchObject({ numPartitions: 12 });
+    expect(changelog.configEntries).toContainEqual({ name: 'cleanup.policy', value: 'compact,delete' });
+    expect(changelog.configEntries).toContainEqual({ name: 'retention.ms', value: String(41 * 86_400_000) });
     // The normalizer at start passes the CDC topic's actual partition count.
     const s = input().normalizer!;
     expect(normalizerTopics({ kafka: { topicReplicationFactor: -1 }, normalizer: s, cdcPartitions: 3 }).at(-1)).toMatchObject({ topic: 'sluice-normalizer-dedupe-changelog', numPartitions: 3 });

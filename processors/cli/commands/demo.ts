@@ -19,6 +19,7 @@ import { endOffsets, readUntil } from '../demo/read.js';
 import { pipelineStep } from '../demo/pipeline-step.js';
 import { lakeStep } from '../demo/lake-step.js';
 import { reportStep } from '../demo/report-step.js';
+import { liveStep } from '../demo/live-step.js';
 import { DEMO_MONTH } from '../demo/pipeline-step.js';
 
 const CDC_TOPIC = 'sluice.staging.agent_events';
@@ -29,7 +30,7 @@ const TOPIC_WAIT_MS = 120_000;
 let currentStep = 0;
 const step = (n: number, text: string) => {
   currentStep = n;
-  console.log(`\n[${n}/7] ${text}`);
+  console.log(`\n[${n}/8] ${text}`);
 };
 
 /**
@@ -58,9 +59,9 @@ export function demoCommand(): Command {
         // One line on the terminal; the stack trace and the libraries' lines are in the log file.
         ctx.logger.error({ err: error, step: currentStep }, 'demo failed');
         const message = error instanceof Error ? error.message.split('\n')[0] : String(error);
-        throw new DemoFailed(`demo failed at step ${currentStep}/7: ${message} (details: ${ctx.logFile})`);
+        throw new DemoFailed(`demo failed at step ${currentStep}/8: ${message} (details: ${ctx.logFile})`);
       }
-      console.log('\ndone: every component answered, the demo month is in the Parquet lake and its commission report is on S3');
+      console.log('\ndone: every component answered, the demo month is in the Parquet lake, its commission report is on S3, and live equals the report');
     });
 }
 
@@ -81,7 +82,9 @@ async function runSteps(ctx: DemoContext): Promise<void> {
   step(6, 'the lake: connectors/exports/lake.yaml -> Parquet on S3, read back');
   await lakeStep(ctx, wanted);
   step(7, 'the report: REST shim -> report-requests -> report processor -> CSV on S3 -> link');
-  await reportStep(ctx, DEMO_MONTH);
+  const csv = await reportStep(ctx, DEMO_MONTH);
+  step(8, 'live: events -> sluice live -> agent-commissions.live -> GET /live/agents/{agent}/months/{month}, next to the report');
+  await liveStep(ctx, DEMO_MONTH, csv);
 }
 
 async function registryRoundTrip(ctx: DemoContext, admin: Admin): Promise<void> {

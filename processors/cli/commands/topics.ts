@@ -1,3 +1,5 @@
+import { filesSettings } from '../../files/settings.js';
+import { liveSettings } from '../../live/settings.js';
 import { Command } from 'commander';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -28,12 +30,14 @@ function filesIn(dir: string, ext: RegExp): string[] {
  */
 export function shippedPlanInput(configFile: string | undefined, options: { connectors?: string[]; pipelines?: string[] } = {}): TopicPlanInput {
   const fileOpt = configFile ? { file: configFile } : {};
-  const settings = loadSettings({ ...coreSettings, ...normalizerSettings, ...reportsSettings }, fileOpt);
+  const settings = loadSettings({ ...coreSettings, ...normalizerSettings, ...reportsSettings, ...liveSettings, files: { dlqTopic: filesSettings.files.dlqTopic } }, fileOpt);
   const vars = connectorVars(settings);
   return {
     kafka: settings.kafka,
     normalizer: settings.normalizer,
     reports: settings.reports,
+    files: settings.files,
+    live: settings.live,
     connectors: (options.connectors ?? filesIn(CONNECTORS_DIR, /\.json$/)).map((f) => loadConnectorSpec(f, vars)),
     pipelines: (options.pipelines ?? filesIn(EXPORTS_DIR, /\.ya?ml$/)).map((f) => {
       const p = loadPipeline(f, process.env, { expressions: null });

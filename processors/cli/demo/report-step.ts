@@ -9,7 +9,8 @@ const DEMO_REPORTS_KEY = 'sluice-demo-reports-key';
  * rerun is answered from the first result), polled on GET /reports/{id} until it is
  * ready, then downloaded through the presigned link with plain fetch.
  */
-export async function reportStep(ctx: DemoContext, month: string): Promise<void> {
+/** Returns the report's CSV (the live step compares a row with live). */
+export async function reportStep(ctx: DemoContext, month: string): Promise<string> {
   const log = ctx.ok;
   const key = process.env.SLUICE_REPORTS_API_KEY ?? DEMO_REPORTS_KEY;
   const env = { ...ctx.processorEnv, SLUICE_REPORTS_API_KEY: key, SLUICE_REPORTS_HTTP_PORT: '0' };
@@ -37,6 +38,7 @@ export async function reportStep(ctx: DemoContext, month: string): Promise<void>
     const lines = csv.trimEnd().split('\n');
     log(`first rows of the CSV (${lines.length - 1} rows):`);
     for (const line of lines.slice(0, 4)) console.log(`        ${line}`);
+    return csv;
   } finally {
     await reports.stop();
   }

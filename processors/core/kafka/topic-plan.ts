@@ -1,6 +1,7 @@
 import type { ConnectorSpec } from '../connect/client.js';
 import type { NormalizerSettings } from '../../normalizer/settings.js';
 import type { ReportsSettings } from '../../reports/settings.js';
+import type { LiveSettings } from '../../live/settings.js';
 import { CHANGELOG_CONFIGS, changelogTopicName } from '../state/changelog.js';
 import type { TopicSpec } from './topics.js';
 
@@ -37,6 +38,12 @@ export interface TopicPlanInput {
   reports?: ReportsSettings;
   /** Connector files as `sluice connectors apply` sends them (placeholders filled). */
   connectors?: ConnectorSpec[];
+  /** `sluice files`: its DLQ of rejected rows. */
+  files?: { dlqTopic: string };
+  /** `sluice live`'s settings. */
+  live?: LiveSettings;
+  /** Partitions of the events topic as it exists (live passes it at start); else the normalizer's setting. */
+  eventsPartitions?: number;
   /** Export pipelines: the file (for the owner column) and its DLQ topic. */
   pipelines?: { name: string; dlqTopic: string }[];
 }
@@ -88,22 +95,31 @@ export const normalizerTopics: TopicContribution = (input) => {
 };
 
 /**
- * The normalizer's dedupe changelog (core/state): compacted, one partition per CDC
- * partition (a store's partition p is changelog partition p), named as Kafka Streams
- * names changelogs.
+ * The normalizer's dedupe changelog (core/state, in the packed format of
+ * normalizer/dedupe.ts): one partition per CDC partition (a store's partition p is
+ * changelog partition p), named as Kafka Streams names changelogs. Its ids are forgotten
+ * by retention, not tombstones: every record's ids expire one window after it was
+ * written, so records older than the window plus a day are deleted; compaction stays on
+ * for records of the one-id-per-record format (keyed by event_id). A topic created
+ * before (compact only) still works, and is reported as differing from the plan until
+ * altered (`kafka-configs --alter --add-config 'cleanup.policy=[compact,delete],retention.ms=...'`).
  */
 export function dedupeChangelogTopic(input: TopicPlanInput): PlannedTopic | undefined {
   const s = input.normalizer;
   if (!s) return undefined;
   const cdc = input.cdcPartitions ?? debeziumTopics(input).find((t) => t.topic === s.cdcTopic)?.numPartitions ?? -1;
+  const retentionMs = Math.ceil((s.dedupeWindowDays + 1) * 86_400_000);
   return topic(input, {
     topic: changelogTopicName(s.groupId, 'dedupe'),
     numPartitions: cdc,
     replicationFactor: s.replicationFactor,
-    configEntries: CHANGELOG_CONFIGS,
-    requiredConfigs: ['cleanup.policy'],
+    configEntries: [
+      ...CHANGELOG_CONFIGS.filter((c) => c.name !== 'cleanup.policy'),
+      { name: 'cleanup.policy', value: 'compact,delete' },
+      { name: 'retention.ms', value: String(retentionMs) },
+    ],
     owner: 'normalizer',
-    purpose: `durable dedupe state by event_id (key event_id, tombstone when forgotten); compacted, as many partitions as ${s.cdcTopic}, written in the normalizer's transactions`,
+    purpose: `durable dedupe state by event_id (each record: the ids one transaction emitted, 16 bytes each, with their expiry); retention ${s.dedupeWindowDays} + 1 days, as many partitions as ${s.cdcTopic}, written in the normalizer's transactions`,
   });
 }
 
@@ -136,6 +152,20 @@ export const exportTopics: TopicContribution = (input) =>
       purpose: 'dead letters of the export pipeline: original records with sluice.dlq.* reason headers',
     }),
   );
+
+/** `sluice files`: rejected rows of partner files (the original line, sluice.dlq.* headers). */
+export const filesTopics: TopicContribution = (input) =>
+  input.files
+    ? [
+        topic(input, {
+          topic: input.files.dlqTopic,
+          numPartitions: 3,
+          configEntries: [DELETE, DLQ_MAX_MESSAGE_BYTES],
+          owner: 'files',
+          purpose: 'dead letters of file ingestion: rejected rows (the original line, key file@version:line) with sluice.dlq.* reason headers',
+        }),
+      ]
+    : [];
 
 /** Debezium's topics, as Kafka Connect creates them from the connector's `topic.creation.*` settings. */
 export const debeziumTopics: TopicContribution = (input) =>
@@ -180,8 +210,42 @@ function connectCreation(c: Record<string, string>, name: string): TopicSpec {
   return { topic: name, numPartitions: partitions, replicationFactor, configEntries };
 }
 
+/** `sluice live`: the compacted totals (what the API serves), its DLQ and its state changelog. */
+export const liveTopics: TopicContribution = (input) => {
+  const s = input.live;
+  if (!s) return [];
+  return [
+    topic(input, {
+      topic: s.outputTopic,
+      numPartitions: s.outputPartitions,
+      replicationFactor: s.replicationFactor,
+      configEntries: [COMPACT],
+      requiredConfigs: ['cleanup.policy'],
+      owner: 'live',
+      purpose: 'live totals per agent and UTC month (Avro agent-commission-live, key <agent_id>|<YYYY-MM>); compacted: every instance reads it whole to serve the /live API',
+    }),
+    topic(input, { topic: s.dlqTopic, numPartitions: 1, replicationFactor: s.replicationFactor, configEntries: [DELETE, DLQ_MAX_MESSAGE_BYTES], owner: 'live', purpose: 'dead letters: events live cannot decode' }),
+    liveChangelogTopic(input)!,
+  ];
+};
+
+/** Live's state changelog (core/state): compacted, one partition per events partition. */
+export function liveChangelogTopic(input: TopicPlanInput): PlannedTopic | undefined {
+  const s = input.live;
+  if (!s) return undefined;
+  return topic(input, {
+    topic: changelogTopicName(s.groupId, 'live'),
+    numPartitions: input.eventsPartitions ?? input.normalizer?.eventsPartitions ?? -1,
+    replicationFactor: s.replicationFactor,
+    configEntries: CHANGELOG_CONFIGS,
+    requiredConfigs: ['cleanup.policy'],
+    owner: 'live',
+    purpose: `live state (counted event ids, onboarded customers, agent-month totals; expire when the month leaves the window); compacted, as many partitions as ${s.eventsTopic}, written in live's transactions`,
+  });
+}
+
 /** Every contribution, in the order the plan lists them. Add new owners here. */
-export const TOPIC_CONTRIBUTIONS: readonly TopicContribution[] = [debeziumTopics, normalizerTopics, exportTopics, reportsTopics];
+export const TOPIC_CONTRIBUTIONS: readonly TopicContribution[] = [debeziumTopics, normalizerTopics, exportTopics, reportsTopics, liveTopics, filesTopics];
 
 /**
  * The whole plan: every contribution's topics, each topic once (when two owners plan the

@@ -151,7 +151,7 @@ export function exampleInContext(spec: ComponentSpec): string {
   }
 }
 
-function processorItem(example: string): string {
+export function processorItem(example: string): string {
   const [first, ...rest] = example.split('\n');
   return [`    - ${first}`, ...rest.map((l) => (l === '' ? l : `      ${l}`))].join('\n');
 }

@@ -43,3 +43,9 @@ export function download(s3: S3Client, bucket: string, key: string): Promise<Uin
   p.catch(() => undefined);
   return p;
 }
+
+/** A 404 of S3 (NoSuchKey on GET, NotFound on HEAD): the object is not there (any more). */
+export function isNotFound(error: unknown): boolean {
+  const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return e?.name === 'NoSuchKey' || e?.name === 'NotFound' || e?.$metadata?.httpStatusCode === 404;
+}

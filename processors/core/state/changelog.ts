@@ -26,6 +26,31 @@ export const CHANGELOG_CONFIGS: { name: string; value: string }[] = [
   { name: 'segment.bytes', value: String(64 * 1024 * 1024) },
 ];
 
+/**
+ * How a store's changes are written to its changelog and read back. The default, one
+ * record per change keyed by the state key (Kafka Streams' format), suits any store; a
+ * store may pack its changes tighter (processors/normalizer/dedupe.ts writes a
+ * transaction's new ids as a few records). Whatever the format, `decode` of the records
+ * `encode` wrote, applied in order, must rebuild the same state: a codec that leaves
+ * deletes out relies on the entries' expiry (restore drops expired entries) and on the
+ * topic's retention to forget them.
+ */
+export interface ChangelogCodec {
+  /** The changelog records of one transaction's changes, all for changelog partition `partition`. */
+  encode(changes: readonly StateChange[], partition: number): Message[];
+  /** The changes a changelog record carries, in order (none for a record that is no entry of this store). */
+  decode(message: Pick<KafkaMessage, 'key' | 'value'>): StateChange[];
+}
+
+/** One record per change, key = the state key, value = the entry or null (a tombstone). */
+export const PER_CHANGE_CODEC: ChangelogCodec = {
+  encode: (changes, partition) => changes.map((c) => toChangelogMessage(c, partition)),
+  decode: (message) => {
+    const c = fromChangelogMessage(message);
+    return c ? [c] : [];
+  },
+};
+
 /** A state change as a changelog record for `partition`. */
 export function toChangelogMessage(change: StateChange, partition: number): Message {
   return { key: change.key, value: change.entry, partition };

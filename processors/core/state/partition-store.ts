@@ -42,6 +42,11 @@ export function encodeEntry(value: Buffer, expiresAt: number): Buffer {
   return out;
 }
 
+/** An entry's expiry (ms since epoch); NEVER for bytes too short to be an entry. */
+export function entryExpiresAt(entry: Buffer): number {
+  return entry.length < 8 ? NEVER : Number(entry.readBigUInt64BE(0));
+}
+
 /** An entry's parts; undefined for bytes too short to be one. */
 export function decodeEntry(entry: Buffer): StoredEntry | undefined {
   if (entry.length < 8) return undefined;
@@ -75,6 +80,11 @@ export class PartitionStore {
     if (raw === undefined) return undefined;
     const e = decodeEntry(raw);
     return e && { expiresAt: e.expiresAt, value: Buffer.from(e.value) };
+  }
+
+  /** Whether the key has an entry (no copy of it is made). */
+  has(key: string): boolean {
+    return this.data.getBinaryFast(key) !== undefined;
   }
 
   /** The next changelog offset this store has not applied; undefined for a new store. */

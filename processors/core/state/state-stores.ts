@@ -1,10 +1,10 @@
 import { join } from 'node:path';
 import type { KafkaMessage, Message } from 'kafkajs';
 import type { Logger } from '../log/logger.js';
-import { fromChangelogMessage, toChangelogMessage } from './changelog.js';
+import { PER_CHANGE_CODEC, type ChangelogCodec } from './changelog.js';
 import type { ChangelogSource } from './changelog-reader.js';
 import type { StateMetrics } from './metrics.js';
-import { decodeEntry, encodeEntry, PartitionStore, type StateChange, type StoredEntry } from './partition-store.js';
+import { decodeEntry, encodeEntry, entryExpiresAt, PartitionStore, type StateChange, type StoredEntry } from './partition-store.js';
 
 /**
  * A processor's state store, partitioned like its input: one local PartitionStore per
@@ -29,7 +29,11 @@ export interface StateStoresOptions {
   /** Folder of this store's partition folders (one per input partition). */
   dir: string;
   changelogTopic: string;
+  /** How changes are written to the changelog and read back (default: one record per change, PER_CHANGE_CODEC). */
+  codec?: ChangelogCodec;
   source: ChangelogSource;
+  /** The clock a restore drops expired entries by (default Date.now; tests set their own). */
+  now?: () => number;
   logger: Logger;
   metrics?: StateMetrics;
   /**
@@ -58,7 +62,15 @@ export class StateTransaction {
     readonly partition: number,
     private readonly open: OpenPartition,
     private readonly sweep: Required<NonNullable<StateStoresOptions['sweep']>>,
+    private readonly codec: ChangelogCodec = PER_CHANGE_CODEC,
   ) {}
+
+  /** Whether the key has an entry as this transaction sees it (`get` without decoding or copying the entry). */
+  has(key: string): boolean {
+    const p = this.pending.get(key) ?? this.open.unwritten.get(key);
+    if (p) return p.entry !== null;
+    return this.open.store.has(key);
+  }
 
   /** The entry as this transaction sees it: its own changes, then committed ones not yet on disk, then the store. */
   get(key: string): StoredEntry | undefined {
@@ -106,9 +118,7 @@ export class StateTransaction {
 
   /** The changelog records of this transaction's changes, for its partition of the changelog. */
   messages(): Message[] {
-    const out: Message[] = [];
-    for (const change of this.pending.values()) out.push(toChangelogMessage(change, this.partition));
-    return out;
+    return this.codec.encode(this.changes(), this.partition);
   }
 }
 
@@ -218,6 +228,8 @@ export class StateStores {
       kind = 'full';
     }
     let records = 0;
+    const codec = o.codec ?? PER_CHANGE_CODEC;
+    const now = (o.now ?? Date.now)();
     await o.source.read(
       partition,
       from,
@@ -225,8 +237,12 @@ export class StateStores {
       (batch: KafkaMessage[]) => {
         const changes: StateChange[] = [];
         for (const m of batch) {
-          const c = fromChangelogMessage(m);
-          if (c) changes.push(c);
+          for (const c of codec.decode(m)) {
+            // An entry whose window has passed is gone, whether or not its tombstone was
+            // written (a codec may leave expiry to the entries and the topic's retention).
+            const expired = c.entry !== null && entryExpiresAt(c.entry) <= now;
+            changes.push(expired ? { key: c.key, entry: null } : c);
+          }
         }
         store.apply(changes, BigInt(batch[batch.length - 1]!.offset) + 1n);
         records += batch.length;
@@ -253,7 +269,7 @@ export class StateStores {
     const open = this.open.get(partition);
     if (!open || !this.current.has(partition)) throw new Error(`state store ${this.name} partition ${partition} is not ready: call ready() after the assignment`);
     if (this.writeFailed) throw this.writeFailed;
-    return new StateTransaction(partition, open, this.sweep);
+    return new StateTransaction(partition, open, this.sweep, this.options.codec);
   }
 
   private newPartition(store: PartitionStore): OpenPartition {

@@ -1,3 +1,4 @@
+import { DLQ_REASONS } from '../../core/dlq/reasons.js';
 import { LakeValueError } from '../../core/parquet/columns.js';
 import { sqlOutput, type SqlOutputConfig } from '../../core/pipeline/components/sql-output.js';
 import { copyLineEncoder } from '../sql/copy-text.js';
@@ -11,8 +12,6 @@ import type { Output, OutputBatch, OutputComponent, OutputContext, OutputRecord,
  * rows. See sql/writer.ts for the transaction.
  */
 
-export const SQL_REJECTED = 'sql_rejected';
-export const SCHEMA_MISMATCH = 'schema_mismatch';
 
 class SqlBatch implements OutputBatch {
   readonly lines: string[] = [];
@@ -30,7 +29,7 @@ class SqlBatch implements OutputBatch {
     try {
       line = this.encode(record.value);
     } catch (error) {
-      if (error instanceof LakeValueError) return { reason: SCHEMA_MISMATCH, error: error.message };
+      if (error instanceof LakeValueError) return { reason: DLQ_REASONS.schemaMismatch, error: error.message };
       throw error;
     }
     this.lines.push(line);
@@ -76,10 +75,10 @@ export class SqlOutput implements Output<SqlBatch> {
   async write(batch: SqlBatch, ctx: WriteContext): Promise<PreparedWrite> {
     const tx = await this.writer.begin(
       { topic: batch.topic, partition: batch.partition, startOffset: BigInt(ctx.startOffset), nextOffset: ctx.nextOffset, lines: batch.lines },
-      ctx.signal,
+      { signal: ctx.signal, stillWanted: ctx.owned, ...(ctx.heartbeat ? { whileWaiting: ctx.heartbeat } : {}) },
     );
     return {
-      rejected: tx.rejected.map((r) => ({ reason: SQL_REJECTED, error: r.message, record: batch.records[r.index]! })),
+      rejected: tx.rejected.map((r) => ({ reason: DLQ_REASONS.sqlRejected, error: r.message, record: batch.records[r.index]! })),
       stats: { bytes: 0, objects: tx.rows },
       commit: () => tx.commit(),
       abort: () => tx.abort(),

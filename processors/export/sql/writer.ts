@@ -4,7 +4,7 @@ import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { createPool } from '../../core/db/pool.js';
 import { ConfigError, isUnavailable, PermanentError } from '../../core/errors/errors.js';
-import { withRetry } from '../../core/errors/retry.js';
+import { BLOCKING_RETRY, withRetry } from '../../core/errors/retry.js';
 import type { Logger } from '../../core/log/logger.js';
 import { SQL_TYPES, type SqlOutputConfig } from '../../core/pipeline/components/sql-output.js';
 import { ident, offsetStatements, qualified, statements, type OffsetStatements, type Statements } from './statements.js';
@@ -48,6 +48,13 @@ export interface OpenTransaction {
   rejected: readonly RejectedLine[];
   commit(): Promise<void>;
   abort(): Promise<void>;
+}
+
+/** How a blocked call gives up: the partition moved (`stillWanted`), the group rebalances (`signal`); `whileWaiting` heartbeats. */
+export interface WaitOptions {
+  signal?: AbortSignal | undefined;
+  stillWanted?: () => boolean;
+  whileWaiting?: () => Promise<void>;
 }
 
 /** The stored offset is past the batch's start: another member (or a replay) already wrote it. */
@@ -135,7 +142,7 @@ export class SqlWriter {
 
   /** `connect`, waiting out a warehouse that is not there yet (logged) until `signal` aborts. */
   connectRetrying(signal?: AbortSignal): Promise<void> {
-    return this.retrying('connect', signal, () => this.connect());
+    return this.retrying('connect', { signal }, () => this.connect());
   }
 
   /** Readiness: the warehouse answers a query. */
@@ -145,7 +152,7 @@ export class SqlWriter {
 
   /** The stored next offset of each of these partitions that has one. */
   async storedOffsets(topic: string, partitions: readonly number[], signal?: AbortSignal): Promise<Map<number, bigint>> {
-    return this.retrying('read stored offsets', signal, async () => {
+    return this.retrying('read stored offsets', { signal }, async () => {
       const { rows } = await this.pool.query<{ partition: number; next_offset: bigint }>(this.offsets.read, [this.pipeline, topic, partitions]);
       return new Map(rows.map((r) => [r.partition, BigInt(r.next_offset)]));
     });
@@ -156,8 +163,8 @@ export class SqlWriter {
    * stored; the transaction stays open for the caller to send the refused rows to the DLQ,
    * then commit. Retried whole on a lost connection until `signal` aborts.
    */
-  async begin(flush: SqlFlush, signal?: AbortSignal): Promise<OpenTransaction> {
-    return this.retrying('write a batch', signal, () => this.transaction(flush));
+  async begin(flush: SqlFlush, wait?: WaitOptions): Promise<OpenTransaction> {
+    return this.retrying('write a batch', wait, () => this.transaction(flush));
   }
 
   async close(): Promise<void> {
@@ -244,13 +251,13 @@ export class SqlWriter {
     }
   }
 
-  private retrying<T>(what: string, signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
+  private retrying<T>(what: string, wait: WaitOptions | undefined, fn: () => Promise<T>): Promise<T> {
     return withRetry(fn, {
-      policy: { maxAttempts: Infinity, initialMs: 200, maxMs: 5000 },
+      policy: BLOCKING_RETRY,
       retriable: (error) => !this.closed && isPostgresTransient(error),
       onRetry: (error, attempt, delayMs) =>
         this.log.warn({ dependency: 'warehouse', attempt, retryInMs: delayMs, err: { message: (error as Error).message, code: (error as { code?: string }).code } }, `warehouse unavailable (${what}), waiting (nothing is dropped)`),
-      ...(signal ? { signal } : {}),
+      ...wait,
     });
   }
 

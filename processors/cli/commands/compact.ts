@@ -1,0 +1,116 @@
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { Cron } from 'croner';
+import { createKafka } from '../../core/kafka/client.js';
+import { createLogger } from '../../core/log/logger.js';
+import { loadPipeline } from '../../core/pipeline/lint.js';
+import { staticPrefix } from '../../core/pipeline/path-template.js';
+import { BYTE_SIZE_FIX, DURATION_FIX, formatByteSize, formatDuration, parseByteSize, parseDuration } from '../../core/pipeline/units.js';
+import { compactLake, type CompactOptions } from '../../compact/compactor.js';
+import { partitionDir } from '../../compact/layout.js';
+import { pipelineS3Client } from '../../export/export.js';
+import { cliSettings } from '../context.js';
+
+const duration = (v: string): number => {
+  const ms = parseDuration(v);
+  if (ms === undefined || ms < 0) throw new InvalidArgumentError(DURATION_FIX);
+  return ms;
+};
+const size = (v: string): number => {
+  const n = parseByteSize(v);
+  if (n === undefined || n <= 0) throw new InvalidArgumentError(BYTE_SIZE_FIX);
+  return n;
+};
+const positive = (v: string): number => {
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError('expected a positive integer');
+  return n;
+};
+
+const GRACE_DEFAULT_MS = 24 * 3_600_000;
+const TARGET_DEFAULT = 128 * 1024 * 1024;
+
+/** `sluice compact`: rewrite the small files of closed lake partitions into a few large sorted ones. */
+export function compactCommand(): Command {
+  return new Command('compact')
+    .description(
+      "rewrite the files of closed lake partitions (event type + day, older than the grace) into files of the target size, sorted by agent_id then occurred_at; a journal makes every run finish or roll back what a crashed one left (docs/lake-compaction.md)",
+    )
+    .argument('<pipeline>', 'the export pipeline that writes the lake (connectors/exports/lake.yaml): its bucket, path, columns, compression and consumer group')
+    .option('--partition <dir>', 'compact only this partition, e.g. event_type=deposit_made/dt=2026-10-01 (still only once closed and what the export committed)')
+    .addOption(new Option('--grace <duration>', 'a day is closed this long after it ends (late events keep arriving until then)').argParser(duration).default(GRACE_DEFAULT_MS, formatDuration(GRACE_DEFAULT_MS)))
+    .addOption(new Option('--target-size <size>', 'bytes per compacted file').argParser(size).default(TARGET_DEFAULT, formatByteSize(TARGET_DEFAULT)))
+    .addOption(new Option('--row-group-rows <n>', 'rows per Parquet row group (smaller: finer pruning by agent_id)').argParser(positive).default(131_072))
+    .option('--schedule <cron>', 'keep running and compact on this cron schedule (UTC), e.g. "15 * * * *"; without it, compact once and exit')
+    .option('--dry-run', 'say what would be compacted, write nothing')
+    .action(async (file: string, o: { partition?: string; grace: number; targetSize: number; rowGroupRows: number; schedule?: string; dryRun?: boolean }, cmd: Command) => {
+      const s = cliSettings(cmd);
+      const logger = createLogger({ name: 'compact', level: s.log.level });
+      const pipeline = loadPipeline(file);
+      const output = pipeline.output.config;
+      const input = pipeline.input.config;
+      if (output.format !== 'parquet' || !output.columns) cmd.error(`sluice compact: ${file} must write parquet with output.s3.columns declared (the compacted files keep those columns)`, { exitCode: 64 });
+      const prefix = staticPrefix(output.path);
+      const only = o.partition !== undefined ? partitionDir(prefix, o.partition) : undefined;
+      if (o.partition !== undefined && !only) cmd.error(`sluice compact: --partition ${o.partition} is not a dt=YYYY-MM-DD partition under ${prefix}`, { exitCode: 64 });
+      const kafka = createKafka(
+        { brokers: input.brokers, clientId: input.client_id, ssl: input.tls.enabled, sslCaFile: input.tls.ca_file, saslMechanism: input.sasl.mechanism, saslUsername: input.sasl.username, saslPassword: input.sasl.password },
+        { region: output.region, logger, clientId: `${input.client_id}-compact` },
+      );
+      const admin = kafka.admin();
+      await admin.connect();
+      const options: CompactOptions = {
+        s3: pipelineS3Client(pipeline),
+        bucket: output.bucket,
+        prefix,
+        schema: { columns: output.columns.map((c) => ({ name: c.name, type: c.type, nullable: c.nullable })) },
+        compression: output.compression === 'none' ? 'none' : output.compression,
+        targetBytes: o.targetSize,
+        rowGroupSize: o.rowGroupRows,
+        graceMs: o.grace,
+        pipelineName: pipeline.name,
+        logger,
+        dryRun: o.dryRun ?? false,
+        committedOffsets: async (topic) => {
+          const [t] = await admin.fetchOffsets({ groupId: input.consumer_group, topics: [topic] });
+          return new Map((t?.partitions ?? []).filter((x) => x.offset !== '-1').map((x) => [x.partition, BigInt(x.offset)] as const));
+        },
+      };
+      const once = async () => {
+        const started = Date.now();
+        const { outcomes, failed } = await compactLake(options, only);
+        const done = outcomes.filter((x) => !x.skipped);
+        const totals = {
+          partitions: outcomes.length,
+          compacted: done.length,
+          recovered: outcomes.filter((x) => x.recovered !== 'none').length,
+          failed,
+          inputs: done.reduce((n, x) => n + x.inputs, 0),
+          outputs: done.reduce((n, x) => n + x.outputs, 0),
+          rows: done.reduce((n, x) => n + x.rows, 0),
+          inputBytes: done.reduce((n, x) => n + x.inputBytes, 0),
+          outputBytes: done.reduce((n, x) => n + x.outputBytes, 0),
+          uncommitted: outcomes.reduce((n, x) => n + x.uncommitted, 0),
+          ms: Date.now() - started,
+        };
+        logger.info({ ...totals, dryRun: o.dryRun ?? false }, 'compaction run finished');
+        if (o.dryRun) for (const x of outcomes.filter((x) => x.skipped === 'dry_run')) console.log(`${x.partition}: ${x.inputs} files (${formatByteSize(x.inputBytes)}) would be compacted`);
+        return failed;
+      };
+      if (!o.schedule) {
+        try {
+          if ((await once()) > 0) process.exitCode = 1;
+        } finally {
+          await admin.disconnect();
+        }
+        return;
+      }
+      const job = new Cron(o.schedule, { timezone: 'UTC', protect: true }, () => void once().catch((error) => logger.error({ err: error }, 'compaction failed; next run on schedule')));
+      logger.info({ schedule: o.schedule, next: job.nextRun()?.toISOString() }, 'compaction scheduled');
+      const stop = () => {
+        job.stop();
+        void admin.disconnect().then(() => process.exit(0));
+      };
+      process.once('SIGTERM', stop);
+      process.once('SIGINT', stop);
+    });
+}

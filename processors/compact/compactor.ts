@@ -1,0 +1,327 @@
+import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { PermanentError } from '../core/errors/errors.js';
+import type { Logger } from '../core/log/logger.js';
+import type { ParquetCompression } from '../core/parquet/batch-writer.js';
+import type { LakeSchema } from '../core/parquet/lake-schema.js';
+import { deleteKeys, download, isNotFound, listObjects, type ListedObject } from '../core/s3/objects.js';
+import { uploadDurably } from '../core/s3/upload.js';
+import { OBJECT_METADATA } from '../export/formats.js';
+import { deleteJournal, readJournal, writeJournal, type Journal } from './journal.js';
+import { compactedKey, dataFiles, fileCoordinates, isClosed, journalKey, manifestKey, partitionOf, type FileCoordinates, type LakePartitionDir } from './layout.js';
+import { readBackIds, rewrite } from './rewrite.js';
+
+/**
+ * Compaction of closed lake partitions (see docs/lake-compaction.md).
+ *
+ * Per partition: finish or roll back what a crashed run left (the journal), then per Kafka
+ * partition of the files, rewrite the files the export is done with into ceil(bytes / target)
+ * sorted files, read them back and check their rows and event ids against the inputs, switch
+ * the partition's manifest to the new set, and only then delete the inputs.
+ *
+ * "Done with" is proved, not guessed: a file is an input only when the export's consumer
+ * group has committed an offset past its last record (x-amz-meta-sluice-last-offset, which
+ * the export writes on every object). Until then a crashed export may write that same key
+ * again, which after a compaction would bring its rows back a second time.
+ */
+
+export interface CompactOptions {
+  s3: S3Client;
+  bucket: string;
+  /** The lake's prefix, ending with `/`. */
+  prefix: string;
+  schema: LakeSchema;
+  compression: ParquetCompression;
+  targetBytes: number;
+  rowGroupSize: number;
+  /** A partition is compacted once its day has ended and this long has passed. */
+  graceMs: number;
+  /** The export's committed offsets of a topic (partition -> next offset to read). */
+  committedOffsets: (topic: string) => Promise<Map<number, bigint>>;
+  pipelineName: string;
+  logger: Logger;
+  now?: () => Date;
+  dryRun?: boolean;
+  /** Input files downloaded at once. */
+  concurrency?: number;
+}
+
+export interface PartitionOutcome {
+  partition: string;
+  /** What the journal of a crashed run needed: nothing, a roll-back or a roll-forward. */
+  recovered: 'none' | 'rolled_back' | 'finished';
+  inputs: number;
+  outputs: number;
+  inputBytes: number;
+  outputBytes: number;
+  rows: number;
+  duplicatesDropped: number;
+  /** Files left alone because the export has not committed past them. */
+  uncommitted: number;
+  skipped?: 'open' | 'nothing_to_do' | 'dry_run';
+}
+
+interface Group {
+  coordinates: { topic: string; partition: number };
+  files: (ListedObject & { c: FileCoordinates })[];
+}
+
+/** Every closed partition under the prefix (one listing of the lake). */
+export async function closedPartitions(o: Pick<CompactOptions, 's3' | 'bucket' | 'prefix' | 'graceMs' | 'now'>): Promise<LakePartitionDir[]> {
+  const now = (o.now ?? (() => new Date()))();
+  const found = new Map<string, LakePartitionDir>();
+  for (const obj of await listObjects(o.s3, o.bucket, o.prefix)) {
+    const p = partitionOf(o.prefix, obj.key);
+    if (p && !found.has(p.dir) && isClosed(p.day, o.graceMs, now)) found.set(p.dir, p);
+  }
+  // Partitions whose journal survived a crash but whose files are all gone are not in the listing: recovery finds them through their journal.
+  for (const obj of await listObjects(o.s3, o.bucket, `${o.prefix}_sluice/compaction/`)) {
+    const relative = obj.key.slice(`${o.prefix}_sluice/compaction/`.length).replace(/\/journal\.json$/, '');
+    const p = partitionOf(o.prefix, `${o.prefix}${relative}/x.parquet`);
+    if (p && !found.has(p.dir)) found.set(p.dir, p);
+  }
+  return [...found.values()].sort((a, b) => (a.dir < b.dir ? -1 : 1));
+}
+
+export async function compactPartition(o: CompactOptions, p: LakePartitionDir): Promise<PartitionOutcome> {
+  const outcome: PartitionOutcome = { partition: p.relative, recovered: 'none', inputs: 0, outputs: 0, inputBytes: 0, outputBytes: 0, rows: 0, duplicatesDropped: 0, uncommitted: 0 };
+  const jKey = journalKey(o.prefix, p);
+  const pending = await readJournal(o.s3, o.bucket, jKey);
+  if (pending) outcome.recovered = await recover(o, p, pending);
+  const now = (o.now ?? (() => new Date()))();
+  if (!isClosed(p.day, o.graceMs, now)) return { ...outcome, skipped: 'open' };
+
+  const listed = dataFiles(await listObjects(o.s3, o.bucket, `${p.dir}/`));
+  const groups = new Map<string, Group>();
+  for (const f of listed) {
+    const c = fileCoordinates(f.key);
+    if (!c) continue; // not a file of the export or of compaction: left as is
+    const id = `${c.topic}+${c.partition}`;
+    let g = groups.get(id);
+    if (!g) groups.set(id, (g = { coordinates: { topic: c.topic, partition: c.partition }, files: [] }));
+    g.files.push({ ...f, c });
+  }
+  const plans: { group: Group; inputs: Group['files']; first: bigint; last: bigint; parts: number }[] = [];
+  for (const g of groups.values()) {
+    g.files.sort((a, b) => (a.c.firstOffset < b.c.firstOffset ? -1 : a.c.firstOffset > b.c.firstOffset ? 1 : (a.c.part ?? 0) - (b.c.part ?? 0)));
+    const committed = (await o.committedOffsets(g.coordinates.topic)).get(g.coordinates.partition);
+    const done = await committedFiles(o, g.files, committed);
+    outcome.uncommitted += g.files.length - done.files.length;
+    if (done.files.length === 0) continue;
+    const bytes = done.files.reduce((n, f) => n + f.size, 0);
+    const parts = Math.max(1, Math.ceil(bytes / o.targetBytes));
+    // Already as few files as the target allows (and not only a part of an earlier compaction): nothing to gain.
+    if (done.files.length <= parts) continue;
+    plans.push({ group: g, inputs: done.files, first: done.files[0]!.c.firstOffset, last: done.last, parts });
+  }
+  if (plans.length === 0) {
+    await writeManifest(o, p, listed.map((f) => f.key));
+    return { ...outcome, skipped: 'nothing_to_do' };
+  }
+  const inputs = plans.flatMap((pl) => pl.inputs);
+  outcome.inputs = inputs.length;
+  outcome.inputBytes = inputs.reduce((n, f) => n + f.size, 0);
+  if (o.dryRun) return { ...outcome, skipped: 'dry_run' };
+
+  const outputs = plans.flatMap((pl) => Array.from({ length: pl.parts }, (_, i) => compactedKey(p.dir, { ...pl.group.coordinates, firstOffset: pl.first, lastOffset: pl.last }, i)));
+  const overlap = outputs.filter((k) => inputs.some((f) => f.key === k));
+  if (overlap.length > 0) throw new PermanentError(`partition ${p.relative}: compaction would overwrite its own input ${overlap[0]}`);
+  const journal: Journal = {
+    version: 1,
+    partition: p.relative,
+    state: 'writing',
+    startedAt: now.toISOString(),
+    inputs: inputs.map((f) => ({ key: f.key, etag: f.etag, size: f.size })),
+    outputs,
+  };
+  await writeJournal(o.s3, o.bucket, jKey, journal);
+
+  let written = 0;
+  for (const pl of plans) {
+    const bodies = await downloadAll(o, pl.inputs.map((f) => f.key));
+    const result = await rewrite(bodies, {
+      schema: o.schema,
+      compression: o.compression,
+      rowGroupSize: o.rowGroupSize,
+      parts: pl.parts,
+      metadata: { 'sluice.pipeline': o.pipelineName, 'sluice.compacted': 'true', 'sluice.sorted_by': 'agent_id,occurred_at,event_id' },
+    });
+    const expected = new Set<string>();
+    for (const part of result.parts) for (const id of part.ids) expected.add(id);
+    if (expected.size !== result.inputRows - result.duplicates) throw new PermanentError(`partition ${p.relative}: rewrite kept ${expected.size} distinct ids of ${result.inputRows - result.duplicates}`);
+    const keys = outputs.slice(written, written + pl.parts);
+    // Fewer rows than parts leaves planned keys empty: they are not written (the journal lists them; deleting a missing key is harmless).
+    for (let i = 0; i < result.parts.length; i++) {
+      const part = result.parts[i]!;
+      await uploadDurably(o.s3, {
+        bucket: o.bucket,
+        key: keys[i]!,
+        body: part.body,
+        contentType: 'application/vnd.apache.parquet',
+        metadata: {
+          [OBJECT_METADATA.firstOffset]: pl.first.toString(),
+          [OBJECT_METADATA.lastOffset]: pl.last.toString(),
+          [OBJECT_METADATA.records]: String(part.rows),
+          'sluice-compacted-inputs': String(pl.inputs.length),
+        },
+        partSize: 64 * 1024 * 1024,
+        partConcurrency: 4,
+        logger: o.logger,
+        policy: { maxAttempts: 8 },
+      });
+      // Read back from S3, not from memory: what readers will get.
+      const back = readBackIds(await download(o.s3, o.bucket, keys[i]!));
+      if (back.rows !== part.rows || back.ids.size !== part.ids.size || [...part.ids].some((id) => !back.ids.has(id))) {
+        throw new PermanentError(`partition ${p.relative}: ${keys[i]} read back with ${back.rows} rows / ${back.ids.size} ids, written with ${part.rows} / ${part.ids.size}; the inputs stay, the next run rolls it back`);
+      }
+      outcome.outputBytes += part.body.byteLength;
+      outcome.outputs++;
+    }
+    outcome.rows += expected.size;
+    outcome.duplicatesDropped += result.duplicates;
+    written += pl.parts;
+  }
+
+  // The inputs must be the very objects that were read: an ETag that changed means someone rewrote one (a replay): roll back.
+  const now2 = new Map(dataFiles(await listObjects(o.s3, o.bucket, `${p.dir}/`)).map((f) => [f.key, f] as const));
+  const changed = inputs.filter((f) => now2.get(f.key)?.etag !== f.etag);
+  if (changed.length > 0) {
+    o.logger.warn({ partition: p.relative, changed: changed.map((f) => f.key) }, 'inputs changed while compacting; rolled back, the next run tries again');
+    await deleteKeys(o.s3, o.bucket, outputs);
+    await deleteJournal(o.s3, o.bucket, jKey);
+    return { ...outcome, outputs: 0, outputBytes: 0, skipped: 'nothing_to_do' };
+  }
+  await writeJournal(o.s3, o.bucket, jKey, { ...journal, state: 'swapping', rows: outcome.rows });
+  await finishSwap(o, p, { ...journal, state: 'swapping' });
+  return outcome;
+}
+
+/**
+ * The files the export is done with, in offset order: those before the committed offset
+ * whose last record (the newest one's x-amz-meta-sluice-last-offset, or a compacted file's
+ * name) is before it too.
+ */
+async function committedFiles(o: CompactOptions, files: Group['files'], committed: bigint | undefined): Promise<{ files: Group['files']; last: bigint }> {
+  if (committed === undefined) return { files: [], last: -1n };
+  const candidates = files.filter((f) => f.c.firstOffset < committed);
+  while (candidates.length > 0) {
+    const newest = candidates.at(-1)!;
+    const last = newest.c.lastOffset ?? (await lastOffsetOf(o, newest.key));
+    if (last !== undefined && last < committed) return { files: candidates, last };
+    candidates.pop();
+  }
+  return { files: [], last: -1n };
+}
+
+async function lastOffsetOf(o: CompactOptions, key: string): Promise<bigint | undefined> {
+  try {
+    const head = await o.s3.send(new HeadObjectCommand({ Bucket: o.bucket, Key: key }));
+    const last = head.Metadata?.[OBJECT_METADATA.lastOffset];
+    return last !== undefined && /^\d+$/.test(last) ? BigInt(last) : undefined;
+  } catch (error) {
+    if (isNotFound(error)) return undefined;
+    throw error;
+  }
+}
+
+async function downloadAll(o: CompactOptions, keys: string[]): Promise<Uint8Array[]> {
+  const concurrency = o.concurrency ?? 16;
+  const out: Uint8Array[] = new Array<Uint8Array>(keys.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(concurrency, keys.length) }, async () => {
+      while (next < keys.length) {
+        const i = next++;
+        out[i] = await download(o.s3, o.bucket, keys[i]!);
+      }
+    }),
+  );
+  return out;
+}
+
+/** The swap's second half, also what the next run does after a crash in it: manifest first, then the inputs go. */
+async function finishSwap(o: CompactOptions, p: LakePartitionDir, journal: Journal): Promise<void> {
+  const inputs = new Set(journal.inputs.map((f) => f.key));
+  const current = dataFiles(await listObjects(o.s3, o.bucket, `${p.dir}/`)).map((f) => f.key);
+  const outputs = new Set(journal.outputs.filter((k) => current.includes(k)));
+  await writeManifest(
+    o,
+    p,
+    current.filter((k) => !inputs.has(k) || outputs.has(k)),
+  );
+  await deleteKeys(o.s3, o.bucket, [...inputs]);
+  await deleteJournal(o.s3, o.bucket, journalKey(o.prefix, p));
+}
+
+async function recover(o: CompactOptions, p: LakePartitionDir, journal: Journal): Promise<'rolled_back' | 'finished'> {
+  if (journal.state === 'writing') {
+    await deleteKeys(o.s3, o.bucket, journal.outputs);
+    await deleteJournal(o.s3, o.bucket, journalKey(o.prefix, p));
+    o.logger.warn({ partition: p.relative, outputs: journal.outputs.length, startedAt: journal.startedAt }, 'a compaction stopped before its swap: rolled back (its outputs deleted, its inputs untouched)');
+    return 'rolled_back';
+  }
+  // swapping: every output was written and checked before this state was written; make sure they are still there.
+  const present = new Set(dataFiles(await listObjects(o.s3, o.bucket, `${p.dir}/`)).map((f) => f.key));
+  const missing = journal.outputs.filter((k) => !present.has(k));
+  // Outputs a rewrite left empty were never written: the journal's row count says whether what is there holds everything.
+  if (missing.length > 0) {
+    let rows = 0;
+    for (const k of journal.outputs.filter((k) => present.has(k))) rows += readBackIds(await download(o.s3, o.bucket, k)).rows;
+    if (rows !== journal.rows) {
+      throw new PermanentError(
+        `partition ${p.relative}: the compaction journal ${journalKey(o.prefix, p)} is swapping but its outputs hold ${rows} rows of ${String(journal.rows)} (${missing.length} missing): an operator removed them? Restore them or the inputs before deleting the journal`,
+      );
+    }
+  }
+  await finishSwap(o, p, journal);
+  o.logger.warn({ partition: p.relative, inputs: journal.inputs.length, startedAt: journal.startedAt }, 'a compaction stopped during its swap: finished (its remaining inputs deleted)');
+  return 'finished';
+}
+
+/** The partition's manifest: every data file a reader should read, as `s3://` URIs (Athena symlink format; DuckDB reads it as a list). */
+async function writeManifest(o: CompactOptions, p: LakePartitionDir, keys: readonly string[]): Promise<void> {
+  const body = keys.map((k) => `s3://${o.bucket}/${k}\n`).join('');
+  const key = manifestKey(o.prefix, p);
+  try {
+    if ((await (await o.s3.send(new GetObjectCommand({ Bucket: o.bucket, Key: key }))).Body!.transformToString()) === body) return;
+  } catch (error) {
+    if (!isNotFound(error)) throw error;
+  }
+  await o.s3.send(new PutObjectCommand({ Bucket: o.bucket, Key: key, Body: body, ContentType: 'text/plain; charset=utf-8' }));
+}
+
+/**
+ * Every closed partition, `partitionConcurrency` at a time (default 4); a failed partition is
+ * logged and the others go on. The export's committed offsets are read once a run: an older
+ * committed offset only leaves more files for the next run.
+ */
+export async function compactLake(o: CompactOptions & { partitionConcurrency?: number }, only?: LakePartitionDir): Promise<{ outcomes: PartitionOutcome[]; failed: number }> {
+  const partitions = only ? [only] : await closedPartitions(o);
+  const offsets = new Map<string, Promise<Map<number, bigint>>>();
+  const run: CompactOptions = {
+    ...o,
+    committedOffsets: (topic) => {
+      let p = offsets.get(topic);
+      if (!p) offsets.set(topic, (p = o.committedOffsets(topic)));
+      return p;
+    },
+  };
+  const outcomes: PartitionOutcome[] = [];
+  let failed = 0;
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(o.partitionConcurrency ?? 4, partitions.length) }, async () => {
+      while (next < partitions.length) {
+        const p = partitions[next++]!;
+        try {
+          const outcome = await compactPartition(run, p);
+          outcomes.push(outcome);
+          if (!outcome.skipped || outcome.recovered !== 'none') o.logger.info(outcome, 'partition compacted');
+        } catch (error) {
+          failed++;
+          o.logger.error({ err: error, partition: p.relative }, 'partition compaction failed; its journal makes the next run finish or roll it back');
+        }
+      }
+    }),
+  );
+  return { outcomes, failed };
+}

@@ -1,0 +1,293 @@
+import { parse as parseCsv, type Info } from 'csv-parse';
+import { Readable } from 'node:stream';
+import { TextDecoder } from 'node:util';
+import { createGunzip } from 'node:zlib';
+import { isJsonObject, parseJsonBody } from '../ingest-api/body.js';
+import { EVENT_FIELDS } from '../ingest-api/validation.js';
+import { FileFormatError, type RowReason } from './reasons.js';
+import type { FileSource } from './settings.js';
+
+/**
+ * An object's bytes as a stream of records, never the whole file in memory: gzip when it
+ * starts with gzip's magic bytes (1f 8b), strict UTF-8, then CSV with a header (csv-parse:
+ * quoted fields, embedded line breaks, BOM) or JSON lines. Each record carries its index
+ * (data records only, in file order: what the ledger's committed_rows counts), the line
+ * it starts on and its original text. Problems of one record are records too (`bad`);
+ * problems of the file are thrown as FileFormatError.
+ */
+
+export type FileRecord =
+  | { kind: 'row'; index: number; line: number; raw: string; fields: Record<string, unknown> }
+  | { kind: 'bad'; index: number; line: number; raw: string; reason: RowReason; message: string };
+
+/** The columns a CSV header must have: what every event type requires (agent_id may come from the customer's assignment). */
+export const REQUIRED_COLUMNS = ['event_id', 'event_type', 'customer_id', 'occurred_at'] as const;
+
+/** What a rejected record keeps of an oversized original. */
+export const MAX_KEPT_ORIGINAL = 64 * 1024;
+
+export interface RecordOptions {
+  source: FileSource;
+  maxRecordBytes: number;
+}
+
+/** Counts the bytes that pass (after decompression), for the receipt and the metrics. */
+export interface ByteCounter {
+  compressed: number;
+  uncompressed: number;
+}
+
+export async function* readRecords(body: AsyncIterable<Uint8Array>, options: RecordOptions, counter: ByteCounter = { compressed: 0, uncompressed: 0 }): AsyncGenerator<FileRecord> {
+  const bytes = decompressed(body, counter);
+  if (options.source.format === 'csv') yield* csvRecords(utf8(bytes), options);
+  else yield* jsonLines(bytes, options);
+}
+
+/** The object's bytes, gunzipped when they start with gzip's magic bytes. */
+async function* decompressed(body: AsyncIterable<Uint8Array>, counter: ByteCounter): AsyncGenerator<Buffer> {
+  const it = body[Symbol.asyncIterator]();
+  let head = Buffer.alloc(0);
+  let done = false;
+  while (head.length < 2 && !done) {
+    const next = await it.next();
+    if (next.done) done = true;
+    else head = Buffer.concat([head, Buffer.from(next.value)]);
+  }
+  counter.compressed += head.length;
+  if (head.length === 0) throw new FileFormatError('empty_file', 'the object has no bytes');
+  async function* rest(): AsyncGenerator<Buffer> {
+    yield head;
+    if (done) return;
+    for (let next = await it.next(); !next.done; next = await it.next()) {
+      counter.compressed += next.value.length;
+      yield Buffer.from(next.value);
+    }
+  }
+  if (!(head[0] === 0x1f && head[1] === 0x8b)) {
+    for await (const chunk of rest()) {
+      counter.uncompressed += chunk.length;
+      yield chunk;
+    }
+    return;
+  }
+  const gunzip = Readable.from(rest()).pipe(createGunzip());
+  try {
+    for await (const chunk of gunzip as AsyncIterable<Buffer>) {
+      counter.uncompressed += chunk.length;
+      yield chunk;
+    }
+  } catch (error) {
+    if (error instanceof FileFormatError) throw error;
+    const e = error as NodeJS.ErrnoException;
+    if (e.code === 'Z_BUF_ERROR' || /unexpected end of file/i.test(e.message)) {
+      throw new FileFormatError('truncated_gzip', `the gzip stream ends after ${counter.compressed} compressed bytes (${counter.uncompressed} uncompressed) without its end marker: the file was cut short`);
+    }
+    if (typeof e.code === 'string' && e.code.startsWith('Z_')) throw new FileFormatError('invalid_gzip', `gzip data is corrupt after ${counter.uncompressed} uncompressed bytes: ${e.message}`);
+    throw error;
+  } finally {
+    gunzip.destroy();
+  }
+}
+
+/** Strict UTF-8 text (a leading BOM dropped); invalid bytes fail the file with their position. */
+async function* utf8(bytes: AsyncIterable<Buffer>): AsyncGenerator<string> {
+  const decoder = new TextDecoder('utf-8', { fatal: true });
+  let offset = 0;
+  for await (const chunk of bytes) {
+    yield decode(decoder, chunk, offset, true);
+    offset += chunk.length;
+  }
+  const tail = decode(decoder, undefined, offset, false);
+  if (tail) yield tail;
+}
+
+function decode(decoder: TextDecoder, chunk: Buffer | undefined, offset: number, stream: boolean): string {
+  try {
+    return decoder.decode(chunk, { stream });
+  } catch {
+    throw new FileFormatError('invalid_encoding', `the bytes near offset ${offset} (uncompressed) are not valid UTF-8; files must be UTF-8 text (convert with iconv -f <encoding> -t UTF-8)`);
+  }
+}
+
+function checkHeader(header: string[]): string[] {
+  const columns = header.map((h) => h.trim());
+  if (columns.length === 0 || (columns.length === 1 && columns[0] === '')) throw new FileFormatError('empty_file', 'the header line is empty', 1);
+  const missing = REQUIRED_COLUMNS.filter((c) => !columns.includes(c));
+  if (missing.length > 0) {
+    throw new FileFormatError('missing_columns', `the header lacks ${missing.join(', ')} (it has ${columns.join(', ')}); every row needs ${REQUIRED_COLUMNS.join(', ')}`, 1);
+  }
+  const unknown = columns.filter((c) => !(EVENT_FIELDS as readonly string[]).includes(c));
+  if (unknown.length > 0) throw new FileFormatError('unknown_columns', `the header has columns that are not event fields: ${unknown.join(', ')}; the fields are ${EVENT_FIELDS.join(', ')}`, 1);
+  const twice = columns.filter((c, i) => columns.indexOf(c) !== i);
+  if (twice.length > 0) throw new FileFormatError('duplicate_columns', `the header names ${[...new Set(twice)].join(', ')} more than once`, 1);
+  return columns;
+}
+
+interface CsvOutput {
+  record: Record<string, string>;
+  raw: string;
+  info: Info & { empty_lines: number; columns?: unknown[]; error?: { code?: string } };
+}
+
+interface CsvSkip extends Error {
+  code?: string;
+  lines?: number;
+}
+
+/** Line breaks inside a record's text (its own trailing one left out). */
+const innerBreaks = (raw: string): number => (raw.replace(/(\r\n|\n|\r)$/, '').match(/\r\n|\n|\r/g) ?? []).length;
+
+async function* csvRecords(text: AsyncIterable<string>, options: RecordOptions): AsyncGenerator<FileRecord> {
+  let headerSeen = false;
+  // Records and skipped (unparsable) records in the order the parser met them: the stream
+  // delivers records through a buffer, skips at once, so each gets its place in file order here.
+  let seq = 0;
+  const skips = new Map<number, { error: CsvSkip; raw: string }>();
+  const parser = parseCsv({
+    bom: true,
+    delimiter: options.source.delimiter,
+    record_delimiter: ['\r\n', '\n'],
+    columns: (header: string[]) => {
+      headerSeen = true;
+      return checkHeader(header);
+    },
+    raw: true,
+    info: true,
+    relax_column_count: true,
+    skip_empty_lines: true,
+    skip_records_with_error: true,
+    max_record_size: options.maxRecordBytes,
+    on_record: (record: CsvOutput) => ({ ...record, seq: seq++ }),
+    on_skip: (error: CsvSkip | undefined, raw: string | undefined) => {
+      if (error) skips.set(seq++, { error, raw: raw ?? '' });
+    },
+  });
+  const input = Readable.from(text);
+  input.on('error', (error) => parser.destroy(error));
+  input.pipe(parser);
+  let index = 0;
+  // csv-parse's own line counts are off for CRLF inside quotes: lines are counted from the text.
+  let linesBefore = 1;
+  let emptyBefore = 0;
+  let next = 0;
+  const skipsBefore = function* (limit: number): Generator<FileRecord> {
+    for (; next < limit; next++) {
+      const skip = skips.get(next);
+      if (!skip) continue;
+      skips.delete(next);
+      const line = linesBefore + 1;
+      if (skip.error.code === 'CSV_MAX_RECORD_SIZE') {
+        throw new FileFormatError('record_too_large', `the record at line ${line} is longer than ${options.maxRecordBytes} bytes (files.maxRecordBytes); often an unclosed quote`, line);
+      }
+      linesBefore += innerBreaks(skip.raw) + 1;
+      yield { kind: 'bad', index: index++, line, raw: keep(skip.raw.replace(/(\r\n|\n)$/, '')), reason: 'malformed_csv', message: skip.error.message.replace(/ at line \d+/, '') };
+    }
+  };
+  for await (const out of parser as AsyncIterable<CsvOutput & { seq: number }>) {
+    yield* skipsBefore(out.seq);
+    next = out.seq + 1;
+    linesBefore += out.info.empty_lines - emptyBefore;
+    emptyBefore = out.info.empty_lines;
+    const line = linesBefore + 1;
+    linesBefore += innerBreaks(out.raw) + 1;
+    const raw = out.raw.replace(/(\r\n|\n)$/, '');
+    if (out.info.error?.code === 'CSV_RECORD_INCONSISTENT_COLUMNS') {
+      yield { kind: 'bad', index: index++, line, raw, reason: 'column_count_mismatch', message: `the record has a different number of fields than the header's ${out.info.columns?.length ?? '?'}` };
+      continue;
+    }
+    yield { kind: 'row', index: index++, line, raw, fields: csvFields(out.record) };
+  }
+  yield* skipsBefore(seq);
+  if (!headerSeen) throw new FileFormatError('empty_file', 'the file has no header line (and no rows)');
+}
+
+/** CSV cells as event fields: an empty cell is an absent field; metadata is JSON text. */
+function csvFields(record: Record<string, string>): Record<string, unknown> {
+  const fields: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(record)) {
+    if (v === '' || v === undefined) continue;
+    if (k === 'metadata') {
+      try {
+        fields[k] = parseJsonBody(v);
+      } catch {
+        // Left as text: validation then says metadata must be a JSON object.
+        fields[k] = v;
+      }
+    } else fields[k] = v;
+  }
+  return fields;
+}
+
+function keep(raw: string): string {
+  return raw.length > MAX_KEPT_ORIGINAL ? `${raw.slice(0, MAX_KEPT_ORIGINAL)}…` : raw;
+}
+
+/** JSON lines, split on the bytes (so an oversized line is skipped without being held whole). */
+async function* jsonLines(bytes: AsyncIterable<Buffer>, options: RecordOptions): AsyncGenerator<FileRecord> {
+  const decoder = () => new TextDecoder('utf-8', { fatal: true });
+  let parts: Buffer[] = [];
+  let length = 0;
+  let oversized = false;
+  let line = 0;
+  let index = 0;
+  let offset = 0;
+  let lineStart = 0;
+  const finish = (): FileRecord | undefined => {
+    line++;
+    const data = Buffer.concat(parts);
+    parts = [];
+    const wasOversized = oversized;
+    const total = length;
+    length = 0;
+    oversized = false;
+    let text: string;
+    try {
+      text = decoder().decode(data);
+    } catch {
+      if (!wasOversized) throw new FileFormatError('invalid_encoding', `line ${line} (from byte ${lineStart}, uncompressed) is not valid UTF-8; files must be UTF-8 text`, line);
+      text = new TextDecoder('utf-8').decode(data);
+    }
+    if (line === 1 && text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+    text = text.replace(/\r$/, '');
+    if (wasOversized) return { kind: 'bad', index: index++, line, raw: keep(text), reason: 'record_too_large', message: `the line is ${total} bytes long; at most ${options.maxRecordBytes} (files.maxRecordBytes)` };
+    if (text.trim() === '') return undefined;
+    let value: unknown;
+    try {
+      value = parseJsonBody(text);
+    } catch (error) {
+      return { kind: 'bad', index: index++, line, raw: text, reason: 'malformed_json', message: (error as Error).message };
+    }
+    if (!isJsonObject(value)) return { kind: 'bad', index: index++, line, raw: text, reason: 'not_an_object', message: 'each line must be one JSON object (an event)' };
+    return { kind: 'row', index: index++, line, raw: text, fields: value };
+  };
+  const add = (piece: Buffer) => {
+    length += piece.length;
+    if (oversized) {
+      const kept = parts.reduce((n, p) => n + p.length, 0);
+      if (kept < MAX_KEPT_ORIGINAL) parts.push(piece.subarray(0, MAX_KEPT_ORIGINAL - kept));
+      return;
+    }
+    parts.push(piece);
+    if (length > options.maxRecordBytes) {
+      oversized = true;
+      const all = Buffer.concat(parts);
+      parts = [all.subarray(0, MAX_KEPT_ORIGINAL)];
+    }
+  };
+  for await (const chunk of bytes) {
+    let from = 0;
+    for (let nl = chunk.indexOf(0x0a, from); nl !== -1; nl = chunk.indexOf(0x0a, from)) {
+      add(chunk.subarray(from, nl));
+      const record = finish();
+      if (record) yield record;
+      from = nl + 1;
+      lineStart = offset + from;
+    }
+    if (from < chunk.length) add(chunk.subarray(from));
+    offset += chunk.length;
+  }
+  if (length > 0 || parts.length > 0) {
+    const record = finish();
+    if (record) yield record;
+  }
+}

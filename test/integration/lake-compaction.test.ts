@@ -1,0 +1,282 @@
+import { GetObjectCommand } from '@aws-sdk/client-s3';
+import { randomUUID } from 'node:crypto';
+import type { Admin, Kafka } from 'kafkajs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createKafka } from '../../processors/core/kafka/client.js';
+import { createS3Client } from '../../processors/core/s3/client.js';
+import { deletePrefix, download, listKeys, listObjects } from '../../processors/core/s3/objects.js';
+import { startExport, type RunningExport } from '../../processors/export/export.js';
+import { generateReport } from '../../processors/reports/generate.js';
+import { loadRules } from '../../processors/reports/rules.js';
+import { fileCoordinates } from '../../processors/compact/layout.js';
+import { AgentEventProducer, cli, ensureBuilt, eventIdOf, expectedLakeValues, lakePipelineFile, readLake, requireServerWithin, startCli, waitCaughtUp, type OpsEvent } from '../support/ops-lake.js';
+import { EVENT_TYPES } from '../support/agent-events.js';
+import { ParquetReader } from '../support/parquet-reader.js';
+import { seededRandom } from '../support/random.js';
+import { hostPortOf, requireServer, testSettings } from '../support/servers.js';
+
+/**
+ * Issue 15, `sluice compact` end to end on the real stack: the real export runner with the
+ * shipped lake.yaml (period compressed with time: 250 ms) fills a lake prefix of the test's own from a month of
+ * live-shaped traffic compressed in time (a wave a day, each day's events produced together,
+ * with late events for days already written); `sluice compact` (the CLI, as an operator runs
+ * it) rewrites each closed partition into one sorted file per Kafka partition. The lake's rows
+ * are the same (DuckDB EXCEPT ALL both ways over the files before and after), the month's
+ * report is byte for byte the same, manifests list exactly the partition's files. Then, with
+ * the export running and late events arriving, five runs are SIGKILLed at random moments and
+ * the next run leaves the lake exact with no journal or orphan; `replay --pipeline` over the
+ * compacted lake re-exports it exactly.
+ */
+
+const settings = testSettings();
+const id = randomUUID().slice(0, 8);
+const topic = `test.compact.${id}`;
+const dlq = `${topic}.dlq`;
+const root = `test-compact-${id}/`;
+const prefix = `${root}agent_events/`;
+const group = `test-compact-${id}`;
+const DAYS = 30;
+const PER_DAY = 160;
+/** Flushes a day: the period is compressed with time (the shipped 1 s over a day of traffic is 86,400 flushes). */
+const WAVES_A_DAY = 4;
+const KAFKA_PARTITIONS = 3;
+const env = { ...process.env, SLUICE_LAKE_CONSUMER_GROUP: group, SLUICE_EXPORT_HTTP_PORT: '0', SLUICE_LOG_LEVEL: 'warn' };
+const s3 = createS3Client(settings.s3);
+const bucket = settings.s3.bucket;
+const random = seededRandom(Number.parseInt(id, 16));
+
+/** Event i: live-shaped (occurred_at on its wave's day, in order), four types, 29 agents; `day` overrides for late events. */
+function monthEvent(i: number, day: number): OpsEvent {
+  const type = EVENT_TYPES[i % 4]!;
+  const occurredMs = Date.UTC(2026, 9, day, Math.floor((i % PER_DAY) * (24 / PER_DAY)), (i * 7) % 60, i % 60);
+  return {
+    eventId: eventIdOf(id, i),
+    type,
+    agentId: `agent-${(i * 7) % 29}`,
+    customerId: `customer-${i % 211}`,
+    amount: type === 'customer_onboarded' ? null : i % 333 === 1 ? 2n ** 53n + BigInt(i) : BigInt(100 + ((i * 7919) % 1_000_000)),
+    occurredAtMicros: BigInt(occurredMs) * 1000n + BigInt(i % 1000),
+    receivedAtMicros: BigInt(occurredMs) * 1000n + 2_000_000n + BigInt(i),
+    source: i % 3 === 0 ? 'mobile' : 'web',
+    sessionId: i % 5 === 0 ? `session-${i}` : null,
+    correlationId: i % 7 === 0 ? `corr-${i}` : null,
+    product: type === 'investment_made' ? `fund-${i % 3}` : null,
+    metadata: i % 11 === 0 ? JSON.stringify({ note: `n${i}` }) : null,
+  };
+}
+
+const events: OpsEvent[] = [];
+let next = 0;
+function wave(day: number, count: number, lateEvery = 17): OpsEvent[] {
+  const out: OpsEvent[] = [];
+  for (let k = 0; k < count; k++) {
+    const i = next++;
+    // Every 17th event is late: it happened 1-3 days before its wave's day.
+    const late = k % lateEvery === 3 && day > 3;
+    out.push(monthEvent(i, late ? day - 1 - (i % 3) : day));
+  }
+  events.push(...out);
+  return out;
+}
+
+let kafka: Kafka;
+let admin: Admin;
+let reader: ParquetReader;
+let producer: AgentEventProducer;
+let running: RunningExport | undefined;
+let file: string;
+
+async function monthReport(tag: string): Promise<string> {
+  const result = await generateReport(
+    { request_id: `compact-${id}-${tag}`, report_type: 'agent_commissions', month: '2026-10', format: 'csv', requested_at: new Date().toISOString() },
+    { s3, bucket, lakePrefix: prefix, reportsPrefix: `${root}reports/`, currency: 'USD', rules: loadRules() },
+  );
+  const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: result.key }));
+  return object.Body!.transformToString('utf8');
+}
+
+async function expectExact(): Promise<void> {
+  const lake = await readLake(s3, bucket, `${prefix}event_type=`, reader);
+  expect(lake.duplicates).toEqual([]);
+  expect(lake.rows).toBe(events.length);
+  let mismatches = 0;
+  for (const e of events) if (lake.values.get(e.eventId) !== expectedLakeValues(e)) mismatches++;
+  expect(mismatches).toBe(0);
+}
+
+/** Data files per partition directory. */
+async function filesByPartition(): Promise<Map<string, string[]>> {
+  const out = new Map<string, string[]>();
+  for (const key of await listKeys(s3, bucket, `${prefix}event_type=`)) {
+    const dir = key.slice(0, key.lastIndexOf('/'));
+    out.set(dir, [...(out.get(dir) ?? []), key]);
+  }
+  return out;
+}
+
+/** Nothing of Sluice's own state is left but manifests, and each manifest lists exactly its partition's files. */
+async function expectNoJournalAndTrueManifests(): Promise<void> {
+  expect(await listKeys(s3, bucket, `${prefix}_sluice/compaction/`)).toEqual([]);
+  const partitions = await filesByPartition();
+  for (const [dir, keys] of partitions) {
+    const relative = dir.slice(prefix.length);
+    const manifest = await download(s3, bucket, `${prefix}_sluice/manifests/${relative}/manifest`);
+    const listed = Buffer.from(manifest).toString('utf8').trim().split('\n').sort();
+    expect(listed, relative).toEqual(keys.map((k) => `s3://${bucket}/${k}`).sort());
+  }
+}
+
+const compact = (args: string[] = []) => cli(['compact', file, '--grace', '24h', ...args], env, 120_000);
+
+beforeAll(async () => {
+  await requireServerWithin('Kafka', settings.kafka.brokers[0]!);
+  await requireServer('Schema registry', hostPortOf(settings.registry.url));
+  await requireServerWithin('S3', hostPortOf(settings.s3.endpoint!));
+  ensureBuilt();
+  kafka = createKafka(settings.kafka, { region: settings.s3.region });
+  admin = kafka.admin();
+  await admin.connect();
+  reader = await ParquetReader.open();
+  // The shipped settings: lake.yaml as it is, the topic, DLQ and prefix the test's, the period compressed with time (1 s -> 250 ms).
+  file = lakePipelineFile({ name: `compact-${id}`, topic, dlq, prefix, period: '250ms' });
+  producer = new AgentEventProducer(kafka, settings, topic);
+  await producer.setUp(KAFKA_PARTITIONS);
+});
+
+afterAll(async () => {
+  await running?.stop();
+  await deletePrefix(s3, bucket, root).catch(() => undefined);
+  await admin?.deleteTopics({ topics: [topic, dlq] }).catch(() => undefined);
+  await admin?.disconnect();
+  reader?.close();
+});
+
+describe('sluice compact', () => {
+  it('a month of live-shaped traffic: every closed partition drops to one file per Kafka partition, rows and report unchanged', { timeout: 240_000 }, async () => {
+    const t0 = Date.now();
+    running = await startExport({ files: [file], env });
+    for (let day = 1; day <= DAYS; day++) {
+      for (let w = 0; w < WAVES_A_DAY; w++) {
+        await producer.send(wave(day, PER_DAY / WAVES_A_DAY).map((e) => producer.message(e)));
+        await new Promise((r) => setTimeout(r, 330)); // a flush (period 250ms) a wave, as live traffic writes a day's files
+      }
+    }
+    await waitCaughtUp(admin, group, topic, 60_000);
+    const before = await filesByPartition();
+    const beforeKeys = [...before.values()].flat();
+    const reportBefore = await monthReport('before');
+    // The files before, kept by DuckDB for EXCEPT ALL against the files after.
+    const beforePaths: string[] = [];
+    for (const key of beforeKeys) {
+      reader.table(await download(s3, bucket, key));
+      beforePaths.push(reader.lastPath);
+    }
+
+    console.log('produced and exported', Date.now() - t0);
+    const dry = await compact(['--dry-run']);
+    expect(dry.code, dry.stderr).toBe(0);
+    expect((await filesByPartition()).size).toBe(before.size);
+    expect([...(await filesByPartition()).values()].flat().sort()).toEqual([...beforeKeys].sort());
+
+    console.log('dry run', Date.now() - t0);
+    const run = await compact();
+    console.log('compacted', Date.now() - t0);
+    expect(run.code, run.stderr).toBe(0);
+    const after = await filesByPartition();
+    expect([...after.keys()].sort()).toEqual([...before.keys()].sort());
+    let manyBefore = 0;
+    for (const [dir, keys] of after) {
+      // One file per Kafka partition that wrote to the partition (the target is 128 MiB; these are KiB).
+      const kafkaPartitions = new Set(before.get(dir)!.map((k) => fileCoordinates(k)!.partition));
+      expect(keys.length, dir).toBe(kafkaPartitions.size);
+      // A Kafka partition's files were compacted, or it wrote only one file here (nothing to gain).
+      for (const k of keys) {
+        const p = fileCoordinates(k)!.partition;
+        if (before.get(dir)!.filter((b) => fileCoordinates(b)!.partition === p).length > 1) expect(k, dir).toMatch(/\.compacted-0\.parquet$/);
+        else expect(before.get(dir), dir).toContain(k);
+      }
+      if (before.get(dir)!.length > kafkaPartitions.size) manyBefore++;
+    }
+    expect(manyBefore).toBeGreaterThan(DAYS); // the month had many small files per partition to begin with
+    expect([...after.values()].flat().length).toBeLessThan(beforeKeys.length / 2.5);
+
+    await expectExact();
+    const afterPaths: string[] = [];
+    for (const key of [...after.values()].flat()) {
+      reader.table(await download(s3, bucket, key));
+      afterPaths.push(reader.lastPath);
+    }
+    const list = (paths: string[]) => `read_parquet([${paths.map((p) => `'${p}'`).join(', ')}])`;
+    for (const [a, b] of [
+      [beforePaths, afterPaths],
+      [afterPaths, beforePaths],
+    ] as const) {
+      const [row] = await reader.query(`SELECT count(*)::INTEGER AS n FROM (SELECT * FROM ${list(a)} EXCEPT ALL SELECT * FROM ${list(b)})`);
+      expect(row!.n).toBe(0);
+    }
+    const [counts] = await reader.query(`SELECT (SELECT count(*) FROM ${list(beforePaths)})::INTEGER AS b, (SELECT count(*) FROM ${list(afterPaths)})::INTEGER AS a`);
+    expect(counts).toEqual({ b: events.length, a: events.length });
+    // Sorted by agent_id then occurred_at within each file (row-group statistics prune by agent).
+    const sortedFile = afterPaths[0]!;
+    const [unsorted] = await reader.query(
+      `SELECT count(*)::INTEGER AS n FROM (SELECT agent_id, occurred_at, lag(agent_id) OVER () AS pa, lag(occurred_at) OVER () AS po FROM read_parquet('${sortedFile}')) WHERE pa > agent_id OR (pa = agent_id AND po > occurred_at)`,
+    );
+    expect(unsorted!.n).toBe(0);
+
+    console.log('checked', Date.now() - t0);
+    expect(await monthReport('after')).toBe(reportBefore);
+    await expectNoJournalAndTrueManifests();
+
+    // A second run finds nothing to do: the count stays.
+    const again = await compact();
+    expect(again.code, again.stderr).toBe(0);
+    expect([...(await filesByPartition()).values()].flat().sort()).toEqual([...after.values()].flat().sort());
+  });
+
+  it('SIGKILL at random moments while the export runs and late events arrive: the next run leaves every row once, no journal, no orphan', { timeout: 300_000 }, async () => {
+    for (let round = 0; round < 5; round++) {
+      // Late events for days already compacted, while the export keeps running.
+      await producer.send(wave(10 + round * 3, 120, 1).map((e) => producer.message(e)));
+      await new Promise((r) => setTimeout(r, 1500));
+      const victim = startCli(['compact', file, '--grace', '24h'], env, 120_000);
+      await new Promise((r) => setTimeout(r, 300 + Math.floor(random() * 2500)));
+      victim.kill('SIGKILL');
+      await victim.done;
+    }
+    await waitCaughtUp(admin, group, topic, 60_000);
+    const run = await compact();
+    expect(run.code, run.stderr).toBe(0);
+    await expectExact();
+    await expectNoJournalAndTrueManifests();
+    // The late events' partitions were compacted again: back to one file per Kafka partition.
+    for (const [dir, keys] of await filesByPartition()) {
+      const kafkaPartitions = new Set(keys.map((k) => fileCoordinates(k)!.partition));
+      expect(keys.length, dir).toBe(kafkaPartitions.size);
+    }
+  });
+
+  it('replay --pipeline over a compacted lake: from a target inside a compacted file, the re-export leaves the lake exact and the report the same', { timeout: 180_000 }, async () => {
+    const reportBefore = await monthReport('before-replay');
+    await running!.stop();
+    running = undefined;
+    const offsets = await admin.fetchTopicOffsets(topic);
+    const mid = BigInt(offsets.find((o) => o.partition === 0)!.high) / 2n;
+    const done = await cli(['replay', '--group', group, '--topic', topic, '--pipeline', file, '--to-offset', mid.toString(), '--partitions', '0', '--execute'], env, 90_000);
+    expect(done.code, done.stderr).toBe(0);
+    expect(done.stdout).toMatch(/moved back/);
+    running = await startExport({ files: [file], env });
+    await waitCaughtUp(admin, group, topic, 60_000);
+    await expectExact();
+    expect(await monthReport('after-replay')).toBe(reportBefore);
+    // And compacting the re-exported files again keeps it so.
+    await running.stop();
+    running = undefined;
+    const run = await compact();
+    expect(run.code, run.stderr).toBe(0);
+    await expectExact();
+    await expectNoJournalAndTrueManifests();
+    expect(await monthReport('after-replay-compacted')).toBe(reportBefore);
+    const objects = await listObjects(s3, bucket, `${prefix}event_type=`);
+    expect(objects.every((o) => fileCoordinates(o.key) !== undefined)).toBe(true);
+  });
+});

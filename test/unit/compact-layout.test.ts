@@ -1,0 +1,82 @@
+import { describe, expect, it } from 'vitest';
+import { compactedCoordinates, compactedKey, fileCoordinates, isClosed, journalKey, manifestKey, partitionDir, partitionOf } from '../../processors/compact/layout.js';
+import { ParquetBatchWriter } from '../../processors/core/parquet/batch-writer.js';
+import type { LakeSchema } from '../../processors/core/parquet/lake-schema.js';
+import { readParquetTable } from '../../processors/core/parquet/reader.js';
+import { readBackIds, rewrite } from '../../processors/compact/rewrite.js';
+
+const prefix = 'lake/agent_events/';
+
+describe('compaction layout', () => {
+  it('reads export and compacted names, and only those', () => {
+    expect(fileCoordinates(`${prefix}event_type=a/dt=2026-10-01/sluice.agent-events+3+1200.parquet`)).toEqual({ topic: 'sluice.agent-events', partition: 3, firstOffset: 1200n });
+    const key = compactedKey(`${prefix}event_type=a/dt=2026-10-01`, { topic: 'sluice.agent-events', partition: 3, firstOffset: 1200n, lastOffset: 99999n }, 2);
+    expect(key).toBe(`${prefix}event_type=a/dt=2026-10-01/sluice.agent-events+3+1200-99999.compacted-2.parquet`);
+    expect(compactedCoordinates(key)).toEqual({ topic: 'sluice.agent-events', partition: 3, firstOffset: 1200n, lastOffset: 99999n, part: 2 });
+    expect(compactedCoordinates(`${prefix}event_type=a/dt=2026-10-01/sluice.agent-events+3+1200.parquet`)).toBeUndefined();
+    expect(fileCoordinates(`${prefix}event_type=a/dt=2026-10-01/notes.parquet`)).toBeUndefined();
+  });
+
+  it('finds partitions by their dt= directory, never in Sluice state, and closes them after the day and the grace', () => {
+    expect(partitionOf(prefix, `${prefix}event_type=a/dt=2026-10-01/x.parquet`)).toEqual({ dir: `${prefix}event_type=a/dt=2026-10-01`, relative: 'event_type=a/dt=2026-10-01', day: '2026-10-01' });
+    expect(partitionOf(prefix, `${prefix}_sluice/manifests/event_type=a/dt=2026-10-01/manifest`)).toBeUndefined();
+    expect(partitionOf(prefix, `other/event_type=a/dt=2026-10-01/x.parquet`)).toBeUndefined();
+    expect(partitionDir(prefix, 'event_type=a/dt=2026-10-01/')?.dir).toBe(`${prefix}event_type=a/dt=2026-10-01`);
+    expect(partitionDir(prefix, 'event_type=a')).toBeUndefined();
+    const p = partitionOf(prefix, `${prefix}event_type=a/dt=2026-10-01/x.parquet`)!;
+    expect(journalKey(prefix, p)).toBe(`${prefix}_sluice/compaction/event_type=a/dt=2026-10-01/journal.json`);
+    expect(manifestKey(prefix, p)).toBe(`${prefix}_sluice/manifests/event_type=a/dt=2026-10-01/manifest`);
+    const h = 3_600_000;
+    expect(isClosed('2026-10-01', 24 * h, new Date('2026-10-02T23:59:59Z'))).toBe(false);
+    expect(isClosed('2026-10-01', 24 * h, new Date('2026-10-03T00:00:00Z'))).toBe(true);
+  });
+});
+
+describe('compaction rewrite', () => {
+  const schema: LakeSchema = {
+    columns: [
+      { name: 'event_id', type: 'string', nullable: false },
+      { name: 'agent_id', type: 'string', nullable: false },
+      { name: 'amount_minor', type: 'int64', nullable: true },
+      { name: 'occurred_at', type: 'timestamp_us', nullable: false },
+      { name: 'schema_version', type: 'int32', nullable: false },
+    ],
+  };
+  const file = async (rows: [string, string, bigint | null, bigint][]) => {
+    const w = new ParquetBatchWriter(schema, { compression: 'zstd' });
+    for (const [event_id, agent_id, amount_minor, occurred_at] of rows) w.append({ event_id, agent_id, amount_minor, occurred_at, schema_version: 1 });
+    return w.finish();
+  };
+
+  it('keeps every event once with exact values, sorted by agent then time, in the asked number of parts', async () => {
+    const big = 2n ** 62n + 7n;
+    const a = await file([
+      ['e1', 'b', 5n, 1_764_000_000_000_003n],
+      ['e2', 'a', big, 1_764_000_000_000_002n],
+    ]);
+    const b = await file([
+      ['e3', 'a', null, 1_764_000_000_000_001n],
+      ['e1', 'b', 5n, 1_764_000_000_000_003n], // a repeat the export's bounded dedupe let through
+      ['e4', 'c', 1n, 1_764_000_000_000_000n],
+    ]);
+    const result = await rewrite([a, b], { schema, compression: 'zstd', rowGroupSize: 2, parts: 2, metadata: { 'sluice.compacted': 'true' } });
+    expect(result.inputRows).toBe(5);
+    expect(result.duplicates).toBe(1);
+    expect(result.parts.map((p) => p.rows)).toEqual([2, 2]);
+    const rows = result.parts.flatMap((p) => {
+      const t = readParquetTable(p.body);
+      return Array.from({ length: t.numRows }, (_, i) => [t.getChild('event_id')!.get(i), t.getChild('agent_id')!.get(i), t.getChild('amount_minor')!.get(i)]);
+    });
+    expect(rows).toEqual([
+      ['e3', 'a', null],
+      ['e2', 'a', big],
+      ['e1', 'b', 5n],
+      ['e4', 'c', 1n],
+    ]);
+    // Timestamps copied through their 64-bit values, not a float of milliseconds.
+    const t = readParquetTable(result.parts[0]!.body);
+    const micros = t.getChild('occurred_at')!.data[0]!.values as BigInt64Array;
+    expect([...micros.subarray(0, 2)]).toEqual([1_764_000_000_000_001n, 1_764_000_000_000_002n]);
+    expect(readBackIds(result.parts[1]!.body)).toEqual({ rows: 2, ids: new Set(['e1', 'e4']) });
+  });
+});

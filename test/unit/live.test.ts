@@ -1,0 +1,125 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createLogger } from '../../processors/core/log/logger.js';
+import { StateStores } from '../../processors/core/state/state-stores.js';
+import { applyEvents, decodeTotals, encodeTotals, totalsKey } from '../../processors/live/aggregate.js';
+import { liveOpenApi } from '../../processors/live/api.js';
+import { toLiveEvent, type LiveEvent } from '../../processors/live/event.js';
+import { closesAt, isOpen, monthOfMicros, oldestOpenMonth } from '../../processors/live/months.js';
+import { outputKey, parseOutputKey, toTotals } from '../../processors/live/output.js';
+import { compareRows, type Cells } from '../../processors/live/reconcile.js';
+import { commission, DEFAULT_RULES } from '../../processors/reports/commission.js';
+import { FakeChangelog } from '../support/fake-changelog.js';
+import { openApiSchemaCheck } from '../support/openapi-schemas.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'sluice-live-unit-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const logger = createLogger({ name: 'test', level: 'silent' });
+const us = (iso: string, extra = 0n) => BigInt(Date.parse(iso)) * 1000n + extra;
+
+describe('live months', () => {
+  it('takes the UTC month of occurred_at to the microsecond', () => {
+    expect(monthOfMicros(us('2026-09-30T23:59:59.999Z', 999n))).toBe('2026-09');
+    expect(monthOfMicros(us('2026-10-01T00:00:00.000Z'))).toBe('2026-10');
+    expect(monthOfMicros(us('2026-10-31T23:59:59.999Z', 999n))).toBe('2026-10');
+  });
+
+  it('keeps the current month and the previous ones open, and closes a month at the start of the month `open` after it', () => {
+    const now = Date.parse('2027-01-15T00:00:00Z');
+    expect(oldestOpenMonth(now, 3)).toBe('2026-11');
+    expect(isOpen('2026-11', now, 3)).toBe(true);
+    expect(isOpen('2026-10', now, 3)).toBe(false);
+    expect(isOpen('2027-02', now, 3)).toBe(true);
+    expect(closesAt('2026-11', 3)).toBe(Date.parse('2027-02-01T00:00:00Z'));
+  });
+});
+
+describe('live output keys', () => {
+  it('round-trips any agent id, separators included', () => {
+    for (const agent of ['a', 'a|b', 'agent-\u{1F600}', '|2026-10']) expect(parseOutputKey(outputKey(agent, '2026-10'))).toEqual({ agentId: agent, month: '2026-10' });
+    expect(parseOutputKey('short')).toBeUndefined();
+  });
+});
+
+describe('live events from the agent-event envelope', () => {
+  it('reads a wrapped union branch and exact amounts, and names what is missing', () => {
+    const envelope = { id: 'e1', type: 'io.sluice.agent.deposit_made', subject: 'ag', time: 1_000_000, data: { 'io.sluice.events.DepositMade': { customer_id: 'c', amount_minor: 2n ** 63n - 1n, currency: 'USD' } } };
+    expect(toLiveEvent(envelope)).toEqual({ eventId: 'e1', type: 'deposit_made', agentId: 'ag', customerId: 'c', amountMinor: 2n ** 63n - 1n, occurredAtMicros: 1_000_000n });
+    expect(toLiveEvent({ ...envelope, type: 'io.sluice.agent.refund' })).toMatchObject({ reason: 'not_an_agent_event', error: expect.stringContaining('unknown type') });
+    expect(toLiveEvent({ ...envelope, data: { x: { customer_id: 'c' } } })).toMatchObject({ error: 'no data.amount_minor' });
+  });
+});
+
+describe('live aggregate (state in core/state)', () => {
+  const ev = (eventId: string, type: LiveEvent['type'], agentId: string, customerId: string, amount: bigint | null, at: string): LiveEvent => ({ eventId, type, agentId, customerId, amountMinor: amount, occurredAtMicros: us(at) });
+  const options = { nowMs: Date.parse('2026-10-20T00:00:00Z'), openMonths: 3, rules: DEFAULT_RULES };
+
+  it('counts each event_id once across transactions and a restore, distinct customers, exact sums and the report commission; late months only counted as late', async () => {
+    const changelog = new FakeChangelog();
+    const open = () => new StateStores({ name: 'live', dir: join(dir, 'a'), changelogTopic: 'g-live-changelog', source: changelog, logger });
+    let stores = open();
+    await stores.ready(0);
+    const transact = (events: LiveEvent[]) => {
+      const txn = stores.begin(0);
+      const r = applyEvents(txn, events, options);
+      stores.committed(txn, changelog.commit(0, txn.messages()));
+      return r;
+    };
+    const first = transact([
+      ev('1', 'customer_onboarded', 'ag', 'A', null, '2026-10-02T00:00:00Z'),
+      ev('2', 'customer_onboarded', 'ag', 'A', null, '2026-10-03T00:00:00Z'),
+      ev('3', 'deposit_made', 'ag', 'A', 2n ** 62n, '2026-10-04T00:00:00Z'),
+      ev('3', 'deposit_made', 'ag', 'A', 2n ** 62n, '2026-10-04T00:00:00Z'),
+      ev('4', 'deposit_made', 'ag', 'A', 100n, '2026-07-31T23:00:00Z'),
+    ]);
+    expect([first.counted, first.duplicates, first.late.map((e) => e.eventId)]).toEqual([3, 1, ['4']]);
+    // A new process: the store is rebuilt from the changelog alone.
+    await stores.close();
+    rmSync(join(dir, 'a'), { recursive: true, force: true });
+    stores = open();
+    await stores.ready(0);
+    const second = transact([ev('3', 'deposit_made', 'ag', 'A', 2n ** 62n, '2026-10-04T00:00:00Z'), ev('5', 'deposit_made', 'ag', 'B', 2n ** 62n, '2026-10-05T00:00:00Z'), ev('6', 'customer_onboarded', 'ag', 'B', null, '2026-10-05T00:00:00Z')]);
+    expect([second.counted, second.duplicates]).toEqual([2, 1]);
+    const row = second.changed.get(totalsKey('ag', '2026-10'))!;
+    expect([row.events, row.customersOnboarded, row.depositsMinor, row.netInflowMinor, row.tierReached]).toEqual([5, 2, 2n ** 63n, 2n ** 63n, true]);
+    // (2^63 x 50 x 5/4) / 10000 = 57646075230342348.8 -> ...349, plus 2 x 2500.
+    expect(row.commissionMinor).toBe(57646075230342349n + 5000n);
+    await stores.close();
+  });
+
+  it('encodes totals beyond 2^63 exactly', () => {
+    const t = { events: 3, customersOnboarded: 1, depositsMinor: 2n ** 70n, withdrawalsMinor: 1n, investmentsMinor: 0n };
+    expect(decodeTotals(encodeTotals(t))).toEqual(t);
+  });
+});
+
+describe('reconcile', () => {
+  it('finds every differing cell and every row on one side only, in report order', () => {
+    const row = (events: string, commission: string): Cells => ({ events, commission_minor: commission });
+    const live = new Map([['b', row('1', '10')], ['a', row('2', '20')], ['only-live', row('1', '1')]]);
+    const batch = new Map([['a', row('2', '21')], ['b', row('1', '10')], ['only-batch', row('1', '1')]]);
+    expect(compareRows('batch', live, batch)).toEqual([
+      { against: 'batch', agentId: 'a', cell: 'commission_minor', live: '20', other: '21' },
+      { against: 'batch', agentId: 'only-batch', cell: 'row', live: 'absent', other: 'present' },
+      { against: 'batch', agentId: 'only-live', cell: 'row', live: 'present', other: 'absent' },
+    ]);
+    expect(compareRows('batch', live, new Map(live))).toEqual([]);
+  });
+});
+
+describe('live OpenAPI', () => {
+  it('documents the totals the API answers (a body that matches, one that does not)', async () => {
+    const check = await openApiSchemaCheck(liveOpenApi(500));
+    try {
+      const totals = { ...toTotals({ ...commission({ agentId: 'ag', events: 1, customersOnboarded: 0, depositsMinor: 2n ** 64n, withdrawalsMinor: 0n, investmentsMinor: 0n }), month: '2026-10' }, 'USD', 'v1', 1) };
+      expect(check.has('GET', '/live/agents/{agent_id}/months/{month}', 200)).toBe(true);
+      expect(await check.check('GET', '/live/agents/{agent_id}/months/{month}', 200, totals)).toBeUndefined();
+      expect(await check.check('GET', '/live/agents/{agent_id}/months/{month}', 200, { ...totals, deposits_minor: 1.5 })).toBeDefined();
+      expect(await check.check('GET', '/live/months/{month}', 200, { month: '2026-10', rows: [totals], next_after: 'ag' })).toBeUndefined();
+    } finally {
+      await check.close();
+    }
+  });
+});
