@@ -39,9 +39,11 @@ export class RecordPath {
     readonly pipeline: PipelineConfig,
     registry: SchemaLookup,
     private readonly output: Pick<Output, 'openBatch'>,
+    /** Where `log` processors write (the pipeline's logger). */
+    logger?: Logger,
   ) {
     this.decoder = new AvroDecoder(registry);
-    this.chain = new StepChain(pipeline.pipeline.processors);
+    this.chain = new StepChain(pipeline.pipeline.processors, logger);
   }
 
   /** A new open batch of one input partition (the processors' state: a fresh chain unless given). */

@@ -1,5 +1,7 @@
 import { DLQ_REASONS } from '../core/dlq/reasons.js';
 import { compileExpression, type CompiledExpression } from './expressions.js';
+import type { LogConfig } from '../core/pipeline/components/index.js';
+import { createLogger, type Logger } from '../core/log/logger.js';
 import type { ProcessorConfig } from '../core/pipeline/pipeline.js';
 
 /**
@@ -30,8 +32,11 @@ interface Step {
 export class StepChain {
   private readonly steps: Step[];
 
-  constructor(configs: readonly ProcessorConfig[]) {
-    this.steps = configs.map(compile);
+  /** `logger`: where `log` processors write (a pino logger named `export` when not given). */
+  constructor(configs: readonly ProcessorConfig[], logger?: Logger) {
+    let log: Logger | undefined = logger;
+    const logs = () => (log ??= createLogger({ name: 'export' }));
+    this.steps = configs.map((c) => compile(c, logs));
   }
 
   get labels(): string[] {
@@ -67,8 +72,10 @@ function evaluateThen(expr: CompiledExpression, value: unknown, then: (result: u
   return result instanceof Promise ? result.then(then, fail) : then(result);
 }
 
-function compile(p: ProcessorConfig): Step {
+function compile(p: ProcessorConfig, logger: () => Logger): Step {
   switch (p.type) {
+    case 'log':
+      return logStep(p.label, p.config, logger());
     case 'mapping':
       return mappingStep(p.label, p.config);
     case 'filter':
@@ -80,6 +87,36 @@ function compile(p: ProcessorConfig): Step {
     case 'drop':
       return { label: p.label, instance: () => (v) => fieldsStep(p.label, DLQ_REASONS.dropError, v, (o) => dropFields(o, p.config)) };
   }
+}
+
+/** Logs the record (or its message expression) and keeps it, whatever the expression does. */
+function logStep(label: string, config: LogConfig, logger: Logger): Step {
+  const log = logger.child({ processor: label });
+  const level = config.level;
+  const expr = config.message !== undefined ? compileExpression(config.message) : undefined;
+  const write = (record: unknown) => log[level]({ record: loggable(record) }, 'record');
+  const run: StepRun = (value) => {
+    if (!log.isLevelEnabled(level)) return { kind: 'keep', value };
+    if (!expr) {
+      write(value);
+      return { kind: 'keep', value };
+    }
+    const failed = (error: unknown): StepOutcome => {
+      log.warn({ error: expressionError(error) }, 'the log message expression failed; the record goes on');
+      return { kind: 'keep', value };
+    };
+    return evaluateThen(expr, value, (result) => (write(expr.compiled ? result : plain(result)), { kind: 'keep', value }), failed);
+  };
+  return { label, instance: () => run };
+}
+
+/** Bigints as digit strings and bytes as base64 (JSON cannot hold them). */
+function loggable(value: unknown): unknown {
+  if (typeof value === 'bigint') return value.toString();
+  if (value instanceof Uint8Array) return Buffer.from(value).toString('base64');
+  if (Array.isArray(value)) return value.map(loggable);
+  if (value !== null && typeof value === 'object' && !(value instanceof Date)) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, loggable(v)]));
+  return value;
 }
 
 function mappingStep(label: string, text: string): Step {

@@ -36,10 +36,10 @@ const root = `test-compact-${id}/`;
 const prefix = `${root}agent_events/`;
 const group = `test-compact-${id}`;
 const DAYS = 30;
-const PER_DAY = 160;
+const PER_DAY = 96;
 /** Flushes a day: the period is compressed with time (the shipped 1 s over a day of traffic is 86,400 flushes). */
-const WAVES_A_DAY = 4;
-const KAFKA_PARTITIONS = 3;
+const WAVES_A_DAY = 3;
+const KAFKA_PARTITIONS = 2;
 const env = { ...process.env, SLUICE_LAKE_CONSUMER_GROUP: group, SLUICE_EXPORT_HTTP_PORT: '0', SLUICE_LOG_LEVEL: 'warn' };
 const s3 = createS3Client(settings.s3);
 const bucket = settings.s3.bucket;
@@ -126,7 +126,7 @@ async function expectNoJournalAndTrueManifests(): Promise<void> {
   }
 }
 
-const compact = (args: string[] = []) => cli(['compact', file, '--grace', '24h', ...args], env, 120_000);
+const compact = (args: string[] = []) => cli(['compact', file, '--grace', '24h', '--concurrency', '8', ...args], env, 120_000);
 
 beforeAll(async () => {
   await requireServerWithin('Kafka', settings.kafka.brokers[0]!);
@@ -152,7 +152,7 @@ afterAll(async () => {
 });
 
 describe('sluice compact', () => {
-  it('a month of live-shaped traffic: every closed partition drops to one file per Kafka partition, rows and report unchanged', { timeout: 240_000 }, async () => {
+  it('a month of live-shaped traffic: every closed partition drops to one file per Kafka partition, rows and report unchanged', { timeout: 600_000 }, async () => {
     const t0 = Date.now();
     running = await startExport({ files: [file], env });
     for (let day = 1; day <= DAYS; day++) {
@@ -238,7 +238,7 @@ describe('sluice compact', () => {
       // Late events for days already compacted, while the export keeps running.
       await producer.send(wave(10 + round * 3, 120, 1).map((e) => producer.message(e)));
       await new Promise((r) => setTimeout(r, 1500));
-      const victim = startCli(['compact', file, '--grace', '24h'], env, 120_000);
+      const victim = startCli(['compact', file, '--grace', '24h', '--concurrency', '8'], env, 120_000);
       await new Promise((r) => setTimeout(r, 300 + Math.floor(random() * 2500)));
       victim.kill('SIGKILL');
       await victim.done;

@@ -165,7 +165,7 @@ export function lakePipelineFile(o: LakePipelineOptions): string {
   swap('topics: [sluice.agent-events]', `topics: [${o.topic}]`);
   swap('topic: sluice.agent-events.export.dlq', `topic: ${o.dlq}`);
   swap('path: lake/agent_events/', `path: ${o.prefix}`);
-  swap('period: 1s', `period: ${o.period ?? '500ms'}`);
+  swap('period: 10s', `period: ${o.period ?? '500ms'}`);
   if (o.group !== undefined) swap('consumer_group: ${SLUICE_LAKE_CONSUMER_GROUP:sluice-export-lake}', `consumer_group: ${o.group}\n    session_timeout: 6s`);
   if (o.count !== undefined) swap('count: 50000', `count: ${o.count}`);
   if (o.failAgent !== undefined) swap('      mapping: |\n        (', `      mapping: |\n        subject = "${o.failAgent}" ? $error("bug: cannot map ${o.failAgent}") : (`);

@@ -36,10 +36,10 @@ describe('loadPipeline: connectors/exports/lake.yaml', () => {
     expect(lake.pipeline.processors[1]!.config).toEqual({ key: 'event_id', cache_size: 50000, window: undefined });
   });
 
-  it('writes zstd Parquet partitioned by event type and UTC day, in 1 s / 50,000 / 64 MiB batches', () => {
+  it('writes zstd Parquet partitioned by event type and UTC day, in 10 s / 50,000 / 64 MiB batches', () => {
     const s3 = lake.output.config;
     expect(s3).toMatchObject({ bucket: 'sluice-lake', format: 'parquet', compression: 'zstd', time_field: 'occurred_at', time_format: 'unix_us', endpoint: undefined, force_path_style: undefined });
-    expect(s3.batching).toEqual({ count: 50000, bytes: 64 * 1024 * 1024, period: 1000 });
+    expect(s3.batching).toEqual({ count: 50000, bytes: 64 * 1024 * 1024, period: 10_000 });
     expect(s3.columns!.find((c) => c.name === 'amount_minor')).toEqual({ name: 'amount_minor', type: 'int64', nullable: true });
     expect(s3.columns!.find((c) => c.name === 'occurred_at')).toEqual({ name: 'occurred_at', type: 'timestamp_us', nullable: false });
     const key = renderPathTemplate(s3.path, { topic: 'sluice.agent-events', partition: 2, firstOffset: '41', record: { event_type: 'investment_made' }, eventTimeMs: eventTimeMillis(1769903999999999, 'unix_us') });

@@ -39,10 +39,11 @@ export function compactCommand(): Command {
     .option('--partition <dir>', 'compact only this partition, e.g. event_type=deposit_made/dt=2026-10-01 (still only once closed and what the export committed)')
     .addOption(new Option('--grace <duration>', 'a day is closed this long after it ends (late events keep arriving until then)').argParser(duration).default(GRACE_DEFAULT_MS, formatDuration(GRACE_DEFAULT_MS)))
     .addOption(new Option('--target-size <size>', 'bytes per compacted file').argParser(size).default(TARGET_DEFAULT, formatByteSize(TARGET_DEFAULT)))
-    .addOption(new Option('--row-group-rows <n>', 'rows per Parquet row group (smaller: finer pruning by agent_id)').argParser(positive).default(131_072))
+    .addOption(new Option('--row-group-rows <n>', 'rows per Parquet row group (smaller: finer row-group pruning by agent_id in engines that read statistics)').argParser(positive).default(131_072))
+    .addOption(new Option('--concurrency <n>', 'partitions compacted at once').argParser(positive).default(4))
     .option('--schedule <cron>', 'keep running and compact on this cron schedule (UTC), e.g. "15 * * * *"; without it, compact once and exit')
     .option('--dry-run', 'say what would be compacted, write nothing')
-    .action(async (file: string, o: { partition?: string; grace: number; targetSize: number; rowGroupRows: number; schedule?: string; dryRun?: boolean }, cmd: Command) => {
+    .action(async (file: string, o: { partition?: string; concurrency: number; grace: number; targetSize: number; rowGroupRows: number; schedule?: string; dryRun?: boolean }, cmd: Command) => {
       const s = cliSettings(cmd);
       const logger = createLogger({ name: 'compact', level: s.log.level });
       const pipeline = loadPipeline(file);
@@ -58,7 +59,8 @@ export function compactCommand(): Command {
       );
       const admin = kafka.admin();
       await admin.connect();
-      const options: CompactOptions = {
+      const options: CompactOptions & { partitionConcurrency: number } = {
+        partitionConcurrency: o.concurrency,
         s3: pipelineS3Client(pipeline),
         bucket: output.bucket,
         prefix,

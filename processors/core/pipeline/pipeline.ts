@@ -17,6 +17,7 @@ import {
   type MappingConfig,
   type S3OutputConfig,
   type SelectConfig,
+  type LogConfig,
 } from './components/index.js';
 import { INVALID, list, object, resolveField, type AnyField, type ParseContext } from './fields.js';
 import type { MapNode } from './source.js';
@@ -34,7 +35,8 @@ export type ProcessorConfig =
   | { type: 'filter'; label: string; config: FilterConfig }
   | { type: 'dedupe'; label: string; config: DedupeConfig }
   | { type: 'select'; label: string; config: SelectConfig }
-  | { type: 'drop'; label: string; config: DropConfig };
+  | { type: 'drop'; label: string; config: DropConfig }
+  | { type: 'log'; label: string; config: LogConfig };
 export type OutputConfig = { type: 's3'; label: string; config: S3OutputConfig };
 
 /** A loaded pipeline: every default applied, durations in ms, sizes in bytes, templates parsed. */

@@ -1,5 +1,6 @@
 import jsonata from 'jsonata';
 import { ConfigError } from '../../core/errors/errors.js';
+import { createLogger } from '../../core/log/logger.js';
 import { jsonataLanguage } from '../../core/pipeline/expressions.js';
 import { loadPipeline } from '../../core/pipeline/lint.js';
 import type { PipelineConfig } from '../../core/pipeline/pipeline.js';
@@ -9,7 +10,6 @@ import { ExportMetrics } from '../metrics.js';
 import { outputComponent } from '../outputs/index.js';
 import type { Output } from '../outputs/output.js';
 import { S3Batch } from '../outputs/s3-batch.js';
-import { createLogger } from '../../core/log/logger.js';
 import { Registry } from 'prom-client';
 import type { PartitionSteps } from '../steps.js';
 import { diffValues, normalise, show } from './diff.js';
@@ -67,7 +67,8 @@ export async function runPipelineTests(pipelineFile: string, env: NodeJS.Process
     const schemas = new LocalSchemas();
     let path: RecordPath;
     try {
-      path = new RecordPath(pipeline, schemas, testOutput(pipeline));
+      // `log` processors write to stderr, beside the report on stdout.
+      path = new RecordPath(pipeline, schemas, testOutput(pipeline), createLogger({ name: 'sluice-test', level: pipeline.logger.level, destination: process.stderr }));
     } catch (error) {
       if (!(error instanceof ConfigError)) throw error;
       result.errors.push(error.message);
