@@ -29,6 +29,19 @@ export interface FileIngestDeps extends OutputDeps {
   signal: AbortSignal;
 }
 
+/** Reads of one object within one pass before it waits for the next poll. */
+const READ_ATTEMPTS = 5;
+
+/** A connection to S3 that broke or timed out mid-read (not a bad file, not a database fault). */
+function isReadInterruption(error: unknown): boolean {
+  const e = error as { code?: string; name?: string; message?: string } | null;
+  return (
+    ['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ERR_STREAM_PREMATURE_CLOSE'].includes(e?.code ?? '') ||
+    e?.name === 'TimeoutError' ||
+    /^aborted$|socket hang up|premature close/i.test(e?.message ?? '')
+  );
+}
+
 export type IngestResult = { outcome: 'done'; receipt: Receipt } | { outcome: 'skipped'; why: 'final' | 'locked' } | { outcome: 'disposed' };
 
 export async function ingestObject(deps: FileIngestDeps, source: FileSource, object: ObjectIdentity): Promise<IngestResult> {
@@ -42,7 +55,17 @@ export async function ingestObject(deps: FileIngestDeps, source: FileSource, obj
     try {
       let row = (await ledger.get(registered.fileId))!;
       if (isFinal(row.status)) return { outcome: 'skipped', why: 'final' };
-      if (row.status !== 'finishing') row = await processRows(deps, ledger, client, source, row);
+      // A read cut short (a connection reset on a long, slowly read GET) resumes at once
+      // from the committed offset, a few times, before the file waits for the next poll.
+      for (let attempt = 1; row.status !== 'finishing'; attempt++) {
+        try {
+          row = await processRows(deps, ledger, client, source, row);
+        } catch (error) {
+          if (deps.signal.aborted || attempt >= READ_ATTEMPTS || !isReadInterruption(error)) throw error;
+          deps.logger.warn({ fileId: row.fileId, key: row.key, err: error, attempt }, 'reading the object was interrupted; resuming after the last committed row');
+          row = (await ledger.get(row.fileId))!;
+        }
+      }
       const receipt = await finishFile({ ...deps, ledger }, row);
       return { outcome: 'done', receipt };
     } finally {

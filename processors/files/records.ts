@@ -70,7 +70,12 @@ async function* decompressed(body: AsyncIterable<Uint8Array>, counter: ByteCount
     }
     return;
   }
-  const gunzip = Readable.from(rest()).pipe(createGunzip());
+  const compressed = Readable.from(rest());
+  const gunzip = createGunzip();
+  // pipe() does not forward a source error (a connection reset while reading S3): without
+  // this the error would be unhandled and the gunzip stream would wait for ever.
+  compressed.once('error', (error) => gunzip.destroy(error));
+  compressed.pipe(gunzip);
   try {
     for await (const chunk of gunzip as AsyncIterable<Buffer>) {
       counter.uncompressed += chunk.length;
@@ -86,6 +91,7 @@ async function* decompressed(body: AsyncIterable<Uint8Array>, counter: ByteCount
     throw error;
   } finally {
     gunzip.destroy();
+    compressed.destroy();
   }
 }
 

@@ -45,6 +45,12 @@ export class SluiceProcess {
     return this;
   }
 
+  /** The child's process id (to read /proc/<pid>/status). */
+  get pid(): number {
+    if (!this.child?.pid) throw new Error(`${this.name} is not started`);
+    return this.child.pid;
+  }
+
   get running(): boolean {
     return this.child !== undefined && this.exitCode === null;
   }
