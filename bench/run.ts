@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-const DEFAULT = ['normalizer', 'normalizer-scale', 'export', 'reports'];
+const DEFAULT = ['normalizer', 'normalizer-scale', 'export', 'warehouse', 'reports'];
 const dir = fileURLToPath(new URL('.', import.meta.url));
 const names = process.env.BENCH_ONLY ? process.env.BENCH_ONLY.split(',').map((s) => s.trim()).filter(Boolean) : DEFAULT;
 
