@@ -11,11 +11,9 @@ import { loadPipeline } from '../core/pipeline/lint.js';
 import type { PipelineConfig } from '../core/pipeline/pipeline.js';
 import { RegistryRestClient } from '../core/registry/ccompat.js';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { createS3Client } from '../core/s3/client.js';
+import { s3ClientFor } from './outputs/s3.js';
 import { ExportMetrics } from './metrics.js';
 import { PipelineRunner } from './runner.js';
-import { sqlComponent } from './outputs/sql.js';
-import type { SqlOutputConfig } from '../core/pipeline/components/sql-output.js';
 
 export const PROCESSOR_NAME = 'export';
 
@@ -69,7 +67,7 @@ export async function startExport(options: ExportOptions): Promise<RunningExport
               if (!r.ready) throw new Error('not yet a member of its consumer group');
             }],
             [`${r.pipeline.name}: schema registry`, () => r.checkRegistry()],
-            [`${r.pipeline.name}: ${r.pipeline.output.type === 's3' ? 's3 bucket' : `${r.pipeline.output.type} output`}`, () => r.checkBucket()],
+            [`${r.pipeline.name}: ${r.output.type} output`, () => r.checkOutput()],
           ]),
         ),
       },
@@ -111,24 +109,10 @@ function createRunner(p: PipelineConfig, logger: Logger, metrics: ExportMetrics,
     { region: output.region, logger, clientId: `${input.client_id}-export-${p.name}` },
   );
   const registry = new RegistryRestClient(input.registry.url, { username: input.registry.username, password: input.registry.password });
-  // The sql output stores offsets itself (processors/export/outputs/sql.ts); the S3 client is then unused.
-  const sql = (p.output.type as string) === 'sql' ? sqlComponent.create(p.output.config as unknown as SqlOutputConfig, { pipeline: p, logger: logger.child({ pipeline: p.name }), metrics }) : undefined;
-  const s3 = sql ? createS3Client({ endpoint: undefined, bucket: '', region: 'us-east-1' } as Parameters<typeof createS3Client>[0]) : pipelineS3Client(p);
-  return new PipelineRunner(p, { kafka, s3, registry, logger, metrics, topics, output: sql });
+  return new PipelineRunner(p, { kafka, registry, logger, metrics, topics });
 }
 
-/** The S3 client a pipeline's output writes with (its endpoint, region and credentials). */
+/** The S3 client a pipeline's s3 output writes with (its endpoint, region and credentials). */
 export function pipelineS3Client(p: PipelineConfig): S3Client {
-  const output = p.output.config;
-  return createS3Client({
-    endpoint: output.endpoint,
-    bucket: output.bucket,
-    region: output.region,
-    accessKeyId: output.credentials.access_key_id,
-    secretAccessKey: output.credentials.secret_access_key,
-    sessionToken: output.credentials.session_token,
-    forcePathStyle: output.force_path_style,
-    serverSideEncryption: output.server_side_encryption,
-    kmsKeyId: output.kms_key_id,
-  });
+  return s3ClientFor(p.output.config);
 }

@@ -2,7 +2,7 @@ import { stringify as losslessStringify } from 'lossless-json';
 import { ParquetBatchWriter, type ParquetCompression, type ParquetEncoder } from '../core/parquet/batch-writer.js';
 import { columnBuilder, LakeValueError, type ColumnBuilder } from '../core/parquet/columns.js';
 import type { LakeRow, LakeSchema } from '../core/parquet/lake-schema.js';
-import type { OutputFormat } from '../core/pipeline/components/s3-output.js';
+import type { OutputFormat } from './outputs/s3.js';
 import { csvField, csvTextField } from '../core/text/csv.js';
 
 /**

@@ -1,61 +1,17 @@
 import type { Message } from 'kafkajs';
-import type { ParquetCompression, ParquetEncoder } from '../core/parquet/batch-writer.js';
-import type { LakeRow } from '../core/parquet/lake-schema.js';
-import type { OutputFormat } from '../core/pipeline/components/s3-output.js';
-import { eventTimeMillis, renderPathTemplate, type PathTemplate, type TimeFormat } from '../core/pipeline/path-template.js';
-import { createFileWriter, type FileWriter } from './formats.js';
-import type { RowShape } from './shape.js';
+import type { OutputBatch } from './outputs/output.js';
 import type { PartitionSteps } from './steps.js';
 
 /**
- * The open batch of one input partition: its records grouped into files by rendered key
- * (event type, day, ... and row shape), the dead letters waiting to be sent, and the
- * offset to commit once everything is durable. Nothing here does I/O; the runner uploads
- * what `seal()` returns, sends the dead letters, then commits `nextOffset`.
- *
- * Keys are deterministic: a file's key carries the partition and the offset of its first
- * record, and a batch always starts at the committed offset, so a replay after a crash or
- * a rebalance starts every file at the offset it had and overwrites the object it wrote.
+ * The open batch of one input partition, as the runner accounts for it: the offsets it
+ * covers (where a replay starts, what the flush commits), what it consumed (count, bytes,
+ * age: what the batch policy reads), the dead letters waiting to be sent and the records
+ * processors dropped. The records themselves are in `output`, in the output's own form.
+ * Nothing here does I/O.
  */
-
-export interface OutputSettings {
-  path: PathTemplate;
-  format: OutputFormat;
-  compression: ParquetCompression;
-  timeField: string[] | undefined;
-  timeFormat: TimeFormat;
-  /** Key-value metadata for Parquet footers. */
-  metadata: Record<string, string>;
-  /** Encodes Parquet files off the event loop (encode_threads > 0). */
-  encoder?: ParquetEncoder | undefined;
-}
-
-interface OpenFile {
-  writer: FileWriter;
-  firstOffset: string;
-  lastOffset: string;
-  /** The first record (for the key's field and time parts; all records of the file share them). */
-  record: unknown;
-  eventTimeMs: number | undefined;
-}
-
-export interface SealedFile {
-  key: string;
-  rows: number;
-  firstOffset: string;
-  lastOffset: string;
-  encode(): Promise<Uint8Array>;
-}
-
-const FIRST = '\u0000first\u0000';
-const LAST = '\u0000last\u0000';
-
 export class PartitionBatch {
-  private readonly files = new Map<string, OpenFile>();
   readonly deadLetters: { message: Message; reason: string }[] = [];
   readonly dropped = new Map<string, number>();
-  /** Records in files. */
-  records = 0;
   /** Input bytes of the records in this batch (what `batching.bytes` counts). */
   bytes = 0;
   /** Messages consumed into this batch (records, dead letters and dropped). */
@@ -68,13 +24,20 @@ export class PartitionBatch {
   oldestTimestamp: number | undefined;
   /** The offset of the batch's first message: where to read again if the batch fails. */
   startOffset: string | undefined;
+  /** Set by seal(): a batch is flushed once; a second flush of it would commit nothing written. */
+  sealed = false;
 
   constructor(
     readonly topic: string,
     readonly partition: number,
     readonly steps: PartitionSteps,
-    private readonly out: OutputSettings,
+    readonly output: OutputBatch,
   ) {}
+
+  /** Records placed in the output. */
+  get records(): number {
+    return this.output.rows;
+  }
 
   /** Marks a message as consumed into this batch (whatever its outcome). */
   consumedMessage(offset: string, size: number, now: number, timestamp?: number): void {
@@ -92,27 +55,6 @@ export class PartitionBatch {
     if (this.nextOffset === undefined || next > this.nextOffset) this.nextOffset = next;
   }
 
-  /**
-   * Adds a record to its file. Throws (LakeValueError, TemplateValueError) when it cannot
-   * be written, leaving the batch unchanged: the caller dead-letters it.
-   */
-  add(value: unknown, shape: RowShape, offset: string): void {
-    const eventTimeMs = this.out.timeField ? eventTimeMillis(fieldAt(value, this.out.timeField), this.out.timeFormat) : undefined;
-    const values = { topic: this.topic, partition: this.partition, firstOffset: FIRST, lastOffset: LAST, record: value, eventTimeMs };
-    const group = `${shape.id}\u0000${renderPathTemplate(this.out.path, values)}`;
-    const row: LakeRow = shape.toRow(value, { topic: this.topic, partition: this.partition, offset });
-    let file = this.files.get(group);
-    if (!file) {
-      const writer = createFileWriter(this.out.format, shape.schema, this.out.compression, this.out.metadata);
-      writer.append(row); // throws before the file exists, so a bad first row leaves nothing behind
-      this.files.set(group, { writer, firstOffset: offset, lastOffset: offset, record: value, eventTimeMs });
-    } else {
-      file.writer.append(row);
-      file.lastOffset = offset;
-    }
-    this.records++;
-  }
-
   deadLetter(message: Message, reason: string): void {
     this.deadLetters.push({ message, reason });
   }
@@ -121,41 +63,14 @@ export class PartitionBatch {
     this.dropped.set(by, (this.dropped.get(by) ?? 0) + 1);
   }
 
-  get fileCount(): number {
-    return this.files.size;
-  }
-
-  /** Whether anything waits to be made durable (files, dead letters, or an offset to commit). */
+  /** Whether anything waits to be made durable (records, dead letters, or an offset to commit). */
   get pending(): boolean {
     return this.consumed > 0;
   }
 
-  /** Set by seal(): the batch's files are handed out once; a second flush of it would commit nothing written. */
-  sealed = false;
-
-  /** The files to write, with their final keys; the batch must not be added to afterwards. */
-  seal(): SealedFile[] {
+  /** Marks the batch as being flushed; the second call throws (a batch is flushed once). */
+  seal(): void {
     if (this.sealed) throw new Error('a partition batch is sealed once');
     this.sealed = true;
-    const sealed: SealedFile[] = [];
-    for (const f of this.files.values()) {
-      const key = renderPathTemplate(this.out.path, {
-        topic: this.topic,
-        partition: this.partition,
-        firstOffset: f.firstOffset,
-        lastOffset: f.lastOffset,
-        record: f.record,
-        ...(f.eventTimeMs !== undefined ? { eventTimeMs: f.eventTimeMs } : {}),
-      });
-      sealed.push({ key, rows: f.writer.rowCount, firstOffset: f.firstOffset, lastOffset: f.lastOffset, encode: () => f.writer.finish(this.out.encoder) });
-    }
-    this.files.clear();
-    return sealed;
   }
-}
-
-function fieldAt(value: unknown, path: string[]): unknown {
-  let v = value;
-  for (const name of path) v = v !== null && typeof v === 'object' ? (v as Record<string, unknown>)[name] : undefined;
-  return v;
 }

@@ -1,21 +1,17 @@
+import type { Message } from 'kafkajs';
+import { deadLetterMessage, type ConsumedRecord } from '../core/dlq/dead-letter.js';
+import { DLQ_REASONS } from '../core/dlq/reasons.js';
+import { isUnavailable } from '../core/errors/errors.js';
+import { BLOCKING_RETRY, withRetry } from '../core/errors/retry.js';
 import type { Logger } from '../core/log/logger.js';
-import { LakeValueError } from '../core/parquet/columns.js';
-import { LakeSchemaError, LakeValueShapeError } from '../core/parquet/lake-schema.js';
-import { TemplateValueError } from '../core/pipeline/path-template.js';
 import type { PipelineConfig } from '../core/pipeline/pipeline.js';
 import { AvroDecoder, DecodeError, type SchemaLookup } from './decoder.js';
-import { PartitionBatch, type OutputSettings } from './partition-batch.js';
-import { shapeSource, type ShapeSource } from './shape.js';
-import { StepChain, type PartitionSteps, type StepOutcome } from './steps.js';
+import type { Output, OutputRecord } from './outputs/output.js';
+import { PartitionBatch } from './partition-batch.js';
+import { StepChain, type PartitionSteps } from './steps.js';
 
-/**
- * The record path of an export pipeline, one consumed value at a time: decode (Avro through
- * the registry, JSON or raw) -> processors -> placement into its file (the row cut to the
- * output's columns, the object key rendered) -> or the DLQ with a reason code, or dropped.
- *
- * No I/O but the decoder's schema lookups (`prepare`), so it runs the same against a real
- * registry in the runner and against schema files in `sluice test`.
- */
+/** A consumed message as the record path reads it (kafkajs's KafkaMessage fits). */
+export type ConsumedMessage = ConsumedRecord['message'];
 
 export type RecordOutcome =
   | { kind: 'placed'; value: unknown }
@@ -24,39 +20,35 @@ export type RecordOutcome =
 
 interface DecodedValue {
   value: unknown;
-  readerId: number | undefined;
-  readerSchema: unknown;
+  reader: OutputRecord['reader'];
 }
 
+/**
+ * The record path of an export pipeline, one consumed message at a time: decode (Avro
+ * through the registry, JSON or raw) -> processors -> placement by the output (the row cut
+ * to its columns, the object key rendered...) -> or the DLQ with a reason code
+ * (core/dlq/reasons.ts), or dropped. No Kafka client and no I/O but the decoder's schema
+ * lookups (`prepare`), so it runs the same against a real registry in the runner and
+ * against schema files in `sluice test`.
+ */
 export class RecordPath {
   readonly decoder: AvroDecoder;
   readonly chain: StepChain;
-  readonly shapes: ShapeSource;
-  readonly out: OutputSettings;
 
   constructor(
     readonly pipeline: PipelineConfig,
     registry: SchemaLookup,
+    private readonly output: Pick<Output, 'openBatch'>,
+    /** Where `log` processors write (the pipeline's logger). */
     logger?: Logger,
   ) {
-    const input = pipeline.input.config;
-    const output = pipeline.output.config;
     this.decoder = new AvroDecoder(registry);
     this.chain = new StepChain(pipeline.pipeline.processors, logger);
-    this.shapes = shapeSource(output, input.decode, pipeline.file);
-    this.out = {
-      path: output.path,
-      format: output.format,
-      compression: output.compression,
-      timeField: output.time_field?.split('.'),
-      timeFormat: output.time_format,
-      metadata: { 'sluice.pipeline': pipeline.name },
-    };
   }
 
-  /** A new open batch of one input partition. */
+  /** A new open batch of one input partition (the processors' state: a fresh chain unless given). */
   openBatch(topic: string, partition: number, steps: PartitionSteps = this.chain.forPartition()): PartitionBatch {
-    return new PartitionBatch(topic, partition, steps, this.out);
+    return new PartitionBatch(topic, partition, steps, this.output.openBatch(topic, partition));
   }
 
   /** Fetches what decoding `value` needs (schemas); a registry fault throws (the caller retries). */
@@ -64,56 +56,102 @@ export class RecordPath {
     if (this.pipeline.input.config.decode === 'avro_registry' && !this.decoder.ready(topic, value)) await this.decoder.prepare(topic, value);
   }
 
+  /** Whether `prepare` has nothing to fetch for the value. */
+  ready(topic: string, value: Buffer | null): boolean {
+    return this.pipeline.input.config.decode !== 'avro_registry' || this.decoder.ready(topic, value);
+  }
+
   /** Decodes a value as the input declares; a DecodeError is a DLQ case (`not_avro`, `unknown_schema`, `decode_error`). */
   decode(topic: string, value: Buffer | null): DecodedValue {
     const decode = this.pipeline.input.config.decode;
     if (decode === 'avro_registry') {
       const d = this.decoder.decode(topic, value);
-      return { value: d.value, readerId: d.readerId, readerSchema: d.readerSchema };
+      return { value: d.value, reader: { id: d.readerId, schema: d.readerSchema } };
     }
-    if (decode === 'json') return { value: parseJson(value), readerId: undefined, readerSchema: undefined };
-    return { value, readerId: undefined, readerSchema: undefined };
+    if (decode === 'json') return { value: parseJson(value), reader: undefined };
+    return { value, reader: undefined };
   }
 
   /**
-   * One value through decode and the processors and into `batch` (prepare() first for Avro).
-   * Synchronous unless a processor had to ask jsonata; then a promise.
+   * One message through decode and the processors and into `batch`'s output (prepare()
+   * first for Avro). Counts it as consumed by the batch; the caller dead-letters a 'dead'
+   * outcome. Synchronous unless a processor had to ask jsonata; then a promise.
    */
-  process(batch: PartitionBatch, value: Buffer | null, offset: string): RecordOutcome | Promise<RecordOutcome> {
+  process(batch: PartitionBatch, message: ConsumedMessage): RecordOutcome | Promise<RecordOutcome> {
+    batch.consumedMessage(message.offset, message.value?.length ?? 0, Date.now(), Number(message.timestamp));
     let decoded: DecodedValue;
     try {
-      decoded = this.decode(batch.topic, value);
+      decoded = this.decode(batch.topic, message.value);
     } catch (error) {
       if (error instanceof DecodeError) return { kind: 'dead', reason: error.reason, error: error.message, by: 'input' };
       throw error;
     }
     const outcome = batch.steps.run(decoded.value);
-    if (outcome instanceof Promise) return outcome.then((o) => this.place(batch, o, decoded, offset));
-    return this.place(batch, outcome, decoded, offset);
+    if (outcome instanceof Promise) return outcome.then((o) => this.place(batch, message, o, decoded.reader));
+    return this.place(batch, message, outcome, decoded.reader);
   }
 
-  /** A processed record into its file; a value the columns or the key cannot hold is a DLQ case. */
-  place(batch: PartitionBatch, outcome: StepOutcome, decoded: Pick<DecodedValue, 'readerId' | 'readerSchema'>, offset: string): RecordOutcome {
+  /** A processed record into the output's batch; a value the output cannot place is a DLQ case. */
+  private place(batch: PartitionBatch, message: ConsumedMessage, outcome: Awaited<ReturnType<PartitionSteps['run']>>, reader: OutputRecord['reader']): RecordOutcome {
     if (outcome.kind === 'drop') return { kind: 'dropped', by: outcome.by };
     if (outcome.kind === 'dead') return outcome;
-    try {
-      batch.add(outcome.value, this.shapes.shapeFor(decoded.readerId, decoded.readerSchema), offset);
-    } catch (error) {
-      if (error instanceof LakeValueError || error instanceof LakeValueShapeError || error instanceof LakeSchemaError) {
-        return { kind: 'dead', reason: 'schema_mismatch', error: (error as Error).message, by: 'output' };
-      }
-      if (error instanceof TemplateValueError) return { kind: 'dead', reason: 'path_error', error: error.message, by: 'output' };
-      throw error;
-    }
+    const record: OutputRecord = { value: outcome.value, topic: batch.topic, partition: batch.partition, offset: message.offset, message };
+    if (reader) record.reader = reader;
+    const refused = batch.output.add(record);
+    if (refused) return { kind: 'dead', reason: refused.reason, error: refused.error, by: 'output' };
     return { kind: 'placed', value: outcome.value };
   }
 }
 
+/**
+ * The runner's use of the record path: the registry waited out while it is away, and a
+ * message's outcome accounted in its batch (dropped, or a dead letter as the pipeline's
+ * `dlq` section wants it).
+ */
+export class RecordConsumer {
+  constructor(
+    readonly path: RecordPath,
+    private readonly log: Logger,
+  ) {}
+
+  /** One message into its partition's batch; a promise only when the registry or a processor must be waited for. */
+  consume(batch: PartitionBatch, message: ConsumedMessage): Promise<void> | undefined {
+    if (!this.path.ready(batch.topic, message.value)) {
+      return withRetry(() => this.path.prepare(batch.topic, message.value), {
+        policy: BLOCKING_RETRY,
+        retriable: isUnavailable,
+        onRetry: (error, attempt, retryInMs) => this.log.warn({ dependency: 'schema registry', attempt, retryInMs, err: error }, 'schema registry unavailable, waiting (nothing is dropped)'),
+      }).then(() => this.consume(batch, message));
+    }
+    const outcome = this.path.process(batch, message);
+    if (outcome instanceof Promise) return outcome.then((o) => this.account(batch, message, o));
+    this.account(batch, message, outcome);
+    return undefined;
+  }
+
+  private account(batch: PartitionBatch, message: ConsumedMessage, outcome: RecordOutcome): void {
+    if (outcome.kind === 'dropped') batch.drop(outcome.by);
+    else if (outcome.kind === 'dead') batch.deadLetter(this.deadLetterFor({ topic: batch.topic, partition: batch.partition, message }, outcome.reason, outcome.error, outcome.by), outcome.reason);
+  }
+
+  /** The DLQ record of a consumed one, as the pipeline's `dlq` section wants it (original kept or not, extra headers). */
+  deadLetterFor(record: ConsumedRecord, reason: string, error: string, by: string): Message {
+    const { dlq, name } = this.path.pipeline;
+    const letter = deadLetterMessage(record, { reason, error }, `${name}/${by}`);
+    if (!dlq.include_original) {
+      letter.value = null;
+      for (const header of Object.keys(record.message.headers ?? {})) delete (letter.headers as Record<string, unknown>)[header];
+    }
+    Object.assign(letter.headers!, dlq.headers);
+    return letter;
+  }
+}
+
 export function parseJson(value: Buffer | null): unknown {
-  if (!value) throw new DecodeError('decode_error', 'value is null (a tombstone)');
+  if (!value) throw new DecodeError(DLQ_REASONS.decodeError, 'value is null (a tombstone)');
   try {
     return JSON.parse(value.toString('utf8'));
   } catch (error) {
-    throw new DecodeError('decode_error', `value is not JSON: ${(error as Error).message}`);
+    throw new DecodeError(DLQ_REASONS.decodeError, `value is not JSON: ${(error as Error).message}`);
   }
 }

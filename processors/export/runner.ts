@@ -1,65 +1,59 @@
-import { HeadBucketCommand, type S3Client } from '@aws-sdk/client-s3';
-import type { Consumer, EachBatchPayload, Kafka, KafkaMessage, Producer } from 'kafkajs';
-import { deadLetterMessage } from '../core/dlq/dead-letter.js';
-import { isRetriable } from '../core/errors/errors.js';
+import type { Consumer, EachBatchPayload, Kafka, Message, Producer } from 'kafkajs';
 import { setImmediate } from 'node:timers/promises';
-import { sleep } from '../core/errors/retry.js';
+import { isRebalancing, isUnavailable } from '../core/errors/errors.js';
+import { BLOCKING_RETRY, sleep, withRetry } from '../core/errors/retry.js';
 import { ensureTopics } from '../core/kafka/topics.js';
 import { exportTopics, type TopicPlanInput } from '../core/kafka/topic-plan.js';
 import { FAIL_FAST_RETRY, type StartupState } from '../core/runtime/startup.js';
 import type { Logger } from '../core/log/logger.js';
-import { LakeValueError } from '../core/parquet/columns.js';
-import { ParquetEncodePool } from '../core/parquet/encode-pool.js';
-import { LakeSchemaError, LakeValueShapeError } from '../core/parquet/lake-schema.js';
 import type { PipelineConfig } from '../core/pipeline/pipeline.js';
-import { TemplateValueError } from '../core/pipeline/path-template.js';
 import type { RegistryRestClient } from '../core/registry/ccompat.js';
-import { uploadDurably, UploadAbandonedError } from '../core/s3/upload.js';
-import { AvroDecoder, DecodeError } from './decoder.js';
-import { CONTENT_TYPES, OBJECT_METADATA } from './formats.js';
+import { BatchPolicy } from './batch-policy.js';
+import { FlushAbandonedError, flushBatch, type FlushPorts, type FlushReport } from './flusher.js';
 import type { ExportMetrics } from './metrics.js';
-import { PartitionBatch, type OutputSettings, type SealedFile } from './partition-batch.js';
-import { shapeSource, type ShapeSource } from './shape.js';
-import { StepChain, type StepOutcome } from './steps.js';
-import type { Output, OutputBatch } from './outputs/output.js';
+import { outputComponent } from './outputs/index.js';
+import type { Output } from './outputs/output.js';
+import { PartitionBatch } from './partition-batch.js';
+import { PartitionLock, whileBeating } from './partition-lock.js';
+import { RecordConsumer, RecordPath } from './record-path.js';
 
 /**
- * Runs one pipeline: a kafkajs consumer group feeding per-partition batches, flushed to S3
- * and then committed.
+ * Runs one pipeline: a kafkajs consumer group feeding per-partition batches (the record
+ * path), flushed by the batch policy through the pipeline's output (the flusher) and then
+ * committed. This file is the orchestration around kafkajs: assignment, rebalances,
+ * partition locks, seeking, heartbeats while flushing.
  *
  * Guarantees, and how:
- * - Offsets are committed (by the consumer, so a member of an old generation is refused)
- *   only after every file of the flush is written and every dead letter acknowledged.
+ * - Offsets are committed (by the consumer, so a member of an old generation is refused; or
+ *   by the output in its own transaction, see outputs/output.ts) only after everything of
+ *   the flush is written and every dead letter acknowledged.
  * - One flush at a time per partition, and a partition's batch always starts at its
  *   committed offset, so object keys (topic+partition+first offset) replay identically.
+ *   With an output that stores offsets, a partition's first fetch after an assignment is
+ *   checked against the stored offset, and the consumer seeks there when it is behind.
  * - Every rebalance throws away all open batches (kafkajs resumes every partition from its
- *   committed offset after a rebalance), and an upload in progress is abandoned as soon as
+ *   committed offset after a rebalance), and a write in progress is abandoned as soon as
  *   the group starts rebalancing, so a partition's new owner is never overwritten by the old.
  * - A partition's flush runs in the background while its next batch fills (kafkajs holds
  *   the fetch of every partition of a broker until eachBatch returns, so a flush inside it
  *   would stall them all); flushes of a partition run one after another, in offset order,
- *   and a batch only starts uploading once the one before it is committed, so at most one
- *   uncommitted batch of a partition has objects in S3, and it starts at the committed
+ *   and a batch only starts writing once the one before it is committed, so at most one
+ *   uncommitted batch of a partition is in the target, and it starts at the committed
  *   offset. A flush that fails voids the batch filling behind it (both are read again).
- * - S3 and broker faults block with backoff while the consumer keeps heartbeating; a full
- *   batch waits for its partition's previous flush, which is the backpressure: memory holds
- *   at most two batches (batching.count / batching.bytes) per assigned partition.
+ * - Target and broker faults block with backoff while the consumer keeps heartbeating; a
+ *   full batch waits for its partition's previous flush, which is the backpressure: memory
+ *   holds at most two batches (batching.count / batching.bytes) per assigned partition.
  */
 
 export interface RunnerDeps {
-  kafka: Kafka;
-  s3: S3Client;
+  kafka: Pick<Kafka, 'consumer' | 'producer' | 'admin'>;
   registry: RegistryRestClient;
   logger: Logger;
   metrics: ExportMetrics;
+  /** The pipeline's output; built from its component (outputs/index.ts) when absent. */
+  output?: Output;
   /** Replication factor and min.insync.replicas of the DLQ topic it creates (core kafka settings). */
   topics?: TopicPlanInput['kafka'];
-  /**
-   * An output that stores the consumed offsets itself (`offsets: 'output'`, the sql output):
-   * records go to its batches, a flush is its write + commit, and each partition resumes from
-   * the offset it stored. Unset: the S3 files path below.
-   */
-  output?: Output | undefined;
 }
 
 interface PartitionState {
@@ -69,8 +63,7 @@ interface PartitionState {
   /** The generation (local rebalance counter) the state belongs to. */
   epoch: number;
   /** Serialises the partition's batch work (consuming, starting flushes). */
-  lock: Promise<void>;
-  busy: boolean;
+  lock: PartitionLock;
   /**
    * The flush of the partition's previous batch while the open one fills (at most one: a
    * full batch waits for it, which is the backpressure). Flushes commit in offset order.
@@ -78,10 +71,10 @@ interface PartitionState {
   flushing: Promise<FlushResult> | undefined;
 }
 
-type FlushResult = 'committed' | 'lost' | 'failed';
+type FlushResult = FlushReport['result'];
 
 const IDLE_CHECK_MS = 100;
-/** After a rebalance, how long a new owner waits before its first upload: the old owner's cut requests end first. */
+/** After a rebalance, how long a new owner waits before its first write: the old owner's cut requests end first. */
 const NEW_OWNER_GUARD_MS = 2000;
 /** The longest the batch loop runs before letting other callbacks (flushes) in. */
 const SLICE_MS = 5;
@@ -91,16 +84,14 @@ const DLQ_CHUNK = 200;
 export class PipelineRunner {
   private readonly consumer: Consumer;
   private readonly producer: Producer;
-  private readonly decoder: AvroDecoder;
-  private readonly chain: StepChain;
-  private readonly shapes: ShapeSource;
-  private readonly out: OutputSettings;
-  /** Parquet encoding threads (output encode_threads), shared by the partitions. */
-  private readonly encodePool: ParquetEncodePool | undefined;
+  private readonly records: RecordConsumer;
+  readonly output: Output;
+  private readonly policy: BatchPolicy;
+  private readonly ports: FlushPorts;
   private readonly states = new Map<string, PartitionState>();
   private readonly log: Logger;
   private epoch = 0;
-  /** Aborted at every rebalance: uploads in flight stop before the partitions move. */
+  /** Aborted at every rebalance: writes in flight stop before the partitions move. */
   private inFlight = new AbortController();
   /** When the last rebalance completed: a new owner's first flush waits NEW_OWNER_GUARD_MS after it. */
   private joinedAt = 0;
@@ -110,44 +101,26 @@ export class PipelineRunner {
   private progressTimer: NodeJS.Timeout | undefined;
   private crashed: Error | undefined;
   private readonly totals = { in: 0, out: 0, dlq: 0, dropped: 0, files: 0, bytes: 0 };
-  /** Per partition: the high watermark seen last, and the offset this runner committed last. */
+  /** Per partition: the high watermark seen last, and the offset committed last (by this runner, or stored by the output). */
   private readonly highWatermarks = new Map<string, bigint>();
-  private readonly committed = new Map<string, bigint>();
+  private readonly committed = new Map<string, bigint | undefined>();
   private readonly lagByPartition = new Map<string, number>();
   /**
    * Partitions whose flush the group's rebalance abandoned, until kafkajs rejoins: consuming
    * on (kafkajs's position is past the lost batch) could commit past records never written.
    */
   private readonly voided = new Set<string>();
-  /** `deps.output`: each partition batch's rows in the output's own batch. */
-  private readonly outBatches = new WeakMap<PartitionBatch, OutputBatch>();
-  /** `deps.output`: the offset the output stored per partition, read once a generation (null: none stored). */
-  private readonly storedOffsets = new Map<string, bigint | null>();
 
   constructor(
     readonly pipeline: PipelineConfig,
     private readonly deps: RunnerDeps,
   ) {
     const input = pipeline.input.config;
-    const output = pipeline.output.config;
     this.log = deps.logger.child({ pipeline: pipeline.name });
-    this.decoder = new AvroDecoder(deps.registry);
-    this.chain = new StepChain(pipeline.pipeline.processors);
-    this.shapes = shapeSource(output, input.decode, pipeline.file);
-    this.out = {
-      path: output.path,
-      format: output.format,
-      compression: output.compression,
-      timeField: output.time_field?.split('.'),
-      timeFormat: output.time_format,
-      metadata: { 'sluice.pipeline': pipeline.name },
-    };
-    if (output.format === 'parquet' && output.encode_threads > 0) {
-      if (ParquetEncodePool.available()) {
-        this.encodePool = new ParquetEncodePool(output.encode_threads);
-        this.out.encoder = this.encodePool;
-      } else this.log.warn('the Parquet encoding thread is not built (running from sources): encoding on the event loop');
-    }
+    this.output = deps.output ?? outputComponent(pipeline.output.type).create(pipeline.output.config, { pipeline, logger: this.log, metrics: deps.metrics });
+    this.records = new RecordConsumer(new RecordPath(pipeline, deps.registry, this.output, this.log), this.log);
+    const { count, bytes, period } = this.output.batching;
+    this.policy = new BatchPolicy(count, bytes, period);
     this.consumer = deps.kafka.consumer({
       groupId: input.consumer_group,
       sessionTimeout: input.session_timeout,
@@ -161,6 +134,13 @@ export class PipelineRunner {
     });
     // Unlimited retries: kafkajs's idempotence needs them, and a sink's DLQ waits out a broker outage anyway.
     this.producer = deps.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false, retry: { retries: Number.MAX_SAFE_INTEGER, maxRetryTime: 5000 } });
+    this.ports = {
+      output: this.output,
+      logger: this.log,
+      sendDeadLetters: (messages, owned, heartbeat) => this.sendDeadLetters(messages, owned, heartbeat),
+      commitOffset: (topic, partition, next) => this.consumer.commitOffsets([{ topic, partition, offset: next.toString() }]),
+      deadLetterFor: (record, reason, error) => this.records.deadLetterFor(record, reason, error, 'output'),
+    };
   }
 
   get ready(): boolean {
@@ -196,12 +176,17 @@ export class PipelineRunner {
     } finally {
       await admin.disconnect();
     }
-    if (this.deps.output) {
-      const output = this.deps.output;
-      await startup.dependency(`the ${output.type} output of ${this.pipeline.name}`, () => output.connect());
-    }
+    await startup.dependency(`the ${this.output.type} output`, () => this.output.connect());
     await startup.dependency(kafkaAt, () => this.producer.connect());
     await startup.dependency(kafkaAt, () => this.consumer.connect());
+    const topics = input.topics ?? [new RegExp(input.topic_pattern!)];
+    await startup.dependency(kafkaAt, () => this.consumer.subscribe({ topics, fromBeginning: input.start_from === 'earliest' }));
+    await this.run();
+  }
+
+  /** Follows the group (rebalances, crashes) and consumes: the consumer connected and subscribed. */
+  async run(): Promise<void> {
+    const input = this.pipeline.input.config;
     const { REBALANCING, GROUP_JOIN, CRASH } = this.consumer.events;
     this.consumer.on(REBALANCING, () => this.onRebalance('rebalancing'));
     this.consumer.on(GROUP_JOIN, (e) => {
@@ -215,8 +200,6 @@ export class PipelineRunner {
         this.log.fatal({ err: e.payload.error }, 'consumer crashed for good');
       }
     });
-    const topics = input.topics ?? [new RegExp(input.topic_pattern!)];
-    await startup.dependency(kafkaAt, () => this.consumer.subscribe({ topics, fromBeginning: input.start_from === 'earliest' }));
     await this.consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
@@ -225,10 +208,7 @@ export class PipelineRunner {
     });
     this.idleTimer = setInterval(() => this.flushIdle(), IDLE_CHECK_MS);
     this.progressTimer = setInterval(() => this.logProgress(), this.pipeline.logger.progress_interval);
-    this.log.info(
-      { topics: input.topics ?? input.topic_pattern, group: input.consumer_group, output: this.pipeline.output.type, ...(this.deps.output ? {} : { bucket: this.pipeline.output.config.bucket, format: this.out.format }), batching: this.pipeline.output.config.batching },
-      'pipeline started',
-    );
+    this.log.info({ topics: input.topics ?? input.topic_pattern, group: input.consumer_group, output: this.output.type, ...this.output.describe, batching: this.output.batching }, 'pipeline started');
   }
 
   /** SIGTERM: flush every open batch, commit, leave the group. */
@@ -238,7 +218,7 @@ export class PipelineRunner {
     clearInterval(this.progressTimer);
     const epoch = this.epoch;
     for (const [key, st] of [...this.states]) {
-      await this.exclusive(st, async () => {
+      await st.lock.run(async () => {
         if (st.flushing && (await st.flushing) !== 'committed') return;
         if (st.epoch === epoch && this.isCurrent(st) && st.batch.pending && !this.crashed) {
           try {
@@ -251,8 +231,7 @@ export class PipelineRunner {
     }
     await this.consumer.disconnect();
     await this.producer.disconnect();
-    await this.encodePool?.close();
-    await this.deps.output?.close();
+    await this.output.close();
     this.logProgress();
     this.log.info('pipeline stopped');
   }
@@ -263,15 +242,14 @@ export class PipelineRunner {
     if (status !== 200) throw new Error(`the schema registry answered ${status} to GET /subjects`);
   }
 
-  /** Whether S3 answers for the bucket, or the output its own check (readiness). */
-  async checkBucket(): Promise<void> {
-    if (this.deps.output) return this.deps.output.check();
-    await this.deps.s3.send(new HeadBucketCommand({ Bucket: this.pipeline.output.config.bucket }));
+  /** Whether the output's target answers (readiness). */
+  async checkOutput(): Promise<void> {
+    await this.output.check();
   }
 
   private onRebalance(what: 'rebalancing' | 'joined'): void {
     this.epoch++;
-    // The old owner's uploads must not land after the new owner's: cut them now (a body not
+    // The old owner's writes must not land after the new owner's: cut them now (a body not
     // fully sent never becomes an object), before this member rejoins and the partitions move.
     this.inFlight.abort();
     this.inFlight = new AbortController();
@@ -282,7 +260,6 @@ export class PipelineRunner {
     // The old states' work checks `epoch` and gives up; kafkajs resumes every partition from its committed offset.
     this.states.clear();
     this.voided.clear();
-    this.storedOffsets.clear();
     for (const key of this.lagByPartition.keys()) {
       const [topic, partition] = splitKey(key);
       this.deps.metrics.lag.remove({ pipeline: this.pipeline.name, topic, partition: String(partition) });
@@ -316,38 +293,46 @@ export class PipelineRunner {
     return this.states.get(st.key) === st;
   }
 
+  private newBatch(topic: string, partition: number): PartitionBatch {
+    return this.records.path.openBatch(topic, partition);
+  }
+
   private stateFor(topic: string, partition: number): PartitionState {
     const key = `${topic}/${partition}`;
     let st = this.states.get(key);
     if (!st) {
-      st = { key, batch: new PartitionBatch(topic, partition, this.chain.forPartition(), this.out), epoch: this.epoch, lock: Promise.resolve(), busy: false, flushing: undefined };
+      st = { key, batch: this.newBatch(topic, partition), epoch: this.epoch, lock: new PartitionLock(), flushing: undefined };
       this.states.set(key, st);
     }
     return st;
   }
 
-  /** Runs `fn` when no other work of the partition runs, calling `whileWaiting` (a heartbeat) every second meanwhile. */
-  private async exclusive(st: PartitionState, fn: () => Promise<void>, whileWaiting?: () => Promise<void>): Promise<void> {
-    const previous = st.lock;
-    let release!: () => void;
-    st.lock = new Promise((r) => (release = r));
-    let holding = false;
-    try {
-      if (whileWaiting) await whileBeating(previous, whileWaiting);
-      else await previous;
-      holding = true;
-      st.busy = true;
-      await fn();
-    } finally {
-      if (holding) {
-        st.busy = false;
-        release();
-      } else {
-        // Left while waiting (a heartbeat said the group is rebalancing): the holder before us
-        // still runs, so whoever queued behind us waits for it too.
-        void previous.then(release);
-      }
+  /**
+   * With an output that stores offsets: the partition's stored offset, read once per
+   * assignment. A fetch that starts before it (the group's offset lags the target's, or
+   * start_from applied to a partition the target already holds) is not consumed: the
+   * consumer seeks to the stored offset (true: skip this fetch).
+   */
+  private async behindStoredOffset(st: PartitionState, firstOffset: string, heartbeat: () => Promise<void>): Promise<boolean> {
+    if (this.output.offsets !== 'output' || !this.output.committedOffsets) return false;
+    const { topic, partition } = st.batch;
+    if (!this.committed.has(st.key)) {
+      const epoch = this.epoch;
+      const stored = await withRetry(() => this.output.committedOffsets!(topic, [partition]), {
+        policy: BLOCKING_RETRY,
+        retriable: isUnavailable,
+        whileWaiting: heartbeat,
+        stillWanted: () => epoch === this.epoch && this.isCurrent(st),
+        onRetry: (error, attempt, retryInMs) => this.log.warn({ dependency: `output ${this.output.type}`, attempt, retryInMs, err: error }, 'stored offsets unavailable, waiting'),
+      });
+      if (epoch !== this.epoch || !this.isCurrent(st)) return true;
+      this.committed.set(st.key, stored.get(partition));
     }
+    const stored = this.committed.get(st.key);
+    if (stored === undefined || BigInt(firstOffset) >= stored || st.batch.pending) return false;
+    this.log.info({ topic, partition, fetched: firstOffset, stored: stored.toString() }, `seeking to the offset the ${this.output.type} output stored`);
+    this.consumer.seek({ topic, partition, offset: stored.toString() });
+    return true;
   }
 
   private async eachBatch({ batch, heartbeat, resolveOffset, isRunning, isStale }: EachBatchPayload): Promise<void> {
@@ -358,154 +343,82 @@ export class PipelineRunner {
       await sleep(200);
       return;
     }
-    if (this.deps.output?.committedOffsets && batch.messages.length > 0 && !(await this.resumeFromStored(batch.topic, batch.partition, batch.messages[0]!.offset, heartbeat))) return;
     const st = this.stateFor(batch.topic, batch.partition);
     const metrics = this.deps.metrics;
-    const { count, bytes, period } = this.pipeline.output.config.batching;
-    await this.exclusive(
-      st,
-      async () => {
-        if (st.epoch !== this.epoch || !this.isCurrent(st) || this.stopping) return; // rebalanced, failed or stopping while waiting
-        let all = true;
-        // Offsets are resolved (kafkajs's fetch position) in one call per run of records, not per record.
-        let done: string | undefined;
-        let resolved: string | undefined;
-        let counted = 0;
-        const resolveDone = () => {
-          if (done !== undefined && done !== resolved) resolveOffset((resolved = done));
-          metrics.recordsIn.inc({ pipeline: this.pipeline.name }, counted);
-          this.totals.in += counted;
-          counted = 0;
-        };
-        let sliceStarted = Date.now();
-        let sinceCheck = 0;
-        try {
-          for (const message of batch.messages) {
-            // A fetched batch can hold tens of thousands of records: give the background
-            // flushes' callbacks (encoded files, finished uploads, commits) a turn now and then.
-            if (++sinceCheck === 256) {
-              sinceCheck = 0;
-              if (Date.now() - sliceStarted >= SLICE_MS) {
-                await setImmediate();
-                sliceStarted = Date.now();
-              }
-            }
-            if (!isRunning() || isStale() || this.stopping || st.epoch !== this.epoch || !this.isCurrent(st)) {
-              all = false;
-              break;
-            }
-            try {
-              const pending = this.consume(st.batch, batch.topic, batch.partition, message);
-              if (pending) await pending;
-            } catch (error) {
-              // A bug or a dependency that stays down: never leave a half batch behind a resolved offset.
-              resolveDone();
-              this.states.delete(st.key);
-              this.consumer.seek({ topic: batch.topic, partition: batch.partition, offset: st.batch.startOffset ?? message.offset });
-              throw error;
-            }
-            done = message.offset;
-            counted++;
-            if ((st.batch.records >= count || st.batch.bytes >= bytes) && !this.stopping) {
-              resolveDone();
-              if (!(await this.rollBatch(st, heartbeat))) return;
+    await st.lock.run(async () => {
+      if (st.epoch !== this.epoch || !this.isCurrent(st) || this.stopping) return; // rebalanced, failed or stopping while waiting
+      if (batch.messages.length > 0 && (await this.behindStoredOffset(st, batch.messages[0]!.offset, heartbeat))) return;
+      let all = true;
+      // Offsets are resolved (kafkajs's fetch position) in one call per run of records, not per record.
+      let done: string | undefined;
+      let resolved: string | undefined;
+      let counted = 0;
+      const resolveDone = () => {
+        if (done !== undefined && done !== resolved) resolveOffset((resolved = done));
+        metrics.recordsIn.inc({ pipeline: this.pipeline.name }, counted);
+        this.totals.in += counted;
+        counted = 0;
+      };
+      let sliceStarted = Date.now();
+      let sinceCheck = 0;
+      try {
+        for (const message of batch.messages) {
+          // A fetched batch can hold tens of thousands of records: give the background
+          // flushes' callbacks (encoded files, finished uploads, commits) a turn now and then.
+          if (++sinceCheck === 256) {
+            sinceCheck = 0;
+            if (Date.now() - sliceStarted >= SLICE_MS) {
+              await setImmediate();
+              sliceStarted = Date.now();
             }
           }
-        } finally {
-          resolveDone();
+          if (!isRunning() || isStale() || this.stopping || st.epoch !== this.epoch || !this.isCurrent(st)) {
+            all = false;
+            break;
+          }
+          try {
+            const pending = this.records.consume(st.batch, message);
+            if (pending) await pending;
+          } catch (error) {
+            // A bug or a dependency that stays down: never leave a half batch behind a resolved offset.
+            resolveDone();
+            this.states.delete(st.key);
+            this.consumer.seek({ topic: batch.topic, partition: batch.partition, offset: st.batch.startOffset ?? message.offset });
+            throw error;
+          }
+          done = message.offset;
+          counted++;
+          if (this.policy.full(st.batch) && !this.stopping) {
+            resolveDone();
+            if (!(await this.rollBatch(st, heartbeat))) return;
+          }
         }
-        if (all && batch.messages.length > 0) {
-          st.batch.consumedUpTo(batch.lastOffset());
-          resolveOffset(batch.lastOffset());
-        }
-        this.highWatermarks.set(`${batch.topic}/${batch.partition}`, BigInt(batch.highWatermark));
-        this.updateLag(batch.topic, batch.partition);
-        if (st.batch.openedAt !== undefined && Date.now() - st.batch.openedAt >= period && !this.stopping) await this.rollBatch(st, heartbeat);
-      },
-      heartbeat,
-    );
-  }
-
-  /**
-   * One message into the partition's batch: decoded, through the processors, into its file
-   * or the DLQ. Synchronous unless the registry must be asked or a processor is async; then
-   * it returns the promise to wait for.
-   */
-  private consume(batch: PartitionBatch, topic: string, partition: number, message: KafkaMessage, prepared = false): Promise<void> | undefined {
-    if (!prepared && this.pipeline.input.config.decode === 'avro_registry' && !this.decoder.ready(topic, message.value)) {
-      return this.blockOnTransient('schema registry', () => this.decoder.prepare(topic, message.value)).then(() => this.consume(batch, topic, partition, message, true));
-    }
-    batch.consumedMessage(message.offset, message.value?.length ?? 0, Date.now(), Number(message.timestamp));
-    const input = this.pipeline.input.config;
-    let value: unknown;
-    let readerId: number | undefined;
-    let readerSchema: unknown;
-    try {
-      if (input.decode === 'avro_registry') {
-        const decoded = this.decoder.decode(topic, message.value);
-        value = decoded.value;
-        readerId = decoded.readerId;
-        readerSchema = decoded.readerSchema;
-      } else if (input.decode === 'json') {
-        value = parseJson(message.value);
-      } else value = message.value;
-    } catch (error) {
-      if (error instanceof DecodeError) return this.deadLetter(batch, topic, partition, message, error.reason, error.message, 'input');
-      throw error;
-    }
-    const outcome = batch.steps.run(value);
-    if (outcome instanceof Promise) return outcome.then((o) => this.place(batch, topic, partition, message, o, readerId, readerSchema));
-    return this.place(batch, topic, partition, message, outcome, readerId, readerSchema);
-  }
-
-  /** A processed record into its file (or the DLQ, or nowhere when a processor dropped it). */
-  private place(batch: PartitionBatch, topic: string, partition: number, message: KafkaMessage, outcome: StepOutcome, readerId: number | undefined, readerSchema: unknown): undefined {
-    if (outcome.kind === 'drop') return void batch.drop(outcome.by);
-    if (outcome.kind === 'dead') return this.deadLetter(batch, topic, partition, message, outcome.reason, outcome.error, outcome.by);
-    if (this.deps.output) {
-      let rows = this.outBatches.get(batch);
-      if (!rows) this.outBatches.set(batch, (rows = this.deps.output.openBatch(topic, partition)));
-      const refusal = rows.add({ value: outcome.value, topic, partition, offset: message.offset, message, ...(readerId !== undefined ? { reader: { id: readerId, schema: readerSchema } } : {}) });
-      if (refusal) return this.deadLetter(batch, topic, partition, message, refusal.reason, refusal.error, 'output');
-      batch.records++;
-      return undefined;
-    }
-    try {
-      batch.add(outcome.value, this.shapes.shapeFor(readerId, readerSchema), message.offset);
-    } catch (error) {
-      if (error instanceof LakeValueError || error instanceof LakeValueShapeError || error instanceof LakeSchemaError) {
-        return this.deadLetter(batch, topic, partition, message, 'schema_mismatch', (error as Error).message, 'output');
+      } finally {
+        resolveDone();
       }
-      if (error instanceof TemplateValueError) return this.deadLetter(batch, topic, partition, message, 'path_error', error.message, 'output');
-      throw error;
-    }
-    return undefined;
-  }
-
-  private deadLetter(batch: PartitionBatch, topic: string, partition: number, message: KafkaMessage, reason: string, error: string, by: string): undefined {
-    const dlq = this.pipeline.dlq;
-    const letter = deadLetterMessage({ topic, partition, message }, { reason, error }, `${this.pipeline.name}/${by}`);
-    if (!dlq.include_original) {
-      letter.value = null;
-      for (const name of Object.keys(message.headers ?? {})) delete (letter.headers as Record<string, unknown>)[name];
-    }
-    Object.assign(letter.headers!, dlq.headers);
-    batch.deadLetter(letter, reason);
+      if (all && batch.messages.length > 0) {
+        st.batch.consumedUpTo(batch.lastOffset());
+        resolveOffset(batch.lastOffset());
+      }
+      this.highWatermarks.set(`${batch.topic}/${batch.partition}`, BigInt(batch.highWatermark));
+      this.updateLag(batch.topic, batch.partition);
+      if (this.policy.due(st.batch, Date.now()) && !this.stopping) await this.rollBatch(st, heartbeat);
+    }, heartbeat);
   }
 
   /**
    * Closes the partition's open batch and starts its flush in the background, so the fetch
    * loop (which kafkajs holds for every partition of the broker until eachBatch returns)
-   * goes on while files are encoded and uploaded. Waits for the previous flush first: at
-   * most one batch flushing and one filling per partition. False when the partition's
-   * batches are void (that flush failed, or the group rebalanced): stop consuming into it.
+   * goes on while the batch is written. Waits for the previous flush first: at most one
+   * batch flushing and one filling per partition. False when the partition's batches are
+   * void (that flush failed, or the group rebalanced): stop consuming into it.
    */
   private async rollBatch(st: PartitionState, heartbeat: (() => Promise<void>) | undefined): Promise<boolean> {
     if (st.flushing && (await this.previousFlush(st.flushing, heartbeat)) !== 'committed') return false;
     if (st.epoch !== this.epoch || !this.isCurrent(st)) return false;
     const batch = st.batch;
     if (!batch.pending) return true;
-    st.batch = new PartitionBatch(batch.topic, batch.partition, batch.steps, this.out);
+    st.batch = this.newBatch(batch.topic, batch.partition);
     const flushing: Promise<FlushResult> = this.flush(st, batch, heartbeat)
       .catch((error: unknown) => {
         this.log.warn({ err: error, topic: batch.topic, partition: batch.partition }, 'flush failed; the batch is read again');
@@ -535,9 +448,10 @@ export class PipelineRunner {
   }
 
   /**
-   * Makes the partition's batch durable: encode and upload every file, send the dead
-   * letters, commit. The batch's epoch is checked before each step; a rebalance in between
-   * abandons the flush (nothing is committed, the records are read again).
+   * Flushes a partition's batch (flusher.ts) while this member keeps its partitions: the
+   * new-owner guard before, heartbeats during, and what a failure means after (a rebalance:
+   * stop consuming the partition until the rejoin; another fault: seek back to the batch's
+   * first offset). The batch's epoch is checked before each step.
    */
   private async flush(st: PartitionState, batch: PartitionBatch, heartbeat: (() => Promise<void>) | undefined, final = false): Promise<FlushResult> {
     if (!this.isCurrent(st) || batch.sealed) return 'lost'; // failed, dropped or already being flushed: its records are read again
@@ -545,8 +459,6 @@ export class PipelineRunner {
     const started = Date.now();
     // A flush that has started completes through a SIGTERM (stop() waits for it); only a rebalance abandons it.
     const owned = () => st.epoch === this.epoch && this.isCurrent(st);
-    const name = this.pipeline.name;
-    const metrics = this.deps.metrics;
     // A partition that just moved here: give the previous owner's aborted requests time to end.
     const guard = this.joinedAt + NEW_OWNER_GUARD_MS - Date.now();
     if (guard > 0) await sleep(guard);
@@ -555,8 +467,8 @@ export class PipelineRunner {
       return 'lost';
     }
     const signal = this.inFlight.signal;
-    // A long flush (many files, a slow S3) keeps this member alive: without heartbeats the group
-    // would hand the partition to another member while these uploads still land. A heartbeat that
+    // A long flush (many files, a slow target) keeps this member alive: without heartbeats the group
+    // would hand the partition to another member while these writes still land. A heartbeat that
     // says the group is rebalancing cuts them at once.
     const beating = heartbeat
       ? setInterval(() => {
@@ -568,200 +480,90 @@ export class PipelineRunner {
           });
         }, 1000)
       : undefined;
-    const files = this.deps.output ? [] : batch.seal();
-    if (this.deps.output) batch.sealed = true;
-    let uploaded = 0;
-    /** Where the flush's time went (ms), for the debug log. */
-    const phases = { guard: Math.max(0, guard), write: 0, encoding: 0, uploading: 0, deadLetters: 0, commit: 0 };
+    let report: FlushReport;
     try {
-      const writing = Date.now();
-      if (this.deps.output) {
-        await this.flushToOutput(this.deps.output, st, batch, owned, signal, heartbeat);
-        phases.write = Date.now() - writing;
-      } else {
-        uploaded = await this.writeFiles(files, owned, signal, heartbeat, phases);
-        phases.write = Date.now() - writing;
-        for (let i = 0; i < batch.deadLetters.length; i += DLQ_CHUNK) {
-          const messages = batch.deadLetters.slice(i, i + DLQ_CHUNK).map((d) => d.message);
-          await this.blockOnTransient('Kafka (DLQ)', () => this.producer.send({ topic: this.pipeline.dlq.topic, acks: -1, messages }), owned, heartbeat);
-        }
-        if (!owned()) throw new UploadAbandonedError('partition lost before the commit');
-        const committing = Date.now();
-        phases.deadLetters = committing - writing - phases.write;
-        await this.consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: batch.nextOffset.toString() }]);
-      }
-    } catch (error) {
+      report = await flushBatch(batch, this.ports, { owned, signal, heartbeat, committedOffset: this.committed.get(st.key) });
+    } finally {
       clearInterval(beating);
+    }
+    if (report.result !== 'committed') {
       // Nothing was committed: drop the batch and read it again from where it started.
-      const key = st.key;
-      this.storedOffsets.delete(key); // the output's stored offset is read again (it may have moved)
       const current = this.isCurrent(st);
-      if (current) this.states.delete(key);
-      if (error instanceof UploadAbandonedError || isRebalancing(error) || st.epoch !== this.epoch) {
+      if (current) this.states.delete(st.key);
+      if (report.result === 'lost') {
         // The group is rebalancing but kafkajs may not have noticed yet: stop consuming the partition until it rejoins.
-        if (current && st.epoch === this.epoch) this.voided.add(key);
-        this.log.info({ topic: batch.topic, partition: batch.partition }, 'flush abandoned: the group is rebalancing; the batch is read again by the partition\'s owner');
+        if (current && st.epoch === this.epoch) this.voided.add(st.key);
+        this.log.info({ topic: batch.topic, partition: batch.partition }, "flush abandoned: the group is rebalancing; the batch is read again by the partition's owner");
         return 'lost';
       }
-      this.log.warn({ topic: batch.topic, partition: batch.partition, from: batch.startOffset, err: error }, 'flush failed before its commit; the batch is read again');
+      this.log.warn({ topic: batch.topic, partition: batch.partition, from: batch.startOffset, err: report.error }, 'flush failed before its commit; the batch is read again');
+      // An output that stores offsets may have refused a stale batch (another member wrote past it): read its offset again.
+      if (this.output.offsets === 'output') this.committed.delete(st.key);
       if (!final && batch.startOffset !== undefined) this.consumer.seek({ topic: batch.topic, partition: batch.partition, offset: batch.startOffset });
       return 'failed';
     }
-    clearInterval(beating);
-    phases.commit = Date.now() - started - phases.guard - phases.write - phases.deadLetters;
     // Committed: the next batch of the partition starts here.
-    this.committed.set(st.key, batch.nextOffset);
+    this.committed.set(st.key, report.next);
     this.updateLag(batch.topic, batch.partition);
-    const seconds = (Date.now() - started) / 1000;
-    metrics.flushSeconds.observe({ pipeline: name }, seconds);
-    metrics.batchRecords.observe({ pipeline: name }, batch.records);
-    metrics.recordsOut.inc({ pipeline: name }, batch.records);
-    metrics.uploadBytes.inc({ pipeline: name }, uploaded);
-    metrics.lastCommit.set({ pipeline: name }, Date.now() / 1000);
-    for (const d of batch.deadLetters) metrics.recordsDlq.inc({ pipeline: name, reason: d.reason });
-    for (const [by, n] of batch.dropped) metrics.recordsDropped.inc({ pipeline: name, processor: by }, n);
-    this.totals.out += batch.records;
-    this.totals.dlq += batch.deadLetters.length;
-    this.totals.dropped += [...batch.dropped.values()].reduce((a, b) => a + b, 0);
-    this.totals.files += files.length;
-    this.totals.bytes += uploaded;
-    this.log.debug({ topic: batch.topic, partition: batch.partition, files: files.length, records: batch.records, deadLetters: batch.deadLetters.length, committed: batch.nextOffset.toString(), ms: Math.round(seconds * 1000), phases }, 'flushed');
+    this.recordFlush(batch, report, started, Math.max(0, guard));
     return 'committed';
   }
 
-  /**
-   * Encodes and uploads a flush's files, `max_in_flight` at a time (Parquet encoding on the
-   * pool's threads overlaps the uploads). The first failure cuts the others and is thrown
-   * once none is in flight any more; nothing is committed then. Returns the bytes uploaded.
-   */
-  private async writeFiles(files: SealedFile[], owned: () => boolean, signal: AbortSignal, heartbeat: (() => Promise<void>) | undefined, phases: { encoding: number; uploading: number }): Promise<number> {
-    const { bucket, multipart, max_in_flight } = this.pipeline.output.config;
+  private recordFlush(batch: PartitionBatch, report: Extract<FlushReport, { result: 'committed' }>, started: number, guard: number): void {
     const name = this.pipeline.name;
     const metrics = this.deps.metrics;
-    const cut = new AbortController();
-    const aborted = AbortSignal.any([signal, cut.signal]);
-    let next = 0;
-    let uploaded = 0;
-    let failure: { error: unknown } | undefined;
-    const lane = async () => {
-      while (next < files.length && !failure) {
-        const file = files[next++]!;
-        try {
-          const encoding = Date.now();
-          const body = await file.encode();
-          const uploading = Date.now();
-          phases.encoding += uploading - encoding;
-          if (failure) return;
-          await uploadDurably(this.deps.s3, {
-            bucket,
-            key: file.key,
-            body,
-            contentType: CONTENT_TYPES[this.out.format],
-            // The file's offset range: replay reads it back to find the files a reset cuts through.
-            metadata: { [OBJECT_METADATA.firstOffset]: file.firstOffset, [OBJECT_METADATA.lastOffset]: file.lastOffset, [OBJECT_METADATA.records]: String(file.rows) },
-            partSize: multipart.part_size,
-            partConcurrency: multipart.concurrency,
-            logger: this.log,
-            stillWanted: () => owned() && !failure,
-            signal: aborted,
-            ...(heartbeat ? { whileWaiting: heartbeat } : {}),
-            onFailure: () => metrics.uploadFailures.inc({ pipeline: name }),
-          });
-          phases.uploading += Date.now() - uploading;
-          uploaded += body.byteLength;
-          metrics.files.inc({ pipeline: name });
-        } catch (error) {
-          failure ??= { error };
-          cut.abort();
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(max_in_flight, files.length) }, lane));
-    if (failure) throw failure.error;
-    return uploaded;
+    const seconds = (Date.now() - started) / 1000;
+    metrics.flushSeconds.observe({ pipeline: name }, seconds);
+    metrics.batchRecords.observe({ pipeline: name }, report.records);
+    metrics.recordsOut.inc({ pipeline: name }, report.records);
+    metrics.uploadBytes.inc({ pipeline: name }, report.bytes);
+    metrics.lastCommit.set({ pipeline: name }, Date.now() / 1000);
+    for (const d of report.deadLetters) metrics.recordsDlq.inc({ pipeline: name, reason: d.reason });
+    let dropped = 0;
+    for (const [by, n] of batch.dropped) {
+      metrics.recordsDropped.inc({ pipeline: name, processor: by }, n);
+      dropped += n;
+    }
+    this.totals.out += report.records;
+    this.totals.dlq += report.deadLetters.length;
+    this.totals.dropped += dropped;
+    this.totals.files += report.objects;
+    this.totals.bytes += report.bytes;
+    this.log.debug(
+      { topic: batch.topic, partition: batch.partition, files: report.objects, records: report.records, deadLetters: report.deadLetters.length, committed: report.next.toString(), ms: Math.round(seconds * 1000), phases: { guard, ...report.phases } },
+      'flushed',
+    );
   }
 
-  /**
-   * `offsets: 'output'`: the target is the truth for offsets. On a partition's first batch of
-   * a generation, reads the offset the output stored; a batch that starts before it (the
-   * group's committed offset lags the target's, e.g. after a crash between the two) is
-   * skipped and the partition sought there. False: skip this batch.
-   */
-  private async resumeFromStored(topic: string, partition: number, firstOffset: string, heartbeat: () => Promise<void>): Promise<boolean> {
-    const key = `${topic}/${partition}`;
-    const epoch = this.epoch;
-    let stored = this.storedOffsets.get(key);
-    if (stored === undefined) {
-      const read = this.deps.output!.committedOffsets!(topic, [partition]);
-      const offsets = await whileBeating(read, heartbeat);
-      if (epoch !== this.epoch) return false;
-      stored = offsets.get(partition) ?? null;
-      this.storedOffsets.set(key, stored);
+  /** Dead letters to the DLQ in chunks, each waited out through broker faults while the partition is this member's. */
+  private async sendDeadLetters(messages: Message[], owned: () => boolean, heartbeat: (() => Promise<void>) | undefined): Promise<void> {
+    for (let i = 0; i < messages.length; i += DLQ_CHUNK) {
+      const chunk = messages.slice(i, i + DLQ_CHUNK);
+      await withRetry(() => this.producer.send({ topic: this.pipeline.dlq.topic, acks: -1, messages: chunk }), {
+        policy: BLOCKING_RETRY,
+        retriable: isUnavailable,
+        stillWanted: owned,
+        ...(heartbeat ? { whileWaiting: heartbeat } : {}),
+        abandoned: (cause) => new FlushAbandonedError('Kafka (DLQ): partition lost while waiting', { cause }),
+        onRetry: (error, attempt, retryInMs) => this.log.warn({ dependency: 'Kafka (DLQ)', attempt, retryInMs, err: error }, 'Kafka (DLQ) unavailable, waiting (nothing is dropped)'),
+      });
     }
-    if (stored === null || BigInt(firstOffset) >= stored) return true;
-    if (this.states.get(key)?.batch.pending) return true; // consuming on behind a batch that started at or past it
-    this.log.info({ topic, partition, from: firstOffset, stored: stored.toString() }, 'resuming from the offset the output stored');
-    this.consumer.seek({ topic, partition, offset: stored.toString() });
-    return false;
-  }
-
-  /**
-   * A flush through an output that stores offsets itself: write (its transaction holds the
-   * rows and the next offset), dead letters (the batch's and the rows the target refused)
-   * acknowledged, then commit. The group's offset is committed after, for lag only.
-   */
-  private async flushToOutput(output: Output, st: PartitionState, batch: PartitionBatch, owned: () => boolean, signal: AbortSignal, heartbeat: (() => Promise<void>) | undefined): Promise<void> {
-    const rows = this.outBatches.get(batch) ?? output.openBatch(batch.topic, batch.partition);
-    const prepared = await output.write(rows, { startOffset: batch.startOffset!, nextOffset: batch.nextOffset!, owned, signal, ...(heartbeat ? { heartbeat } : {}), logger: this.log });
-    try {
-      for (const r of prepared.rejected) {
-        this.deadLetter(batch, r.record.topic, r.record.partition, r.record.message as KafkaMessage, r.reason, r.error, 'output');
-        batch.records--;
-      }
-      for (let i = 0; i < batch.deadLetters.length; i += DLQ_CHUNK) {
-        const messages = batch.deadLetters.slice(i, i + DLQ_CHUNK).map((d) => d.message);
-        await this.blockOnTransient('Kafka (DLQ)', () => this.producer.send({ topic: this.pipeline.dlq.topic, acks: -1, messages }), owned, heartbeat);
-      }
-      if (!owned()) throw new UploadAbandonedError('partition lost before the commit');
-      await prepared.commit();
-    } catch (error) {
-      await prepared.abort().catch(() => undefined);
-      throw error;
-    }
-    this.storedOffsets.set(st.key, batch.nextOffset!);
-    // For lag (`sluice lag`, the group's offsets): the target already holds the truth.
-    await this.consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: batch.nextOffset!.toString() }]).catch((error: unknown) => this.log.debug({ err: error }, 'group offset commit (lag only) failed'));
   }
 
   /** Partitions whose batch is older than the period while no records arrive: flushed from a timer. */
   private flushIdle(): void {
     if (this.stopping || !this.joined) return;
-    const period = this.pipeline.output.config.batching.period;
     const now = Date.now();
     for (const st of this.states.values()) {
       const b = st.batch;
-      if (st.busy || st.flushing || st.epoch !== this.epoch || b.openedAt === undefined || now - b.openedAt < period) continue;
-      st.busy = true; // claimed; exclusive() sets it again
-      void this.exclusive(st, async () => {
-        if (st.epoch !== this.epoch || st.batch !== b || b.openedAt === undefined) return;
-        await this.rollBatch(st, undefined);
-      }).catch((error) => this.log.warn({ err: error, topic: b.topic, partition: b.partition }, 'idle flush failed; the batch is read again after the rejoin'));
-    }
-  }
-
-  /** Runs a call to a dependency until it succeeds, waiting out transient faults (logged) while `owned` holds. */
-  private async blockOnTransient<T>(what: string, fn: () => Promise<T>, owned: () => boolean = () => true, heartbeat?: () => Promise<void>): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await fn();
-      } catch (error) {
-        if (!isRetriable(error) && !(error as { name?: string }).name?.startsWith('KafkaJS')) throw error;
-        const delay = Math.min(5000, 200 * 2 ** Math.min(attempt, 5));
-        this.log.warn({ dependency: what, attempt, retryInMs: delay, err: error }, `${what} unavailable, waiting (nothing is dropped)`);
-        await sleep(delay);
-        if (heartbeat) await heartbeat();
-        if (!owned()) throw new UploadAbandonedError(`${what}: partition lost while waiting`);
-      }
+      if (st.lock.busy || st.flushing || st.epoch !== this.epoch || !this.policy.due(b, now)) continue;
+      st.lock.busy = true; // claimed; run() sets it again
+      void st.lock
+        .run(async () => {
+          if (st.epoch !== this.epoch || st.batch !== b || b.openedAt === undefined) return;
+          await this.rollBatch(st, undefined);
+        })
+        .catch((error) => this.log.warn({ err: error, topic: b.topic, partition: b.partition }, 'idle flush failed; the batch is read again after the rejoin'));
     }
   }
 
@@ -772,38 +574,7 @@ export class PipelineRunner {
   }
 }
 
-const REBALANCE_ERRORS = new Set(['REBALANCE_IN_PROGRESS', 'ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID', 'NOT_COORDINATOR_FOR_GROUP', 'FENCED_INSTANCE_ID']);
-
-/** A kafkajs error saying this member's generation is over (its partitions may be elsewhere now). */
-function isRebalancing(error: unknown): boolean {
-  const e = error as { type?: string; name?: string; cause?: unknown; originalError?: unknown } | null;
-  if (!e) return false;
-  if (e.type && REBALANCE_ERRORS.has(e.type)) return true;
-  return e.name === 'KafkaJSNumberOfRetriesExceeded' && isRebalancing(e.originalError ?? e.cause);
-}
-
 function splitKey(key: string): [string, number] {
   const i = key.lastIndexOf('/');
   return [key.slice(0, i), Number(key.slice(i + 1))];
-}
-
-function parseJson(value: Buffer | null): unknown {
-  if (!value) throw new DecodeError('decode_error', 'value is null (a tombstone)');
-  try {
-    return JSON.parse(value.toString('utf8'));
-  } catch (error) {
-    throw new DecodeError('decode_error', `value is not JSON: ${(error as Error).message}`);
-  }
-}
-
-/** Waits for `p`, calling `beat` (a consumer heartbeat) every second meanwhile; an error of `beat` ends the wait. */
-async function whileBeating<T>(p: Promise<T>, beat: () => Promise<void>): Promise<T> {
-  const pending = Symbol('pending');
-  for (;;) {
-    let timer: NodeJS.Timeout | undefined;
-    const result = await Promise.race([p, new Promise<typeof pending>((resolve) => (timer = setTimeout(() => resolve(pending), 1000)))]);
-    clearTimeout(timer);
-    if (result !== pending) return result as T;
-    await beat();
-  }
 }

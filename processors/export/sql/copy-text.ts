@@ -1,5 +1,5 @@
 import { LakeValueError } from '../../core/parquet/columns.js';
-import type { ColumnType } from '../../core/pipeline/components/s3-output.js';
+import type { ColumnType } from '../outputs/s3.js';
 import type { SqlColumn } from '../../core/pipeline/components/sql-output.js';
 
 /**

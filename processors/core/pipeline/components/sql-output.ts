@@ -1,7 +1,7 @@
 import { defineComponent } from '../component.js';
 import { bool, byteSize, duration, int, list, object, oneOf, string, type Infer } from '../fields.js';
 import { suggestion } from '../suggest.js';
-import { columnSpec, type ColumnType } from './s3-output.js';
+import { columnSpec, type ColumnType } from '../../../export/outputs/s3.js';
 
 /**
  * The `sql` output's spec: rows into a PostgreSQL table (PostgreSQL 15+ or a server that

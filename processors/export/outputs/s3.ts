@@ -1,8 +1,18 @@
-import { defineComponent } from '../component.js';
-import { bool, byteSize, duration, int, list, object, oneOf, string, template, type Infer } from '../fields.js';
-import { partSource, templateExtension, type TimeFormat } from '../path-template.js';
-import { suggestion } from '../suggest.js';
-import { coreDefault } from './core-defaults.js';
+import { HeadBucketCommand, type S3Client } from '@aws-sdk/client-s3';
+import { defineComponent } from '../../core/pipeline/component.js';
+import { ParquetEncodePool } from '../../core/parquet/encode-pool.js';
+import { createS3Client } from '../../core/s3/client.js';
+import { uploadDurably } from '../../core/s3/upload.js';
+import type { Logger } from '../../core/log/logger.js';
+import type { ExportMetrics } from '../metrics.js';
+import { CONTENT_TYPES, OBJECT_METADATA } from '../formats.js';
+import { shapeSource, type ShapeSource } from '../shape.js';
+import type { Output, OutputComponent, OutputContext, PreparedWrite, WriteContext } from './output.js';
+import { S3Batch, type FileSettings, type SealedFile } from './s3-batch.js';
+import { bool, byteSize, duration, int, list, object, oneOf, string, template, type Infer } from '../../core/pipeline/fields.js';
+import { partSource, templateExtension, type TimeFormat } from '../../core/pipeline/path-template.js';
+import { suggestion } from '../../core/pipeline/suggest.js';
+import { coreDefault } from '../../core/pipeline/components/core-defaults.js';
 
 export const FORMATS = ['parquet', 'jsonl', 'csv'] as const;
 export type OutputFormat = (typeof FORMATS)[number];
@@ -135,7 +145,7 @@ export type S3OutputConfig = Omit<RawS3Config, 'compression' | 'time_format' | '
 const TIMESTAMP_FORMAT: Partial<Record<ColumnType, TimeFormat>> = { timestamp_us: 'unix_us', timestamp_ms: 'unix_ms' };
 const EXTENSIONS: Record<OutputFormat, readonly string[]> = { parquet: ['parquet'], jsonl: ['jsonl', 'json', 'ndjson'], csv: ['csv'] };
 
-export const s3Output = defineComponent({
+export const s3OutputSpec = defineComponent({
   name: 's3',
   kind: 'output',
   summary: 'Writes batches of records as Parquet, JSON Lines or CSV objects to S3 (or an S3-compatible server), keyed by a path template.',
@@ -218,3 +228,146 @@ export const s3Output = defineComponent({
     };
   },
 });
+
+/**
+ * The s3 output: a partition's batch becomes one object per rendered key, uploaded
+ * `max_in_flight` at a time (multipart above the part size), each retried until durable.
+ * Writes are idempotent (deterministic keys), so the flush's offsets are committed by the
+ * consumer group afterwards (`offsets: 'consumer'`) and `commit()` has nothing left to do.
+ */
+export class S3Output implements Output<S3Batch> {
+  readonly type = 's3';
+  readonly offsets = 'consumer' as const;
+  readonly batching: Output['batching'];
+  readonly describe: Record<string, unknown>;
+  private readonly files: FileSettings;
+  private readonly shapes: ShapeSource;
+  private readonly encodePool: ParquetEncodePool | undefined;
+  private readonly log: Logger;
+  private readonly metrics: ExportMetrics;
+  private readonly name: string;
+
+  constructor(
+    private readonly config: S3OutputConfig,
+    ctx: OutputContext,
+    private readonly s3: S3Client = s3ClientFor(config),
+  ) {
+    const pipeline = ctx.pipeline;
+    this.name = pipeline.name;
+    this.log = ctx.logger;
+    this.metrics = ctx.metrics;
+    this.batching = config.batching;
+    this.describe = { bucket: config.bucket, format: config.format };
+    this.shapes = shapeSource(config, pipeline.input.config.decode, pipeline.file);
+    this.files = {
+      path: config.path,
+      format: config.format,
+      compression: config.compression,
+      timeField: config.time_field?.split('.'),
+      timeFormat: config.time_format,
+      metadata: { 'sluice.pipeline': pipeline.name },
+    };
+    if (config.format === 'parquet' && config.encode_threads > 0) {
+      if (ParquetEncodePool.available()) {
+        this.encodePool = new ParquetEncodePool(config.encode_threads);
+        this.files.encoder = this.encodePool;
+      } else this.log.warn('the Parquet encoding thread is not built (running from sources): encoding on the event loop');
+    }
+  }
+
+  async connect(): Promise<void> {
+    // Stateless: the readiness check says whether the bucket answers; uploads wait it out.
+  }
+
+  /** Whether S3 answers for the bucket (readiness). */
+  async check(): Promise<void> {
+    await this.s3.send(new HeadBucketCommand({ Bucket: this.config.bucket }));
+  }
+
+  openBatch(topic: string, partition: number): S3Batch {
+    return new S3Batch(topic, partition, this.files, this.shapes);
+  }
+
+  async write(batch: S3Batch, ctx: WriteContext): Promise<PreparedWrite> {
+    const files = batch.seal();
+    const phases = { encoding: 0, uploading: 0 };
+    const bytes = await this.writeFiles(files, ctx, phases);
+    return { rejected: [], stats: { bytes, objects: files.length, phases }, commit: async () => undefined, abort: async () => undefined };
+  }
+
+  async close(): Promise<void> {
+    await this.encodePool?.close();
+  }
+
+  /**
+   * Encodes and uploads a flush's files, `max_in_flight` at a time (Parquet encoding on the
+   * pool's threads overlaps the uploads). The first failure cuts the others and is thrown
+   * once none is in flight any more; nothing is committed then. Returns the bytes uploaded.
+   */
+  private async writeFiles(files: SealedFile[], ctx: WriteContext, phases: { encoding: number; uploading: number }): Promise<number> {
+    const { bucket, multipart, max_in_flight } = this.config;
+    const cut = new AbortController();
+    const aborted = AbortSignal.any([ctx.signal, cut.signal]);
+    let next = 0;
+    let uploaded = 0;
+    let failure: { error: unknown } | undefined;
+    const lane = async () => {
+      while (next < files.length && !failure) {
+        const file = files[next++]!;
+        try {
+          const encoding = Date.now();
+          const body = await file.encode();
+          const uploading = Date.now();
+          phases.encoding += uploading - encoding;
+          if (failure) return;
+          await uploadDurably(this.s3, {
+            bucket,
+            key: file.key,
+            body,
+            contentType: CONTENT_TYPES[this.config.format],
+            // The file's offset range: replay reads it back to find the files a reset cuts through.
+            metadata: { [OBJECT_METADATA.firstOffset]: file.firstOffset, [OBJECT_METADATA.lastOffset]: file.lastOffset, [OBJECT_METADATA.records]: String(file.rows) },
+            partSize: multipart.part_size,
+            partConcurrency: multipart.concurrency,
+            logger: ctx.logger,
+            stillWanted: () => ctx.owned() && !failure,
+            signal: aborted,
+            ...(ctx.heartbeat ? { whileWaiting: ctx.heartbeat } : {}),
+            onFailure: () => this.metrics.uploadFailures.inc({ pipeline: this.name }),
+          });
+          phases.uploading += Date.now() - uploading;
+          uploaded += body.byteLength;
+          this.metrics.files.inc({ pipeline: this.name });
+        } catch (error) {
+          failure ??= { error };
+          cut.abort();
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(max_in_flight, files.length) }, lane));
+    if (failure) throw failure.error;
+    return uploaded;
+  }
+}
+
+/** The S3 client an s3 output writes with (its endpoint, region and credentials). */
+export function s3ClientFor(output: S3OutputConfig): S3Client {
+  return createS3Client({
+    endpoint: output.endpoint,
+    bucket: output.bucket,
+    region: output.region,
+    accessKeyId: output.credentials.access_key_id,
+    secretAccessKey: output.credentials.secret_access_key,
+    sessionToken: output.credentials.session_token,
+    forcePathStyle: output.force_path_style,
+    serverSideEncryption: output.server_side_encryption,
+    kmsKeyId: output.kms_key_id,
+  });
+}
+
+/** The s3 output component: its spec and its constructor. */
+export const s3Output: OutputComponent<S3OutputConfig> = {
+  spec: s3OutputSpec,
+  create: (config, ctx) => new S3Output(config, ctx),
+};
+
