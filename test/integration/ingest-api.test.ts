@@ -483,6 +483,12 @@ describe('ingest API against PostgreSQL', () => {
         expect(lines.filter((l) => l.msg === 'request refused').map((l) => [l.url, l.status])).toEqual([...Array(8).fill(['/events', 400]), ['/events', 401]]);
         expect(lines.filter((l) => l.msg === 'request').map((l) => [l.url, l.status])).toEqual([['/events', 201]]);
         expect(log()).not.toContain(secret);
+        // The customer lookup refuses a key in the query string the same way.
+        const lookup = await call(logged.url, 'GET', '/customers/{customer_id}', `/customers/c-${run}?api_key=${secret}`);
+        expect(lookup.status).toBe(400);
+        expect(lookup.body.error).toBe('bad_request');
+        expect(JSON.stringify(lookup.body)).not.toContain(secret);
+        expect(log()).not.toContain(secret);
       } finally {
         await logged.close();
       }
