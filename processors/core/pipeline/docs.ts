@@ -14,20 +14,22 @@ import { closest } from './suggest.js';
 export class UnknownComponentError extends PermanentError {}
 
 export interface DocsOptions {
-  /** Only this component (`kafka`, `mapping`, `s3`, `dlq`, ...). */
+  /** Only this component (`kafka`, `mapping`, `s3`, `dlq`, ...), or `<kind>.<name>` (`output.kafka`) when a name is used by two kinds. */
   component?: string;
 }
 
 export function renderComponentDocs(options: DocsOptions = {}): string {
   if (options.component !== undefined) {
-    const spec = ALL_COMPONENTS.find((c) => c.name === options.component);
-    if (!spec) {
+    // `kafka` is an input and an output (as in Redpanda Connect): `kafka` shows both, `output.kafka` one.
+    const [kind, name] = options.component.includes('.') ? options.component.split('.', 2) : [undefined, options.component];
+    const specs = ALL_COMPONENTS.filter((c) => c.name === name && (kind === undefined || c.kind === kind));
+    if (specs.length === 0) {
       const near = closest(options.component, ALL_COMPONENTS.map((c) => c.name));
       throw new UnknownComponentError(
         `unknown component "${options.component}"${near ? `: did you mean "${near}"?` : ''} (components: ${ALL_COMPONENTS.map((c) => c.name).join(', ')})`,
       );
     }
-    return renderComponent(spec, '#') + '\n';
+    return specs.map((spec) => renderComponent(spec, '#') + '\n').join('\n');
   }
   const out: string[] = [
     '# Export pipelines',
