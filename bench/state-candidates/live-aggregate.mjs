@@ -33,12 +33,12 @@ const ids = [];
 
 function event(i) {
   if (i > 1000 && rnd() < 0.01) return ids[Math.floor(rnd() * ids.length)]; // a duplicate
-  const id = randomBytes(16).toString('base64url');
-  if (ids.length < 100_000) ids.push(id);
-  else ids[i % 100_000] = id;
   const agent = `agent-${Math.floor(rnd() ** 2 * AGENTS)}`; // skewed
   const r = rnd();
-  return { id, agent, type: r < 0.1 ? 'o' : r < 0.55 ? 'd' : r < 0.8 ? 'w' : 'i', customer: `cust-${Math.floor(rnd() * 50_000)}`, amount: BigInt(Math.floor(rnd() * 1e9)) };
+  const e = { id: randomBytes(16).toString('base64url'), agent, type: r < 0.1 ? 'o' : r < 0.55 ? 'd' : r < 0.8 ? 'w' : 'i', customer: `cust-${Math.floor(rnd() * 50_000)}`, amount: BigInt(Math.floor(rnd() * 1e9)) };
+  if (ids.length < 100_000) ids.push(e);
+  else ids[i % 100_000] = e;
+  return e;
 }
 
 async function measure(name, store) {
