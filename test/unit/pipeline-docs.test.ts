@@ -19,7 +19,7 @@ describe('renderComponentDocs', () => {
   const docs = renderComponentDocs();
 
   it('documents every component under its kind', () => {
-    expect(ALL_COMPONENTS.map((c) => c.name)).toEqual(['kafka', 'mapping', 'filter', 'dedupe', 'select', 'drop', 'log', 's3', 'sql', 'dlq', 'http', 'logger']);
+    expect(ALL_COMPONENTS.map((c) => c.name)).toEqual(['kafka', 'stdin', 'generate', 'mapping', 'filter', 'dedupe', 'select', 'drop', 'log', 's3', 'sql', 'dlq', 'http', 'logger']);
     const order = ['## Inputs', ...INPUTS.map((c) => `### ${c.name}`), '## Processors', ...PROCESSORS.map((c) => `### ${c.name}`), '## Outputs', ...OUTPUTS.map((c) => `### ${c.name}`), '## Sections', ...SECTIONS.map((c) => `### ${c.name}`)];
     const positions = order.map((h) => docs.indexOf(`\n${h}\n`));
     expect(positions.every((p) => p > 0)).toBe(true);

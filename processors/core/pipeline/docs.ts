@@ -159,7 +159,7 @@ export function processorItem(example: string): string {
 /** A whole pipeline file made of the first input, every processor, the first output and every section's example. */
 export function exampleFile(): string {
   return [
-    exampleInContext(INPUTS[0]),
+    exampleInContext(INPUTS[0]!),
     `pipeline:\n  processors:\n${PROCESSORS.map((p) => processorItem(p.example)).join('\n')}`,
     exampleInContext(OUTPUTS[0]!),
     ...SECTIONS.map(exampleInContext),

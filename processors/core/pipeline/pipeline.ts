@@ -19,6 +19,8 @@ import {
   type SelectConfig,
   type LogConfig,
 } from './components/index.js';
+import type { GenerateInputConfig } from '../../export/inputs/generate.js';
+import type { StdinInputConfig } from '../../export/inputs/stdin.js';
 import { INVALID, list, object, resolveField, type AnyField, type ParseContext } from './fields.js';
 import type { MapNode } from './source.js';
 import { redpandaComponentHint } from './redpanda-names.js';
@@ -29,7 +31,11 @@ import { suggestion } from './suggest.js';
  * span sections. Components themselves are declared in components/.
  */
 
-export type InputConfig = { type: 'kafka'; label: string; config: KafkaInputConfig };
+export type InputConfig =
+  | { type: 'kafka'; label: string; config: KafkaInputConfig }
+  | { type: 'stdin'; label: string; config: StdinInputConfig }
+  | { type: 'generate'; label: string; config: GenerateInputConfig };
+
 export type ProcessorConfig =
   | { type: 'mapping'; label: string; config: MappingConfig }
   | { type: 'filter'; label: string; config: FilterConfig }
@@ -102,7 +108,7 @@ export function parsePipeline(root: MapNode, ctx: ParseContext): PipelineConfig 
 }
 
 function crossSectionRules(p: Partial<Omit<PipelineConfig, 'name' | 'file'>>, ctx: ParseContext): void {
-  const input = p.input?.config;
+  const input = p.input?.type === 'kafka' ? p.input.config : undefined;
   if (input && p.dlq) {
     const dlq = p.dlq.topic;
     const pattern = input.topic_pattern !== undefined ? new RegExp(input.topic_pattern) : undefined;
@@ -121,7 +127,7 @@ function crossSectionRules(p: Partial<Omit<PipelineConfig, 'name' | 'file'>>, ct
   });
   const output = p.output?.config;
   const mapping = processors.findIndex((proc) => proc.type === 'mapping');
-  if (output && mapping >= 0 && !output.columns && output.format !== 'jsonl') {
+  if (output && p.output?.type === 's3' && mapping >= 0 && !output.columns && output.format !== 'jsonl') {
     const path = ['output', 's3', 'columns'];
     ctx.report(
       ctx.locate(path),

@@ -8,13 +8,15 @@ import { kafkaInput } from './kafka-input.js';
 import { loggerSection } from './logger.js';
 import { mappingProcessor } from './mapping.js';
 import { OUTPUT_COMPONENTS } from '../../../export/outputs/index.js';
+import { INPUT_COMPONENTS } from '../../../export/inputs/index.js';
 import { s3OutputSpec } from '../../../export/outputs/s3.js';
 import { selectProcessor } from './select.js';
 import { logProcessor } from './log.js';
 import { sqlOutput } from './sql-output.js';
 
 /** Every component, by kind: the catalogue lint, load and docs read. A new component is one file plus a line here. */
-export const INPUTS = [kafkaInput] as const satisfies readonly ComponentSpec[];
+/** The inputs' specs, from the input components' list (processors/export/inputs/index.ts: spec and constructor in one file each). */
+export const INPUTS: readonly ComponentSpec[] = INPUT_COMPONENTS.map((c) => c.spec);
 export const PROCESSORS = [mappingProcessor, filterProcessor, dedupeProcessor, selectProcessor, dropProcessor, logProcessor] as const satisfies readonly ComponentSpec[];
 /** The outputs' specs, from the output components' list (processors/export/outputs/index.ts: spec and constructor in one file each). */
 export const OUTPUTS: readonly ComponentSpec[] = OUTPUT_COMPONENTS.map((c) => c.spec);
