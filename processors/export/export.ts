@@ -14,6 +14,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { s3ClientFor } from './outputs/s3.js';
 import { ExportMetrics } from './metrics.js';
 import { PipelineRunner } from './runner.js';
+import { kafkaClientFor } from './inputs/kafka.js';
 
 export const PROCESSOR_NAME = 'export';
 
@@ -94,7 +95,9 @@ export async function startExport(options: ExportOptions): Promise<RunningExport
 }
 
 function createRunner(p: PipelineConfig, logger: Logger, metrics: ExportMetrics, topics: TopicPlanInput['kafka']): PipelineRunner {
-  return new PipelineRunner(p, { registry: schemaRegistry(p), logger, metrics, topics });
+  // One Kafka client a pipeline with a kafka input: its consumer group, its DLQ and a kafka output's transactions share it.
+  const kafka = kafkaInputOf(p) ? kafkaClientFor(kafkaInputOf(p)!, p, logger) : undefined;
+  return new PipelineRunner(p, { registry: schemaRegistry(p), logger, metrics, topics, ...(kafka ? { kafka } : {}) });
 }
 
 /** The schema registry of a kafka input; an input that is not Avro from a registry has none (asking it is a bug). */

@@ -119,7 +119,6 @@ export class PipelineRunner {
     private readonly deps: RunnerDeps,
   ) {
     this.log = deps.logger.child({ pipeline: pipeline.name });
-    this.output = deps.output ?? outputComponent(pipeline.output.type).create(pipeline.output.config, { pipeline, logger: this.log, metrics: deps.metrics });
     this.input =
       deps.input ??
       inputComponent(pipeline.input.type).create(pipeline.input.config, {
@@ -129,6 +128,7 @@ export class PipelineRunner {
         ...(deps.kafka ? { kafka: deps.kafka } : {}),
         ...(deps.topics ? { topics: deps.topics } : {}),
       });
+    this.output = deps.output ?? outputComponent(pipeline.output.type).create(pipeline.output.config, { pipeline, logger: this.log, metrics: deps.metrics, ...(deps.kafka ? { kafka: deps.kafka } : {}) });
     this.records = new RecordConsumer(new RecordPath(pipeline, deps.registry, this.output, this.log, this.input.decode), this.log);
     const { count, bytes, period } = this.output.batching;
     this.policy = new BatchPolicy(count, bytes, period);

@@ -1,4 +1,4 @@
-import type { KafkaInputConfig } from './components/kafka-input.js';
+import type { KafkaInputConfig } from '../../export/inputs/kafka.js';
 import type { PipelineConfig } from './pipeline.js';
 
 /**
