@@ -1,3 +1,4 @@
+import { requireKafkaInput } from '../../core/pipeline/input-config.js';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { Cron } from 'croner';
 import { createKafka } from '../../core/kafka/client.js';
@@ -61,7 +62,7 @@ export function compactCommand(): Command {
       const logger = createLogger({ name: 'compact', level: s.log.level });
       const pipeline = loadPipeline(file);
       const output = pipeline.output.config;
-      const input = pipeline.input.config;
+      const input = requireKafkaInput(pipeline, 'sluice compact');
       if (output.format !== 'parquet' || !output.columns) cmd.error(`sluice compact: ${file} must write parquet with output.s3.columns declared (the compacted files keep those columns)`, { exitCode: 64 });
       const prefix = staticPrefix(output.path);
       const only = o.partition !== undefined ? partitionDir(prefix, o.partition) : undefined;
