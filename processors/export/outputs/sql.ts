@@ -98,5 +98,6 @@ export { StaleBatchError };
 
 export const sqlComponent: OutputComponent<SqlOutputConfig> = {
   spec: sqlOutput,
+  offsets: 'output',
   create: (config, ctx) => new SqlOutput(config, ctx),
 };
