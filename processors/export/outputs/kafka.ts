@@ -5,7 +5,7 @@ import type { Admin, Message, Producer, TopicMessages, Transaction } from 'kafka
 import { DLQ_REASONS } from '../../core/dlq/reasons.js';
 import { ConfigError, isFenced } from '../../core/errors/errors.js';
 import { MAX_PRODUCE_BYTES, splitBySize } from '../../core/kafka/transactional-loop.js';
-import { TOPIC_FIX, TOPIC_NAME } from '../../core/pipeline/components/kafka-input.js';
+import { TOPIC_FIX, TOPIC_NAME } from '../../core/kafka/topics.js';
 import { defineComponent } from '../../core/pipeline/component.js';
 import { bool, byteSize, duration, expression, int, map, object, oneOf, string, template, type Infer } from '../../core/pipeline/fields.js';
 import { partSource, type PathTemplate } from '../../core/pipeline/path-template.js';
