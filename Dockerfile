@@ -16,6 +16,8 @@ COPY package.json ./
 COPY bin ./bin
 COPY connectors ./connectors
 COPY schemas ./schemas
+# State stores (sluice live, the normalizer's dedupe): a named volume mounted here takes this owner.
+RUN mkdir -p /var/lib/sluice/state && chown node:node /var/lib/sluice/state
 USER node
 ENTRYPOINT ["node", "/app/bin/sluice.mjs"]
 CMD ["--help"]

@@ -6,7 +6,7 @@ import { OutboundGuard } from '../core/http/outbound-guard.js';
 import { createKafka } from '../core/kafka/client.js';
 import { filesTopics } from '../core/kafka/topic-plan.js';
 import { ensureTopics } from '../core/kafka/topics.js';
-import { createProcessor, serve, type ProcessorContext } from '../core/runtime/processor.js';
+import { serve, startProcessor, type ProcessorContext, type StartOptions } from '../core/runtime/processor.js';
 import { FAIL_FAST_RETRY } from '../core/runtime/startup.js';
 import { createS3Client } from '../core/s3/client.js';
 import { Notifier } from '../reports/notify.js';
@@ -17,12 +17,7 @@ import { PROCESSOR } from './outputs.js';
 import { filesSettings } from './settings.js';
 import { FileWatcher } from './watcher.js';
 
-export interface FilesOptions {
-  env?: NodeJS.ProcessEnv;
-  configFile?: string;
-  handleSignals?: boolean;
-  logDestination?: NodeJS.WritableStream;
-}
+export type FilesOptions = StartOptions;
 
 export interface RunningFiles {
   port: number;
@@ -38,20 +33,7 @@ export interface RunningFiles {
  * a ledger, receipts, rejects, a DLQ, notifications and metrics.
  */
 export async function startFiles(options: FilesOptions = {}): Promise<RunningFiles> {
-  const ctx = createProcessor({
-    name: PROCESSOR,
-    spec: filesSettings,
-    ...(options.env ? { env: options.env } : {}),
-    ...(options.configFile ? { configFile: options.configFile } : {}),
-    handleSignals: options.handleSignals ?? false,
-    ...(options.logDestination ? { logDestination: options.logDestination } : {}),
-  });
-  try {
-    return await start(ctx);
-  } catch (error) {
-    await ctx.shutdown.run();
-    throw error;
-  }
+  return startProcessor(PROCESSOR, filesSettings, options, start);
 }
 
 async function start(ctx: ProcessorContext<typeof filesSettings>): Promise<RunningFiles> {

@@ -1,6 +1,6 @@
 import type { Registry } from 'prom-client';
 import { createPool } from '../core/db/pool.js';
-import { createProcessor, serve, type ProcessorContext } from '../core/runtime/processor.js';
+import { serve, startProcessor, type ProcessorContext, type StartOptions } from '../core/runtime/processor.js';
 import { ApiKeyCheck } from '../core/http/api-key.js';
 import { IngestService } from './ingest.js';
 import { IngestApiMetrics } from './metrics.js';
@@ -11,15 +11,9 @@ import { ingestApiSettings } from './settings.js';
 
 export const PROCESSOR_NAME = 'ingest-api';
 
-export interface IngestApiOptions {
-  /** Settings source (default: process.env); tests pass their own. */
-  env?: NodeJS.ProcessEnv;
-  configFile?: string;
+export interface IngestApiOptions extends StartOptions {
   /** Overrides SLUICE_INGEST_API_PORT (0 picks a free port). */
   port?: number;
-  /** Install SIGTERM/SIGINT handlers that shut down and exit (the CLI and main.ts do). */
-  handleSignals?: boolean;  /** Where the JSON log lines go (default: stdout). */
-  logDestination?: NodeJS.WritableStream;
 }
 
 export interface RunningIngestApi {
@@ -41,20 +35,7 @@ export interface RunningIngestApi {
  * get 503 until it is back.
  */
 export async function startIngestApi(options: IngestApiOptions = {}): Promise<RunningIngestApi> {
-  const ctx = createProcessor({
-    name: PROCESSOR_NAME,
-    spec: ingestApiSettings,
-    ...(options.env ? { env: options.env } : {}),
-    ...(options.configFile ? { configFile: options.configFile } : {}),
-    handleSignals: options.handleSignals ?? false,
-    ...(options.logDestination ? { logDestination: options.logDestination } : {}),
-  });
-  try {
-    return await start(ctx, options);
-  } catch (error) {
-    await ctx.shutdown.run();
-    throw error;
-  }
+  return startProcessor(PROCESSOR_NAME, ingestApiSettings, options, (ctx) => start(ctx, options));
 }
 
 async function start(ctx: ProcessorContext<typeof ingestApiSettings>, options: IngestApiOptions): Promise<RunningIngestApi> {

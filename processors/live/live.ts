@@ -12,7 +12,8 @@ import { liveChangelogTopic, liveTopics } from '../core/kafka/topic-plan.js';
 import { ensureTopics } from '../core/kafka/topics.js';
 import { TransactionalLoop } from '../core/kafka/transactional-loop.js';
 import { RegistryCodec } from '../core/registry/codec.js';
-import { createProcessor, serve, type ProcessorContext } from '../core/runtime/processor.js';
+import { LoopLiveness } from '../core/runtime/liveness.js';
+import { serve, startProcessor, type ProcessorContext, type StartOptions } from '../core/runtime/processor.js';
 import { endpointName, FAIL_FAST_RETRY } from '../core/runtime/startup.js';
 import { loadContracts } from '../core/schemas/contracts.js';
 import { changelogTopicName } from '../core/state/changelog.js';
@@ -37,11 +38,7 @@ export const LIVE_STORE = 'live';
 /** The contract of the output values (schemas/agent-commission-live). */
 export const OUTPUT_CONTRACT = 'agent-commission-live';
 
-export interface LiveOptions {
-  env?: NodeJS.ProcessEnv;
-  configFile?: string;
-  handleSignals?: boolean;
-}
+export type LiveOptions = StartOptions;
 
 export interface RunningLive {
   port: number;
@@ -53,8 +50,6 @@ export interface RunningLive {
   stop(): Promise<void>;
 }
 
-const LIVENESS_WINDOW_MS = 120_000;
-
 /**
  * Starts `sluice live`: the agent events in, per agent and UTC month the report's totals
  * and commission (state in core/state, changelog and output in the same Kafka
@@ -62,19 +57,7 @@ const LIVENESS_WINDOW_MS = 120_000;
  * and the /live API over it.
  */
 export async function startLive(options: LiveOptions = {}): Promise<RunningLive> {
-  const ctx = createProcessor({
-    name: PROCESSOR_NAME,
-    spec: liveSettings,
-    ...(options.env ? { env: options.env } : {}),
-    ...(options.configFile ? { configFile: options.configFile } : {}),
-    handleSignals: options.handleSignals ?? false,
-  });
-  try {
-    return await start(ctx);
-  } catch (error) {
-    await ctx.shutdown.run();
-    throw error;
-  }
+  return startProcessor(PROCESSOR_NAME, liveSettings, options, start);
 }
 
 async function start(ctx: ProcessorContext<typeof liveSettings>): Promise<RunningLive> {
@@ -98,8 +81,6 @@ async function start(ctx: ProcessorContext<typeof liveSettings>): Promise<Runnin
   const metrics = new LiveMetrics(ctx.metrics);
   const view = new LiveView(kafka, s.outputTopic, new AvroDecoder(codec.rest), logger);
 
-  let lastActivity = Date.now();
-  let fatal: Error | undefined;
   const server: HealthServer = await serve(
     ctx,
     {
@@ -112,15 +93,7 @@ async function start(ctx: ProcessorContext<typeof liveSettings>): Promise<Runnin
     (app) => registerLiveRoutes(app, { view, apiKeys, pageSize: s.pageSize, metrics, logger }),
     s.httpPort,
   );
-  const liveness = setInterval(() => {
-    if (!ctx.startup.isReady) lastActivity = Date.now();
-    if (fatal) return server.setLive(false, `the consume loop stopped: ${fatal.message}`);
-    const idle = Date.now() - lastActivity;
-    server.setLive(idle < LIVENESS_WINDOW_MS, `no consume-loop activity for ${Math.round(idle / 1000)} s`);
-    metrics.viewRows.set(view.size);
-  }, 5_000);
-  liveness.unref();
-  ctx.shutdown.add('liveness monitor', () => clearInterval(liveness));
+  const liveness = new LoopLiveness(ctx, server, { onCheck: () => metrics.viewRows.set(view.size) });
 
   const { startup } = ctx;
   const kafkaAt = `Kafka at ${core.kafka.brokers.join(',')}`;
@@ -194,15 +167,10 @@ async function start(ctx: ProcessorContext<typeof liveSettings>): Promise<Runnin
     },
     onTransactionFailed: (outcome) => metrics.transactions.inc({ outcome }),
     onLag: (_topic, partition, lag) => metrics.lag.set({ partition: String(partition) }, lag),
-    onActivity: () => {
-      lastActivity = Date.now();
-    },
+    onActivity: liveness.touch,
   });
   ctx.shutdown.add('transactional loop', () => loop.stop());
-  loop.failed.catch((error: Error) => {
-    fatal = error;
-    server.setLive(false, `the consume loop stopped: ${error.message}`);
-  });
+  loop.failed.catch(liveness.fail);
   ctx.shutdown.add('live view', () => view.stop());
   await startup.dependency(kafkaAt, () => view.start());
   await startup.dependency(kafkaAt, async () => {

@@ -12,7 +12,8 @@ import { changelogTopicName } from '../core/state/changelog.js';
 import { KafkaChangelogSource } from '../core/state/changelog-reader.js';
 import { StateMetrics } from '../core/state/metrics.js';
 import { StateStores } from '../core/state/state-stores.js';
-import { createProcessor, serve, type ProcessorContext } from '../core/runtime/processor.js';
+import { LoopLiveness } from '../core/runtime/liveness.js';
+import { serve, startProcessor, type ProcessorContext, type StartOptions } from '../core/runtime/processor.js';
 import { endpointName, FAIL_FAST_RETRY } from '../core/runtime/startup.js';
 import { defaultSchemasDir, loadContract, type AgentEventContract } from './contract.js';
 import { DEDUPE_CHANGELOG_CODEC } from './dedupe.js';
@@ -25,13 +26,7 @@ import { routeRecords, type ChunkStats } from './transform.js';
 
 export const PROCESSOR_NAME = 'normalizer';
 
-export interface NormalizerOptions {
-  /** Settings source (default: process.env); tests pass their own. */
-  env?: NodeJS.ProcessEnv;
-  configFile?: string;
-  /** Install SIGTERM/SIGINT handlers that shut down and exit (the CLI and main.ts do). */
-  handleSignals?: boolean;
-}
+export type NormalizerOptions = StartOptions;
 
 export interface RunningNormalizer {
   /** Port of /healthz, /readyz, /metrics. */
@@ -48,27 +43,12 @@ export interface RunningNormalizer {
   stop(): Promise<void>;
 }
 
-/** Liveness: the loop must show some activity (fetch, heartbeat, batch, retry) this often. */
-const LIVENESS_WINDOW_MS = 120_000;
-
 /**
  * Starts the normalizer: the CDC topic of staging.agent_events in, contract-checked
  * Avro events (key agent_id) and dead letters out, in Kafka transactions.
  */
 export async function startNormalizer(options: NormalizerOptions = {}): Promise<RunningNormalizer> {
-  const ctx = createProcessor({
-    name: PROCESSOR_NAME,
-    spec: normalizerSettings,
-    ...(options.env ? { env: options.env } : {}),
-    ...(options.configFile ? { configFile: options.configFile } : {}),
-    handleSignals: options.handleSignals ?? false,
-  });
-  try {
-    return await start(ctx);
-  } catch (error) {
-    await ctx.shutdown.run();
-    throw error;
-  }
+  return startProcessor(PROCESSOR_NAME, normalizerSettings, options, start);
 }
 
 async function start(ctx: ProcessorContext<typeof normalizerSettings>): Promise<RunningNormalizer> {
@@ -89,8 +69,6 @@ async function start(ctx: ProcessorContext<typeof normalizerSettings>): Promise<
   const admin = kafka.admin({ retry: FAIL_FAST_RETRY });
   const metrics = new NormalizerMetrics(ctx.metrics);
 
-  let lastActivity = Date.now();
-  let fatal: Error | undefined;
   const server: HealthServer = await serve(
     ctx,
     {
@@ -100,14 +78,7 @@ async function start(ctx: ProcessorContext<typeof normalizerSettings>): Promise<
     undefined,
     s.httpPort,
   );
-  const liveness = setInterval(() => {
-    if (!ctx.startup.isReady) lastActivity = Date.now(); // waiting for a dependency is not a hang
-    if (fatal) return server.setLive(false, `the consume loop stopped: ${fatal.message}`);
-    const idle = Date.now() - lastActivity;
-    server.setLive(idle < LIVENESS_WINDOW_MS, `no consume-loop activity for ${Math.round(idle / 1000)} s`);
-  }, 5_000);
-  liveness.unref();
-  ctx.shutdown.add('liveness monitor', () => clearInterval(liveness));
+  const liveness = new LoopLiveness(ctx, server);
 
   const { startup } = ctx;
   const kafkaAt = `Kafka at ${core.kafka.brokers.join(',')}`;
@@ -158,15 +129,10 @@ async function start(ctx: ProcessorContext<typeof normalizerSettings>): Promise<
     onCommitted: (stats, seconds) => metrics.committed(stats, seconds),
     onTransactionFailed: (outcome) => metrics.transactions.inc({ outcome }),
     onLag: (topic, partition, lag, lastTimestampMs) => metrics.lagged({ topic, partition: String(partition) }, lag, lastTimestampMs),
-    onActivity: () => {
-      lastActivity = Date.now();
-    },
+    onActivity: liveness.touch,
   });
   ctx.shutdown.add('transactional loop', () => loop.stop());
-  loop.failed.catch((error: Error) => {
-    fatal = error;
-    server.setLive(false, `the consume loop stopped: ${error.message}`);
-  });
+  loop.failed.catch(liveness.fail);
   await startup.dependency(kafkaAt, async () => {
     try {
       await loop.start();

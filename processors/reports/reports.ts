@@ -9,7 +9,7 @@ import { OutboundGuard } from '../core/http/outbound-guard.js';
 import { createKafka } from '../core/kafka/client.js';
 import { ensureTopics } from '../core/kafka/topics.js';
 import { reportsTopics } from '../core/kafka/topic-plan.js';
-import { createProcessor, serve, type ProcessorContext } from '../core/runtime/processor.js';
+import { serve, startProcessor, type ProcessorContext, type StartOptions } from '../core/runtime/processor.js';
 import { FAIL_FAST_RETRY } from '../core/runtime/startup.js';
 import { createS3Client } from '../core/s3/client.js';
 import { ReportsMetrics } from './metrics.js';
@@ -24,12 +24,7 @@ import { StatusStore } from './status.js';
 
 export const PROCESSOR_NAME = 'reports';
 
-export interface ReportsOptions {
-  env?: NodeJS.ProcessEnv;
-  configFile?: string;
-  handleSignals?: boolean;  /** Where the JSON log lines go (default: stdout). */
-  logDestination?: NodeJS.WritableStream;
-}
+export type ReportsOptions = StartOptions;
 
 export interface RunningReports {
   port: number;
@@ -47,20 +42,7 @@ export interface RunningReports {
  * /metrics, and the optional monthly schedule.
  */
 export async function startReports(options: ReportsOptions = {}): Promise<RunningReports> {
-  const ctx = createProcessor({
-    name: PROCESSOR_NAME,
-    spec: reportsSettings,
-    ...(options.env ? { env: options.env } : {}),
-    ...(options.configFile ? { configFile: options.configFile } : {}),
-    handleSignals: options.handleSignals ?? false,
-    ...(options.logDestination ? { logDestination: options.logDestination } : {}),
-  });
-  try {
-    return await start(ctx);
-  } catch (error) {
-    await ctx.shutdown.run();
-    throw error;
-  }
+  return startProcessor(PROCESSOR_NAME, reportsSettings, options, start);
 }
 
 async function start(ctx: ProcessorContext<typeof reportsSettings>): Promise<RunningReports> {

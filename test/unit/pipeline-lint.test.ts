@@ -1,7 +1,7 @@
 import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { lintCommand } from '../../processors/cli/commands/lint.js';
 import { exampleFile } from '../../processors/core/pipeline/docs.js';
 import { jsonataLanguage, type ExpressionLanguage } from '../../processors/core/pipeline/expressions.js';
@@ -261,7 +261,13 @@ describe('lint rules', () => {
 });
 
 describe('sluice lint', () => {
+  // The command reads the shell's environment: give it the servers' variables a stack's
+  // env file sets, so the result does not depend on the shell the tests run in.
+  beforeEach(() => {
+    for (const [name, value] of Object.entries(SERVERS_ENV)) vi.stubEnv(name, value);
+  });
   afterEach(() => {
+    vi.unstubAllEnvs();
     vi.restoreAllMocks();
     process.exitCode = undefined;
   });

@@ -49,6 +49,44 @@ export function createProcessor<S extends SettingsSpec>(options: ProcessorOption
   return { name: options.name, core, settings, logger, metrics, shutdown, startup };
 }
 
+/** What every `start<Processor>(options)` takes: where its settings come from and how it runs. */
+export interface StartOptions {
+  /** Settings source (default: process.env); tests pass their own. */
+  env?: NodeJS.ProcessEnv;
+  configFile?: string;
+  /** Install SIGTERM/SIGINT handlers that shut down and exit (the CLI and main.ts do). */
+  handleSignals?: boolean;
+  /** Where the JSON log lines go (default: stdout). */
+  logDestination?: NodeJS.WritableStream;
+}
+
+/**
+ * Creates the processor's context and runs its `start` with it; when the start fails,
+ * everything registered for shutdown so far (clients, ports, timers) is closed before the
+ * error reaches the caller, so a failed start leaves nothing running.
+ */
+export async function startProcessor<S extends SettingsSpec, R>(
+  name: string,
+  spec: S,
+  options: StartOptions,
+  start: (ctx: ProcessorContext<S>) => Promise<R>,
+): Promise<R> {
+  const ctx = createProcessor({
+    name,
+    spec,
+    ...(options.env ? { env: options.env } : {}),
+    ...(options.configFile ? { configFile: options.configFile } : {}),
+    handleSignals: options.handleSignals ?? false,
+    ...(options.logDestination ? { logDestination: options.logDestination } : {}),
+  });
+  try {
+    return await start(ctx);
+  } catch (error) {
+    await ctx.shutdown.run();
+    throw error;
+  }
+}
+
 /**
  * Opens the processor's HTTP port. A port that serves an API (addRoutes) listens on
  * SLUICE_HTTP_API_HOST, one with only /healthz, /readyz and /metrics on SLUICE_HTTP_HOST;
