@@ -1,19 +1,9 @@
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { setting, type SettingsOf } from '../core/config/settings.js';
-import { isNetworkList } from '../core/http/outbound-guard.js';
+import { commaList, hostList, networkList, topicName } from '../core/config/values.js';
 import { CHANNELS } from '../ingest-api/validation.js';
 
-const topicName = z.string().regex(/^[A-Za-z0-9._-]{1,249}$/, 'a Kafka topic name: letters, digits, . _ - (at most 249)');
-const commaList = (s: string) => s.split(',').map((x) => x.trim()).filter(Boolean);
-const hostList = z
-  .string()
-  .transform(commaList)
-  .pipe(z.array(z.string().regex(/^(\*\.)?[A-Za-z0-9.:\[\]-]+$/, 'a host name (hooks.slack.com), a wildcard (*.example.com) or an address')));
-const networkList = z
-  .string()
-  .refine(isNetworkList, 'networks in CIDR notation (10.20.0.0/16, 127.0.0.1/32, fd00::/8), comma-separated')
-  .transform(commaList);
 const prefix = z.string().regex(/^[^/\s][^\s]*\/$/, 'a key prefix ending with "/"');
 
 /** One partner or batch system that drops files under incoming/<name>/. */
