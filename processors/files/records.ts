@@ -1,4 +1,4 @@
-import { parse as parseCsv, type InfoRecord, type Options } from 'csv-parse';
+import { parse as parseCsv } from 'csv-parse';
 import { Readable } from 'node:stream';
 import { TextDecoder } from 'node:util';
 import { isUtf8 } from 'node:buffer';
@@ -147,15 +147,6 @@ function checkHeader(header: string[]): string[] {
   return columns;
 }
 
-/** What on_record makes of each parsed record: its cells, original text and place. */
-interface CsvOut {
-  cells: string[];
-  raw: string;
-  /** Empty lines skipped so far (csv-parse's count), for line numbers. */
-  emptyLines: number;
-  seq: number;
-}
-
 interface CsvSkip extends Error {
   code?: string;
   lines?: number;
@@ -164,37 +155,40 @@ interface CsvSkip extends Error {
 /** Line breaks inside a record's text (its own trailing one left out). */
 const innerBreaks = (raw: string): number => (raw.replace(/(\r\n|\n|\r)$/, '').match(/\r\n|\n|\r/g) ?? []).length;
 
+/** csv-parse's raw text of a record, without its line break (with CRLF it keeps the CR). */
+const withoutBreak = (raw: string): string => raw.replace(/(\r\n|\n|\r)$/, '');
+
+const isEmptyLine = (cells: readonly string[], raw: string): boolean => cells.length === 1 && cells[0] === '' && withoutBreak(raw) === '';
+
 /**
- * csv-parse yields arrays of cells (no per-record objects, no info objects beyond the one
- * on_record gets): the header is the first record, checked here, and each row's cells are
- * named by it, so a row with another number of cells is told apart without the parser's
- * column mode.
+ * csv-parse yields arrays of cells with their original text, and nothing per record
+ * beyond that (no column objects, no info objects: on a million rows they cost more than
+ * the parsing). The header is the first record, checked here, and names each row's cells,
+ * so a row with another number of cells is told apart here too. Empty lines come through
+ * as records and are counted, so line numbers stay exact.
  */
 async function* csvRecords(text: AsyncIterable<Buffer>, options: RecordOptions): AsyncGenerator<FileRecord> {
-  // Records and skipped (unparsable) records in the order the parser met them: the stream
-  // delivers records through a buffer, skips at once, so each gets its place in file order here.
-  let seq = 0;
-  const skips = new Map<number, { error: CsvSkip; raw: string }>();
+  // Skipped (unparsable) records, by how many records the parser had yielded when it met
+  // them: the stream delivers records through a buffer but reports skips at once, so each
+  // skip is put back in its place in file order here.
+  const skips = new Map<number, { error: CsvSkip; raw: string }[]>();
   const parser = parseCsv({
     bom: true,
     delimiter: options.source.delimiter,
     record_delimiter: ['\r\n', '\n'],
     raw: true,
     relax_column_count: true,
-    skip_empty_lines: true,
     skip_records_with_error: true,
     max_record_size: options.maxRecordBytes,
-    on_record: (record: unknown, context: InfoRecord) => {
-      const r = record as { record: string[]; raw: string };
-      const out: CsvOut = { cells: r.record, raw: r.raw, emptyLines: context.empty_lines, seq: seq++ };
-      // csv-parse types on_record as returning the record type; it passes whatever it returns on.
-      return out as unknown as string[];
-    },
     on_skip: (error: CsvSkip | undefined, raw: string | undefined) => {
-      if (error) skips.set(seq++, { error, raw: raw ?? '' });
+      if (!error) return undefined;
+      const at = parser.info.records;
+      const list = skips.get(at) ?? [];
+      list.push({ error, raw: raw ?? '' });
+      skips.set(at, list);
       return undefined;
     },
-  } as Options);
+  });
   const input = Readable.from(text);
   input.on('error', (error) => parser.destroy(error));
   input.pipe(parser);
@@ -202,41 +196,38 @@ async function* csvRecords(text: AsyncIterable<Buffer>, options: RecordOptions):
   let index = 0;
   // csv-parse's own line counts are off for CRLF inside quotes: lines are counted from the text.
   let linesBefore = 0;
-  let emptyBefore = 0;
-  let next = 0;
-  const skipsBefore = function* (limit: number): Generator<FileRecord> {
-    for (; next < limit; next++) {
-      const skip = skips.get(next);
-      if (!skip) continue;
-      skips.delete(next);
+  let records = 0;
+  const skipsBefore = function* (position: number): Generator<FileRecord> {
+    const list = skips.get(position);
+    if (!list) return;
+    skips.delete(position);
+    for (const skip of list) {
       const line = linesBefore + 1;
       if (skip.error.code === 'CSV_MAX_RECORD_SIZE') {
         throw new FileFormatError('record_too_large', `the record at line ${line} is longer than ${options.maxRecordBytes} bytes (files.maxRecordBytes); often an unclosed quote`, line);
       }
       if (!columns) throw new FileFormatError('missing_columns', `the header line cannot be parsed as CSV: ${skip.error.message.replace(/ at line \d+/, '')}`, line);
       linesBefore += innerBreaks(skip.raw) + 1;
-      yield { kind: 'bad', index: index++, line, raw: keep(skip.raw.replace(/(\r\n|\n)$/, '')), reason: 'malformed_csv', message: skip.error.message.replace(/ at line \d+/, '') };
+      yield { kind: 'bad', index: index++, line, raw: keep(withoutBreak(skip.raw)), reason: 'malformed_csv', message: skip.error.message.replace(/ at line \d+/, '') };
     }
   };
-  for await (const out of parser as AsyncIterable<CsvOut>) {
-    yield* skipsBefore(out.seq);
-    next = out.seq + 1;
-    linesBefore += out.emptyLines - emptyBefore;
-    emptyBefore = out.emptyLines;
+  for await (const out of parser as AsyncIterable<{ record: string[]; raw: string }>) {
+    yield* skipsBefore(records++);
     const line = linesBefore + 1;
     linesBefore += innerBreaks(out.raw) + 1;
+    if (isEmptyLine(out.record, out.raw)) continue;
     if (!columns) {
-      columns = checkHeader(out.cells);
+      columns = checkHeader(out.record);
       continue;
     }
-    const raw = out.raw.replace(/(\r\n|\n)$/, '');
-    if (out.cells.length !== columns.length) {
-      yield { kind: 'bad', index: index++, line, raw, reason: 'column_count_mismatch', message: `the record has ${out.cells.length} fields, the header ${columns.length}` };
+    const raw = withoutBreak(out.raw);
+    if (out.record.length !== columns.length) {
+      yield { kind: 'bad', index: index++, line, raw, reason: 'column_count_mismatch', message: `the record has ${out.record.length} fields, the header ${columns.length}` };
       continue;
     }
-    yield { kind: 'row', index: index++, line, raw, fields: csvFields(columns, out.cells) };
+    yield { kind: 'row', index: index++, line, raw, fields: csvFields(columns, out.record) };
   }
-  yield* skipsBefore(seq);
+  for (const position of [...skips.keys()].sort((a, b) => a - b)) yield* skipsBefore(position);
   if (!columns) throw new FileFormatError('empty_file', 'the file has no header line (and no rows)');
 }
 
