@@ -117,7 +117,7 @@ export class PipelineRunner {
   ) {
     const input = pipeline.input.config;
     this.log = deps.logger.child({ pipeline: pipeline.name });
-    this.output = deps.output ?? outputComponent(pipeline.output.type).create(pipeline.output.config, { pipeline, logger: this.log, metrics: deps.metrics });
+    this.output = deps.output ?? outputComponent(pipeline.output.type).create(pipeline.output.config, { pipeline, logger: this.log, metrics: deps.metrics, kafka: deps.kafka });
     this.records = new RecordConsumer(new RecordPath(pipeline, deps.registry, this.output, this.log), this.log);
     const { count, bytes, period } = this.output.batching;
     this.policy = new BatchPolicy(count, bytes, period);

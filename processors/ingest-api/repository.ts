@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { isRetriable } from '../core/errors/errors.js';
+import { isPostgresTransient } from '../core/errors/errors.js';
 import type { StagedEvent } from './enrichment.js';
 import type { CustomerBody } from './responses.js';
 
@@ -128,19 +128,9 @@ function customerBody(row: { customer_id: string; agent_id: string; created_at: 
   return { customer_id: row.customer_id, agent_id: row.agent_id, created_at: row.created_at.toISOString(), updated_at: row.updated_at.toISOString() };
 }
 
-/** PostgreSQL SQLSTATE classes and codes that pass: connection loss, restarts, overload, conflicts. */
-const TRANSIENT_SQLSTATES = ['57P01', '57P02', '57P03', '53300', '40001', '40P01'];
-
 /**
  * Whether a database failure may pass by retrying (the API answers 503 and the client
- * retries with the same event_ids) rather than being a fault of ours (500).
+ * retries with the same event_ids) rather than being a fault of ours (500): the one
+ * Postgres classification of core/errors.
  */
-export function isTransientDbError(error: unknown): boolean {
-  if (isRetriable(error)) return true;
-  const e = error as { code?: unknown; message?: unknown } | null;
-  const code = typeof e?.code === 'string' ? e.code : '';
-  if (code.startsWith('08') || TRANSIENT_SQLSTATES.includes(code)) return true;
-  const message = typeof e?.message === 'string' ? e.message : '';
-  // pg-pool and pg raise these without a code.
-  return /timeout exceeded when trying to connect|Connection terminated|connection timeout|Client has encountered a connection error/i.test(message);
-}
+export const isTransientDbError = isPostgresTransient;

@@ -3,7 +3,7 @@ import type pg from 'pg';
 import { createPool } from '../../processors/core/db/pool.js';
 import { ConfigError } from '../../processors/core/errors/errors.js';
 import { createLogger } from '../../processors/core/log/logger.js';
-import type { SqlOutputConfig } from '../../processors/core/pipeline/components/sql-output.js';
+import type { SqlOutputConfig } from '../../processors/export/outputs/sql.js';
 import { copyLineEncoder } from '../../processors/export/sql/copy-text.js';
 import { SqlWriter, StaleBatchError } from '../../processors/export/sql/writer.js';
 import { runId } from '../support/export-harness.js';

@@ -10,9 +10,38 @@ export interface ChaosOptions {
   events: number;
   /** Produce rate: the run lasts events / perSecond seconds. */
   perSecond: number;
+  /** How long S3 is stopped mid-run (0: no outage, for a sink that does not use S3). */
   s3OutageMs: number;
   logPrefix: string;
   log?: (line: string) => void;
+  /** Where the pipeline writes and how the result is checked; the Parquet lake on S3 when absent. */
+  sink?: ChaosSink;
+}
+
+/** The output under test: its pipeline file for the run's topics and group, and the exactly-once check of what it wrote. */
+export interface ChaosSink {
+  pipeline(o: { run: string; topic: string; dlq: string; group: string }): Promise<string>;
+  verify(expected: readonly ExpectedEvent[]): Promise<void>;
+}
+
+/** The s3 output writing the Parquet lake (lake.yaml), checked by DuckDB over the downloaded objects. */
+function lakeSink(settings: CoreSettings): ChaosSink {
+  let prefix = '';
+  return {
+    pipeline: async ({ run, topic, dlq, group }) => {
+      prefix = `test-export-chaos-${run}/`;
+      // Encoding on a worker thread (encode_threads: 1), so kills and rebalances also land while files are with the pool.
+      return testPipeline({ topic, dlq, prefix, group, count: 20_000, encodeThreads: 1 });
+    },
+    verify: async (expected) => {
+      const lake = await LakeCopy.download(settings, prefix);
+      try {
+        await verifyLake(lake, expected);
+      } finally {
+        lake.close();
+      }
+    },
+  };
 }
 
 export interface ChaosResult {
@@ -31,10 +60,9 @@ export async function runExportChaos(o: ChaosOptions): Promise<ChaosResult> {
   const log = o.log ?? (() => undefined);
   const run = runId();
   const topic = `test.export-chaos.${run}`;
-  const prefix = `test-export-chaos-${run}/`;
   const group = `test-export-chaos-${run}`;
-  // Encoding on a worker thread (encode_threads: 1), so kills and rebalances also land while files are with the pool.
-  const file = testPipeline({ topic, dlq: `${topic}.dlq`, prefix, group, count: 20_000, encodeThreads: 1 });
+  const sink = o.sink ?? lakeSink(o.settings);
+  const file = await sink.pipeline({ run, topic, dlq: `${topic}.dlq`, group });
   const producer = new AgentEventProducer(o.kafka, o.settings, topic);
   await producer.setUp();
   const started = Date.now();
@@ -67,16 +95,18 @@ export async function runExportChaos(o: ChaosOptions): Promise<ChaosResult> {
     await at(0.35);
     await kill();
     await at(0.45);
-    const failuresBefore = (await a.metric('sluice_export_upload_failures_total')) + (await b.metric('sluice_export_upload_failures_total'));
-    stack('down', 's3');
-    log(`S3 stopped at ${seconds(started)} s`);
-    try {
-      await new Promise((r) => setTimeout(r, o.s3OutageMs));
-    } finally {
-      stack('up', 's3');
+    if (o.s3OutageMs > 0) {
+      const failuresBefore = (await a.metric('sluice_export_upload_failures_total')) + (await b.metric('sluice_export_upload_failures_total'));
+      stack('down', 's3');
+      log(`S3 stopped at ${seconds(started)} s`);
+      try {
+        await new Promise((r) => setTimeout(r, o.s3OutageMs));
+      } finally {
+        stack('up', 's3');
+      }
+      log(`S3 started at ${seconds(started)} s`);
+      result.uploadFailuresDuringOutage = (await a.metric('sluice_export_upload_failures_total')) + (await b.metric('sluice_export_upload_failures_total')) - failuresBefore;
     }
-    log(`S3 started at ${seconds(started)} s`);
-    result.uploadFailuresDuringOutage = (await a.metric('sluice_export_upload_failures_total')) + (await b.metric('sluice_export_upload_failures_total')) - failuresBefore;
     await at(0.75);
     if ((await b.kill('SIGTERM')) !== 0) throw new Error(`runner b did not stop cleanly; see ${b.log}`);
     result.rebalances++;
@@ -93,12 +123,7 @@ export async function runExportChaos(o: ChaosOptions): Promise<ChaosResult> {
     await b?.kill('SIGKILL');
   }
   const expected: ExpectedEvent[] = Array.from({ length: o.events }, (_, i) => domainEvent(run, i));
-  const lake = await LakeCopy.download(o.settings, prefix);
-  try {
-    await verifyLake(lake, expected);
-  } finally {
-    lake.close();
-  }
+  await sink.verify(expected);
   result.seconds = seconds(started);
   return result;
 }

@@ -54,6 +54,11 @@ export function testPipeline(o: { topic: string; prefix: string; dlq: string; gr
     ...(o.poisonAgent ? { failAgent: o.poisonAgent } : {}),
     ...(o.encodeThreads !== undefined ? { encodeThreads: o.encodeThreads } : {}),
   });
+  return lintedPipeline(file);
+}
+
+/** A pipeline file that `sluice lint` (the built CLI) accepts, else an error with its problems. */
+export function lintedPipeline(file: string): string {
   const lint = spawnSync(process.execPath, [join(ROOT, 'bin/sluice.mjs'), 'lint', file], { encoding: 'utf8' });
   if (lint.status !== 0) throw new Error(`the test pipeline does not lint:\n${lint.stdout}${lint.stderr}`);
   return file;

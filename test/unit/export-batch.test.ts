@@ -3,7 +3,10 @@ import { parsePathTemplate } from '../../processors/core/pipeline/path-template.
 import { PartitionBatch } from '../../processors/export/partition-batch.js';
 import { S3Batch, type FileSettings } from '../../processors/export/outputs/s3-batch.js';
 import { shapeSource } from '../../processors/export/shape.js';
-import { DedupeCache, dropFields, selectFields, StepChain } from '../../processors/export/steps.js';
+import { DedupeCache } from '../../processors/export/processors/dedupe.js';
+import { dropFields } from '../../processors/export/processors/drop.js';
+import { selectFields } from '../../processors/export/processors/select.js';
+import { StepChain } from '../../processors/export/steps.js';
 import type { S3OutputConfig } from '../../processors/export/outputs/s3.js';
 
 const columns = [

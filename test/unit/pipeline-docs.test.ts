@@ -19,11 +19,12 @@ describe('renderComponentDocs', () => {
   const docs = renderComponentDocs();
 
   it('documents every component under its kind', () => {
-    expect(ALL_COMPONENTS.map((c) => c.name)).toEqual(['kafka', 'mapping', 'filter', 'dedupe', 'select', 'drop', 'log', 's3', 'sql', 'dlq', 'http', 'logger']);
+    expect(ALL_COMPONENTS.map((c) => c.name)).toEqual(['kafka', 'mapping', 'filter', 'dedupe', 'select', 'drop', 'log', 's3', 'sql', 'kafka', 'dlq', 'http', 'logger']);
     const order = ['## Inputs', ...INPUTS.map((c) => `### ${c.name}`), '## Processors', ...PROCESSORS.map((c) => `### ${c.name}`), '## Outputs', ...OUTPUTS.map((c) => `### ${c.name}`), '## Sections', ...SECTIONS.map((c) => `### ${c.name}`)];
-    const positions = order.map((h) => docs.indexOf(`\n${h}\n`));
+    // Each heading after the one before it (kafka is both an input and an output heading).
+    let from = 0;
+    const positions = order.map((h) => (from = docs.indexOf(`\n${h}\n`, from + 1)));
     expect(positions.every((p) => p > 0)).toBe(true);
-    expect([...positions].sort((a, b) => a - b)).toEqual(positions);
   });
 
   it('documents every field with its type, default and description', () => {
@@ -57,6 +58,14 @@ describe('renderComponentDocs', () => {
     const s3 = renderComponentDocs({ component: 's3' });
     expect(s3.startsWith('# s3\n')).toBe(true);
     expect(s3).not.toContain('### kafka');
+    // kafka is an input and an output: the bare name shows both, `<kind>.kafka` one.
+    const kafka = renderComponentDocs({ component: 'kafka' });
+    expect(kafka).toContain('*input* — Consumes Kafka topics');
+    expect(kafka).toContain('*output* — Produces records to a Kafka topic');
+    const output = renderComponentDocs({ component: 'output.kafka' });
+    expect(output.startsWith('# kafka\n\n*output*')).toBe(true);
+    expect(output).not.toContain('*input*');
+    expect(output).toContain('| `transactional_id_prefix` | string |');
     expect(() => renderComponentDocs({ component: 'kafak' })).toThrow(UnknownComponentError);
     expect(() => renderComponentDocs({ component: 'kafak' })).toThrow('unknown component "kafak": did you mean "kafka"?');
   });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { PermanentError, TransientError, isRetriable } from '../../processors/core/errors/errors.js';
 import { backoffDelay, RetryAbandonedError, withRetry } from '../../processors/core/errors/retry.js';
-import { isFenced, isRebalancing, isUnavailable } from '../../processors/core/errors/errors.js';
+import { isFenced, isPostgresTransient, isRebalancing, isUnavailable } from '../../processors/core/errors/errors.js';
 
 describe('retry', () => {
   const policy = { initialMs: 100, maxMs: 1000, multiplier: 2, maxAttempts: 5 };
@@ -86,5 +86,20 @@ describe('retry', () => {
     expect(isUnavailable(wrapped('MESSAGE_TOO_LARGE'))).toBe(false);
     expect(isUnavailable(wrapped('TOPIC_AUTHORIZATION_FAILED'))).toBe(false);
     expect(isUnavailable(new TypeError('a bug'))).toBe(false);
+  });
+
+  it('tells a passing PostgreSQL fault (restart, broken connection, overload, conflict) from a fault of the statement or data', () => {
+    const pg = (code: string, message = 'x') => Object.assign(new Error(message), { code });
+    for (const code of ['57P01', '57P03', '08006', '53300', '40001', '40P01']) expect(isPostgresTransient(pg(code)), code).toBe(true);
+    for (const code of ['23505', '22003', '42P01', '42501', '28P01']) expect(isPostgresTransient(pg(code)), code).toBe(false);
+    expect(isPostgresTransient(new Error('Connection terminated unexpectedly'))).toBe(true);
+    expect(isPostgresTransient(new Error('timeout exceeded when trying to connect'))).toBe(true);
+    expect(isPostgresTransient(Object.assign(new Error('connect'), { code: 'ECONNREFUSED' }))).toBe(true);
+    expect(isPostgresTransient(new PermanentError('stale batch'))).toBe(false);
+    expect(isPostgresTransient(new TransientError('wait'))).toBe(true);
+    expect(isPostgresTransient(new TypeError('a bug'))).toBe(false);
+    // Waiting for a dependency at start-up uses the same Postgres classification.
+    expect(isUnavailable(new Error('Connection terminated unexpectedly'))).toBe(true);
+    expect(isUnavailable(pg('23505'))).toBe(false);
   });
 });

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { LakeValueError } from '../../processors/core/parquet/columns.js';
 import { lintPipelineText } from '../../processors/core/pipeline/lint.js';
 import { formatProblem } from '../../processors/core/pipeline/problems.js';
-import type { SqlOutputConfig } from '../../processors/core/pipeline/components/sql-output.js';
+import type { SqlOutputConfig } from '../../processors/export/outputs/sql.js';
 import { copyLineEncoder, escapeText, microsToTimestamp } from '../../processors/export/sql/copy-text.js';
 import { statements } from '../../processors/export/sql/statements.js';
 import { SERVERS_ENV } from '../support/servers.js';

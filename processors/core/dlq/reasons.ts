@@ -39,6 +39,12 @@ export const DLQ_REASONS = {
   pathError: 'path_error',
   /** A row the SQL target refused (a constraint, a value out of range): the database's message travels with it. */
   sqlRejected: 'sql_rejected',
+  /** kafka output: the record's topic cannot be rendered, is not a valid name, or does not exist. */
+  topicError: 'topic_error',
+  /** kafka output: the key or a header expression failed on the record. */
+  keyError: 'key_error',
+  /** kafka output: the encoded value is larger than max_message_bytes. */
+  messageTooLarge: 'message_too_large',
 
   // The report processor.
   malformedJson: 'malformed_json',

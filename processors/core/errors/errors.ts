@@ -123,6 +123,34 @@ export function isUnavailable(error: unknown): boolean {
   const { name, code } = (error ?? {}) as { name?: unknown; code?: unknown };
   if (typeof name === 'string' && name.startsWith('KafkaJS')) return true;
   // PostgreSQL starting, shutting down, out of connections, or the connection broke.
-  if (typeof code === 'string' && /^(08\d{3}|57P0[1-3]|53300)$/.test(code)) return true;
+  if (isPostgresFault(error)) return true;
   return isRetriable(error);
+}
+
+/**
+ * PostgreSQL SQLSTATEs that pass with time: 08 connection exceptions, 57P01-57P03 (admin
+ * shutdown, crash shutdown, cannot connect now: a restart), 53 insufficient resources (too
+ * many connections, out of memory or disk), 40001 and 40P01 (serialization failure,
+ * deadlock: the transaction is run again), 58030 (I/O error).
+ */
+const PG_TRANSIENT_SQLSTATE = /^(08\d{3}|57P0[1-3]|53\d{3}|40001|40P01|58030)$/;
+/** What pg and pg-pool throw, without a SQLSTATE, when the connection breaks or cannot be made. */
+const PG_CONNECTION_MESSAGE = /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|Client was closed|ECONNRESET|ECONNREFUSED/i;
+
+function isPostgresFault(error: unknown): boolean {
+  const e = error as { code?: unknown; message?: unknown } | null;
+  if (e && typeof e.code === 'string' && PG_TRANSIENT_SQLSTATE.test(e.code)) return true;
+  return !!e && typeof e.message === 'string' && PG_CONNECTION_MESSAGE.test(e.message);
+}
+
+/**
+ * Whether a PostgreSQL failure is worth waiting out and running again (the server
+ * restarting, a broken connection, overload, a serialization conflict), as opposed to a
+ * fault of the statement or the data (a constraint, a bad value, a missing table,
+ * permissions). Every Postgres retry decides with this: the warehouse output's writer, the
+ * ingest API's 503-or-500.
+ */
+export function isPostgresTransient(error: unknown): boolean {
+  if (error instanceof SluiceError) return error.retriable;
+  return isPostgresFault(error) || isRetriable(error);
 }

@@ -228,3 +228,7 @@ export async function waitForTopic(admin: Admin, topic: string, options: TopicWa
     await sleep(options.intervalMs ?? 2000, options.signal);
   }
 }
+
+/** Kafka topic names: 1-249 of letters, digits, `.`, `_` and `-`. */
+export const TOPIC_NAME = /^[A-Za-z0-9._-]{1,249}$/;
+export const TOPIC_FIX = 'topic names are 1-249 letters, digits, ".", "_" and "-"';

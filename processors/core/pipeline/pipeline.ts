@@ -21,6 +21,7 @@ import {
 } from './components/index.js';
 import { INVALID, list, object, resolveField, type AnyField, type ParseContext } from './fields.js';
 import type { MapNode } from './source.js';
+import type { KafkaOutputConfig } from '../../export/outputs/kafka.js';
 import { redpandaComponentHint } from './redpanda-names.js';
 import { suggestion } from './suggest.js';
 
@@ -103,6 +104,7 @@ export function parsePipeline(root: MapNode, ctx: ParseContext): PipelineConfig 
 
 function crossSectionRules(p: Partial<Omit<PipelineConfig, 'name' | 'file'>>, ctx: ParseContext): void {
   const input = p.input?.config;
+  kafkaOutputRules(p, ctx);
   if (input && p.dlq) {
     const dlq = p.dlq.topic;
     const pattern = input.topic_pattern !== undefined ? new RegExp(input.topic_pattern) : undefined;
@@ -119,7 +121,7 @@ function crossSectionRules(p: Partial<Omit<PipelineConfig, 'name' | 'file'>>, ct
       ctx.report(ctx.locate(path), path, `label "${proc.label}" is already used by processor [${first}]`, 'give each processor its own label');
     } else labels.set(proc.label, i);
   });
-  const output = p.output?.config;
+  const output = p.output?.type === 's3' ? p.output.config : undefined;
   const mapping = processors.findIndex((proc) => proc.type === 'mapping');
   if (output && mapping >= 0 && !output.columns && output.format !== 'jsonl') {
     const path = ['output', 's3', 'columns'];
@@ -129,5 +131,21 @@ function crossSectionRules(p: Partial<Omit<PipelineConfig, 'name' | 'file'>>, ct
       `format ${output.format} needs typed columns, and after the mapping at pipeline.processors[${mapping}] the input's Avro schema no longer describes the records`,
       'declare the mapped fields under columns, e.g. columns: [{name: event_id, type: string}, {name: amount_minor, type: int64, nullable: true}]',
     );
+  }
+}
+
+/** The kafka output writes to the input's cluster: a topic that is also consumed (or is the DLQ) would loop. */
+function kafkaOutputRules(p: Partial<Omit<PipelineConfig, 'name' | 'file'>>, ctx: ParseContext): void {
+  const output = p.output as ComponentInstance<KafkaOutputConfig> | undefined;
+  if (output?.type !== 'kafka') return;
+  const topic = output.config.topic;
+  if (topic.parts.some((part) => part.kind !== 'text')) return;
+  const path = ['output', 'kafka', 'topic'];
+  const input = p.input?.config;
+  const pattern = input?.topic_pattern !== undefined ? new RegExp(input.topic_pattern) : undefined;
+  if (input?.topics?.includes(topic.text) || pattern?.test(topic.text)) {
+    ctx.report(ctx.locate(path), path, `the output topic ${topic.text} is also consumed by input.kafka: every record would loop back in`, 'write to a topic of its own, e.g. <input topic>.json');
+  } else if (p.dlq?.topic === topic.text) {
+    ctx.report(ctx.locate(path), path, `the output topic ${topic.text} is the pipeline's DLQ topic`, 'write to a topic of its own, or move dlq.topic');
   }
 }

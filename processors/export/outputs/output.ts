@@ -1,3 +1,4 @@
+import type { Kafka } from 'kafkajs';
 import type { ConsumedRecord } from '../../core/dlq/dead-letter.js';
 import type { Logger } from '../../core/log/logger.js';
 import type { ComponentSpec } from '../../core/pipeline/component.js';
@@ -80,6 +81,8 @@ export interface OutputContext {
   pipeline: PipelineConfig;
   logger: Logger;
   metrics: ExportMetrics;
+  /** The input's Kafka client (its cluster, TLS and SASL), for outputs that write to that cluster (kafka: exactly once needs the same one). */
+  kafka?: Pick<Kafka, 'producer' | 'admin'>;
 }
 
 /** A processed record as the runner hands it to an output. */

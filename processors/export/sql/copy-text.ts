@@ -1,6 +1,6 @@
 import { LakeValueError } from '../../core/parquet/columns.js';
 import type { ColumnType } from '../outputs/s3.js';
-import type { SqlColumn } from '../../core/pipeline/components/sql-output.js';
+import type { SqlColumn } from '../outputs/sql.js';
 
 /**
  * Records -> lines of PostgreSQL's COPY text format, checked against the declared column

@@ -1,4 +1,5 @@
-import { SQL_TYPES, type SqlColumn, type SqlOutputConfig } from '../../core/pipeline/components/sql-output.js';
+import type { SqlColumn, SqlOutputConfig } from '../outputs/sql.js';
+import { SQL_TYPES } from './types.js';
 
 /**
  * The SQL text of the `sql` output, built from its config (pure; identifiers always

@@ -3,10 +3,11 @@ import { pipeline as pipe } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { createPool } from '../../core/db/pool.js';
-import { ConfigError, isUnavailable, PermanentError } from '../../core/errors/errors.js';
+import { ConfigError, isPostgresTransient, PermanentError } from '../../core/errors/errors.js';
 import { BLOCKING_RETRY, withRetry } from '../../core/errors/retry.js';
 import type { Logger } from '../../core/log/logger.js';
-import { SQL_TYPES, type SqlOutputConfig } from '../../core/pipeline/components/sql-output.js';
+import type { SqlOutputConfig } from '../outputs/sql.js';
+import { SQL_TYPES } from './types.js';
 import { ident, offsetStatements, qualified, statements, type OffsetStatements, type Statements } from './statements.js';
 
 /**
@@ -59,14 +60,6 @@ export interface WaitOptions {
 
 /** The stored offset is past the batch's start: another member (or a replay) already wrote it. */
 export class StaleBatchError extends PermanentError {}
-
-/** A connection or server fault worth waiting out (the server restarting, a broken connection, a serialization conflict). */
-export function isPostgresTransient(error: unknown): boolean {
-  const e = error as { code?: unknown; message?: unknown } | null;
-  if (e && typeof e.code === 'string' && /^(08\d{3}|57P0[1-3]|53\d{3}|40001|40P01|58030)$/.test(e.code)) return true;
-  if (e && typeof e.message === 'string' && /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|Client was closed|ECONNRESET|ECONNREFUSED/i.test(e.message)) return true;
-  return isUnavailable(error) && !(error instanceof PermanentError);
-}
 
 /** A data error of some row (SQLSTATE class 22: a value; 23: a constraint), as opposed to a fault of the whole load. */
 function isRowError(error: unknown): boolean {

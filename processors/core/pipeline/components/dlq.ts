@@ -1,7 +1,7 @@
 import { DLQ_HEADERS } from '../../dlq/dead-letter.js';
 import { defineComponent } from '../component.js';
 import { bool, map, object, string, type Infer } from '../fields.js';
-import { TOPIC_FIX, TOPIC_NAME } from './kafka-input.js';
+import { TOPIC_FIX, TOPIC_NAME } from '../../kafka/topics.js';
 
 const config = object(
   {

@@ -1,6 +1,9 @@
-import { defineComponent } from '../component.js';
-import { expression, type Infer } from '../fields.js';
-import { BLOBLANG_FIX, looksLikeBloblang } from '../redpanda-names.js';
+import { defineComponent } from '../../core/pipeline/component.js';
+import { expression, type Infer } from '../../core/pipeline/fields.js';
+import { BLOBLANG_FIX, looksLikeBloblang } from '../../core/pipeline/redpanda-names.js';
+import { DLQ_REASONS } from '../../core/dlq/reasons.js';
+import { compileExpression } from '../expressions.js';
+import { dead, evaluateThen, expressionError, plain, type ProcessorComponent, type StepRun } from './processor.js';
 
 const config = expression({
   doc: 'A JSONata expression evaluated against each record; its result replaces the record.',
@@ -25,3 +28,22 @@ export const mappingProcessor = defineComponent({
   },
   example: ['mapping: |', '  {', '    "event_id": id,', '    "event_type": $substringAfter(type, "io.sluice.agent."),', '    "agent_id": subject,', '    "occurred_at": time', '  }'].join('\n'),
 });
+
+export const mapping: ProcessorComponent<MappingConfig> = {
+  spec: mappingProcessor,
+  create(text, { label }) {
+    const expr = compileExpression(text);
+    const run: StepRun = (value) =>
+      evaluateThen(
+        expr,
+        value,
+        (result) => {
+          if (result === undefined) return dead(label, DLQ_REASONS.mappingError, 'the mapping yielded nothing (undefined): a field it starts from is missing');
+          // Compiled results are plain already; jsonata's carry sequence flags and null prototypes.
+          return { kind: 'keep', value: expr.compiled ? result : plain(result) };
+        },
+        (error) => dead(label, DLQ_REASONS.mappingError, expressionError(error)),
+      );
+    return () => run;
+  },
+};

@@ -1,10 +1,9 @@
-import { defineComponent } from '../component.js';
-import { bool, byteSize, duration, int, list, object, oneOf, regex, string, type Infer } from '../fields.js';
-import { coreDefault } from './core-defaults.js';
+import { defineComponent } from '../../core/pipeline/component.js';
+import { bool, byteSize, duration, int, list, object, oneOf, regex, string, type Infer } from '../../core/pipeline/fields.js';
+import { coreDefault } from '../../core/pipeline/components/core-defaults.js';
+import { TOPIC_FIX, TOPIC_NAME } from '../../core/kafka/topics.js';
+import type { InputComponent } from './input.js';
 
-/** Kafka topic names: 1-249 of letters, digits, `.`, `_` and `-`. */
-export const TOPIC_NAME = /^[A-Za-z0-9._-]{1,249}$/;
-export const TOPIC_FIX = 'topic names are 1-249 letters, digits, ".", "_" and "-"';
 
 export const SASL_MECHANISMS = ['none', 'plain', 'scram-sha-256', 'scram-sha-512', 'aws-msk-iam'] as const;
 
@@ -80,7 +79,7 @@ const config = object(
 
 export type KafkaInputConfig = Infer<typeof config>;
 
-export const kafkaInput = defineComponent({
+export const kafkaInputSpec = defineComponent({
   name: 'kafka',
   kind: 'input',
   summary: 'Consumes Kafka topics as a consumer group and decodes each value (Avro through the schema registry, JSON or raw bytes).',
@@ -102,3 +101,6 @@ export const kafkaInput = defineComponent({
     return c;
   },
 });
+
+/** The kafka input: its consumer group is driven by the export runner (runner.ts). */
+export const kafkaInput: InputComponent<KafkaInputConfig> = { spec: kafkaInputSpec };

@@ -1,0 +1,71 @@
+import { describe, expect, it } from 'vitest';
+import { parsePathTemplate } from '../../processors/core/pipeline/path-template.js';
+import { lintPipelineText } from '../../processors/core/pipeline/lint.js';
+import { jsonataLanguage } from '../../processors/core/pipeline/expressions.js';
+import { formatProblem } from '../../processors/core/pipeline/problems.js';
+import { renderTopic, toJson } from '../../processors/export/outputs/kafka.js';
+import { SERVERS_ENV } from '../support/servers.js';
+
+/** The kafka output's pure parts (value JSON, topic rendering) and its lint rules; the transactions are proved in test/integration/export-kafka.test.ts. */
+
+const file = (output: string, input = 'topics: [sluice.agent-events]') => `input:
+  kafka:
+    ${input}
+    consumer_group: g
+output:
+  kafka:
+${output
+  .split('\n')
+  .map((l) => `    ${l}`)
+  .join('\n')}
+dlq:
+  topic: sluice.agent-events.export.dlq
+`;
+
+function lint(text: string): string[] {
+  return lintPipelineText(text, 'p.yaml', { env: { ...SERVERS_ENV }, expressions: jsonataLanguage() }).problems.map(formatProblem);
+}
+
+describe('kafka output value and topic', () => {
+  it('writes 64-bit integers beyond 2^53 exactly, bytes as base64, and leaves strings that look like markers alone', () => {
+    expect(toJson({ a: 2n ** 60n, b: [1n, -5n], c: 'x', d: Buffer.from('hi'), e: null })).toBe('{"a":1152921504606846976,"b":[1,-5],"c":"x","d":"aGk=","e":null}');
+    expect(toJson({ s: '\uE000abc:12' })).toBe('{"s":"\uE000abc:12"}');
+    expect(toJson(undefined)).toBe('null');
+  });
+
+  it('renders ${topic}, ${partition} and ${data.x}, and refuses a missing field or a bad name with topic_error', () => {
+    const t = parsePathTemplate('${topic}.${data.kind}.p${partition}').template;
+    expect(renderTopic(t, { topic: 'in', partition: 3, value: { kind: 'deposit_made' } })).toBe('in.deposit_made.p3');
+    expect(() => renderTopic(t, { topic: 'in', partition: 3, value: {} })).toThrow(/data.kind is absent/);
+    expect(() => renderTopic(t, { topic: 'in', partition: 3, value: { kind: 'a/b' } })).toThrow(/is not a topic name/);
+    try {
+      renderTopic(t, { topic: 'in', partition: 3, value: { kind: { x: 1 } } });
+      expect.unreachable();
+    } catch (error) {
+      expect((error as { reason: string }).reason).toBe('topic_error');
+    }
+  });
+});
+
+describe('kafka output lint', () => {
+  it('accepts a topic with a key, headers and avro through the registry', () => {
+    expect(lint(file('topic: sluice.agent-events.json\nkey: agent_id\nheaders:\n  event_type: event_type'))).toEqual([]);
+    expect(lint(file('topic: ${topic}.${data.event_type}\nvalue:\n  format: avro\n  subject: x-value\n  schema_file: x.avsc'))).toEqual([]);
+  });
+
+  it('names the line and the fix of a bad block', () => {
+    expect(lint(file('topic: out.${first_offset}'))).toEqual(['p.yaml:7:16 output.kafka.topic: ${first_offset} cannot be part of a topic name (use ${topic}, ${partition} or ${data.<field>})']);
+    expect(lint(file('topic: out\nkey: $uppercse(agent_id)'))).toEqual([expect.stringMatching(/^p\.yaml:8:10 output\.kafka\.key: JSONata: unknown function \$uppercse.*did you mean/)]);
+    expect(lint(file('topic: out\nvalue:\n  format: avro'))).toEqual([
+      'p.yaml:8:5 output.kafka.value.subject: format avro needs the subject of its schema (add subject: <topic>-value)',
+      'p.yaml:8:5 output.kafka.value.schema_file: format avro needs the schema file (add schema_file: path/to/schema.avsc (relative to the pipeline file))',
+    ]);
+    expect(lint(file('topic: sluice.agent-events'))).toEqual([
+      'p.yaml:7:12 output.kafka.topic: the output topic sluice.agent-events is also consumed by input.kafka: every record would loop back in (write to a topic of its own, e.g. <input topic>.json)',
+    ]);
+    expect(lint(file('topic: sluice.agent-events.export.dlq'))).toEqual([
+      "p.yaml:7:12 output.kafka.topic: the output topic sluice.agent-events.export.dlq is the pipeline's DLQ topic (write to a topic of its own, or move dlq.topic)",
+    ]);
+    expect(lint(file('topic: out\nbatching:\n  perod: 1s'))).toEqual([expect.stringMatching(/^p\.yaml:9:7 output\.kafka\.batching\.perod: unknown field "perod" \(did you mean "period"/)]);
+  });
+});
