@@ -99,6 +99,8 @@ function liveProcess(port: number, instance: string): SluiceProcess {
   return startSluice(['live'], {
     label: `sluice live ${instance}`,
     port,
+    // e.g. BENCH_LIVE_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof' to profile the processor.
+    ...(process.env.BENCH_LIVE_NODE_ARGS ? { nodeArgs: process.env.BENCH_LIVE_NODE_ARGS.split(' ').filter(Boolean) } : {}),
     env: {
       SLUICE_LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn',
       SLUICE_LIVE_EVENTS_TOPIC: topic,
@@ -110,6 +112,7 @@ function liveProcess(port: number, instance: string): SluiceProcess {
       SLUICE_LIVE_HTTP_PORT: String(port),
       SLUICE_LIVE_API_KEY: API_KEY,
       SLUICE_LIVE_OPEN_MONTHS: '120',
+      ...(process.env.BENCH_LIVE_BATCH ? { SLUICE_LIVE_MAX_BATCH_RECORDS: process.env.BENCH_LIVE_BATCH } : {}),
     },
   });
 }
@@ -215,9 +218,13 @@ async function main(): Promise<void> {
   const p = liveProcess(port, 'bench-0');
   const started = Date.now();
   let peak = 0;
+  let peakAnon = 0;
+  let peakFile = 0;
   const sampler = setInterval(() => {
     try {
       peak = Math.max(peak, memoryKb(p.pid, 'VmHWM'));
+      peakAnon = Math.max(peakAnon, memoryKb(p.pid, 'RssAnon'));
+      peakFile = Math.max(peakFile, memoryKb(p.pid, 'RssFile'));
     } catch {
       /* exited */
     }
@@ -229,7 +236,7 @@ async function main(): Promise<void> {
   const metrics = await p.metrics();
   const agentMonths = metricSum(metrics, 'sluice_state_entries');
   line(`sluice live over the backlog: ${fmt((N / ms) * 1000)} events/s (${(ms / 1000).toFixed(1)} s from spawn to the group committing the end; ${(((N / ms) * 1000) / raw * 100).toFixed(0)} % of raw consume), counted ${fmt(metricSum(metrics, 'sluice_live_events_total'))}`);
-  line(`state: ${fmt(agentMonths)} entries (event ids + customers + agent-month totals); peak RSS ${(peak / 1024).toFixed(0)} MB`);
+  line(`state: ${fmt(agentMonths)} entries (event ids + customers + agent-month totals); view ${fmt(metricSum(metrics, 'sluice_live_view_agent_months'))} agent-months; peak RSS (VmHWM) ${(peak / 1024).toFixed(0)} MB, of which at most ${(peakAnon / 1024).toFixed(0)} MB private (RssAnon: heap, buffers) and ${(peakFile / 1024).toFixed(0)} MB mapped files (RssFile: LMDB pages, code; sampled every 0.5 s)`);
   await freshness(p, b.schemaId);
   await p.stop();
   clearInterval(sampler);

@@ -23,8 +23,8 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** VmRSS (now) or VmHWM (peak so far) of a process, in KiB; 0 once it is gone. */
-export function memoryKb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
+/** VmRSS (now), VmHWM (peak so far), RssAnon (heap and other private memory) or RssFile (mapped files, e.g. LMDB pages) of a process, in KiB; 0 once it is gone. */
+export function memoryKb(pid: number, field: 'VmRSS' | 'VmHWM' | 'RssAnon' | 'RssFile'): number {
   try {
     const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m ? Number(m[1]) : 0;

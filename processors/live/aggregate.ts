@@ -1,12 +1,14 @@
 import { commission, type CommissionRow, type CommissionRules } from '../reports/commission.js';
 import type { StateTransaction } from '../core/state/state-stores.js';
+import { dedupeKey } from '../normalizer/dedupe.js';
 import type { LiveEvent } from './event.js';
 import { closesAt, isOpen, monthOfMicros } from './months.js';
 
 /**
  * The live state of one events partition (core/state, a StateTransaction per Kafka
  * transaction) and how an event changes it. Keys:
- *   - `e\0<event_id>`: the event was counted (each event_id counts once, however often it comes);
+ *   - `e\0<id>`: the event was counted (each event_id counts once, however often it comes); `<id>`
+ *     is the normalizer's dedupe key of the event_id (its 16 bytes in base64url, 22 characters);
  *   - `c\0<agent>\0<month>\0<customer>`: the customer was onboarded by the agent in the month (N counts distinct ones);
  *   - `a\0<agent>\0<month>`: the agent-month's totals (events, N, D, W, I; exact decimal text).
  * Every entry expires when its month leaves the window of open months (closesAt): after
@@ -45,7 +47,7 @@ export interface ApplyResult {
 
 const SEP = '\u0000';
 const EMPTY = Buffer.alloc(0);
-export const eventKey = (eventId: string): string => `e${SEP}${eventId}`;
+export const eventKey = (eventId: string): string => `e${SEP}${dedupeKey(eventId)}`;
 export const customerKey = (agentId: string, month: string, customerId: string): string => `c${SEP}${agentId}${SEP}${month}${SEP}${customerId}`;
 export const totalsKey = (agentId: string, month: string): string => `a${SEP}${agentId}${SEP}${month}`;
 
@@ -64,18 +66,20 @@ const ZERO: Totals = { events: 0, customersOnboarded: 0, depositsMinor: 0n, with
 export function applyEvents(state: StateTransaction, events: readonly LiveEvent[], o: ApplyOptions): ApplyResult {
   const result: ApplyResult = { changed: new Map(), counted: 0, duplicates: 0, late: [] };
   const totals = new Map<string, { agentId: string; month: string; t: Totals }>();
+  const months = new MonthCache(o);
   for (const e of events) {
-    const month = monthOfMicros(e.occurredAtMicros);
-    if (!isOpen(month, o.nowMs, o.openMonths)) {
+    const m = months.of(e.occurredAtMicros);
+    const month = m.month;
+    if (!m.open) {
       result.late.push(e);
       continue;
     }
     const idKey = eventKey(e.eventId);
-    if (state.get(idKey) !== undefined) {
+    if (state.has(idKey)) {
       result.duplicates++;
       continue;
     }
-    const expiresAt = closesAt(month, o.openMonths);
+    const expiresAt = m.closesAt;
     state.put(idKey, EMPTY, expiresAt);
     const key = totalsKey(e.agentId, month);
     let entry = totals.get(key);
@@ -88,7 +92,7 @@ export function applyEvents(state: StateTransaction, events: readonly LiveEvent[
     t.events++;
     if (e.type === 'customer_onboarded') {
       const ck = customerKey(e.agentId, month, e.customerId);
-      if (state.get(ck) === undefined) {
+      if (!state.has(ck)) {
         state.put(ck, EMPTY, expiresAt);
         t.customersOnboarded++;
       }
@@ -98,8 +102,49 @@ export function applyEvents(state: StateTransaction, events: readonly LiveEvent[
     result.counted++;
   }
   for (const [key, { agentId, month, t }] of totals) {
-    state.put(key, encodeTotals(t), closesAt(month, o.openMonths));
+    state.put(key, encodeTotals(t), months.closesAt(month));
     result.changed.set(key, { ...commission({ agentId, ...t }, o.rules), month });
   }
   return result;
+}
+
+interface MonthInfo {
+  month: string;
+  open: boolean;
+  closesAt: number;
+  /** The month's first and next month's first instant, µs since the epoch. */
+  from: bigint;
+  to: bigint;
+}
+
+/** The month of an event time, its place in the window and its expiry: worked out once per month a transaction meets (events of a partition mostly share one). */
+class MonthCache {
+  private last: MonthInfo | undefined;
+  private readonly byMonth = new Map<string, MonthInfo>();
+
+  constructor(private readonly o: ApplyOptions) {}
+
+  of(micros: bigint): MonthInfo {
+    const l = this.last;
+    if (l && micros >= l.from && micros < l.to) return l;
+    const month = monthOfMicros(micros);
+    let m = this.byMonth.get(month);
+    if (!m) {
+      const [y, mm] = month.split('-').map(Number) as [number, number];
+      m = { month, open: isOpen(month, this.o.nowMs, this.o.openMonths), closesAt: closesAt(month, this.o.openMonths), from: firstOfMonthMicros(y, mm - 1), to: firstOfMonthMicros(y, mm) };
+      this.byMonth.set(month, m);
+    }
+    return (this.last = m);
+  }
+
+  closesAt(month: string): number {
+    return this.byMonth.get(month)?.closesAt ?? closesAt(month, this.o.openMonths);
+  }
+}
+
+/** 00:00 UTC of the first day of month `m0` (0-based, may be 12) of year `y`, µs (setUTCFullYear: years below 100 too). */
+function firstOfMonthMicros(y: number, m0: number): bigint {
+  const d = new Date(0);
+  d.setUTCFullYear(y, m0, 1);
+  return BigInt(d.getTime()) * 1000n;
 }

@@ -24,6 +24,7 @@ import { AvroDecoder, DecodeError } from '../export/decoder.js';
 import { defaultSchemasDir } from '../normalizer/contract.js';
 import { loadRules } from '../reports/rules.js';
 import { applyEvents } from './aggregate.js';
+import { LIVE_CHANGELOG_CODEC } from './changelog.js';
 import { registerLiveRoutes } from './api.js';
 import { toLiveEvent, type LiveEvent } from './event.js';
 import { LiveMetrics } from './metrics.js';
@@ -33,7 +34,7 @@ import { liveSettings } from './settings.js';
 import { LiveView } from './view.js';
 
 export const PROCESSOR_NAME = 'live';
-/** The state store's name: changelog `<group>-live-changelog`, folder `<dir>/<group>-<instance>/live`. */
+/** The state store's name: changelog `<group>-live-changelog`, folder `<dir>/<group>-<instance>/live.v2` (the API's view beside it in `view`). */
 export const LIVE_STORE = 'live';
 /** The contract of the output values (schemas/agent-commission-live). */
 export const OUTPUT_CONTRACT = 'agent-commission-live';
@@ -79,7 +80,8 @@ async function start(ctx: ProcessorContext<typeof liveSettings>): Promise<Runnin
   const codec = new RegistryCodec(core.registry.url, core.registry);
   const admin = kafka.admin({ retry: FAIL_FAST_RETRY });
   const metrics = new LiveMetrics(ctx.metrics);
-  const view = new LiveView(kafka, s.outputTopic, new AvroDecoder(codec.rest), logger);
+  const instanceDir = join(s.stateDir, `${s.groupId}-${instanceId}`);
+  const view = new LiveView(kafka, s.outputTopic, new AvroDecoder(codec.rest), logger, join(instanceDir, 'view'));
 
   const server: HealthServer = await serve(
     ctx,
@@ -207,11 +209,14 @@ async function openState(ctx: ProcessorContext<typeof liveSettings>, kafka: Kafk
   if (changelogPartitions < eventsPartitions) {
     throw new PermanentError(`the live changelog topic ${topic} has ${changelogPartitions} partitions and ${s.eventsTopic} ${eventsPartitions}: add partitions to ${topic} (kafka-topics --alter --partitions ${eventsPartitions}) before starting`);
   }
-  const dir = join(s.stateDir, `${s.groupId}-${instanceId}`, LIVE_STORE);
+  // `live.v2`: the stores of the packed changelog format (event ids by their 16 bytes); a
+  // folder of the earlier format is left alone and the store is restored from the changelog.
+  const dir = join(s.stateDir, `${s.groupId}-${instanceId}`, `${LIVE_STORE}.v2`);
   const state = new StateStores({
     name: LIVE_STORE,
     dir,
     changelogTopic: topic,
+    codec: LIVE_CHANGELOG_CODEC,
     source: new KafkaChangelogSource(kafka, admin, topic, `${s.groupId}-${LIVE_STORE}-restore-${instanceId}`, logger),
     logger,
     metrics: new StateMetrics(ctx.metrics),

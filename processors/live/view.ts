@@ -1,27 +1,34 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Consumer, Kafka } from 'kafkajs';
+import { open, type Database, type RootDatabase } from 'lmdb';
 import { withRetry } from '../core/errors/retry.js';
 import type { Logger } from '../core/log/logger.js';
 import type { AvroDecoder } from '../export/decoder.js';
-import { byCodePoint } from '../reports/render.js';
 import { parseOutputKey, type LiveTotals } from './output.js';
 
 /**
  * What the API serves: the compacted output topic `agent-commissions.live`, read whole by
  * every instance (read_committed: only totals whose transaction committed) and followed.
- * Any instance answers for any agent without knowing who owns its partition, at the cost
- * of a copy of the totals per instance (a row is ~300 bytes: a million agent-months is
- * ~300 MB, when that matters the API moves to a store of its own). A change is also
- * emitted (`change`) for the SSE stream.
+ * Any instance answers for any agent without knowing who owns its partition. The rows are
+ * kept in an LMDB store of the view's own (key `<month>\0<agent_id>`, value the record's
+ * Avro bytes as they came), not in the heap: a million agent-months is ~150 MB of disk
+ * pages the OS may evict, not ~300 MB of JavaScript objects; a month's rows come in key
+ * order, which is report order (UTF-8 byte order is code point order). The store is
+ * rebuilt from the topic at every start (the topic is the truth). A change is also
+ * emitted (`change`) for the SSE stream, decoded only while a stream listens.
  */
 export class LiveView extends EventEmitter<{ change: [LiveTotals] }> {
-  private readonly months = new Map<string, Map<string, LiveTotals>>();
-  /** The month's agents in report order, built on demand and dropped when an agent is added. */
-  private readonly sorted = new Map<string, string[]>();
+  private readonly dir: string;
+  private readonly ownDir: boolean;
+  private root: RootDatabase | undefined;
+  private rows: Database<Buffer, string> | undefined;
   private consumer: Consumer | undefined;
   private caughtUp = false;
-  /** Offset of the last record applied per partition, and the commit time of the newest. */
+  /** When the last record was applied (ms since epoch). */
   lastAppliedAt = 0;
 
   constructor(
@@ -29,23 +36,30 @@ export class LiveView extends EventEmitter<{ change: [LiveTotals] }> {
     private readonly topic: string,
     private readonly decoder: AvroDecoder,
     private readonly logger: Logger,
+    /** Folder of the view's store (emptied at start); default: a temporary folder removed at stop. */
+    dir?: string,
   ) {
     super();
     this.setMaxListeners(0);
+    this.ownDir = dir === undefined;
+    this.dir = dir ?? mkdtempSync(join(tmpdir(), 'sluice-live-view-'));
   }
 
   get ready(): boolean {
     return this.caughtUp;
   }
 
+  /** Agent-months in the view. */
   get size(): number {
-    let n = 0;
-    for (const m of this.months.values()) n += m.size;
-    return n;
+    return this.rows ? (this.rows.getStats() as { entryCount: number }).entryCount : 0;
   }
 
   /** Reads the whole topic and keeps following it; resolves once it reached the end seen at start. */
   async start(): Promise<void> {
+    rmSync(this.dir, { recursive: true, force: true });
+    mkdirSync(this.dir, { recursive: true });
+    this.root = open({ path: this.dir, maxDbs: 2, noSync: true, compression: false });
+    this.rows = this.root.openDB<Buffer, string>('rows', { encoding: 'binary', keyEncoding: 'ordered-binary' });
     const admin = this.kafka.admin();
     await admin.connect();
     const ends = await withRetry(() => admin.fetchTopicOffsets(this.topic)).finally(() => admin.disconnect());
@@ -74,17 +88,20 @@ export class LiveView extends EventEmitter<{ change: [LiveTotals] }> {
     await consumer.run({
       autoCommit: false,
       eachBatch: async ({ batch }) => {
+        let written: Promise<boolean> | undefined;
         for (const m of batch.messages) {
           if (!m.key || !m.value) continue;
           const key = parseOutputKey(m.key.toString('utf8'));
           if (!key) continue;
           try {
             if (!this.decoder.ready(this.topic, m.value)) await this.decoder.prepare(this.topic, m.value);
-            this.apply(this.decoder.decode(this.topic, m.value).value as LiveTotals);
+            written = this.put(key.agentId, key.month, m.value);
           } catch (error) {
             this.logger.warn({ partition: batch.partition, offset: m.offset, err: error }, 'ignoring an unreadable live totals record');
           }
         }
+        // The batch's rows are readable before the position moves (LMDB commits them as one transaction).
+        if (written) await written;
         advance(batch.partition, BigInt(batch.lastOffset()) + 1n);
       },
     });
@@ -94,44 +111,50 @@ export class LiveView extends EventEmitter<{ change: [LiveTotals] }> {
 
   async stop(): Promise<void> {
     await this.consumer?.disconnect();
+    await this.root?.close();
+    this.root = undefined;
+    this.rows = undefined;
+    if (this.ownDir) rmSync(this.dir, { recursive: true, force: true });
   }
 
-  apply(t: LiveTotals): void {
-    let month = this.months.get(t.month);
-    if (!month) this.months.set(t.month, (month = new Map()));
-    if (!month.has(t.agent_id)) this.sorted.delete(t.month);
-    month.set(t.agent_id, t);
+  /** Stores a row (its Avro value, wire format) and tells the SSE listeners. */
+  private put(agentId: string, month: string, value: Buffer): Promise<boolean> {
+    const written = this.rows!.put(rowKey(month, agentId), value);
     this.lastAppliedAt = Date.now();
-    this.emit('change', t);
+    if (this.listenerCount('change') > 0) this.emit('change', this.decode(value));
+    return written;
+  }
+
+  private decode(value: Buffer): LiveTotals {
+    return this.decoder.decode(this.topic, value).value as LiveTotals;
   }
 
   get(agentId: string, month: string): LiveTotals | undefined {
-    return this.months.get(month)?.get(agentId);
+    const v = this.rows?.getBinary(rowKey(month, agentId));
+    return v === undefined ? undefined : this.decode(v);
   }
 
   /** The month's rows in report order (agent_id by code point), after `after` (exclusive), at most `limit`. */
   page(month: string, after: string | undefined, limit: number): { rows: LiveTotals[]; next: string | undefined } {
-    const agents = this.months.get(month);
-    if (!agents) return { rows: [], next: undefined };
-    let order = this.sorted.get(month);
-    if (!order) this.sorted.set(month, (order = [...agents.keys()].sort(byCodePoint)));
-    let start = 0;
-    if (after !== undefined) {
-      let lo = 0;
-      let hi = order.length;
-      while (lo < hi) {
-        const mid = (lo + hi) >> 1;
-        if (byCodePoint(order[mid]!, after) <= 0) lo = mid + 1;
-        else hi = mid;
+    if (!this.rows) return { rows: [], next: undefined };
+    const rows: LiveTotals[] = [];
+    const start = rowKey(month, after ?? '');
+    let more = false;
+    for (const { key, value } of this.rows.getRange({ start, end: `${month}\u0001` })) {
+      if (after !== undefined && key === start) continue;
+      if (rows.length === limit) {
+        more = true;
+        break;
       }
-      start = lo;
+      rows.push(this.decode(value as Buffer));
     }
-    const ids = order.slice(start, start + limit);
-    return { rows: ids.map((id) => agents.get(id)!), next: start + limit < order.length ? ids[ids.length - 1] : undefined };
+    return { rows, next: more ? rows[rows.length - 1]?.agent_id : undefined };
   }
 
-  /** Every month's rows (for reconcile). */
+  /** Every row of the month (for reconcile). */
   all(month: string): LiveTotals[] {
     return this.page(month, undefined, Number.MAX_SAFE_INTEGER).rows;
   }
 }
+
+const rowKey = (month: string, agentId: string): string => `${month}\u0000${agentId}`;

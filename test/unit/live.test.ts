@@ -3,9 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../processors/core/log/logger.js';
+import { PER_CHANGE_CODEC } from '../../processors/core/state/changelog.js';
+import { encodeEntry, type StateChange } from '../../processors/core/state/partition-store.js';
 import { StateStores } from '../../processors/core/state/state-stores.js';
-import { applyEvents, decodeTotals, encodeTotals, totalsKey } from '../../processors/live/aggregate.js';
+import { applyEvents, decodeTotals, encodeTotals, eventKey, totalsKey } from '../../processors/live/aggregate.js';
 import { liveOpenApi } from '../../processors/live/api.js';
+import { LIVE_CHANGELOG_CODEC, PACK_BYTES, PACK_PREFIX } from '../../processors/live/changelog.js';
 import { toLiveEvent, type LiveEvent } from '../../processors/live/event.js';
 import { closesAt, isOpen, monthOfMicros, oldestOpenMonth } from '../../processors/live/months.js';
 import { outputKey, parseOutputKey, toTotals } from '../../processors/live/output.js';
@@ -58,7 +61,7 @@ describe('live aggregate (state in core/state)', () => {
 
   it('counts each event_id once across transactions and a restore, distinct customers, exact sums and the report commission; late months only counted as late', async () => {
     const changelog = new FakeChangelog();
-    const open = () => new StateStores({ name: 'live', dir: join(dir, 'a'), changelogTopic: 'g-live-changelog', source: changelog, logger });
+    const open = () => new StateStores({ name: 'live', dir: join(dir, 'a'), changelogTopic: 'g-live-changelog', codec: LIVE_CHANGELOG_CODEC, source: changelog, logger });
     let stores = open();
     await stores.ready(0);
     const transact = (events: LiveEvent[]) => {
@@ -86,6 +89,49 @@ describe('live aggregate (state in core/state)', () => {
     expect([row.events, row.customersOnboarded, row.depositsMinor, row.netInflowMinor, row.tierReached]).toEqual([5, 2, 2n ** 63n, 2n ** 63n, true]);
     // (2^63 x 50 x 5/4) / 10000 = 57646075230342348.8 -> ...349, plus 2 x 2500.
     expect(row.commissionMinor).toBe(57646075230342349n + 5000n);
+    await stores.close();
+  });
+
+  it('packs a transaction\'s changes of a month in one changelog record, reads them back in order, and still reads the per-change format', () => {
+    const oct = closesAt('2026-10', 3);
+    const nov = closesAt('2026-11', 3);
+    const id = '0b3e2c4a-7f10-4c1e-9a7d-5d2f8e6b1c00';
+    const changes: StateChange[] = [
+      { key: eventKey(id), entry: encodeEntry(Buffer.alloc(0), oct) },
+      { key: 'c\u0000ag\u00002026-10\u0000cust-\u{1F600}', entry: encodeEntry(Buffer.alloc(0), oct) },
+      { key: eventKey('1d3e2c4a-7f10-4c1e-9a7d-5d2f8e6b1c00'), entry: encodeEntry(Buffer.alloc(0), nov) },
+      { key: totalsKey('ag', '2026-10'), entry: encodeEntry(encodeTotals({ events: 1, customersOnboarded: 1, depositsMinor: 2n ** 70n, withdrawalsMinor: 0n, investmentsMinor: 0n }), oct) },
+      { key: totalsKey('ag', '2026-11'), entry: null }, // an expiry: no record (restore drops what expired)
+    ];
+    const records = LIVE_CHANGELOG_CODEC.encode(changes, 4);
+    expect(records.map((r) => [r.key, r.partition])).toEqual([
+      [PACK_PREFIX + eventKey(id), 4],
+      [PACK_PREFIX + eventKey('1d3e2c4a-7f10-4c1e-9a7d-5d2f8e6b1c00'), 4],
+    ]);
+    const back = records.flatMap((r) => LIVE_CHANGELOG_CODEC.decode({ key: Buffer.from(r.key as string), value: r.value as Buffer }));
+    expect(back).toEqual([changes[0], changes[1], changes[3], changes[2]]);
+    expect(eventKey(id)).toHaveLength(2 + 22); // the id's 16 bytes in base64url
+    // The one-record-per-change format (event ids as text) reads as today's keys.
+    const legacy = PER_CHANGE_CODEC.encode([{ key: `e\u0000${id}`, entry: encodeEntry(Buffer.alloc(0), oct) }], 0)[0]!;
+    expect(LIVE_CHANGELOG_CODEC.decode({ key: Buffer.from(legacy.key as string), value: legacy.value as Buffer })).toEqual([{ key: eventKey(id), entry: encodeEntry(Buffer.alloc(0), oct) }]);
+    // A transaction bigger than a record's budget is split, nothing lost.
+    const many = Array.from({ length: 30_000 }, (_, i): StateChange => ({ key: `c\u0000agent\u00002026-10\u0000customer-${i}`, entry: encodeEntry(Buffer.alloc(0), oct) }));
+    const split = LIVE_CHANGELOG_CODEC.encode(many, 0);
+    expect(split.length).toBeGreaterThan(1);
+    for (const r of split) expect((r.value as Buffer).length).toBeLessThanOrEqual(PACK_BYTES);
+    const read = split.flatMap((r) => LIVE_CHANGELOG_CODEC.decode({ key: Buffer.from(r.key as string), value: r.value as Buffer }));
+    expect(read.map((c) => c.key)).toEqual(many.map((c) => c.key));
+    expect(read.filter((c) => !c.entry!.equals(many[0]!.entry!))).toEqual([]);
+  });
+
+  it('puts each event in its UTC month to the microsecond, in any order within a transaction', async () => {
+    const stores = new StateStores({ name: 'live', dir: join(dir, 'b'), changelogTopic: 'g-live-changelog', codec: LIVE_CHANGELOG_CODEC, source: new FakeChangelog(), logger });
+    await stores.ready(0);
+    const txn = stores.begin(0);
+    const at = (id: string, micros: bigint): LiveEvent => ({ eventId: id, type: 'deposit_made', agentId: 'ag', customerId: 'c', amountMinor: 1n, occurredAtMicros: micros });
+    const edge = us('2026-10-01T00:00:00Z');
+    const r = applyEvents(txn, [at('1', edge - 1n), at('2', edge), at('3', edge - 1n), at('4', us('2026-11-01T00:00:00Z') - 1n), at('5', us('2026-11-01T00:00:00Z'))], { ...options, nowMs: Date.parse('2026-11-20T00:00:00Z') });
+    expect([...r.changed.values()].map((row) => [row.month, row.events])).toEqual([['2026-09', 2], ['2026-10', 2], ['2026-11', 1]]);
     await stores.close();
   });
 

@@ -229,18 +229,27 @@ export const liveTopics: TopicContribution = (input) => {
   ];
 };
 
-/** Live's state changelog (core/state): compacted, one partition per events partition. */
+/**
+ * Live's state changelog (core/state, in the packed format of live/changelog.ts): one
+ * partition per events partition. Records are never rewritten under one key, so it is
+ * not compacted: retention deletes a record once every entry in it has expired (an entry
+ * expires when its month leaves the window of open months: at most the window plus the
+ * month it was written in, so the window + 1 month, at 31 days a month). A changelog
+ * created compacted by an earlier version must be altered
+ * (`kafka-configs --alter --add-config 'cleanup.policy=delete,retention.ms=...'`).
+ */
 export function liveChangelogTopic(input: TopicPlanInput): PlannedTopic | undefined {
   const s = input.live;
   if (!s) return undefined;
+  const retentionMs = (s.openMonths + 1) * 31 * 86_400_000;
   return topic(input, {
     topic: changelogTopicName(s.groupId, 'live'),
     numPartitions: input.eventsPartitions ?? input.normalizer?.eventsPartitions ?? -1,
     replicationFactor: s.replicationFactor,
-    configEntries: CHANGELOG_CONFIGS,
+    configEntries: [DELETE, { name: 'retention.ms', value: String(retentionMs) }, { name: 'segment.bytes', value: String(64 * 1024 * 1024) }],
     requiredConfigs: ['cleanup.policy'],
     owner: 'live',
-    purpose: `live state (counted event ids, onboarded customers, agent-month totals; expire when the month leaves the window); compacted, as many partitions as ${s.eventsTopic}, written in live's transactions`,
+    purpose: `live state (counted event ids, onboarded customers, agent-month totals: a transaction's changes of a month packed in one record); retention ${s.openMonths} + 1 months, as many partitions as ${s.eventsTopic}, written in live's transactions`,
   });
 }
 

@@ -80,8 +80,16 @@ export class StateTransaction {
   }
 
   put(key: string, value: Buffer, expiresAt: number): void {
-    this.pending.set(key, { key, entry: encodeEntry(value, expiresAt) });
+    let entry: Buffer;
+    if (value.length === 0) {
+      // Presence entries (ids, members of a set) of one expiry share one immutable buffer.
+      if (this.emptyEntry?.expiresAt !== expiresAt) this.emptyEntry = { expiresAt, entry: encodeEntry(value, expiresAt) };
+      entry = this.emptyEntry.entry;
+    } else entry = encodeEntry(value, expiresAt);
+    this.pending.set(key, { key, entry });
   }
+
+  private emptyEntry: { expiresAt: number; entry: Buffer } | undefined;
 
   delete(key: string): void {
     this.pending.set(key, { key, entry: null });
