@@ -10,6 +10,7 @@
  *   4. S3 (BENCH_WAREHOUSE_S3=0 skips it): the shipped lake.yaml on the same backlog, records/s
  *      and peak RSS, measured the same way (group offsets).
  * Target: the warehouse export at >= 50 % of the COPY ceiling.
+ * Profiling: BENCH_WAREHOUSE_LOG_LEVEL=debug prints each flush's phases; BENCH_WAREHOUSE_NODE_ARGS='--cpu-prof --cpu-prof-dir=DIR' profiles the runner.
  * Run: `BENCH_ONLY=warehouse npm run bench`, or `tsc -p tsconfig.bench.json && node dist/bench/warehouse.bench.js` with the stack up.
  */
 import './support/stack-env.js';
@@ -31,6 +32,9 @@ import { freePort, memoryKb, ROOT, startSluice } from './support/processes.js';
 
 const N = Number(process.env.BENCH_WAREHOUSE_EVENTS ?? 1_000_000);
 const WITH_S3 = process.env.BENCH_WAREHOUSE_S3 !== '0';
+/** For finding where the time goes: the runner's log level with its lines on stdout (debug: one `flushed` line a flush, with its phases), and node flags (e.g. --cpu-prof). */
+const LOG_LEVEL = process.env.BENCH_WAREHOUSE_LOG_LEVEL;
+const NODE_ARGS = (process.env.BENCH_WAREHOUSE_NODE_ARGS ?? '').split(' ').filter(Boolean);
 const PARTITIONS = 6;
 const settings = loadSettings(coreSettings);
 const kafka = createKafka(settings.kafka, { region: settings.s3.region, clientId: 'sluice-bench' });
@@ -95,7 +99,13 @@ async function exportRun(base: 'warehouse' | 'lake', done: (admin: Admin) => Pro
   await admin.connect();
   const target = await endTotal(admin);
   const port = await freePort();
-  const proc = startSluice(['run', pipelineFile(base)], { env: { SLUICE_EXPORT_HTTP_PORT: String(port), SLUICE_LOG_LEVEL: 'warn' }, port, label: `sluice run (${base})` });
+  const proc = startSluice(['run', pipelineFile(base)], {
+    env: { SLUICE_EXPORT_HTTP_PORT: String(port), SLUICE_LOG_LEVEL: LOG_LEVEL ?? 'warn' },
+    port,
+    label: `sluice run (${base})`,
+    ...(LOG_LEVEL ? { stdout: 'inherit' as const } : {}),
+    ...(NODE_ARGS.length > 0 ? { nodeArgs: NODE_ARGS } : {}),
+  });
   let peakKb = 0;
   let first = 0;
   let firstCount = 0;
@@ -172,6 +182,9 @@ try {
   rmSync(tmp, { recursive: true, force: true });
   const admin = kafka.admin();
   await admin.connect();
-  await admin.deleteTopics({ topics: [topic, `${topic}.warehouse.dlq`, `${topic}.lake.dlq`] }).catch(() => undefined);
+  // Only those that exist (the lake's DLQ does not without the S3 run): kafkajs retries a delete of a missing topic for a minute.
+  const existing = new Set(await admin.listTopics());
+  const topics = [topic, `${topic}.warehouse.dlq`, `${topic}.lake.dlq`].filter((t) => existing.has(t));
+  await admin.deleteTopics({ topics }).catch(() => undefined);
   await admin.disconnect();
 }

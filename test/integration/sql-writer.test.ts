@@ -92,6 +92,38 @@ describe('sql writer', () => {
     await admin.query(`DROP SCHEMA it_${run} CASCADE`);
   });
 
+  it('COPYs a batch with no key twice straight into the table, and falls back to MERGE for stored keys (a replay) and refused rows', async () => {
+    const run = runId().slice(0, 8);
+    const table = `it_${run}.events`;
+    const w = writer(`p_${run}`, { table, columns: [...EVENTS], key: ['event_id'] });
+    await w.connectRetrying();
+    await admin.query(`ALTER TABLE ${table} ADD CONSTRAINT positive CHECK (amount_minor IS NULL OR amount_minor > 0)`);
+    const encode = copyLineEncoder(EVENTS);
+    const record = (i: number, agent = `agent-${i % 7}`, amount = BigInt(i + 1)) => ({ event_id: `e-${i}`, agent_id: agent, amount_minor: amount, occurred_at: 1_790_000_000_000_000n + BigInt(i), note: null });
+    const batch = (from: number, to: number, f: (i: number) => object = (i) => record(i)) => Array.from({ length: to - from }, (_, k) => encode(f(from + k)));
+
+    // New keys: the direct COPY (no MERGE ran).
+    const first = await w.begin({ topic: 't', partition: 0, startOffset: 0n, nextOffset: 500n, lines: batch(0, 500), uniqueKeys: true });
+    expect(first.phases.load).toBe(0);
+    expect(first.rejected).toEqual([]);
+    await first.commit();
+    // Keys 400-599 of which 400-499 are stored (a replay overlapping new records): the COPY is refused, MERGE updates and inserts.
+    const overlap = await w.begin({ topic: 't', partition: 0, startOffset: 500n, nextOffset: 700n, lines: batch(400, 600, (i) => record(i, 'replayed')), uniqueKeys: true });
+    expect(overlap.phases.load).toBeGreaterThan(0);
+    await overlap.commit();
+    // A refused row in a batch of new keys: isolated by the general way, the rest lands.
+    const refused = await w.begin({ topic: 't', partition: 0, startOffset: 700n, nextOffset: 800n, lines: batch(600, 700, (i) => record(i, `agent-${i % 7}`, i === 650 ? -1n : BigInt(i + 1))), uniqueKeys: true });
+    expect(refused.rejected.map((r) => r.index)).toEqual([50]);
+    expect(refused.rejected[0]!.message).toMatch(/violates check constraint "positive"/);
+    await refused.commit();
+
+    const { rows } = await admin.query(`SELECT count(*)::int AS n, count(DISTINCT event_id)::int AS d, count(*) FILTER (WHERE agent_id = 'replayed')::int AS replayed FROM ${table}`);
+    expect(rows[0]).toEqual({ n: 699, d: 699, replayed: 200 });
+    expect((await w.storedOffsets('t', [0])).get(0)).toBe(800n);
+    await w.close();
+    await admin.query(`DROP SCHEMA it_${run} CASCADE`);
+  });
+
   it('accumulates per-key partial sums exactly (beyond 2^53), and adds a new nullable column to an existing table', async () => {
     const run = runId().slice(0, 8);
     const table = `it_${run}.daily`;

@@ -43,8 +43,8 @@ export function warehousePipelines(o: { run: string; topic: string; period?: str
     swap(/consumer_group: \$\{[A-Z_]+:([a-z-]+)\}/, `consumer_group: test-${o.run}-$1\n    session_timeout: 6s`);
     swap(/topic: sluice\.agent-events\.(export[a-z-]*)\.dlq/, `topic: ${dlq}`);
     swap(/table: analytics\./, `table: ${schema}.`);
-    swap('period: 1s', `period: ${o.period ?? '500ms'}`);
-    if (o.count !== undefined) swap('count: 20000', `count: ${o.count}`);
+    swap(/period: \d+m?s/, `period: ${o.period ?? '500ms'}`);
+    if (o.count !== undefined) swap(/count: \d+/, `count: ${o.count}`);
     const name = `${base}-${o.run}`;
     const file = join(dir, `${name}.yaml`);
     writeFileSync(file, text);

@@ -23,6 +23,11 @@ describe('sql output: statements', () => {
     );
     expect(s.createTable).toBe('CREATE TABLE IF NOT EXISTS "analytics"."t" ("agent_id" text NOT NULL, "day" date NOT NULL, "events" bigint NOT NULL, "currency" text, PRIMARY KEY ("agent_id", "day"))');
     expect(s.createSchema).toBe('CREATE SCHEMA IF NOT EXISTS "analytics"');
+    // A batch with no key twice merges the load table as it is: no DISTINCT ON, no sort.
+    expect(s.loadUnique).toBe(
+      'MERGE INTO "analytics"."t" AS t USING sluice_load AS s ON t."agent_id" = s."agent_id" AND t."day" = s."day"' +
+        ' WHEN MATCHED THEN UPDATE SET "events" = s."events", "currency" = s."currency" WHEN NOT MATCHED THEN INSERT ("agent_id", "day", "events", "currency") VALUES (s."agent_id", s."day", s."events", s."currency")',
+    );
   });
 
   it('accumulate: the batch summed per key, added to the stored row', () => {
@@ -30,10 +35,14 @@ describe('sql output: statements', () => {
     expect(s.load).toContain('SELECT "agent_id", "day", sum("events") AS "events", (array_agg("currency" ORDER BY _sluice_seq DESC))[1] AS "currency" FROM sluice_load GROUP BY "agent_id", "day"');
     expect(s.load).toContain('UPDATE SET "events" = COALESCE(t."events", 0) + COALESCE(s."events", 0), "currency" = s."currency"');
     expect(s.createSchema).toBeUndefined();
+    expect(s.loadUnique).toBe(s.load); // sums need the GROUP BY whatever the keys
   });
 
   it('insert_ignore and append', () => {
     expect(statements({ table: 't', columns: COLUMNS, key: ['agent_id'], mode: 'insert_ignore', accumulate: [] }).load).toMatch(/^INSERT INTO "t" .* SELECT DISTINCT ON \("agent_id"\) .* ORDER BY "agent_id", _sluice_seq ON CONFLICT \("agent_id"\) DO NOTHING$/);
+    expect(statements({ table: 't', columns: COLUMNS, key: ['agent_id'], mode: 'insert_ignore', accumulate: [] }).loadUnique).toBe(
+      'INSERT INTO "t" ("agent_id", "day", "events", "currency") SELECT "agent_id", "day", "events", "currency" FROM sluice_load ON CONFLICT ("agent_id") DO NOTHING',
+    );
     expect(statements({ table: 't', columns: COLUMNS, key: [], mode: 'append', accumulate: [] }).load).toBe('INSERT INTO "t" ("agent_id", "day", "events", "currency") SELECT "agent_id", "day", "events", "currency" FROM sluice_load ORDER BY _sluice_seq');
   });
 });
@@ -52,6 +61,20 @@ describe('sql output: COPY text', () => {
       'a\\tb\\\\c\\nd\\re\t4611686018427387904\t2026-09-21 14:13:20.123456+00\t\\N\t\\\\x00ff\tt',
     );
     expect(escapeText('plain')).toBe('plain');
+    // The key's text as the database will compare it: a Date and its micros are the same key.
+    const keyed = copyLineEncoder(
+      [
+        { name: 'id', type: 'string', nullable: false },
+        { name: 't', type: 'timestamp_us', nullable: false },
+        { name: 'v', type: 'int64', nullable: true },
+      ],
+      ['id', 't'],
+    );
+    keyed({ id: 'a\tb', t: new Date(1_790_000_000_123), v: 1 });
+    const first = keyed.lastKey;
+    expect(first).toBe('a\\tb\t2026-09-21 14:13:20.123000+00');
+    keyed({ id: 'a\tb', t: 1_790_000_000_123_000n, v: 2n });
+    expect(keyed.lastKey).toBe(first);
     expect(microsToTimestamp(-1n, 'x')).toBe('1969-12-31 23:59:59.999999+00');
   });
 

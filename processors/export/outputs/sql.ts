@@ -3,7 +3,7 @@ import { LakeValueError } from '../../core/parquet/columns.js';
 import { defineComponent } from '../../core/pipeline/component.js';
 import { bool, byteSize, duration, int, list, object, oneOf, string, type Infer } from '../../core/pipeline/fields.js';
 import { suggestion } from '../../core/pipeline/suggest.js';
-import { copyLineEncoder } from '../sql/copy-text.js';
+import { copyLineEncoder, type CopyLineEncoder } from '../sql/copy-text.js';
 import { SQL_TYPES } from '../sql/types.js';
 import { StaleBatchError, SqlWriter } from '../sql/writer.js';
 import type { Output, OutputBatch, OutputComponent, OutputContext, OutputRecord, PreparedWrite, Refusal, WriteContext } from './output.js';
@@ -94,7 +94,7 @@ export const sqlOutputSpec = defineComponent({
   kind: 'output',
   summary: 'Loads batches of records into a PostgreSQL table (COPY into a temporary table, then one MERGE or INSERT), with the consumed offsets in the same transaction: exactly once.',
   description: [
-    "Each flush of a partition is one transaction: its rows are copied (`COPY`) into a temporary table, then merged into the target with one `MERGE` (or `INSERT ... ON CONFLICT` / `INSERT`), and the partition's next offset is written to `offsets_table` in the same transaction, checked against the offset the batch started from (a member whose partition moved cannot commit behind the new owner). On assignment the pipeline seeks to the offsets stored there, so a crash, a SIGKILL or a rebalance replays only what the warehouse lacks.",
+    "Each flush of a partition is one transaction: its rows are copied (`COPY`) into a temporary table, then merged into the target with one `MERGE` (or `INSERT ... ON CONFLICT` / `INSERT`) — or, when no key comes twice in the batch and a primary key or unique index of the table is `key` (or with `append`), first `COPY`'d straight into the table, falling back to the temporary table and `MERGE` if the table holds one of the keys already (a replay) or refuses a row — and the partition's next offset is written to `offsets_table` in the same transaction, checked against the offset the batch started from (a member whose partition moved cannot commit behind the new owner). On assignment the pipeline seeks to the offsets stored there, so a crash, a SIGKILL or a rebalance replays only what the warehouse lacks.",
     "A row the database refuses (a constraint, a value out of range for the column) goes to the DLQ with reason `sql_rejected` and the database's message; the rest of the batch lands (the batch is split until the refused rows are isolated). A record that does not fit its declared column type goes to the DLQ with `schema_mismatch` before it reaches the database. A lost connection or a restarting server blocks and retries; nothing is dropped.",
     'Production: there is no default connection URL; set `dsn` (a `${ENV}` reference) or `SLUICE_WAREHOUSE_URL`. The local stack creates the `warehouse` database and exports `SLUICE_WAREHOUSE_URL`.',
   ].join('\n\n'),
@@ -145,11 +145,22 @@ class SqlBatch implements OutputBatch {
   /** Per row: the record without its value (a refused row is dead-lettered from its message). */
   readonly records: OutputRecord[] = [];
 
+  /** The keys seen, while no key came twice (then undefined: the load de-duplicates in SQL). */
+  private keys: Set<string> | undefined;
+
   constructor(
     readonly topic: string,
     readonly partition: number,
-    private readonly encode: (value: unknown) => string,
-  ) {}
+    private readonly encode: CopyLineEncoder,
+    keyed: boolean,
+  ) {
+    this.keys = keyed ? new Set() : undefined;
+  }
+
+  /** True when every row has a key of its own: the load needs no DISTINCT ON (no sort of the batch). */
+  get uniqueKeys(): boolean {
+    return this.keys !== undefined;
+  }
 
   add(record: OutputRecord): Refusal | undefined {
     let line: string;
@@ -158,6 +169,11 @@ class SqlBatch implements OutputBatch {
     } catch (error) {
       if (error instanceof LakeValueError) return { reason: DLQ_REASONS.schemaMismatch, error: error.message };
       throw error;
+    }
+    if (this.keys) {
+      const key = this.encode.lastKey;
+      if (this.keys.has(key)) this.keys = undefined;
+      else this.keys.add(key);
     }
     this.lines.push(line);
     this.records.push({ topic: record.topic, partition: record.partition, offset: record.offset, message: record.message, value: undefined });
@@ -175,14 +191,17 @@ export class SqlOutput implements Output<SqlBatch> {
   readonly batching: Output['batching'];
   readonly describe: Record<string, unknown>;
   private readonly writer: SqlWriter;
-  private readonly encode: (value: unknown) => string;
+  private readonly encode: CopyLineEncoder;
+  /** Whether batches track their keys: a key of exact types (a float key may round to equal in a real column), and a mode with a key. */
+  private readonly keyed: boolean;
 
   constructor(
     private readonly config: SqlOutputConfig,
     private readonly ctx: OutputContext,
   ) {
     this.writer = new SqlWriter(ctx.pipeline.name, config, ctx.logger.child({ output: 'sql', table: config.table }));
-    this.encode = copyLineEncoder(config.columns);
+    this.keyed = config.mode !== 'append' && config.accumulate.length === 0 && config.columns.every((c) => !config.key.includes(c.name) || c.type !== 'float');
+    this.encode = copyLineEncoder(config.columns, this.keyed ? config.key : []);
     this.batching = config.batching;
     this.describe = { table: config.table, mode: config.mode };
   }
@@ -196,17 +215,17 @@ export class SqlOutput implements Output<SqlBatch> {
   }
 
   openBatch(topic: string, partition: number): SqlBatch {
-    return new SqlBatch(topic, partition, this.encode);
+    return new SqlBatch(topic, partition, this.encode, this.keyed);
   }
 
   async write(batch: SqlBatch, ctx: WriteContext): Promise<PreparedWrite> {
     const tx = await this.writer.begin(
-      { topic: batch.topic, partition: batch.partition, startOffset: BigInt(ctx.startOffset), nextOffset: ctx.nextOffset, lines: batch.lines },
+      { topic: batch.topic, partition: batch.partition, startOffset: BigInt(ctx.startOffset), nextOffset: ctx.nextOffset, lines: batch.lines, uniqueKeys: batch.uniqueKeys },
       { signal: ctx.signal, stillWanted: ctx.owned, ...(ctx.heartbeat ? { whileWaiting: ctx.heartbeat } : {}) },
     );
     return {
       rejected: tx.rejected.map((r) => ({ reason: DLQ_REASONS.sqlRejected, error: r.message, record: batch.records[r.index]! })),
-      stats: { bytes: 0, objects: tx.rows },
+      stats: { bytes: 0, objects: tx.rows, phases: tx.phases },
       commit: () => tx.commit(),
       abort: () => tx.abort(),
     };

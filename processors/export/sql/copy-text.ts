@@ -17,25 +17,43 @@ const NULL = '\\N';
 type Encode = (value: unknown, column: string) => string;
 
 /** Encodes one record (an object) to a COPY line without its newline. */
-export function copyLineEncoder(columns: readonly SqlColumn[]): (record: unknown) => string {
-  const encoders = columns.map((c) => ({ name: c.name, nullable: c.nullable, encode: ENCODERS[c.type] }));
-  return (record) => {
+export interface CopyLineEncoder {
+  (record: unknown): string;
+  /** The key columns' COPY text of the last record encoded (tab-joined): equal keys in the database have equal texts here. */
+  readonly lastKey: string;
+}
+
+/**
+ * `keyColumns`: columns whose text `lastKey` gives after each line, so a batch can tell
+ * whether it holds a key twice (one MERGE source row per key needs a DISTINCT ON only then).
+ */
+export function copyLineEncoder(columns: readonly SqlColumn[], keyColumns: readonly string[] = []): CopyLineEncoder {
+  const encoders = columns.map((c) => ({ name: c.name, nullable: c.nullable, encode: ENCODERS[c.type], key: keyColumns.includes(c.name) }));
+  const keyed = keyColumns.length > 0;
+  let lastKey = '';
+  const encode = (record: unknown): string => {
     if (record === null || typeof record !== 'object' || Array.isArray(record)) {
       throw new LakeValueError('(record)', `the record is ${record === null ? 'null' : Array.isArray(record) ? 'an array' : typeof record}, not an object with the declared columns`);
     }
     const r = record as Record<string, unknown>;
     let line = '';
+    let key = '';
     for (let i = 0; i < encoders.length; i++) {
       const c = encoders[i]!;
       const v = r[c.name];
       if (i > 0) line += '\t';
+      let text: string;
       if (v === null || v === undefined) {
         if (!c.nullable) throw new LakeValueError(c.name, 'null or absent in a non-nullable column');
-        line += NULL;
-      } else line += c.encode(v, c.name);
+        text = NULL;
+      } else text = c.encode(v, c.name);
+      line += text;
+      if (keyed && c.key) key = key ? `${key}\t${text}` : text;
     }
+    lastKey = key;
     return line;
   };
+  return Object.defineProperty(encode, 'lastKey', { get: () => lastKey }) as CopyLineEncoder;
 }
 
 function fail(column: string, expected: string, value: unknown): never {

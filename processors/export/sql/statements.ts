@@ -27,8 +27,12 @@ export function qualified(table: string): { schema: string | undefined; name: st
 export interface Statements {
   createLoadTable: string;
   copy: string;
+  /** COPY straight into the target (a batch with no key twice, when the table refuses stored keys itself). */
+  copyTarget: string;
   /** Moves the load table's rows into the target (one statement). */
   load: string;
+  /** The same when no key is in the load table twice (no DISTINCT ON: no sort of the batch); `load` for append and accumulate. */
+  loadUnique: string;
   truncateLoad: string;
   createTable: string | undefined;
   createSchema: string | undefined;
@@ -48,11 +52,13 @@ export function statements(config: Pick<SqlOutputConfig, 'table' | 'columns' | '
   const insertValues = cols.map((c) => `s.${ident(c)}`).join(', ');
 
   let load: string;
+  let loadUnique: string;
   if (config.mode === 'append') {
-    load = `INSERT INTO ${target.sql} (${list}) SELECT ${list} FROM ${LOAD_TABLE} ORDER BY ${SEQ}`;
+    load = loadUnique = `INSERT INTO ${target.sql} (${list}) SELECT ${list} FROM ${LOAD_TABLE} ORDER BY ${SEQ}`;
   } else if (config.mode === 'insert_ignore') {
     // The first record of a key wins within the batch, as the stored row wins over the batch.
     load = `INSERT INTO ${target.sql} (${list}) SELECT DISTINCT ON (${keyList}) ${list} FROM ${LOAD_TABLE} ORDER BY ${keyList}, ${SEQ} ON CONFLICT (${keyList}) DO NOTHING`;
+    loadUnique = `INSERT INTO ${target.sql} (${list}) SELECT ${list} FROM ${LOAD_TABLE} ON CONFLICT (${keyList}) DO NOTHING`;
   } else {
     // MERGE may touch a target row once: one source row per key (summed, or the last record).
     const source =
@@ -60,17 +66,21 @@ export function statements(config: Pick<SqlOutputConfig, 'table' | 'columns' | '
         ? `SELECT ${keyList}, ${others.map((c) => (acc.has(c) ? `sum(${ident(c)}) AS ${ident(c)}` : `(array_agg(${ident(c)} ORDER BY ${SEQ} DESC))[1] AS ${ident(c)}`)).join(', ')} FROM ${LOAD_TABLE} GROUP BY ${keyList}`
         : `SELECT DISTINCT ON (${keyList}) ${list} FROM ${LOAD_TABLE} ORDER BY ${keyList}, ${SEQ} DESC`;
     const set = others.map((c) => (acc.has(c) ? `${ident(c)} = COALESCE(t.${ident(c)}, 0) + COALESCE(s.${ident(c)}, 0)` : `${ident(c)} = s.${ident(c)}`)).join(', ');
-    load =
-      `MERGE INTO ${target.sql} AS t USING (${source}) AS s ON ${on}` +
+    const merge = (from: string) =>
+      `MERGE INTO ${target.sql} AS t USING ${from} AS s ON ${on}` +
       (others.length > 0 ? ` WHEN MATCHED THEN UPDATE SET ${set}` : '') +
       ` WHEN NOT MATCHED THEN INSERT (${list}) VALUES (${insertValues})`;
+    load = merge(`(${source})`);
+    loadUnique = acc.size > 0 ? load : merge(LOAD_TABLE);
   }
 
   const columnDefs = config.columns.map((c) => `${ident(c.name)} ${SQL_TYPES[c.type]}${c.nullable ? '' : ' NOT NULL'}`);
   return {
     createLoadTable: `CREATE TEMPORARY TABLE IF NOT EXISTS ${LOAD_TABLE} (${[...config.columns.map((c) => `${ident(c.name)} ${SQL_TYPES[c.type]}`), `${SEQ} integer`].join(', ')}) ON COMMIT DELETE ROWS`,
     copy: `COPY ${LOAD_TABLE} (${list}, ${SEQ}) FROM STDIN`,
+    copyTarget: `COPY ${target.sql} (${list}) FROM STDIN`,
     load,
+    loadUnique,
     truncateLoad: `TRUNCATE ${LOAD_TABLE}`,
     createSchema: target.schema ? `CREATE SCHEMA IF NOT EXISTS ${ident(target.schema)}` : undefined,
     createTable: `CREATE TABLE IF NOT EXISTS ${target.sql} (${[...columnDefs, ...(key.length > 0 ? [`PRIMARY KEY (${keyList})`] : [])].join(', ')})`,

@@ -34,6 +34,8 @@ export interface SqlFlush {
   nextOffset: bigint;
   /** The batch's rows as COPY text lines (copy-text.ts), in offset order. */
   lines: readonly string[];
+  /** No key twice among the lines: the load reads the load table as it is (no DISTINCT ON, no sort). */
+  uniqueKeys?: boolean;
 }
 
 export interface RejectedLine {
@@ -47,6 +49,8 @@ export interface RejectedLine {
 export interface OpenTransaction {
   rows: number;
   rejected: readonly RejectedLine[];
+  /** Where the time went, ms: `fence` (lock and check the stored offset), `copy` (COPY into the load table), `load` (the MERGE/INSERT), `offset` (store the next offset). */
+  phases: { fence: number; copy: number; load: number; offset: number };
   commit(): Promise<void>;
   abort(): Promise<void>;
 }
@@ -80,6 +84,8 @@ export class SqlWriter {
   private readonly offsets: OffsetStatements;
   private readonly loadTableReady = new WeakSet<pg.PoolClient>();
   private closed = false;
+  /** Set by connect(): whether a batch with no key twice may try a COPY straight into the table first. */
+  private directCopy = false;
 
   constructor(
     private readonly pipeline: string,
@@ -127,7 +133,12 @@ export class SqlWriter {
         await this.ddl(client, this.sql.addColumn(c));
         this.log.info({ table: this.config.table, column: c.name, type: SQL_TYPES[c.type] }, 'warehouse table evolved: column added (nullable)');
       }
-      if (this.config.mode === 'insert_ignore') await this.requireUniqueKey(client, target.schema, target.name);
+      const unique = this.config.mode !== 'append' && (await this.hasUniqueKey(client, target.schema, target.name));
+      if (this.config.mode === 'insert_ignore' && !unique) {
+        throw this.configError('key', `mode insert_ignore needs a primary key or unique index on (${this.config.key.join(', ')}) of ${this.config.table}, and there is none`, `CREATE UNIQUE INDEX ON ${this.config.table} (${this.config.key.map(ident).join(', ')}), or use mode: merge`);
+      }
+      // A batch with no key twice can be COPY'd straight into the table when the table itself refuses a key it holds already (see transaction()).
+      this.directCopy = this.config.accumulate.length === 0 && (this.config.mode === 'append' || unique);
     } finally {
       client.release();
     }
@@ -192,17 +203,24 @@ export class SqlWriter {
       release(error as Error);
       throw error;
     }
+    const phases = { fence: 0, copy: 0, load: 0, offset: 0 };
     try {
+      let t = performance.now();
       const { rows } = await client.query<{ next_offset: bigint }>(this.offsets.lock, [this.pipeline, flush.topic, flush.partition]);
       const stored = rows[0] ? BigInt(rows[0].next_offset) : undefined;
       if (stored !== undefined && stored > flush.startOffset) {
         throw new StaleBatchError(`${flush.topic}/${flush.partition}: the warehouse already holds offsets up to ${stored}, and this batch starts at ${flush.startOffset}`);
       }
-      const rejected = await this.loadRange(client, flush.lines, 0, flush.lines.length, true);
+      phases.fence = performance.now() - t;
+      const rejected = (flush.uniqueKeys && this.directCopy && (await this.copyDirect(client, flush.lines, phases))) || (await this.loadRange(client, flush.uniqueKeys ? this.sql.loadUnique : this.sql.load, flush.lines, 0, flush.lines.length, true, phases));
+      t = performance.now();
       await client.query(this.offsets.save, [this.pipeline, flush.topic, flush.partition, flush.nextOffset.toString()]);
+      phases.offset = performance.now() - t;
+      for (const k of Object.keys(phases) as (keyof typeof phases)[]) phases[k] = Math.round(phases[k]);
       return {
         rows: flush.lines.length - rejected.length,
         rejected,
+        phases,
         commit: async () => {
           try {
             await client.query('COMMIT');
@@ -221,16 +239,47 @@ export class SqlWriter {
   }
 
   /**
+   * The fast path of a batch with no key twice, into a table with a unique key (or append):
+   * COPY straight into the table, as a bulk load does. New keys (the normal case) are then
+   * exactly what MERGE / INSERT ... ON CONFLICT would have written. A key the table holds
+   * already (a replay after a crash) or any refused row fails the COPY: it is rolled back to
+   * its savepoint and the batch goes the general way (load table, MERGE, refused rows
+   * isolated). Returns [] when loaded, undefined when the general way must run.
+   */
+  private async copyDirect(client: pg.PoolClient, lines: readonly string[], phases: { copy: number }): Promise<RejectedLine[] | undefined> {
+    await client.query('SAVEPOINT sluice_direct');
+    const t = performance.now();
+    try {
+      await pipe(Readable.from(copyChunks(lines, 0, lines.length, false)), client.query(copyFrom(this.sql.copyTarget)));
+      await client.query('RELEASE SAVEPOINT sluice_direct');
+      phases.copy += performance.now() - t;
+      return [];
+    } catch (error) {
+      if (!isRowError(error)) throw error;
+      await client.query('ROLLBACK TO SAVEPOINT sluice_direct');
+      await client.query('RELEASE SAVEPOINT sluice_direct');
+      this.log.debug({ err: { message: (error as Error).message, code: (error as { code?: string }).code } }, 'direct COPY refused (a key already stored, or a refused row): loading through MERGE');
+      return undefined;
+    }
+  }
+
+  /**
    * Loads lines [lo, hi) under a savepoint. A row error rolls the range back and splits it
    * until each refused row is alone: k refused rows among n cost about k x log2(n) loads.
    */
-  private async loadRange(client: pg.PoolClient, lines: readonly string[], lo: number, hi: number, first: boolean): Promise<RejectedLine[]> {
+  private async loadRange(client: pg.PoolClient, load: string, lines: readonly string[], lo: number, hi: number, first: boolean, phases?: { copy: number; load: number }): Promise<RejectedLine[]> {
     if (hi <= lo) return [];
     await client.query('SAVEPOINT sluice_load');
     try {
       if (!first) await client.query(this.sql.truncateLoad);
-      await pipe(Readable.from(copyChunks(lines, lo, hi)), client.query(copyFrom(this.sql.copy)));
-      await client.query(this.sql.load);
+      const t0 = performance.now();
+      await pipe(Readable.from(copyChunks(lines, lo, hi, true)), client.query(copyFrom(this.sql.copy)));
+      const t1 = performance.now();
+      await client.query(load);
+      if (phases) {
+        phases.copy += t1 - t0;
+        phases.load += performance.now() - t1;
+      }
       await client.query('RELEASE SAVEPOINT sluice_load');
       return [];
     } catch (error) {
@@ -239,8 +288,8 @@ export class SqlWriter {
       await client.query('RELEASE SAVEPOINT sluice_load');
       if (hi - lo === 1) return [{ index: lo, message: describe(error) }];
       const mid = lo + Math.ceil((hi - lo) / 2);
-      const left = await this.loadRange(client, lines, lo, mid, false);
-      return [...left, ...(await this.loadRange(client, lines, mid, hi, false))];
+      const left = await this.loadRange(client, load, lines, lo, mid, false);
+      return [...left, ...(await this.loadRange(client, load, lines, mid, hi, false))];
     }
   }
 
@@ -273,19 +322,19 @@ export class SqlWriter {
     return new Set(rows.map((r) => r.column_name));
   }
 
-  private async requireUniqueKey(client: pg.PoolClient, schema: string | undefined, name: string): Promise<void> {
+  /** Whether a primary key or unique index of the table is exactly the `key` columns. */
+  private async hasUniqueKey(client: pg.PoolClient, schema: string | undefined, name: string): Promise<boolean> {
+    if (this.config.key.length === 0) return false;
     const { rows } = await client.query<{ cols: string[] }>(
       `SELECT array_agg(a.attname ORDER BY a.attname)::text[] AS cols FROM pg_index i
          JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
          JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = ANY(i.indkey)
-        WHERE i.indisunique AND c.relname = $2 AND n.nspname = COALESCE($1, current_schema())
+        WHERE i.indisunique AND i.indpred IS NULL AND c.relname = $2 AND n.nspname = COALESCE($1, current_schema())
         GROUP BY i.indexrelid`,
       [schema ?? null, name],
     );
     const want = [...this.config.key].sort().join(',');
-    if (!rows.some((r) => r.cols.join(',') === want)) {
-      throw this.configError('key', `mode insert_ignore needs a primary key or unique index on (${this.config.key.join(', ')}) of ${this.config.table}, and there is none`, `CREATE UNIQUE INDEX ON ${this.config.table} (${this.config.key.map(ident).join(', ')}), or use mode: merge`);
-    }
+    return rows.some((r) => r.cols.join(',') === want);
   }
 
   private configError(setting: string, message: string, fix: string): ConfigError {
@@ -293,11 +342,11 @@ export class SqlWriter {
   }
 }
 
-/** The lines [lo, hi) with their row number, in chunks of ~256 KiB. */
-function* copyChunks(lines: readonly string[], lo: number, hi: number): Generator<string> {
+/** The lines [lo, hi) (with their row number: `seq`), in chunks of ~256 KiB. */
+function* copyChunks(lines: readonly string[], lo: number, hi: number, seq: boolean): Generator<string> {
   let chunk = '';
   for (let i = lo; i < hi; i++) {
-    chunk += `${lines[i]}\t${i}\n`;
+    chunk += seq ? `${lines[i]}\t${i}\n` : `${lines[i]}\n`;
     if (chunk.length >= CHUNK_CHARS) {
       yield chunk;
       chunk = '';
