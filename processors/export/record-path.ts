@@ -1,4 +1,5 @@
 import type { Message } from 'kafkajs';
+import { parse as losslessParse } from 'lossless-json';
 import { deadLetterMessage, type ConsumedRecord } from '../core/dlq/dead-letter.js';
 import { DLQ_REASONS } from '../core/dlq/reasons.js';
 import { isUnavailable } from '../core/errors/errors.js';
@@ -152,9 +153,22 @@ export class RecordConsumer {
 
 export function parseJson(value: Buffer | null): unknown {
   if (!value) throw new DecodeError(DLQ_REASONS.decodeError, 'value is null (a tombstone)');
+  const text = value.toString('utf8');
   try {
-    return JSON.parse(value.toString('utf8'));
+    // An integer of 16+ digits may be beyond 2^53: parse such a text losslessly (money stays exact, as BigInt).
+    return LONG_NUMBER.test(text) ? losslessParse(text, null, exactNumber) : JSON.parse(text);
   } catch (error) {
     throw new DecodeError(DLQ_REASONS.decodeError, `value is not JSON: ${(error as Error).message}`);
   }
+}
+
+const LONG_NUMBER = /\d{16,}/;
+
+/** A JSON number literal as a number, or a BigInt when it is an integer beyond 2^53. */
+function exactNumber(literal: string): number | bigint {
+  if (/^-?\d+$/.test(literal)) {
+    const n = Number(literal);
+    return Number.isSafeInteger(n) ? n : BigInt(literal);
+  }
+  return Number(literal);
 }
