@@ -430,5 +430,6 @@ export function renderTopic(t: PathTemplate, record: Pick<OutputRecord, 'topic' 
 /** The kafka output component: its spec and its constructor. */
 export const kafkaOutput: OutputComponent<KafkaOutputConfig> = {
   spec: kafkaOutputSpec,
+  offsets: 'output',
   create: (config, ctx) => new KafkaOutput(config, ctx),
 };

@@ -369,6 +369,7 @@ export function s3ClientFor(output: S3OutputConfig): S3Client {
 /** The s3 output component: its spec and its constructor. */
 export const s3Output: OutputComponent<S3OutputConfig> = {
   spec: s3OutputSpec,
+  offsets: 'consumer',
   create: (config, ctx) => new S3Output(config, ctx),
 };
 
