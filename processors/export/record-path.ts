@@ -1,5 +1,5 @@
 import type { Message } from 'kafkajs';
-import { parse as losslessParse } from 'lossless-json';
+import { isInteger, isSafeNumber, parse as parseLossless } from 'lossless-json';
 import { deadLetterMessage, type ConsumedRecord } from '../core/dlq/dead-letter.js';
 import { DLQ_REASONS } from '../core/dlq/reasons.js';
 import { isUnavailable } from '../core/errors/errors.js';
@@ -151,24 +151,20 @@ export class RecordConsumer {
   }
 }
 
+/** 16 digits or more in a row: a number JSON.parse may round (beyond 2^53) could be there. */
+const LONG_DIGITS = /\d{16}/;
+
+/**
+ * A JSON value; integers beyond 2^53 come out exact, as BigInt (lossless-json, used only
+ * when the text holds a run of 16 digits: JSON.parse is several times faster).
+ */
 export function parseJson(value: Buffer | null): unknown {
   if (!value) throw new DecodeError(DLQ_REASONS.decodeError, 'value is null (a tombstone)');
-  const text = value.toString('utf8');
   try {
-    // An integer of 16+ digits may be beyond 2^53: parse such a text losslessly (money stays exact, as BigInt).
-    return LONG_NUMBER.test(text) ? losslessParse(text, null, exactNumber) : JSON.parse(text);
+    const text = value.toString('utf8');
+    if (!LONG_DIGITS.test(text)) return JSON.parse(text);
+    return parseLossless(text, null, (n) => (isSafeNumber(n) ? Number(n) : isInteger(n) ? BigInt(n) : Number(n)));
   } catch (error) {
     throw new DecodeError(DLQ_REASONS.decodeError, `value is not JSON: ${(error as Error).message}`);
   }
-}
-
-const LONG_NUMBER = /\d{16,}/;
-
-/** A JSON number literal as a number, or a BigInt when it is an integer beyond 2^53. */
-function exactNumber(literal: string): number | bigint {
-  if (/^-?\d+$/.test(literal)) {
-    const n = Number(literal);
-    return Number.isSafeInteger(n) ? n : BigInt(literal);
-  }
-  return Number(literal);
 }
