@@ -94,7 +94,9 @@ async function main(): Promise<void> {
     console.log(`file: ${N} rows (${valid} valid), ${mib(text.length)} MiB of CSV, ${mib(gz.length)} MiB gzipped`);
 
     // 2. sluice files.
-    const child = spawn(process.execPath, [`${ROOT}bin/sluice.mjs`, 'files'], {
+    // BENCH_FILE_CPU_PROF=<dir>: a V8 CPU profile of the `sluice files` process, written there when it stops.
+    const profile = process.env.BENCH_FILE_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_FILE_CPU_PROF}`] : [];
+    const child = spawn(process.execPath, [...profile, `${ROOT}bin/sluice.mjs`, 'files'], {
       env: {
         ...process.env,
         SLUICE_LOG_LEVEL: 'warn',

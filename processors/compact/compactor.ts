@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { PermanentError } from '../core/errors/errors.js';
 import type { Logger } from '../core/log/logger.js';
@@ -7,15 +8,16 @@ import { deleteKeys, download, isNotFound, listObjects, type ListedObject } from
 import { uploadDurably } from '../core/s3/upload.js';
 import { OBJECT_METADATA } from '../export/formats.js';
 import { deleteJournal, readJournal, writeJournal, type Journal } from './journal.js';
-import { compactedKey, dataFiles, fileCoordinates, isClosed, journalKey, manifestKey, partitionOf, type FileCoordinates, type LakePartitionDir } from './layout.js';
+import { compactedKey, dataFiles, fileCoordinates, formatOffsetRanges, isClosed, journalKey, manifestKey, mergedFile, mergedKey, OFFSETS_METADATA, OFFSETS_METADATA_MAX, parseOffsetRanges, partitionOf, type FileCoordinates, type LakePartitionDir, type OffsetRanges } from './layout.js';
 import { readBackIds, rewrite } from './rewrite.js';
 
 /**
  * Compaction of closed lake partitions (see docs/lake-compaction.md).
  *
- * Per partition: finish or roll back what a crashed run left (the journal), then per Kafka
- * partition of the files, rewrite the files the export is done with into ceil(bytes / target)
- * sorted files, read them back and check their rows and event ids against the inputs, switch
+ * Per partition: finish or roll back what a crashed run left (the journal), then per topic,
+ * rewrite the files the export is done with, of all its Kafka partitions, into ceil(bytes /
+ * target) sorted files that keep each Kafka partition's offset range in their object metadata
+ * (planPartition), read them back and check their rows and event ids against the inputs, switch
  * the partition's manifest to the new set, and only then delete the inputs.
  *
  * "Done with" is proved, not guessed: a file is an input only when the export's consumer
@@ -60,9 +62,16 @@ export interface PartitionOutcome {
   skipped?: 'open' | 'nothing_to_do' | 'dry_run';
 }
 
-interface Group {
-  coordinates: { topic: string; partition: number };
-  files: (ListedObject & { c: FileCoordinates })[];
+type LakeFile = ListedObject & { c: FileCoordinates };
+
+/** One rewrite: its inputs, the offset ranges they hold per Kafka partition, the keys and object metadata of its outputs. */
+interface Plan {
+  topic: string;
+  inputs: ListedObject[];
+  ranges: OffsetRanges;
+  parts: number;
+  keys: string[];
+  objectMetadata: Record<string, string>;
 }
 
 /** Every closed partition under the prefix (one listing of the lake). */
@@ -91,28 +100,7 @@ export async function compactPartition(o: CompactOptions, p: LakePartitionDir): 
   if (!isClosed(p.day, o.graceMs, now)) return { ...outcome, skipped: 'open' };
 
   const listed = dataFiles(await listObjects(o.s3, o.bucket, `${p.dir}/`));
-  const groups = new Map<string, Group>();
-  for (const f of listed) {
-    const c = fileCoordinates(f.key);
-    if (!c) continue; // not a file of the export or of compaction: left as is
-    const id = `${c.topic}+${c.partition}`;
-    let g = groups.get(id);
-    if (!g) groups.set(id, (g = { coordinates: { topic: c.topic, partition: c.partition }, files: [] }));
-    g.files.push({ ...f, c });
-  }
-  const plans: { group: Group; inputs: Group['files']; first: bigint; last: bigint; parts: number }[] = [];
-  for (const g of groups.values()) {
-    g.files.sort((a, b) => (a.c.firstOffset < b.c.firstOffset ? -1 : a.c.firstOffset > b.c.firstOffset ? 1 : (a.c.part ?? 0) - (b.c.part ?? 0)));
-    const committed = (await o.committedOffsets(g.coordinates.topic)).get(g.coordinates.partition);
-    const done = await committedFiles(o, g.files, committed);
-    outcome.uncommitted += g.files.length - done.files.length;
-    if (done.files.length === 0) continue;
-    const bytes = done.files.reduce((n, f) => n + f.size, 0);
-    const parts = Math.max(1, Math.ceil(bytes / o.targetBytes));
-    // Already as few files as the target allows (and not only a part of an earlier compaction): nothing to gain.
-    if (done.files.length <= parts) continue;
-    plans.push({ group: g, inputs: done.files, first: done.files[0]!.c.firstOffset, last: done.last, parts });
-  }
+  const plans = await planPartition(o, p, listed, outcome);
   if (plans.length === 0) {
     await writeManifest(o, p, listed.map((f) => f.key));
     return { ...outcome, skipped: 'nothing_to_do' };
@@ -122,7 +110,7 @@ export async function compactPartition(o: CompactOptions, p: LakePartitionDir): 
   outcome.inputBytes = inputs.reduce((n, f) => n + f.size, 0);
   if (o.dryRun) return { ...outcome, skipped: 'dry_run' };
 
-  const outputs = plans.flatMap((pl) => Array.from({ length: pl.parts }, (_, i) => compactedKey(p.dir, { ...pl.group.coordinates, firstOffset: pl.first, lastOffset: pl.last }, i)));
+  const outputs = plans.flatMap((pl) => pl.keys);
   const overlap = outputs.filter((k) => inputs.some((f) => f.key === k));
   if (overlap.length > 0) throw new PermanentError(`partition ${p.relative}: compaction would overwrite its own input ${overlap[0]}`);
   const journal: Journal = {
@@ -135,7 +123,6 @@ export async function compactPartition(o: CompactOptions, p: LakePartitionDir): 
   };
   await writeJournal(o.s3, o.bucket, jKey, journal);
 
-  let written = 0;
   for (const pl of plans) {
     const bodies = await downloadAll(o, pl.inputs.map((f) => f.key));
     const result = await rewrite(bodies, {
@@ -143,12 +130,12 @@ export async function compactPartition(o: CompactOptions, p: LakePartitionDir): 
       compression: o.compression,
       rowGroupSize: o.rowGroupSize,
       parts: pl.parts,
-      metadata: { 'sluice.pipeline': o.pipelineName, 'sluice.compacted': 'true', 'sluice.sorted_by': 'agent_id,occurred_at,event_id' },
+      metadata: { 'sluice.pipeline': o.pipelineName, 'sluice.compacted': 'true', 'sluice.sorted_by': 'agent_id,occurred_at,event_id', 'sluice.offsets': `${pl.topic}:${formatOffsetRanges(pl.ranges)}` },
     });
     const expected = new Set<string>();
     for (const part of result.parts) for (const id of part.ids) expected.add(id);
     if (expected.size !== result.inputRows - result.duplicates) throw new PermanentError(`partition ${p.relative}: rewrite kept ${expected.size} distinct ids of ${result.inputRows - result.duplicates}`);
-    const keys = outputs.slice(written, written + pl.parts);
+    const keys = pl.keys;
     // Fewer rows than parts leaves planned keys empty: they are not written (the journal lists them; deleting a missing key is harmless).
     for (let i = 0; i < result.parts.length; i++) {
       const part = result.parts[i]!;
@@ -158,8 +145,7 @@ export async function compactPartition(o: CompactOptions, p: LakePartitionDir): 
         body: part.body,
         contentType: 'application/vnd.apache.parquet',
         metadata: {
-          [OBJECT_METADATA.firstOffset]: pl.first.toString(),
-          [OBJECT_METADATA.lastOffset]: pl.last.toString(),
+          ...pl.objectMetadata,
           [OBJECT_METADATA.records]: String(part.rows),
           'sluice-compacted-inputs': String(pl.inputs.length),
         },
@@ -178,7 +164,6 @@ export async function compactPartition(o: CompactOptions, p: LakePartitionDir): 
     }
     outcome.rows += expected.size;
     outcome.duplicatesDropped += result.duplicates;
-    written += pl.parts;
   }
 
   // The inputs must be the very objects that were read: an ETag that changed means someone rewrote one (a replay): roll back.
@@ -196,11 +181,90 @@ export async function compactPartition(o: CompactOptions, p: LakePartitionDir): 
 }
 
 /**
+ * What to rewrite in a partition, per topic: the files the export is done with (per Kafka
+ * partition, committedFiles) and earlier merged files whose every range is committed, into
+ * ceil(bytes / target) merged files whose object metadata keeps each Kafka partition's offset
+ * range. A topic whose ranges would not fit in object metadata (S3 allows 2 KiB) is compacted
+ * per Kafka partition instead, with the range in the file name.
+ */
+async function planPartition(o: CompactOptions, p: LakePartitionDir, listed: readonly ListedObject[], outcome: PartitionOutcome): Promise<Plan[]> {
+  const topics = new Map<string, { byPartition: Map<number, LakeFile[]>; merged: ListedObject[] }>();
+  const topicOf = (t: string) => {
+    let g = topics.get(t);
+    if (!g) topics.set(t, (g = { byPartition: new Map(), merged: [] }));
+    return g;
+  };
+  for (const f of listed) {
+    const m = mergedFile(f.key);
+    if (m) {
+      topicOf(m.topic).merged.push(f);
+      continue;
+    }
+    const c = fileCoordinates(f.key);
+    if (!c) continue; // not a file of the export or of compaction: left as is
+    const g = topicOf(c.topic);
+    const list = g.byPartition.get(c.partition) ?? [];
+    list.push({ ...f, c });
+    g.byPartition.set(c.partition, list);
+  }
+  const plans: Plan[] = [];
+  for (const [topic, g] of topics) {
+    const committed = await o.committedOffsets(topic);
+    const perPartition: { partition: number; inputs: LakeFile[]; first: bigint; last: bigint }[] = [];
+    for (const [partition, files] of g.byPartition) {
+      files.sort((a, b) => (a.c.firstOffset < b.c.firstOffset ? -1 : a.c.firstOffset > b.c.firstOffset ? 1 : (a.c.part ?? 0) - (b.c.part ?? 0)));
+      const done = await committedFiles(o, files, committed.get(partition));
+      outcome.uncommitted += files.length - done.files.length;
+      if (done.files.length > 0) perPartition.push({ partition, inputs: done.files, first: done.files[0]!.c.firstOffset, last: done.last });
+    }
+    const mergedInputs: { file: ListedObject; ranges: OffsetRanges }[] = [];
+    for (const f of g.merged) {
+      const ranges = await rangesOf(o, f.key);
+      if (ranges && [...ranges].every(([q, r]) => { const c = committed.get(q); return c !== undefined && r.last < c; })) mergedInputs.push({ file: f, ranges });
+      else outcome.uncommitted++;
+    }
+    const ranges: OffsetRanges = new Map();
+    const widen = (q: number, first: bigint, last: bigint) => {
+      const r = ranges.get(q);
+      ranges.set(q, r ? { first: first < r.first ? first : r.first, last: last > r.last ? last : r.last } : { first, last });
+    };
+    for (const x of perPartition) widen(x.partition, x.first, x.last);
+    for (const m of mergedInputs) for (const [q, r] of m.ranges) widen(q, r.first, r.last);
+    const partsFor = (files: readonly ListedObject[]) => Math.max(1, Math.ceil(files.reduce((n, f) => n + f.size, 0) / o.targetBytes));
+    if (formatOffsetRanges(ranges).length <= OFFSETS_METADATA_MAX) {
+      const inputs = [...perPartition.flatMap((x) => x.inputs), ...mergedInputs.map((m) => m.file)];
+      const parts = partsFor(inputs);
+      // Already as few files as the target allows: nothing to gain.
+      if (inputs.length <= parts) continue;
+      const formatted = formatOffsetRanges(ranges);
+      const hash = createHash('sha256').update(`${topic}|${formatted}|${inputs.map((f) => `${f.key}@${f.etag}`).sort().join(',')}`).digest('hex').slice(0, 16);
+      plans.push({ topic, inputs, ranges, parts, keys: Array.from({ length: parts }, (_, i) => mergedKey(p.dir, topic, hash, i)), objectMetadata: { [OFFSETS_METADATA]: formatted } });
+      continue;
+    }
+    // Too many Kafka partitions to list in one object's metadata: a file per Kafka partition (merged files of the topic stay as they are).
+    for (const x of perPartition) {
+      const parts = partsFor(x.inputs);
+      if (x.inputs.length <= parts) continue;
+      const c = { topic, partition: x.partition, firstOffset: x.first, lastOffset: x.last };
+      plans.push({
+        topic,
+        inputs: x.inputs,
+        ranges: new Map([[x.partition, { first: x.first, last: x.last }]]),
+        parts,
+        keys: Array.from({ length: parts }, (_, i) => compactedKey(p.dir, c, i)),
+        objectMetadata: { [OBJECT_METADATA.firstOffset]: x.first.toString(), [OBJECT_METADATA.lastOffset]: x.last.toString() },
+      });
+    }
+  }
+  return plans;
+}
+
+/**
  * The files the export is done with, in offset order: those before the committed offset
  * whose last record (the newest one's x-amz-meta-sluice-last-offset, or a compacted file's
  * name) is before it too.
  */
-async function committedFiles(o: CompactOptions, files: Group['files'], committed: bigint | undefined): Promise<{ files: Group['files']; last: bigint }> {
+async function committedFiles(o: CompactOptions, files: LakeFile[], committed: bigint | undefined): Promise<{ files: LakeFile[]; last: bigint }> {
   if (committed === undefined) return { files: [], last: -1n };
   const candidates = files.filter((f) => f.c.firstOffset < committed);
   while (candidates.length > 0) {
@@ -210,6 +274,17 @@ async function committedFiles(o: CompactOptions, files: Group['files'], committe
     candidates.pop();
   }
   return { files: [], last: -1n };
+}
+
+/** A merged file's offset ranges (its x-amz-meta-sluice-offsets); undefined when it is gone or has none. */
+async function rangesOf(o: CompactOptions, key: string): Promise<OffsetRanges | undefined> {
+  try {
+    const head = await o.s3.send(new HeadObjectCommand({ Bucket: o.bucket, Key: key }));
+    return parseOffsetRanges(head.Metadata?.[OFFSETS_METADATA]);
+  } catch (error) {
+    if (isNotFound(error)) return undefined;
+    throw error;
+  }
 }
 
 async function lastOffsetOf(o: CompactOptions, key: string): Promise<bigint | undefined> {

@@ -4,10 +4,13 @@ import type { ListedObject } from '../core/s3/objects.js';
  * Where compaction reads and writes in the lake, and how its files are named.
  *
  * A Hive partition is a directory `<prefix>event_type=<t>/dt=<YYYY-MM-DD>/`. The export writes
- * `<topic>+<partition>+<first offset>.parquet` there; compaction rewrites the files of one
- * Kafka partition into `<topic>+<partition>+<first>-<last>.compacted-<i>.parquet`, so every
- * file still covers one contiguous offset range of one Kafka partition (what `replay
- * --pipeline` lines its targets up with). Journals and manifests live under `<prefix>_sluice/`:
+ * `<topic>+<partition>+<first offset>.parquet` there; compaction rewrites the files of all the
+ * Kafka partitions of a topic into `<topic>+merged-<hash>.compacted-<i>.parquet`, whose object
+ * metadata `x-amz-meta-sluice-offsets` gives, per Kafka partition, the contiguous offset range
+ * the file holds the partition's rows of (what `replay --pipeline` lines its targets up with).
+ * Lakes compacted before files were merged hold `<topic>+<partition>+<first>-<last>.compacted-<i>.parquet`
+ * (one Kafka partition, its range in the name): still read, and merged by the next compaction
+ * of their partition. Journals and manifests live under `<prefix>_sluice/`:
  * Hive, Athena, Spark and Trino skip directories starting with `_`, and `*.parquet` globs one
  * level below the partition directories never match them.
  */
@@ -36,6 +39,51 @@ export function fileCoordinates(key: string): FileCoordinates | undefined {
   const e = EXPORT_NAME.exec(name)?.groups;
   if (e) return { topic: e.topic!, partition: Number(e.partition), firstOffset: BigInt(e.first!) };
   return undefined;
+}
+
+const MERGED_NAME = /^(?<topic>[A-Za-z0-9._-]+)\+merged-(?<hash>[0-9a-f]{16})\.compacted-(?<part>\d+)\.parquet$/;
+
+/** A compacted file holding several Kafka partitions: its topic and part; the offset ranges are in its object metadata (offsetRanges). */
+export function mergedFile(key: string): { topic: string; part: number } | undefined {
+  const m = MERGED_NAME.exec(key.slice(key.lastIndexOf('/') + 1))?.groups;
+  return m ? { topic: m.topic!, part: Number(m.part) } : undefined;
+}
+
+export function mergedKey(dir: string, topic: string, hash: string, part: number): string {
+  return `${dir}/${topic}+merged-${hash}.compacted-${part}.parquet`;
+}
+
+/**
+ * What one compaction wrote: its outputs share the name up to `.compacted-` (the inputs'
+ * fingerprint), and every event_id is in exactly one of them. Undefined for an export file.
+ */
+export function compactionOf(key: string): string | undefined {
+  const name = key.slice(key.lastIndexOf('/') + 1);
+  if (!COMPACTED_NAME.test(name) && !MERGED_NAME.test(name)) return undefined;
+  return key.slice(0, key.lastIndexOf('.compacted-'));
+}
+
+/** Per Kafka partition, the first and last offset of the records a file holds rows of (both inclusive). */
+export type OffsetRanges = Map<number, { first: bigint; last: bigint }>;
+
+/** The object metadata key (x-amz-meta-sluice-offsets) of a merged file's ranges: `0:12-340;3:5-77`. */
+export const OFFSETS_METADATA = 'sluice-offsets';
+/** S3 allows 2 KiB of user metadata an object: files whose ranges would not fit are split by Kafka partition. */
+export const OFFSETS_METADATA_MAX = 1500;
+
+export function formatOffsetRanges(r: OffsetRanges): string {
+  return [...r].sort((a, b) => a[0] - b[0]).map(([p, x]) => `${p}:${x.first}-${x.last}`).join(';');
+}
+
+export function parseOffsetRanges(text: string | undefined): OffsetRanges | undefined {
+  if (text === undefined || !/^\d+:\d+-\d+(;\d+:\d+-\d+)*$/.test(text)) return undefined;
+  const out: OffsetRanges = new Map();
+  for (const part of text.split(';')) {
+    const [p, range] = part.split(':') as [string, string];
+    const [first, last] = range.split('-') as [string, string];
+    out.set(Number(p), { first: BigInt(first), last: BigInt(last) });
+  }
+  return out;
 }
 
 /** The coordinates of a compacted file's key (undefined for an export file or anything else). */

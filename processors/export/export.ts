@@ -1,6 +1,5 @@
 import { coreSettings } from '../core/config/core-settings.js';
 import { loadSettings } from '../core/config/settings.js';
-import { createKafka } from '../core/kafka/client.js';
 import { StartupState } from '../core/runtime/startup.js';
 import type { TopicPlanInput } from '../core/kafka/topic-plan.js';
 import { startHealthServer, type HealthServer } from '../core/http/health-server.js';
@@ -9,11 +8,13 @@ import { createLogger, type Logger } from '../core/log/logger.js';
 import { createMetricsRegistry } from '../core/metrics/metrics.js';
 import { loadPipeline } from '../core/pipeline/lint.js';
 import type { PipelineConfig } from '../core/pipeline/pipeline.js';
+import { kafkaInputOf, valueDecoding } from '../core/pipeline/input-config.js';
 import { RegistryRestClient } from '../core/registry/ccompat.js';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { s3ClientFor } from './outputs/s3.js';
 import { ExportMetrics } from './metrics.js';
 import { PipelineRunner } from './runner.js';
+import { kafkaClientFor } from './inputs/kafka.js';
 
 export const PROCESSOR_NAME = 'export';
 
@@ -66,7 +67,7 @@ export async function startExport(options: ExportOptions): Promise<RunningExport
               if (r.failure) throw r.failure;
               if (!r.ready) throw new Error('not yet a member of its consumer group');
             }],
-            [`${r.pipeline.name}: schema registry`, () => r.checkRegistry()],
+            ...(valueDecoding(r.pipeline) === 'avro_registry' ? [[`${r.pipeline.name}: schema registry`, () => r.checkRegistry()] as const] : []),
             [`${r.pipeline.name}: ${r.output.type} output`, () => r.checkOutput()],
           ]),
         ),
@@ -94,22 +95,18 @@ export async function startExport(options: ExportOptions): Promise<RunningExport
 }
 
 function createRunner(p: PipelineConfig, logger: Logger, metrics: ExportMetrics, topics: TopicPlanInput['kafka']): PipelineRunner {
-  const input = p.input.config;
-  const output = p.output.config;
-  const kafka = createKafka(
-    {
-      brokers: input.brokers,
-      clientId: input.client_id,
-      ssl: input.tls.enabled,
-      sslCaFile: input.tls.ca_file,
-      saslMechanism: input.sasl.mechanism,
-      saslUsername: input.sasl.username,
-      saslPassword: input.sasl.password,
-    },
-    { region: output.region, logger, clientId: `${input.client_id}-export-${p.name}` },
-  );
-  const registry = new RegistryRestClient(input.registry.url, { username: input.registry.username, password: input.registry.password });
-  return new PipelineRunner(p, { kafka, registry, logger, metrics, topics });
+  // One Kafka client a pipeline with a kafka input: its consumer group, its DLQ and a kafka output's transactions share it.
+  const kafka = kafkaInputOf(p) ? kafkaClientFor(kafkaInputOf(p)!, p, logger) : undefined;
+  return new PipelineRunner(p, { registry: schemaRegistry(p), logger, metrics, topics, ...(kafka ? { kafka } : {}) });
+}
+
+/** The schema registry of a kafka input; an input that is not Avro from a registry has none (asking it is a bug). */
+function schemaRegistry(p: PipelineConfig): Pick<RegistryRestClient, 'request'> {
+  const kafka = kafkaInputOf(p);
+  if (kafka) return new RegistryRestClient(kafka.registry.url, { username: kafka.registry.username, password: kafka.registry.password });
+  return {
+    request: () => Promise.reject(new Error(`the ${p.input.type} input of ${p.file} decodes no Avro from a schema registry`)),
+  };
 }
 
 /** The S3 client a pipeline's s3 output writes with (its endpoint, region and credentials). */

@@ -5,6 +5,7 @@ import { isUnavailable } from '../core/errors/errors.js';
 import { BLOCKING_RETRY, withRetry } from '../core/errors/retry.js';
 import type { Logger } from '../core/log/logger.js';
 import type { PipelineConfig } from '../core/pipeline/pipeline.js';
+import { valueDecoding, type ValueDecoding } from '../core/pipeline/input-config.js';
 import { AvroDecoder, DecodeError, type SchemaLookup } from './decoder.js';
 import type { Output, OutputRecord } from './outputs/output.js';
 import { PartitionBatch } from './partition-batch.js';
@@ -41,6 +42,8 @@ export class RecordPath {
     private readonly output: Pick<Output, 'openBatch'>,
     /** Where `log` processors write (the pipeline's logger). */
     logger?: Logger,
+    /** How values decode: the input's (inputs/input.ts); the pipeline's input config says when absent. */
+    readonly decoding: ValueDecoding = valueDecoding(pipeline),
   ) {
     this.decoder = new AvroDecoder(registry);
     this.chain = new StepChain(pipeline.pipeline.processors, logger);
@@ -53,17 +56,17 @@ export class RecordPath {
 
   /** Fetches what decoding `value` needs (schemas); a registry fault throws (the caller retries). */
   async prepare(topic: string, value: Buffer | null): Promise<void> {
-    if (this.pipeline.input.config.decode === 'avro_registry' && !this.decoder.ready(topic, value)) await this.decoder.prepare(topic, value);
+    if (this.decoding === 'avro_registry' && !this.decoder.ready(topic, value)) await this.decoder.prepare(topic, value);
   }
 
   /** Whether `prepare` has nothing to fetch for the value. */
   ready(topic: string, value: Buffer | null): boolean {
-    return this.pipeline.input.config.decode !== 'avro_registry' || this.decoder.ready(topic, value);
+    return this.decoding !== 'avro_registry' || this.decoder.ready(topic, value);
   }
 
   /** Decodes a value as the input declares; a DecodeError is a DLQ case (`not_avro`, `unknown_schema`, `decode_error`). */
   decode(topic: string, value: Buffer | null): DecodedValue {
-    const decode = this.pipeline.input.config.decode;
+    const decode = this.decoding;
     if (decode === 'avro_registry') {
       const d = this.decoder.decode(topic, value);
       return { value: d.value, reader: { id: d.readerId, schema: d.readerSchema } };

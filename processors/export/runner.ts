@@ -1,15 +1,16 @@
-import type { Consumer, EachBatchPayload, Kafka, Message, Producer } from 'kafkajs';
+import type { Kafka } from 'kafkajs';
 import { setImmediate } from 'node:timers/promises';
 import { isRebalancing, isUnavailable } from '../core/errors/errors.js';
 import { BLOCKING_RETRY, sleep, withRetry } from '../core/errors/retry.js';
-import { ensureTopics } from '../core/kafka/topics.js';
-import { exportTopics, type TopicPlanInput } from '../core/kafka/topic-plan.js';
-import { FAIL_FAST_RETRY, type StartupState } from '../core/runtime/startup.js';
+import type { TopicPlanInput } from '../core/kafka/topic-plan.js';
+import type { StartupState } from '../core/runtime/startup.js';
 import type { Logger } from '../core/log/logger.js';
 import type { PipelineConfig } from '../core/pipeline/pipeline.js';
 import type { RegistryRestClient } from '../core/registry/ccompat.js';
 import { BatchPolicy } from './batch-policy.js';
-import { FlushAbandonedError, flushBatch, type FlushPorts, type FlushReport } from './flusher.js';
+import { flushBatch, type FlushPorts, type FlushReport } from './flusher.js';
+import { inputComponent } from './inputs/index.js';
+import type { Input, InputBatch } from './inputs/input.js';
 import type { ExportMetrics } from './metrics.js';
 import { outputComponent } from './outputs/index.js';
 import type { Output } from './outputs/output.js';
@@ -18,10 +19,11 @@ import { PartitionLock, whileBeating } from './partition-lock.js';
 import { RecordConsumer, RecordPath } from './record-path.js';
 
 /**
- * Runs one pipeline: a kafkajs consumer group feeding per-partition batches (the record
- * path), flushed by the batch policy through the pipeline's output (the flusher) and then
- * committed. This file is the orchestration around kafkajs: assignment, rebalances,
- * partition locks, seeking, heartbeats while flushing.
+ * Runs one pipeline: its input (inputs/input.ts: a kafkajs consumer group, stdin, a
+ * generator...) feeding per-partition batches (the record path), flushed by the batch policy
+ * through the pipeline's output (the flusher) and then committed to the input. This file is
+ * the orchestration around them: assignment, rebalances, partition locks, seeking,
+ * heartbeats while flushing, the end of a finite input.
  *
  * Guarantees, and how:
  * - Offsets are committed (by the consumer, so a member of an old generation is refused; or
@@ -46,12 +48,16 @@ import { RecordConsumer, RecordPath } from './record-path.js';
  */
 
 export interface RunnerDeps {
-  kafka: Pick<Kafka, 'consumer' | 'producer' | 'admin'>;
-  registry: RegistryRestClient;
+  /** The kafka input's client (a fake in unit tests); the input builds its own when absent. */
+  kafka?: Pick<Kafka, 'consumer' | 'producer' | 'admin'>;
+  /** Where Avro schemas come from (decode: avro_registry). */
+  registry: Pick<RegistryRestClient, 'request'>;
   logger: Logger;
   metrics: ExportMetrics;
   /** The pipeline's output; built from its component (outputs/index.ts) when absent. */
   output?: Output;
+  /** The pipeline's input; built from its component (inputs/index.ts) when absent. */
+  input?: Input;
   /** Replication factor and min.insync.replicas of the DLQ topic it creates (core kafka settings). */
   topics?: TopicPlanInput['kafka'];
 }
@@ -78,12 +84,9 @@ const IDLE_CHECK_MS = 100;
 const NEW_OWNER_GUARD_MS = 2000;
 /** The longest the batch loop runs before letting other callbacks (flushes) in. */
 const SLICE_MS = 5;
-/** Dead letters per produce request (each can be up to 1 MiB). */
-const DLQ_CHUNK = 200;
 
 export class PipelineRunner {
-  private readonly consumer: Consumer;
-  private readonly producer: Producer;
+  readonly input: Input;
   private readonly records: RecordConsumer;
   readonly output: Output;
   private readonly policy: BatchPolicy;
@@ -115,30 +118,25 @@ export class PipelineRunner {
     readonly pipeline: PipelineConfig,
     private readonly deps: RunnerDeps,
   ) {
-    const input = pipeline.input.config;
     this.log = deps.logger.child({ pipeline: pipeline.name });
-    this.output = deps.output ?? outputComponent(pipeline.output.type).create(pipeline.output.config, { pipeline, logger: this.log, metrics: deps.metrics, kafka: deps.kafka });
-    this.records = new RecordConsumer(new RecordPath(pipeline, deps.registry, this.output, this.log), this.log);
+    this.input =
+      deps.input ??
+      inputComponent(pipeline.input.type).create(pipeline.input.config, {
+        pipeline,
+        logger: this.log,
+        metrics: deps.metrics,
+        ...(deps.kafka ? { kafka: deps.kafka } : {}),
+        ...(deps.topics ? { topics: deps.topics } : {}),
+      });
+    this.output = deps.output ?? outputComponent(pipeline.output.type).create(pipeline.output.config, { pipeline, logger: this.log, metrics: deps.metrics, ...(deps.kafka ? { kafka: deps.kafka } : {}) });
+    this.records = new RecordConsumer(new RecordPath(pipeline, deps.registry, this.output, this.log, this.input.decode), this.log);
     const { count, bytes, period } = this.output.batching;
     this.policy = new BatchPolicy(count, bytes, period);
-    this.consumer = deps.kafka.consumer({
-      groupId: input.consumer_group,
-      sessionTimeout: input.session_timeout,
-      rebalanceTimeout: Math.max(60_000, input.session_timeout),
-      heartbeatInterval: Math.min(3000, Math.floor(input.session_timeout / 5)),
-      maxBytes: input.fetch_max_bytes,
-      maxBytesPerPartition: Math.min(input.fetch_max_bytes, 4 * 1024 * 1024),
-      maxWaitTimeInMs: 200,
-      readUncommitted: false,
-      allowAutoTopicCreation: false,
-    });
-    // Unlimited retries: kafkajs's idempotence needs them, and a sink's DLQ waits out a broker outage anyway.
-    this.producer = deps.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false, retry: { retries: Number.MAX_SAFE_INTEGER, maxRetryTime: 5000 } });
     this.ports = {
       output: this.output,
       logger: this.log,
-      sendDeadLetters: (messages, owned, heartbeat) => this.sendDeadLetters(messages, owned, heartbeat),
-      commitOffset: (topic, partition, next) => this.consumer.commitOffsets([{ topic, partition, offset: next.toString() }]),
+      sendDeadLetters: (messages, owned, heartbeat) => this.input.deadLetters.send(messages, owned, heartbeat),
+      commitOffset: (topic, partition, next) => this.input.commit(topic, partition, next),
       deadLetterFor: (record, reason, error) => this.records.deadLetterFor(record, reason, error, 'output'),
     };
   }
@@ -152,63 +150,45 @@ export class PipelineRunner {
   }
 
   /**
-   * Waits for Kafka and for its input topics (another component creates them: the
-   * normalizer, for sluice.agent-events), saying what it waits for in `startup`, then
-   * joins the group and consumes.
+   * Waits for the input's source (Kafka and its topics: the input says what it waits for in
+   * `startup`) and the output, then consumes.
    */
   async start(startup: StartupState): Promise<void> {
-    const input = this.pipeline.input.config;
-    const kafkaAt = `Kafka at ${input.brokers.join(',')}`;
-    // Fails fast: the startup waits log what they wait for and back off themselves.
-    const admin = this.deps.kafka.admin({ retry: FAIL_FAST_RETRY });
-    await startup.dependency(kafkaAt, () => admin.connect());
-    try {
-      // Its DLQ as the topic plan defines it (`sluice topics plan`).
-      const kafka = this.deps.topics ?? { topicReplicationFactor: -1 };
-      await startup.dependency(kafkaAt, () => ensureTopics(admin, exportTopics({ kafka, pipelines: [{ name: this.pipeline.name, dlqTopic: this.pipeline.dlq.topic }] }), this.log));
-      // An input topic is another processor's output (sluice.agent-events: the normalizer's); subscribing before it exists fails.
-      for (const topic of input.topics ?? []) {
-        await startup.topic(admin, topic, {
-          createdBy: 'the processor that writes it (sluice.agent-events: the normalizer, at its start)',
-          hint: `check that its writer runs (\`sluice normalizer\`, its /readyz), or the pipeline's input.topics in ${this.pipeline.file}`,
-        });
-      }
-    } finally {
-      await admin.disconnect();
-    }
+    await this.input.connect(startup);
     await startup.dependency(`the ${this.output.type} output`, () => this.output.connect());
-    await startup.dependency(kafkaAt, () => this.producer.connect());
-    await startup.dependency(kafkaAt, () => this.consumer.connect());
-    const topics = input.topics ?? [new RegExp(input.topic_pattern!)];
-    await startup.dependency(kafkaAt, () => this.consumer.subscribe({ topics, fromBeginning: input.start_from === 'earliest' }));
     await this.run();
   }
 
-  /** Follows the group (rebalances, crashes) and consumes: the consumer connected and subscribed. */
+  /** Follows the input (rebalances, crashes, its end) and consumes: the input connected. */
   async run(): Promise<void> {
-    const input = this.pipeline.input.config;
-    const { REBALANCING, GROUP_JOIN, CRASH } = this.consumer.events;
-    this.consumer.on(REBALANCING, () => this.onRebalance('rebalancing'));
-    this.consumer.on(GROUP_JOIN, (e) => {
-      this.onRebalance('joined');
-      this.joined = true;
-      this.log.info({ assignment: e.payload.memberAssignment, generation: this.epoch }, 'joined the consumer group');
-    });
-    this.consumer.on(CRASH, (e) => {
-      if (!e.payload.restart) {
-        this.crashed = e.payload.error;
-        this.log.fatal({ err: e.payload.error }, 'consumer crashed for good');
-      }
-    });
-    await this.consumer.run({
-      autoCommit: false,
-      eachBatchAutoResolve: false,
-      partitionsConsumedConcurrently: 3,
-      eachBatch: (payload) => this.eachBatch(payload),
+    // An input without a group has no rejoin to wait for: it is a member from the start.
+    if (this.input.offsets === 'none') this.joined = true;
+    await this.input.run({
+      batch: (batch) => this.eachBatch(batch),
+      rebalancing: () => this.onRebalance('rebalancing'),
+      joined: (assignment) => {
+        this.onRebalance('joined');
+        this.joined = true;
+        this.log.info({ assignment, generation: this.epoch }, 'joined the consumer group');
+      },
+      crashed: (error) => {
+        this.crashed = error;
+        this.log.fatal({ err: error }, `${this.input.type} input failed for good`);
+      },
+      drained: () => this.flushAll(),
     });
     this.idleTimer = setInterval(() => this.flushIdle(), IDLE_CHECK_MS);
     this.progressTimer = setInterval(() => this.logProgress(), this.pipeline.logger.progress_interval);
-    this.log.info({ topics: input.topics ?? input.topic_pattern, group: input.consumer_group, output: this.output.type, ...this.output.describe, batching: this.output.batching }, 'pipeline started');
+    this.log.info({ input: this.input.type, ...this.input.describe, output: this.output.type, ...this.output.describe, batching: this.output.batching, deadLetters: this.input.deadLetters.target }, 'pipeline started');
+  }
+
+  /**
+   * A finite input (stdin, generate with a count): resolves when everything it delivered is
+   * committed, rejects when it gave up on a flush that kept failing. Undefined for inputs that
+   * run until stopped.
+   */
+  get finished(): Promise<void> | undefined {
+    return this.input.ended;
   }
 
   /** SIGTERM: flush every open batch, commit, leave the group. */
@@ -229,8 +209,7 @@ export class PipelineRunner {
         }
       });
     }
-    await this.consumer.disconnect();
-    await this.producer.disconnect();
+    await this.input.stop();
     await this.output.close();
     this.logProgress();
     this.log.info('pipeline stopped');
@@ -314,7 +293,8 @@ export class PipelineRunner {
    * consumer seeks to the stored offset (true: skip this fetch).
    */
   private async behindStoredOffset(st: PartitionState, firstOffset: string, heartbeat: () => Promise<void>): Promise<boolean> {
-    if (this.output.offsets !== 'output' || !this.output.committedOffsets) return false;
+    // An input with no durable position (stdin, generate) starts again at 0 each run: an offset stored by an earlier run is not its own.
+    if (this.output.offsets !== 'output' || !this.output.committedOffsets || this.input.offsets !== 'group') return false;
     const { topic, partition } = st.batch;
     if (!this.committed.has(st.key)) {
       const epoch = this.epoch;
@@ -331,11 +311,12 @@ export class PipelineRunner {
     const stored = this.committed.get(st.key);
     if (stored === undefined || BigInt(firstOffset) >= stored || st.batch.pending) return false;
     this.log.info({ topic, partition, fetched: firstOffset, stored: stored.toString() }, `seeking to the offset the ${this.output.type} output stored`);
-    this.consumer.seek({ topic, partition, offset: stored.toString() });
+    this.input.seek(topic, partition, stored.toString());
     return true;
   }
 
-  private async eachBatch({ batch, heartbeat, resolveOffset, isRunning, isStale }: EachBatchPayload): Promise<void> {
+  private async eachBatch(batch: InputBatch): Promise<void> {
+    const { heartbeat, resolveOffset, isRunning, isStale } = batch;
     if (this.stopping) return;
     if (this.voided.has(`${batch.topic}/${batch.partition}`)) {
       // A lost batch: nothing here until the rejoin. The heartbeat lets kafkajs see the rebalance now.
@@ -383,7 +364,7 @@ export class PipelineRunner {
             // A bug or a dependency that stays down: never leave a half batch behind a resolved offset.
             resolveDone();
             this.states.delete(st.key);
-            this.consumer.seek({ topic: batch.topic, partition: batch.partition, offset: st.batch.startOffset ?? message.offset });
+            this.input.seek(batch.topic, batch.partition, st.batch.startOffset ?? message.offset);
             throw error;
           }
           done = message.offset;
@@ -499,7 +480,7 @@ export class PipelineRunner {
       this.log.warn({ topic: batch.topic, partition: batch.partition, from: batch.startOffset, err: report.error }, 'flush failed before its commit; the batch is read again');
       // An output that stores offsets may have refused a stale batch (another member wrote past it): read its offset again.
       if (this.output.offsets === 'output') this.committed.delete(st.key);
-      if (!final && batch.startOffset !== undefined) this.consumer.seek({ topic: batch.topic, partition: batch.partition, offset: batch.startOffset });
+      if (!final && batch.startOffset !== undefined) this.input.seek(batch.topic, batch.partition, batch.startOffset);
       return 'failed';
     }
     // Committed: the next batch of the partition starts here.
@@ -535,18 +516,17 @@ export class PipelineRunner {
     );
   }
 
-  /** Dead letters to the DLQ in chunks, each waited out through broker faults while the partition is this member's. */
-  private async sendDeadLetters(messages: Message[], owned: () => boolean, heartbeat: (() => Promise<void>) | undefined): Promise<void> {
-    for (let i = 0; i < messages.length; i += DLQ_CHUNK) {
-      const chunk = messages.slice(i, i + DLQ_CHUNK);
-      await withRetry(() => this.producer.send({ topic: this.pipeline.dlq.topic, acks: -1, messages: chunk }), {
-        policy: BLOCKING_RETRY,
-        retriable: isUnavailable,
-        stillWanted: owned,
-        ...(heartbeat ? { whileWaiting: heartbeat } : {}),
-        abandoned: (cause) => new FlushAbandonedError('Kafka (DLQ): partition lost while waiting', { cause }),
-        onRetry: (error, attempt, retryInMs) => this.log.warn({ dependency: 'Kafka (DLQ)', attempt, retryInMs, err: error }, 'Kafka (DLQ) unavailable, waiting (nothing is dropped)'),
-      });
+  /** A finite input delivered everything: every open batch is flushed now (not after its period). */
+  private flushAll(): void {
+    for (const st of this.states.values()) {
+      const b = st.batch;
+      if (st.epoch !== this.epoch || !b.pending) continue;
+      void st.lock
+        .run(async () => {
+          if (st.epoch !== this.epoch || st.batch !== b) return;
+          await this.rollBatch(st, undefined);
+        })
+        .catch((error) => this.log.warn({ err: error, topic: b.topic, partition: b.partition }, 'final flush failed; the batch is delivered again'));
     }
   }
 

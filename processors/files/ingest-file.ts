@@ -6,6 +6,7 @@ import { customersToResolve, enrich, fingerprint, resolveAgents, type EnrichedEv
 import { IngestTransaction } from '../ingest-api/repository.js';
 import { timestampOfDate } from '../ingest-api/timestamp.js';
 import { conflictingDuplicates, validateEvent } from '../ingest-api/validation.js';
+import { prepareLoadTable, loadEvents } from './staging-load.js';
 import { isFinal, Ledger, type LedgerRow, type ObjectIdentity, type Reject } from './ledger.js';
 import type { FilesMetrics } from './metrics.js';
 import { finishFile, type OutputDeps, type Receipt } from './outputs.js';
@@ -107,6 +108,23 @@ async function processRows(deps: FileIngestDeps, ledger: Ledger, client: pg.Pool
   const receivedAt = timestampOfDate(row.receivedAt!);
   const context: RequestContext = { receivedAt, source: source.channel, sessionId: null, correlationId: null };
   const counter = { compressed: 0, uncompressed: 0 };
+  await prepareLoadTable(client);
+  // One batch is written while the next is read and validated: the database's work and
+  // ours overlap, and commits stay in file order on the one connection that holds the lock.
+  let writing: Promise<number> | undefined;
+  const write = async (records: readonly FileRecord[]): Promise<void> => {
+    const prepared = prepareBatch(deps, records, context);
+    if (writing) offset = await writing;
+    writing = writeBatch(deps, ledger, client, row, prepared, context);
+    // Awaited before the next batch or at the end; this keeps an early failure from being unhandled meanwhile.
+    writing.catch(() => undefined);
+  };
+  const drain = async (): Promise<void> => {
+    if (!writing) return;
+    const pending = writing;
+    writing = undefined;
+    offset = await pending;
+  };
   let batch: FileRecord[] = [];
   let offset = row.committedRows;
   try {
@@ -115,16 +133,27 @@ async function processRows(deps: FileIngestDeps, ledger: Ledger, client: pg.Pool
       if (record.index < row.committedRows) continue;
       batch.push(record);
       if (batch.length >= s.batchRows) {
-        offset = await commit(deps, ledger, client, row, batch, context);
+        await write(batch);
         batch = [];
-        if (deps.signal.aborted) throw new Error('stopped');
+        if (deps.signal.aborted) {
+          await drain();
+          throw new Error('stopped');
+        }
       }
     }
-    if (batch.length > 0) offset = await commit(deps, ledger, client, row, batch, context);
+    if (batch.length > 0) await write(batch);
+    await drain();
   } catch (error) {
-    if (!(error instanceof FileFormatError)) throw error;
+    if (!(error instanceof FileFormatError)) {
+      await drain().catch(() => undefined);
+      throw error;
+    }
     // The rows before the failure are committed valid events; the ones after it are not read.
-    if (batch.length > 0) offset = await commit(deps, ledger, client, row, batch, context);
+    await drain();
+    if (batch.length > 0) {
+      await write(batch);
+      await drain();
+    }
     const at = error.line !== undefined ? ` (line ${error.line})` : '';
     log.warn({ reason: error.reason, committedRows: offset }, `file failed: ${error.message}`);
     deps.metrics.bytes.inc({ source: row.source }, counter.compressed);
@@ -136,46 +165,91 @@ async function processRows(deps: FileIngestDeps, ledger: Ledger, client: pg.Pool
   return ledger.finishing(row.fileId);
 }
 
-/** Validates, enriches and inserts one batch with its rejects and the new offset, in one transaction. */
-async function commit(deps: FileIngestDeps, ledger: Ledger, client: pg.PoolClient, row: LedgerRow, records: readonly FileRecord[], context: RequestContext): Promise<number> {
+interface FileEvent {
+  event: EnrichedEvent;
+  line: number;
+  raw: string;
+}
+
+interface PreparedBatch {
+  /** Valid rows, the later copies of a conflicting event_id left out. */
+  events: FileEvent[];
+  rejects: Reject[];
+  read: number;
+  /** The ledger's offset once the batch is committed. */
+  last: number;
+}
+
+/** Validates and enriches one batch with the ingest API's own modules (no database involved). */
+function prepareBatch(deps: FileIngestDeps, records: readonly FileRecord[], context: RequestContext): PreparedBatch {
   const rejects: Reject[] = [];
-  const events: (EnrichedEvent & { line: number; raw: string })[] = [];
+  const events: FileEvent[] = [];
+  const options = { baseCurrency: deps.settings.baseCurrency, receivedAtMicros: context.receivedAt.micros };
   for (const r of records) {
     if (r.kind === 'bad') {
       rejects.push({ line: r.line, reasons: [r.reason], message: r.message, original: r.raw });
       continue;
     }
-    const verdict = validateEvent(r.fields, r.index, { baseCurrency: deps.settings.baseCurrency, receivedAtMicros: context.receivedAt.micros });
-    if (verdict.ok) events.push({ ...enrich(verdict.event, r.index, context), line: r.line, raw: r.raw });
+    const verdict = validateEvent(r.fields, r.index, options);
+    if (verdict.ok) events.push({ event: enrich(verdict.event, r.index, context), line: r.line, raw: r.raw });
     else rejects.push({ line: r.line, reasons: [...new Set(verdict.errors.map(reasonOf))], message: verdict.errors.map((e) => `${e.field}: ${e.message}`).join('; '), original: r.raw });
   }
   // The same event_id twice in the batch with other content: the later copies are rejected.
-  const conflicts = new Set(conflictingDuplicates(events.map((e) => ({ index: e.index, eventId: e.eventId, fingerprint: fingerprint(e) }))).map((e) => e.index));
-  const kept = events.filter((e) => {
-    if (!conflicts.has(e.index)) return true;
-    rejects.push({ line: e.line, reasons: ['conflicting_duplicate'], message: `event_id ${e.eventId} appears earlier in the file with different content`, original: e.raw });
-    return false;
-  });
-  const last = records[records.length - 1]!.index + 1;
+  // Only ids seen more than once can conflict, so only those are fingerprinted.
+  const seen = new Map<string, number>();
+  for (const { event } of events) seen.set(event.eventId, (seen.get(event.eventId) ?? 0) + 1);
+  const repeated = events.filter(({ event }) => seen.get(event.eventId)! > 1);
+  const conflicts = new Set(conflictingDuplicates(repeated.map(({ event }) => ({ index: event.index, eventId: event.eventId, fingerprint: fingerprint(event) }))).map((e) => e.index));
+  const kept =
+    conflicts.size === 0
+      ? events
+      : events.filter((e) => {
+          if (!conflicts.has(e.event.index)) return true;
+          rejects.push({ line: e.line, reasons: ['conflicting_duplicate'], message: `event_id ${e.event.eventId} appears earlier in the file with different content`, original: e.raw });
+          return false;
+        });
+  return { events: kept, rejects, read: records.length, last: records[records.length - 1]!.index + 1 };
+}
+
+/**
+ * One transaction: the agents of rows that name none (the customers' assignments), the
+ * rows (COPY into a temporary table, then INSERT ... ON CONFLICT DO NOTHING), the rejects
+ * and the ledger's new offset.
+ */
+async function writeBatch(deps: FileIngestDeps, ledger: Ledger, client: pg.PoolClient, row: LedgerRow, batch: PreparedBatch, context: RequestContext): Promise<number> {
+  const rejects = [...batch.rejects];
   await client.query('BEGIN');
   try {
-    const tx = new IngestTransaction(client);
-    const customers = customersToResolve(kept);
-    const resolved = resolveAgents(kept, customers.length > 0 ? await tx.findAssignments(customers) : new Map());
-    const byIndex = new Map(kept.map((e) => [e.index, e]));
-    for (const e of resolved.errors) {
-      const ev = byIndex.get(e.index!)!;
-      rejects.push({ line: ev.line, reasons: [reasonOf(e)], message: `${e.field}: ${e.message}`, original: ev.raw });
+    const named: StagedEvent[] = [];
+    const unnamed: FileEvent[] = [];
+    for (const e of batch.events) {
+      if (e.event.agentId !== null) named.push(e.event as StagedEvent);
+      else unnamed.push(e);
     }
-    const unique = firstOfEachEventId(resolved.events);
-    const inserted = unique.length > 0 ? await tx.insertEvents(unique, context.receivedAt.iso) : new Set<string>();
-    const progress = { read: records.length, accepted: inserted.size, rejected: rejects.length, duplicate: resolved.events.length - inserted.size, committedRows: last };
+    let staged: StagedEvent[] = named;
+    if (unnamed.length > 0) {
+      const customers = customersToResolve(unnamed.map((e) => e.event));
+      const resolved = resolveAgents(
+        unnamed.map((e) => e.event),
+        await new IngestTransaction(client).findAssignments(customers),
+      );
+      const byIndex = new Map(unnamed.map((e) => [e.event.index, e]));
+      for (const e of resolved.errors) {
+        const ev = byIndex.get(e.index!)!;
+        rejects.push({ line: ev.line, reasons: [reasonOf(e)], message: `${e.field}: ${e.message}`, original: ev.raw });
+      }
+      // Back in file order: the first copy of an event_id is the one kept.
+      staged = [...named, ...resolved.events].sort((a, b) => a.index - b.index);
+    }
+    const unique = firstOfEachEventId(staged);
+    const accepted = await loadEvents(client, unique, context.receivedAt.iso);
+    const progress = { read: batch.read, accepted, rejected: rejects.length, duplicate: staged.length - accepted, committedRows: batch.last };
     await ledger.commitBatch(client, row.fileId, progress, rejects);
     await client.query('COMMIT');
     deps.metrics.rows.inc({ source: row.source, outcome: 'accepted' }, progress.accepted);
     deps.metrics.rows.inc({ source: row.source, outcome: 'duplicate' }, progress.duplicate);
     deps.metrics.rows.inc({ source: row.source, outcome: 'rejected' }, progress.rejected);
-    return last;
+    return batch.last;
   } catch (error) {
     await client.query('ROLLBACK').catch(() => undefined);
     throw error;

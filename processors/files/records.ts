@@ -1,6 +1,7 @@
-import { parse as parseCsv, type Info } from 'csv-parse';
+import { parse as parseCsv } from 'csv-parse';
 import { Readable } from 'node:stream';
 import { TextDecoder } from 'node:util';
+import { isUtf8 } from 'node:buffer';
 import { createGunzip } from 'node:zlib';
 import { isJsonObject, parseJsonBody } from '../ingest-api/body.js';
 import { EVENT_FIELDS } from '../ingest-api/validation.js';
@@ -95,24 +96,41 @@ async function* decompressed(body: AsyncIterable<Uint8Array>, counter: ByteCount
   }
 }
 
-/** Strict UTF-8 text (a leading BOM dropped); invalid bytes fail the file with their position. */
-async function* utf8(bytes: AsyncIterable<Buffer>): AsyncGenerator<string> {
-  const decoder = new TextDecoder('utf-8', { fatal: true });
+/**
+ * The bytes, checked to be UTF-8 and cut on character boundaries, left as bytes: csv-parse
+ * reads bytes, so decoding to text here only to have it encoded again would cost a copy.
+ */
+async function* utf8(bytes: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  let carry: Buffer | undefined;
   let offset = 0;
   for await (const chunk of bytes) {
-    yield decode(decoder, chunk, offset, true);
-    offset += chunk.length;
+    const data = carry ? Buffer.concat([carry, chunk]) : chunk;
+    const whole = wholeCharacters(data);
+    carry = whole < data.length ? data.subarray(whole) : undefined;
+    const out = data.subarray(0, whole);
+    checkUtf8(out, offset);
+    offset += out.length;
+    if (out.length > 0) yield out;
   }
-  const tail = decode(decoder, undefined, offset, false);
-  if (tail) yield tail;
+  if (carry) checkUtf8(carry, offset);
 }
 
-function decode(decoder: TextDecoder, chunk: Buffer | undefined, offset: number, stream: boolean): string {
-  try {
-    return decoder.decode(chunk, { stream });
-  } catch {
+function checkUtf8(bytes: Buffer, offset: number): void {
+  if (!isUtf8(bytes)) {
     throw new FileFormatError('invalid_encoding', `the bytes near offset ${offset} (uncompressed) are not valid UTF-8; files must be UTF-8 text (convert with iconv -f <encoding> -t UTF-8)`);
   }
+}
+
+/** How many leading bytes hold whole characters (a multi-byte one cut by the chunk's end waits for the next chunk). */
+function wholeCharacters(b: Buffer): number {
+  for (let back = 1; back <= Math.min(3, b.length); back++) {
+    const byte = b[b.length - back]!;
+    if ((byte & 0xc0) === 0x80) continue;
+    if (byte < 0xc0) return b.length;
+    const needed = byte >= 0xf0 ? 4 : byte >= 0xe0 ? 3 : 2;
+    return needed > back ? b.length - back : b.length;
+  }
+  return b.length;
 }
 
 function checkHeader(header: string[]): string[] {
@@ -129,12 +147,6 @@ function checkHeader(header: string[]): string[] {
   return columns;
 }
 
-interface CsvOutput {
-  record: Record<string, string>;
-  raw: string;
-  info: Info & { empty_lines: number; columns?: unknown[]; error?: { code?: string } };
-}
-
 interface CsvSkip extends Error {
   code?: string;
   lines?: number;
@@ -143,74 +155,88 @@ interface CsvSkip extends Error {
 /** Line breaks inside a record's text (its own trailing one left out). */
 const innerBreaks = (raw: string): number => (raw.replace(/(\r\n|\n|\r)$/, '').match(/\r\n|\n|\r/g) ?? []).length;
 
-async function* csvRecords(text: AsyncIterable<string>, options: RecordOptions): AsyncGenerator<FileRecord> {
-  let headerSeen = false;
-  // Records and skipped (unparsable) records in the order the parser met them: the stream
-  // delivers records through a buffer, skips at once, so each gets its place in file order here.
-  let seq = 0;
-  const skips = new Map<number, { error: CsvSkip; raw: string }>();
+/** csv-parse's raw text of a record, without its line break (with CRLF it keeps the CR). */
+const withoutBreak = (raw: string): string => raw.replace(/(\r\n|\n|\r)$/, '');
+
+const isEmptyLine = (cells: readonly string[], raw: string): boolean => cells.length === 1 && cells[0] === '' && withoutBreak(raw) === '';
+
+/**
+ * csv-parse yields arrays of cells with their original text, and nothing per record
+ * beyond that (no column objects, no info objects: on a million rows they cost more than
+ * the parsing). The header is the first record, checked here, and names each row's cells,
+ * so a row with another number of cells is told apart here too. Empty lines come through
+ * as records and are counted, so line numbers stay exact.
+ */
+async function* csvRecords(text: AsyncIterable<Buffer>, options: RecordOptions): AsyncGenerator<FileRecord> {
+  // Skipped (unparsable) records, by how many records the parser had yielded when it met
+  // them: the stream delivers records through a buffer but reports skips at once, so each
+  // skip is put back in its place in file order here.
+  const skips = new Map<number, { error: CsvSkip; raw: string }[]>();
   const parser = parseCsv({
     bom: true,
     delimiter: options.source.delimiter,
     record_delimiter: ['\r\n', '\n'],
-    columns: (header: string[]) => {
-      headerSeen = true;
-      return checkHeader(header);
-    },
     raw: true,
-    info: true,
     relax_column_count: true,
-    skip_empty_lines: true,
     skip_records_with_error: true,
     max_record_size: options.maxRecordBytes,
-    on_record: (record: CsvOutput) => ({ ...record, seq: seq++ }),
     on_skip: (error: CsvSkip | undefined, raw: string | undefined) => {
-      if (error) skips.set(seq++, { error, raw: raw ?? '' });
+      if (!error) return undefined;
+      const at = parser.info.records;
+      const list = skips.get(at) ?? [];
+      list.push({ error, raw: raw ?? '' });
+      skips.set(at, list);
+      return undefined;
     },
   });
   const input = Readable.from(text);
   input.on('error', (error) => parser.destroy(error));
   input.pipe(parser);
+  let columns: string[] | undefined;
   let index = 0;
   // csv-parse's own line counts are off for CRLF inside quotes: lines are counted from the text.
-  let linesBefore = 1;
-  let emptyBefore = 0;
-  let next = 0;
-  const skipsBefore = function* (limit: number): Generator<FileRecord> {
-    for (; next < limit; next++) {
-      const skip = skips.get(next);
-      if (!skip) continue;
-      skips.delete(next);
+  let linesBefore = 0;
+  let records = 0;
+  const skipsBefore = function* (position: number): Generator<FileRecord> {
+    const list = skips.get(position);
+    if (!list) return;
+    skips.delete(position);
+    for (const skip of list) {
       const line = linesBefore + 1;
       if (skip.error.code === 'CSV_MAX_RECORD_SIZE') {
         throw new FileFormatError('record_too_large', `the record at line ${line} is longer than ${options.maxRecordBytes} bytes (files.maxRecordBytes); often an unclosed quote`, line);
       }
+      if (!columns) throw new FileFormatError('missing_columns', `the header line cannot be parsed as CSV: ${skip.error.message.replace(/ at line \d+/, '')}`, line);
       linesBefore += innerBreaks(skip.raw) + 1;
-      yield { kind: 'bad', index: index++, line, raw: keep(skip.raw.replace(/(\r\n|\n)$/, '')), reason: 'malformed_csv', message: skip.error.message.replace(/ at line \d+/, '') };
+      yield { kind: 'bad', index: index++, line, raw: keep(withoutBreak(skip.raw)), reason: 'malformed_csv', message: skip.error.message.replace(/ at line \d+/, '') };
     }
   };
-  for await (const out of parser as AsyncIterable<CsvOutput & { seq: number }>) {
-    yield* skipsBefore(out.seq);
-    next = out.seq + 1;
-    linesBefore += out.info.empty_lines - emptyBefore;
-    emptyBefore = out.info.empty_lines;
+  for await (const out of parser as AsyncIterable<{ record: string[]; raw: string }>) {
+    yield* skipsBefore(records++);
     const line = linesBefore + 1;
     linesBefore += innerBreaks(out.raw) + 1;
-    const raw = out.raw.replace(/(\r\n|\n)$/, '');
-    if (out.info.error?.code === 'CSV_RECORD_INCONSISTENT_COLUMNS') {
-      yield { kind: 'bad', index: index++, line, raw, reason: 'column_count_mismatch', message: `the record has a different number of fields than the header's ${out.info.columns?.length ?? '?'}` };
+    if (isEmptyLine(out.record, out.raw)) continue;
+    if (!columns) {
+      columns = checkHeader(out.record);
       continue;
     }
-    yield { kind: 'row', index: index++, line, raw, fields: csvFields(out.record) };
+    const raw = withoutBreak(out.raw);
+    if (out.record.length !== columns.length) {
+      yield { kind: 'bad', index: index++, line, raw, reason: 'column_count_mismatch', message: `the record has ${out.record.length} fields, the header ${columns.length}` };
+      continue;
+    }
+    yield { kind: 'row', index: index++, line, raw, fields: csvFields(columns, out.record) };
   }
-  yield* skipsBefore(seq);
-  if (!headerSeen) throw new FileFormatError('empty_file', 'the file has no header line (and no rows)');
+  for (const position of [...skips.keys()].sort((a, b) => a - b)) yield* skipsBefore(position);
+  if (!columns) throw new FileFormatError('empty_file', 'the file has no header line (and no rows)');
 }
 
 /** CSV cells as event fields: an empty cell is an absent field; metadata is JSON text. */
-function csvFields(record: Record<string, string>): Record<string, unknown> {
+function csvFields(columns: readonly string[], cells: readonly string[]): Record<string, unknown> {
   const fields: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(record)) {
+  for (let i = 0; i < columns.length; i++) {
+    const k = columns[i]!;
+    const v = cells[i];
     if (v === '' || v === undefined) continue;
     if (k === 'metadata') {
       try {

@@ -1,19 +1,9 @@
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { setting, type SettingsOf } from '../core/config/settings.js';
-import { isNetworkList } from '../core/http/outbound-guard.js';
+import { commaList, hostList, networkList, topicName } from '../core/config/values.js';
 import { CHANNELS } from '../ingest-api/validation.js';
 
-const topicName = z.string().regex(/^[A-Za-z0-9._-]{1,249}$/, 'a Kafka topic name: letters, digits, . _ - (at most 249)');
-const commaList = (s: string) => s.split(',').map((x) => x.trim()).filter(Boolean);
-const hostList = z
-  .string()
-  .transform(commaList)
-  .pipe(z.array(z.string().regex(/^(\*\.)?[A-Za-z0-9.:\[\]-]+$/, 'a host name (hooks.slack.com), a wildcard (*.example.com) or an address')));
-const networkList = z
-  .string()
-  .refine(isNetworkList, 'networks in CIDR notation (10.20.0.0/16, 127.0.0.1/32, fd00::/8), comma-separated')
-  .transform(commaList);
 const prefix = z.string().regex(/^[^/\s][^\s]*\/$/, 'a key prefix ending with "/"');
 
 /** One partner or batch system that drops files under incoming/<name>/. */
@@ -72,8 +62,8 @@ export const filesSettings = {
     pollIntervalMs: setting(z.coerce.number().int().min(100).max(3_600_000), { doc: 'pause between two listings of the incoming prefixes', default: 10_000 }),
     listPageSize: setting(z.coerce.number().int().min(1).max(1000), { doc: 'keys a ListObjectsV2 page holds; the listing cursor is saved after each page', default: 1000 }),
     batchRows: setting(z.coerce.number().int().min(1).max(50_000), {
-      doc: 'rows inserted per transaction; the ledger records the file offset in the same transaction',
-      default: 5000,
+      doc: 'rows inserted per transaction (COPY into a temporary table, then one INSERT ... ON CONFLICT DO NOTHING); the ledger records the file offset in the same transaction. Two batches are in memory at once: one written while the next is read',
+      default: 10_000,
     }),
     maxRecordBytes: setting(z.coerce.number().int().min(1024).max(64 * 1024 * 1024), {
       doc: 'longest record (CSV record or JSON line) in bytes: a longer JSON line is rejected (record_too_large) and the file goes on; a longer CSV record fails the file (record_too_large), as a CSV parser cannot find the next record reliably after it',

@@ -74,12 +74,21 @@ export function traceIdOf(traceparent: string | undefined): string | null {
 }
 
 export function enrich(event: ValidEvent, index: number, context: RequestContext): EnrichedEvent {
+  // Spelled out rather than spread: one object shape for every event, cheaper on a
+  // file's million rows (the key order is the spread's, which fingerprint() relies on).
   return {
-    ...event,
-    index,
+    eventId: event.eventId,
+    eventType: event.eventType,
+    agentId: event.agentId,
+    customerId: event.customerId,
+    amountMinor: event.amountMinor,
+    currency: event.currency,
+    occurredAt: event.occurredAt,
     source: event.source ?? context.source,
     sessionId: event.sessionId ?? context.sessionId,
     correlationId: event.correlationId ?? context.correlationId,
+    metadata: event.metadata,
+    index,
     receivedAt: context.receivedAt.iso,
   };
 }

@@ -6,7 +6,7 @@ import { PermanentError } from '../core/errors/errors.js';
 import type { PipelineConfig } from '../core/pipeline/pipeline.js';
 import { keyCoordinates, staticPrefix } from '../core/pipeline/path-template.js';
 import { deleteKeys, listKeys } from '../core/s3/objects.js';
-import { compactedCoordinates } from '../compact/layout.js';
+import { compactedCoordinates, mergedFile, OFFSETS_METADATA, parseOffsetRanges, type OffsetRanges } from '../compact/layout.js';
 
 /**
  * Replay by offset reset. A plan shows, per partition, the group's committed offset and the
@@ -79,19 +79,32 @@ export async function planReplay(admin: Admin, group: string, topic: string, tar
  * Lines the plan up with the pipeline's files: a file that starts before a partition's
  * target but reaches it (its x-amz-meta-sluice-last-offset; a file without it counts as
  * reaching it) moves the target back to the file's first offset, so no file is cut in two
- * (a cut file would keep its old records beside their re-export). A compacted file counts as
- * one file from its first to its last offset (both in its name), so a target inside it moves
- * back to its first offset and the whole file is written again by the export's small files.
- * Returns the objects that
- * start at or after the (aligned) targets: the ones the replay writes again.
+ * (a cut file would keep its old records beside their re-export). A compacted file of one
+ * partition counts as one file from its first to its last offset (both in its name). A
+ * merged compacted file (`sluice compact`) holds rows of several partitions, each an offset
+ * range (x-amz-meta-sluice-offsets): if it holds any record at or after its partition's
+ * target, it is written again whole, so every partition it holds moves back to that
+ * partition's first offset in it (a partition the plan does not include refuses the replay:
+ * include it). Moves repeat until none is needed. Returns the objects that start at or
+ * after the (aligned) targets: the ones the replay writes again.
  */
 export async function alignToFiles(s3: S3Client, pipeline: PipelineConfig, plan: ReplayPlan): Promise<string[]> {
   const output = pipeline.output.config;
   const coordinates = keyCoordinates(output.path);
   const files = new Map<number, { key: string; dir: string; first: bigint }[]>();
+  const merged: { key: string; ranges: OffsetRanges }[] = [];
   const lastOffsets = new Map<string, bigint | undefined>();
+  const head = (key: string) => s3.send(new HeadObjectCommand({ Bucket: output.bucket, Key: key }));
   for (const key of await listKeys(s3, output.bucket, staticPrefix(output.path))) {
-    // A compacted file (sluice compact) holds one contiguous offset range of one partition too, named with its last offset.
+    const m = mergedFile(key);
+    if (m) {
+      if (m.topic !== plan.topic) continue;
+      const ranges = parseOffsetRanges((await head(key)).Metadata?.[OFFSETS_METADATA]);
+      if (!ranges) throw new ReplayRefusedError(`s3://${output.bucket}/${key} is a merged compacted file without readable x-amz-meta-${OFFSETS_METADATA}: replay cannot tell which offsets it holds`);
+      merged.push({ key, ranges });
+      continue;
+    }
+    // A compacted file of one partition holds one contiguous offset range too, named with its last offset.
     const compacted = compactedCoordinates(key);
     const c = coordinates(key) ?? compacted;
     if (!c || c.topic !== plan.topic) continue;
@@ -102,17 +115,17 @@ export async function alignToFiles(s3: S3Client, pipeline: PipelineConfig, plan:
   }
   const lastOf = async (key: string) => {
     if (!lastOffsets.has(key)) {
-      const head = await s3.send(new HeadObjectCommand({ Bucket: output.bucket, Key: key }));
-      const last = head.Metadata?.['sluice-last-offset'];
+      const last = (await head(key)).Metadata?.['sluice-last-offset'];
       lastOffsets.set(key, last !== undefined && /^\d+$/.test(last) ? BigInt(last) : undefined);
     }
     return lastOffsets.get(key);
   };
-  const superseded: string[] = [];
-  for (const p of plan.partitions) {
-    const list = files.get(p.partition) ?? [];
-    for (let moved = true; moved; ) {
-      moved = false;
+  const byPartition = new Map(plan.partitions.map((p) => [p.partition, p] as const));
+  const superseded = new Set<string>();
+  for (let moved = true; moved; ) {
+    moved = false;
+    for (const p of plan.partitions) {
+      const list = files.get(p.partition) ?? [];
       const before = new Map<string, { key: string; first: bigint }>();
       for (const f of list) if (f.first < p.target && (before.get(f.dir)?.first ?? -1n) < f.first) before.set(f.dir, f);
       for (const f of before.values()) {
@@ -123,9 +136,37 @@ export async function alignToFiles(s3: S3Client, pipeline: PipelineConfig, plan:
         }
       }
     }
-    for (const f of list) if (f.first >= p.target) superseded.push(f.key);
+    for (const m of merged) {
+      if (superseded.has(m.key)) continue;
+      const touched = [...m.ranges].some(([q, r]) => {
+        const t = byPartition.get(q);
+        return t !== undefined && r.last >= t.target;
+      });
+      if (!touched) continue;
+      superseded.add(m.key);
+      for (const [q, r] of m.ranges) {
+        const t = byPartition.get(q);
+        if (!t) {
+          throw new ReplayRefusedError(
+            `s3://${output.bucket}/${m.key} (compacted) holds partition ${q} beside the replayed ones: replaying it means writing that file again, so partition ${q} must be replayed too (add it to --partitions)`,
+          );
+        }
+        if (r.first < t.target) {
+          t.target = r.first;
+          moved = true;
+        }
+      }
+    }
   }
-  return superseded.sort();
+  for (const p of plan.partitions) {
+    if (p.target < p.low) {
+      throw new ReplayRefusedError(
+        `partition ${p.partition}: the files the replay must write again start at offset ${p.target}, but the topic keeps only ${p.low} and later (retention): re-exporting would lose the older rows; choose a later target`,
+      );
+    }
+    for (const f of files.get(p.partition) ?? []) if (f.first >= p.target) superseded.add(f.key);
+  }
+  return [...superseded].sort();
 }
 
 export async function executeReplay(admin: Admin, plan: ReplayPlan, s3?: S3Client, bucket?: string, superseded: string[] = []): Promise<void> {

@@ -3,8 +3,11 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { S3Settings } from '../core/s3/client.js';
-import { download, isNotFound, listKeys } from '../core/s3/objects.js';
-import { int64Column, readParquetTable, stringColumn } from '../core/parquet/reader.js';
+import { endianness } from 'node:os';
+import type { DecodedArray } from 'hyparquet';
+import { isNotFound, listObjects } from '../core/s3/objects.js';
+import { readColumns } from '../core/parquet/s3-columns.js';
+import { compactionOf } from '../compact/layout.js';
 import type { AgentMonth } from './commission.js';
 
 /**
@@ -43,16 +46,17 @@ export interface MonthAggregate {
 }
 
 interface AgentAcc extends AgentMonth {
-  customers: Set<string>;
+  /** Distinct customers onboarded (created with the agent's first onboarding: most partitions hold money events only). */
+  customers: Set<string> | undefined;
 }
 
-/** One partition: an event type and a day, and its objects. */
+/** One partition: an event type and a day, and its objects (with their sizes, from the listing). */
 export interface LakePartition {
   type: string;
-  keys: string[];
+  files: { key: string; size: number }[];
 }
 
-/** What a thread found in its partitions: agents keyed by the raw bytes of their id. */
+/** What a thread found in its partitions: agents keyed by their id. */
 export interface PartialAggregate {
   agents: Map<string, AgentAcc>;
   files: number;
@@ -61,23 +65,30 @@ export interface PartialAggregate {
   bytes: number;
 }
 
-/** Worker threads pay ~0.1 s to start: below this many files one thread is faster. */
-const MIN_FILES_PER_WORKER = 48;
+/**
+ * Worker threads pay ~0.1 s each to start on an idle machine (seconds on a loaded one: each
+ * loads the S3 client and the Parquet reader), so they are used only for enough work: bytes
+ * to decode plus a per-object cost (a request, a footer) counted as 256 KiB an object.
+ */
+const WORK_PER_WORKER = 64 * 1024 * 1024;
+const OBJECT_COST = 256 * 1024;
 const WORKER_FILE = fileURLToPath(new URL('./lake-worker.js', import.meta.url));
 
 export async function aggregateMonth(s3: S3Client, q: MonthQuery): Promise<MonthAggregate> {
   const partitions = await planPartitions(s3, q);
-  const total = partitions.reduce((n, p) => n + p.keys.length, 0);
-  const threads = q.workers && existsSync(WORKER_FILE) ? Math.min(q.workers.count, Math.floor(total / MIN_FILES_PER_WORKER)) : 0;
+  const total = partitions.reduce((n, p) => n + p.files.length, 0);
+  const work = partitions.reduce((n, p) => n + p.files.reduce((m, f) => m + f.size + OBJECT_COST, 0), 0);
+  const threads = q.workers && existsSync(WORKER_FILE) ? Math.min(q.workers.count, Math.floor(work / WORK_PER_WORKER)) : 0;
   let parts: PartialAggregate[];
   if (threads >= 2) {
     // Whole partitions per thread (a partition's dedupe set stays in one thread), balanced by file count.
     const groups: LakePartition[][] = Array.from({ length: threads }, () => []);
     const load = new Array<number>(threads).fill(0);
-    for (const p of [...partitions].sort((a, b) => b.keys.length - a.keys.length)) {
+    const weight = (p: LakePartition) => p.files.reduce((n, f) => n + f.size, 0) + 64 * 1024 * p.files.length;
+    for (const p of [...partitions].sort((a, b) => weight(b) - weight(a))) {
       const i = load.indexOf(Math.min(...load));
       groups[i]!.push(p);
-      load[i]! += p.keys.length;
+      load[i]! += weight(p);
     }
     let done = 0;
     parts = await Promise.all(
@@ -96,24 +107,26 @@ export async function aggregateMonth(s3: S3Client, q: MonthQuery): Promise<Month
 export async function planPartitions(s3: S3Client, q: Pick<MonthQuery, 'bucket' | 'prefix' | 'month'>): Promise<LakePartition[]> {
   const partitions = new Map<string, LakePartition>();
   for (const type of EVENT_TYPES) {
-    for (const key of await listKeys(s3, q.bucket, `${q.prefix}event_type=${type}/dt=${q.month}-`)) {
+    for (const { key, size } of await listObjects(s3, q.bucket, `${q.prefix}event_type=${type}/dt=${q.month}-`)) {
       if (!key.endsWith('.parquet')) continue;
       const partition = key.slice(0, key.lastIndexOf('/'));
       let p = partitions.get(partition);
-      if (!p) partitions.set(partition, (p = { type, keys: [] }));
-      p.keys.push(key);
+      if (!p) partitions.set(partition, (p = { type, files: [] }));
+      p.files.push({ key, size });
     }
   }
   return [...partitions.values()];
 }
 
 /**
- * Reads partitions in this thread: downloads overlap, parsing and counting go in key order.
- * Each partition is counted on its own and added when complete: a file listed but gone when
- * read was replaced by `sluice compact` (its rows are in a compacted file written before the
- * inputs are deleted), so the partition is counted again from a new listing. Between a
- * compaction's outputs and the deletion of its inputs a listing holds both: the per-partition
- * event_id set counts each event once.
+ * Reads partitions in this thread, `concurrency` objects at a time across partitions (a
+ * compacted partition is one or a few objects). Each partition is counted on its own and
+ * added when complete: a file listed but gone when read was replaced by `sluice compact`
+ * (its rows are in a compacted file written before the inputs are deleted), so the partition
+ * is counted again from a new listing. Between a compaction's outputs and the deletion of its
+ * inputs a listing holds both: the per-partition event_id set counts each event once. A
+ * partition whose files are all the outputs of one compaction holds every event_id once
+ * (the compaction checked it): its event_ids are not read at all.
  */
 export async function aggregatePartitions(
   s3: S3Client,
@@ -124,45 +137,85 @@ export async function aggregatePartitions(
   onFile?: () => void,
 ): Promise<PartialAggregate> {
   const result: PartialAggregate = { agents: new Map(), files: 0, rows: 0, duplicates: 0, bytes: 0 };
-  for (const partition of partitions) {
-    let keys = partition.keys;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        mergeInto(result, await aggregatePartition(s3, bucket, partition.type, keys, only, concurrency, onFile));
-        break;
-      } catch (error) {
-        if (!isNotFound(error) || attempt >= 5 || keys.length === 0) throw error;
-        const dir = keys[0]!.slice(0, keys[0]!.lastIndexOf('/') + 1);
-        keys = (await listKeys(s3, bucket, dir)).filter((k) => k.endsWith('.parquet'));
-      }
+  const prune = only ? [...only].map((a) => Buffer.from(a, 'utf8')) : undefined;
+  let pending = [...partitions];
+  for (let attempt = 1; pending.length > 0; attempt++) {
+    const gone: LakePartition[] = [];
+    await readPartitions(s3, bucket, pending, only, prune, concurrency, onFile, result, gone);
+    if (gone.length > 0 && attempt >= 5) throw new Error(`lake partitions kept changing while read (5 listings): ${gone.map((p) => dirOf(p)).join(', ')}`);
+    pending = [];
+    for (const p of gone) {
+      const files = (await listObjects(s3, bucket, `${dirOf(p)}/`)).filter((o) => o.key.endsWith('.parquet')).map(({ key, size }) => ({ key, size }));
+      pending.push({ type: p.type, files });
     }
   }
   return result;
 }
 
-async function aggregatePartition(
+const dirOf = (p: LakePartition) => p.files[0]!.key.slice(0, p.files[0]!.key.lastIndexOf('/'));
+
+interface PartitionState {
+  partition: LakePartition;
+  acc: PartialAggregate;
+  seen: Set<string> | undefined;
+  left: number;
+  gone: boolean;
+}
+
+async function readPartitions(
   s3: S3Client,
   bucket: string,
-  type: string,
-  keys: readonly string[],
+  partitions: readonly LakePartition[],
   only: ReadonlySet<string> | undefined,
+  prune: Uint8Array[] | undefined,
   concurrency: number,
-  onFile?: () => void,
-): Promise<PartialAggregate> {
-  const agents: Agents = { byKey: new Map(), skipped: new Set() };
-  const result: PartialAggregate = { agents: agents.byKey, files: 0, rows: 0, duplicates: 0, bytes: 0 };
-  const seen = new Set<string>();
-  const pending = keys.slice(0, concurrency).map((k) => download(s3, bucket, k));
-  // After a failure, downloads still in flight are let go (download() marks each handled).
-  for (let i = 0; i < keys.length; i++) {
-    const bytes = await pending[i]!;
-    if (i + concurrency < keys.length) pending.push(download(s3, bucket, keys[i + concurrency]!));
-    result.bytes += bytes.byteLength;
-    result.rows += addFile(bytes, type, seen, agents, only, result);
-    result.files++;
-    onFile?.();
+  onFile: (() => void) | undefined,
+  into: PartialAggregate,
+  gone: LakePartition[],
+): Promise<void> {
+  const queue: { state: PartitionState; file: { key: string; size: number } }[] = [];
+  for (const partition of partitions) {
+    if (partition.files.length === 0) continue;
+    const compactions = new Set(partition.files.map((f) => compactionOf(f.key)));
+    const oneCompaction = compactions.size === 1 && !compactions.has(undefined);
+    const state: PartitionState = {
+      partition,
+      acc: { agents: new Map(), files: 0, rows: 0, duplicates: 0, bytes: 0 },
+      seen: oneCompaction ? undefined : new Set(),
+      left: partition.files.length,
+      gone: false,
+    };
+    for (const file of partition.files) queue.push({ state, file });
   }
-  return result;
+  let next = 0;
+  const failures: unknown[] = [];
+  await Promise.all(
+    Array.from({ length: Math.min(concurrency, queue.length) }, async () => {
+      while (next < queue.length && failures.length === 0) {
+        const { state, file } = queue[next++]!;
+        if (state.gone) continue;
+        try {
+          const money = MONEY_TYPES[state.partition.type as keyof typeof MONEY_TYPES];
+          const columns = ['agent_id', ...(money ? ['amount_minor'] : ['customer_id']), ...(state.seen ? ['event_id'] : [])];
+          const read = await readColumns(s3, bucket, { key: file.key, size: file.size, columns, prune: prune ? { column: 'agent_id', values: prune } : undefined }, (cols, rows) =>
+            addRowGroup(cols, rows, money, state, only),
+          );
+          state.acc.bytes += read.bytesFetched;
+          state.acc.files++;
+          onFile?.();
+        } catch (error) {
+          if (!isNotFound(error)) {
+            failures.push(error);
+            continue;
+          }
+          if (!state.gone) gone.push(state.partition);
+          state.gone = true;
+        }
+        if (--state.left === 0 && !state.gone) mergeInto(into, state.acc);
+      }
+    }),
+  );
+  if (failures.length > 0) throw failures[0];
 }
 
 /** Adds one partition's counts (agents keyed by raw id bytes) into the thread's. */
@@ -181,7 +234,7 @@ function mergeInto(into: PartialAggregate, p: PartialAggregate): void {
     m.depositsMinor += a.depositsMinor;
     m.withdrawalsMinor += a.withdrawalsMinor;
     m.investmentsMinor += a.investmentsMinor;
-    for (const c of a.customers) m.customers.add(c);
+    if (a.customers) for (const c of a.customers) (m.customers ??= new Set()).add(c);
   }
 }
 
@@ -203,10 +256,10 @@ function merge(parts: PartialAggregate[]): MonthAggregate {
       m.depositsMinor += a.depositsMinor;
       m.withdrawalsMinor += a.withdrawalsMinor;
       m.investmentsMinor += a.investmentsMinor;
-      for (const c of a.customers) m.customers.add(c);
+      if (a.customers) for (const c of a.customers) (m.customers ??= new Set()).add(c);
     }
   }
-  for (const { customers, ...a } of byKey.values()) out.agents.set(a.agentId, { ...a, customersOnboarded: customers.size });
+  for (const { customers, ...a } of byKey.values()) out.agents.set(a.agentId, { ...a, customersOnboarded: customers?.size ?? 0 });
   return out;
 }
 
@@ -244,48 +297,71 @@ function runWorker(input: WorkerInput, onFile: () => void): Promise<PartialAggre
   });
 }
 
-/** Agents by the raw bytes of their id; agents outside the request's agent_ids, likewise. */
-interface Agents {
-  byKey: Map<string, AgentAcc>;
-  skipped: Set<string>;
-}
+const LITTLE_ENDIAN = endianness() === 'LE';
+/** Sums of small amounts are kept in a double while exact (below 2^53) and moved into the bigint before. */
+const EXACT_LIMIT = 2 ** 52;
 
-function addFile(bytes: Uint8Array, type: string, seen: Set<string>, { byKey: agents, skipped }: Agents, only: ReadonlySet<string> | undefined, result: MonthAggregate): number {
-  const money = MONEY_TYPES[type as keyof typeof MONEY_TYPES];
-  const columns = ['event_id', 'agent_id', 'customer_id', ...(money ? ['amount_minor'] : [])];
-  const table = readParquetTable(bytes, columns);
-  let rows = 0;
-  for (const batch of table.batches) {
-    const ids = stringColumn(batch.getChild('event_id')!.data[0]!);
-    const agentCol = stringColumn(batch.getChild('agent_id')!.data[0]!);
-    const customers = stringColumn(batch.getChild('customer_id')!.data[0]!);
-    const amounts = money ? int64Column(batch.getChild('amount_minor')!.data[0]!) : undefined;
-    for (let i = 0; i < batch.numRows; i++) {
-      rows++;
-      // Agents are looked up by their raw bytes (latin1 slice, cheap); the UTF-8 text is decoded once per agent.
-      const agentKey = agentCol.key(i);
-      let a = agents.get(agentKey);
-      if (!a) {
-        if (skipped.has(agentKey)) continue;
-        const agentId = agentCol.text(i);
-        if (only && !only.has(agentId)) {
-          skipped.add(agentKey);
-          continue;
-        }
-        a = { agentId, events: 0, customersOnboarded: 0, depositsMinor: 0n, withdrawalsMinor: 0n, investmentsMinor: 0n, customers: new Set() };
-        agents.set(agentKey, a);
-      }
-      const id = ids.key(i);
-      if (seen.has(id)) {
-        result.duplicates++;
+/**
+ * One row group's rows into its partition's counts. Compacted files are sorted by agent_id:
+ * the agent is looked up once per run of equal ids (a dictionary-decoded column repeats the
+ * same string object), amounts below 2^32 are added as doubles (read from the int64's two
+ * 32-bit halves, no BigInt a row) and moved into the agent's exact bigint sum at the end of
+ * the run or before the double could round.
+ */
+function addRowGroup(cols: Map<string, DecodedArray>, rows: number, money: (typeof MONEY_TYPES)[keyof typeof MONEY_TYPES] | undefined, state: PartitionState, only: ReadonlySet<string> | undefined): void {
+  const acc = state.acc;
+  const seen = state.seen;
+  const agents = cols.get('agent_id')! as (string | null | undefined)[];
+  const ids = seen ? (cols.get('event_id')! as string[]) : undefined;
+  const customers = money ? undefined : (cols.get('customer_id')! as (string | null | undefined)[]);
+  const amounts = money ? cols.get('amount_minor')! : undefined;
+  const words = amounts instanceof BigInt64Array && LITTLE_ENDIAN ? new Int32Array(amounts.buffer, amounts.byteOffset, amounts.length * 2) : undefined;
+  acc.rows += rows;
+  let previous: string | null | undefined;
+  let a: AgentAcc | undefined;
+  let small = 0;
+  const flush = () => {
+    if (small !== 0) a![money!] += BigInt(small);
+    small = 0;
+  };
+  for (let i = 0; i < rows; i++) {
+    const agentId = agents[i];
+    if (agentId !== previous || i === 0) {
+      if (a && money) flush();
+      previous = agentId;
+      a = agentId === null || agentId === undefined || (only && !only.has(agentId)) ? undefined : agentOf(acc.agents, agentId);
+    }
+    if (!a) continue;
+    if (ids) {
+      const id = ids[i]!;
+      if (seen!.has(id)) {
+        acc.duplicates++;
         continue;
       }
-      seen.add(id);
-      a.events++;
-      if (money) {
-        if (!amounts!.isNull(i)) a[money] += amounts!.values[i]!;
-      } else if (!customers.isNull(i)) a.customers.add(customers.key(i));
+      seen!.add(id);
+    }
+    a.events++;
+    if (money) {
+      if (words) {
+        const hi = words[2 * i + 1]!;
+        if (hi === 0) {
+          small += words[2 * i]! >>> 0;
+          if (small >= EXACT_LIMIT) flush();
+        } else a[money] += (amounts as BigInt64Array)[i]!;
+      } else {
+        const v = (amounts as unknown as (bigint | null | undefined)[])[i];
+        if (v !== null && v !== undefined) a[money] += BigInt(v);
+      }
+    } else {
+      const c = customers![i];
+      if (c !== null && c !== undefined) (a.customers ??= new Set()).add(c);
     }
   }
-  return rows;
+  if (a && money) flush();
+}
+
+function agentOf(agents: Map<string, AgentAcc>, agentId: string): AgentAcc {
+  let a = agents.get(agentId);
+  if (!a) agents.set(agentId, (a = { agentId, events: 0, customersOnboarded: 0, depositsMinor: 0n, withdrawalsMinor: 0n, investmentsMinor: 0n, customers: undefined }));
+  return a;
 }

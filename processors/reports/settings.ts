@@ -1,18 +1,8 @@
 import { z } from 'zod';
 import { setting, type SettingsOf } from '../core/config/settings.js';
+import { hostList, networkList, topicName } from '../core/config/values.js';
 import { apiKeysSetting, MIN_API_KEY_LENGTH } from '../core/http/api-key.js';
-import { isNetworkList } from '../core/http/outbound-guard.js';
 
-const topicName = z.string().regex(/^[A-Za-z0-9._-]{1,249}$/, 'a Kafka topic name: letters, digits, . _ - (at most 249)');
-const commaList = (s: string) => s.split(',').map((x) => x.trim()).filter(Boolean);
-const hostList = z
-  .string()
-  .transform(commaList)
-  .pipe(z.array(z.string().regex(/^(\*\.)?[A-Za-z0-9.:\[\]-]+$/, 'a host name (hooks.slack.com), a wildcard (*.example.com) or an address')));
-const networkList = z
-  .string()
-  .refine(isNetworkList, 'networks in CIDR notation (10.20.0.0/16, 127.0.0.1/32, fd00::/8), comma-separated')
-  .transform(commaList);
 const prefix = z.string().regex(/^([^/\s][^\s]*\/)?$/, 'a key prefix ending with "/" (or empty)');
 
 /**

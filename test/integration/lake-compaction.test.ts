@@ -1,4 +1,3 @@
-import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { randomUUID } from 'node:crypto';
 import type { Admin, Kafka } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -6,11 +5,8 @@ import { createKafka } from '../../processors/core/kafka/client.js';
 import { createS3Client } from '../../processors/core/s3/client.js';
 import { deletePrefix, download, listKeys, listObjects } from '../../processors/core/s3/objects.js';
 import { startExport, type RunningExport } from '../../processors/export/export.js';
-import { generateReport } from '../../processors/reports/generate.js';
-import { loadRules } from '../../processors/reports/rules.js';
-import { fileCoordinates } from '../../processors/compact/layout.js';
-import { AgentEventProducer, cli, ensureBuilt, eventIdOf, expectedLakeValues, lakePipelineFile, readLake, requireServerWithin, startCli, waitCaughtUp, type OpsEvent } from '../support/ops-lake.js';
-import { EVENT_TYPES } from '../support/agent-events.js';
+import { fileCoordinates, mergedFile } from '../../processors/compact/layout.js';
+import { AgentEventProducer, cli, ensureBuilt, expectedLakeValues, lakeMonthReport, lakePipelineFile, localCopies, opsEvent, readLake, requireServerWithin, startCli, waitCaughtUp, type OpsEvent } from '../support/ops-lake.js';
 import { ParquetReader } from '../support/parquet-reader.js';
 import { seededRandom } from '../support/random.js';
 import { hostPortOf, requireServer, testSettings } from '../support/servers.js';
@@ -20,12 +16,13 @@ import { hostPortOf, requireServer, testSettings } from '../support/servers.js';
  * shipped lake.yaml (period compressed with time: 250 ms) fills a lake prefix of the test's own from a month of
  * live-shaped traffic compressed in time (a wave a day, each day's events produced together,
  * with late events for days already written); `sluice compact` (the CLI, as an operator runs
- * it) rewrites each closed partition into one sorted file per Kafka partition. The lake's rows
+ * it) rewrites each closed partition into one sorted file (its two Kafka partitions merged). The lake's rows
  * are the same (DuckDB EXCEPT ALL both ways over the files before and after), the month's
  * report is byte for byte the same, manifests list exactly the partition's files. Then, with
  * the export running and late events arriving, five runs are SIGKILLed at random moments and
  * the next run leaves the lake exact with no journal or orphan; `replay --pipeline` over the
- * compacted lake re-exports it exactly.
+ * compacted lake re-exports it exactly (and refuses to replay one of the partitions a merged
+ * file holds without the other).
  */
 
 const settings = testSettings();
@@ -45,26 +42,6 @@ const s3 = createS3Client(settings.s3);
 const bucket = settings.s3.bucket;
 const random = seededRandom(Number.parseInt(id, 16));
 
-/** Event i: live-shaped (occurred_at on its wave's day, in order), four types, 29 agents; `day` overrides for late events. */
-function monthEvent(i: number, day: number): OpsEvent {
-  const type = EVENT_TYPES[i % 4]!;
-  const occurredMs = Date.UTC(2026, 9, day, Math.floor((i % PER_DAY) * (24 / PER_DAY)), (i * 7) % 60, i % 60);
-  return {
-    eventId: eventIdOf(id, i),
-    type,
-    agentId: `agent-${(i * 7) % 29}`,
-    customerId: `customer-${i % 211}`,
-    amount: type === 'customer_onboarded' ? null : i % 333 === 1 ? 2n ** 53n + BigInt(i) : BigInt(100 + ((i * 7919) % 1_000_000)),
-    occurredAtMicros: BigInt(occurredMs) * 1000n + BigInt(i % 1000),
-    receivedAtMicros: BigInt(occurredMs) * 1000n + 2_000_000n + BigInt(i),
-    source: i % 3 === 0 ? 'mobile' : 'web',
-    sessionId: i % 5 === 0 ? `session-${i}` : null,
-    correlationId: i % 7 === 0 ? `corr-${i}` : null,
-    product: type === 'investment_made' ? `fund-${i % 3}` : null,
-    metadata: i % 11 === 0 ? JSON.stringify({ note: `n${i}` }) : null,
-  };
-}
-
 const events: OpsEvent[] = [];
 let next = 0;
 function wave(day: number, count: number, lateEvery = 17): OpsEvent[] {
@@ -73,7 +50,7 @@ function wave(day: number, count: number, lateEvery = 17): OpsEvent[] {
     const i = next++;
     // Every 17th event is late: it happened 1-3 days before its wave's day.
     const late = k % lateEvery === 3 && day > 3;
-    out.push(monthEvent(i, late ? day - 1 - (i % 3) : day));
+    out.push(opsEvent(id, i, late ? day - 1 - (i % 3) : day));
   }
   events.push(...out);
   return out;
@@ -86,14 +63,7 @@ let producer: AgentEventProducer;
 let running: RunningExport | undefined;
 let file: string;
 
-async function monthReport(tag: string): Promise<string> {
-  const result = await generateReport(
-    { request_id: `compact-${id}-${tag}`, report_type: 'agent_commissions', month: '2026-10', format: 'csv', requested_at: new Date().toISOString() },
-    { s3, bucket, lakePrefix: prefix, reportsPrefix: `${root}reports/`, currency: 'USD', rules: loadRules() },
-  );
-  const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: result.key }));
-  return object.Body!.transformToString('utf8');
-}
+const monthReport = (tag: string) => lakeMonthReport(s3, bucket, { lakePrefix: prefix, reportsPrefix: `${root}reports/`, requestId: `compact-${id}-${tag}` });
 
 async function expectExact(): Promise<void> {
   const lake = await readLake(s3, bucket, `${prefix}event_type=`, reader);
@@ -152,7 +122,7 @@ afterAll(async () => {
 });
 
 describe('sluice compact', () => {
-  it('a month of live-shaped traffic: every closed partition drops to one file per Kafka partition, rows and report unchanged', { timeout: 600_000 }, async () => {
+  it('a month of live-shaped traffic: every closed partition drops to one file, rows and report unchanged', { timeout: 600_000 }, async () => {
     running = await startExport({ files: [file], env });
     for (let day = 1; day <= DAYS; day++) {
       for (let w = 0; w < WAVES_A_DAY; w++) {
@@ -165,11 +135,7 @@ describe('sluice compact', () => {
     const beforeKeys = [...before.values()].flat();
     const reportBefore = await monthReport('before');
     // The files before, kept by DuckDB for EXCEPT ALL against the files after.
-    const beforePaths: string[] = [];
-    for (const key of beforeKeys) {
-      reader.table(await download(s3, bucket, key));
-      beforePaths.push(reader.lastPath);
-    }
+    const beforePaths = await localCopies(s3, bucket, beforeKeys, reader);
 
     const dry = await compact(['--dry-run']);
     expect(dry.code, dry.stderr).toBe(0);
@@ -181,27 +147,21 @@ describe('sluice compact', () => {
     const after = await filesByPartition();
     expect([...after.keys()].sort()).toEqual([...before.keys()].sort());
     let manyBefore = 0;
+    let mergedPartitions = 0;
     for (const [dir, keys] of after) {
-      // One file per Kafka partition that wrote to the partition (the target is 128 MiB; these are KiB).
-      const kafkaPartitions = new Set(before.get(dir)!.map((k) => fileCoordinates(k)!.partition));
-      expect(keys.length, dir).toBe(kafkaPartitions.size);
-      // A Kafka partition's files were compacted, or it wrote only one file here (nothing to gain).
-      for (const k of keys) {
-        const p = fileCoordinates(k)!.partition;
-        if (before.get(dir)!.filter((b) => fileCoordinates(b)!.partition === p).length > 1) expect(k, dir).toMatch(/\.compacted-0\.parquet$/);
-        else expect(before.get(dir), dir).toContain(k);
-      }
-      if (before.get(dir)!.length > kafkaPartitions.size) manyBefore++;
+      // One file a partition (the target is 128 MiB; these are KiB): the files of both Kafka partitions merged, or the only file there was.
+      expect(keys.length, dir).toBe(1);
+      if (before.get(dir)!.length === 1) expect(keys, dir).toEqual(before.get(dir));
+      else expect(mergedFile(keys[0]!), `${dir}: ${keys[0]}`).toEqual({ topic, part: 0 });
+      if (before.get(dir)!.length > 1) manyBefore++;
+      if (new Set(before.get(dir)!.map((k) => fileCoordinates(k)!.partition)).size === KAFKA_PARTITIONS) mergedPartitions++;
     }
     expect(manyBefore).toBeGreaterThan(DAYS); // the month had many small files per partition to begin with
+    expect(mergedPartitions).toBeGreaterThan(DAYS); // and most partitions had files of both Kafka partitions
     expect([...after.values()].flat().length).toBeLessThan(beforeKeys.length / 2.5);
 
     await expectExact();
-    const afterPaths: string[] = [];
-    for (const key of [...after.values()].flat()) {
-      reader.table(await download(s3, bucket, key));
-      afterPaths.push(reader.lastPath);
-    }
+    const afterPaths = await localCopies(s3, bucket, [...after.values()].flat(), reader);
     const list = (paths: string[]) => `read_parquet([${paths.map((p) => `'${p}'`).join(', ')}])`;
     for (const [a, b] of [
       [beforePaths, afterPaths],
@@ -243,20 +203,24 @@ describe('sluice compact', () => {
     expect(run.code, run.stderr).toBe(0);
     await expectExact();
     await expectNoJournalAndTrueManifests();
-    // The late events' partitions were compacted again: back to one file per Kafka partition.
-    for (const [dir, keys] of await filesByPartition()) {
-      const kafkaPartitions = new Set(keys.map((k) => fileCoordinates(k)!.partition));
-      expect(keys.length, dir).toBe(kafkaPartitions.size);
-    }
+    // The late events' partitions were compacted again: back to one file each.
+    for (const [dir, keys] of await filesByPartition()) expect(keys.length, dir).toBe(1);
   });
 
-  it('replay --pipeline over a compacted lake: from a target inside a compacted file, the re-export leaves the lake exact and the report the same', { timeout: 180_000 }, async () => {
+  it('replay --pipeline over a compacted lake: from a target inside merged files, the re-export leaves the lake exact and the report the same', { timeout: 180_000 }, async () => {
     const reportBefore = await monthReport('before-replay');
     await running!.stop();
     running = undefined;
     const offsets = await admin.fetchTopicOffsets(topic);
     const mid = BigInt(offsets.find((o) => o.partition === 0)!.high) / 2n;
-    const done = await cli(['replay', '--group', group, '--topic', topic, '--pipeline', file, '--to-offset', mid.toString(), '--partitions', '0', '--execute'], env, 90_000);
+    const objectsBefore = await listObjects(s3, bucket, prefix);
+    // A merged file holds both Kafka partitions: replaying one alone would write the file again without the other's rows, so it is refused.
+    const one = await cli(['replay', '--group', group, '--topic', topic, '--pipeline', file, '--to-offset', mid.toString(), '--partitions', '0', '--execute'], env, 90_000);
+    expect(one.code, one.stdout + one.stderr).not.toBe(0);
+    expect(one.stderr).toMatch(/holds partition 1 beside the replayed ones: .* partition 1 must be replayed too \(add it to --partitions\)/);
+    expect(await listObjects(s3, bucket, prefix)).toEqual(objectsBefore);
+
+    const done = await cli(['replay', '--group', group, '--topic', topic, '--pipeline', file, '--to-offset', mid.toString(), '--execute'], env, 90_000);
     expect(done.code, done.stderr).toBe(0);
     expect(done.stdout).toMatch(/moved back/);
     running = await startExport({ files: [file], env });
@@ -272,6 +236,6 @@ describe('sluice compact', () => {
     await expectNoJournalAndTrueManifests();
     expect(await monthReport('after-replay-compacted')).toBe(reportBefore);
     const objects = await listObjects(s3, bucket, `${prefix}event_type=`);
-    expect(objects.every((o) => fileCoordinates(o.key) !== undefined)).toBe(true);
+    expect(objects.every((o) => fileCoordinates(o.key) !== undefined || mergedFile(o.key) !== undefined)).toBe(true);
   });
 });

@@ -93,6 +93,11 @@ export class AgentEventProducer {
     return Buffer.concat([head, this.type!.toBuffer(this.envelope(e))]);
   }
 
+  /** The event id of an encoded event (e.g. a dead letter's original value). */
+  decodeId(value: Buffer): string {
+    return (this.type!.fromBuffer(value.subarray(5)) as { id: string }).id;
+  }
+
   message(e: AgentEvent): Message {
     return { key: e.agentId, value: this.encode(e) };
   }

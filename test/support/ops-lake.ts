@@ -7,6 +7,8 @@ import type { Admin } from 'kafkajs';
 import { AgentEventProducer, EVENT_TYPES, lakePipelineFile as sharedLakePipelineFile, type AgentEvent, type EventType } from './agent-events.js';
 import { ROOT } from './build.js';
 import type { ParquetReader } from './parquet-reader.js';
+import { generateReport } from '../../processors/reports/generate.js';
+import { loadRules } from '../../processors/reports/rules.js';
 import { requireServer } from './servers.js';
 
 /**
@@ -26,12 +28,13 @@ export function eventIdOf(run: string, i: number): string {
 
 /**
  * Event i of a run: four types, 23 agents, October 2026 (days 1-5, so few lake partitions)
- * plus every 50th on 1 November (another month), some amounts beyond 2^53.
+ * plus every 50th on 1 November (another month), some amounts beyond 2^53. `octoberDay`
+ * puts it on that day of October instead (a month of traffic, day by day).
  */
-export function opsEvent(run: string, i: number): OpsEvent {
+export function opsEvent(run: string, i: number, octoberDay?: number): OpsEvent {
   const type = EVENT_TYPES[i % 4]!;
-  const november = i % 50 === 7;
-  const occurredMs = november ? Date.UTC(2026, 10, 1, i % 24, i % 60, i % 60) : Date.UTC(2026, 9, 1 + (i % 5), i % 24, (i * 7) % 60, i % 60);
+  const november = octoberDay === undefined && i % 50 === 7;
+  const occurredMs = november ? Date.UTC(2026, 10, 1, i % 24, i % 60, i % 60) : Date.UTC(2026, 9, octoberDay ?? 1 + (i % 5), i % 24, (i * 7) % 60, i % 60);
   return {
     eventId: eventIdOf(run, i),
     type,
@@ -90,14 +93,7 @@ export async function readLake(s3: S3Client, bucket: string, prefix: string, rea
   const keys = (await listKeys(s3, bucket, prefix)).filter((k) => k.endsWith('.parquet'));
   const contents: LakeContents = { values: new Map(), rows: 0, duplicates: [], keys };
   if (keys.length === 0) return contents;
-  const paths: string[] = [];
-  for (let i = 0; i < keys.length; i += 16) {
-    const bodies = await Promise.all(keys.slice(i, i + 16).map((key) => download(s3, bucket, key)));
-    for (const body of bodies) {
-      reader.table(body);
-      paths.push(reader.lastPath);
-    }
-  }
+  const paths = await localCopies(s3, bucket, keys, reader);
   const rows = await reader.query(
     `SELECT event_id, event_type, agent_id, customer_id, amount_minor::VARCHAR AS amount_minor, currency,
             epoch_us(occurred_at)::VARCHAR AS occurred_at, epoch_us(received_at)::VARCHAR AS received_at,
@@ -114,6 +110,28 @@ export async function readLake(s3: S3Client, bucket: string, prefix: string, rea
     contents.rows++;
   }
   return contents;
+}
+
+/** Local copies of lake objects for DuckDB (the reader's files), in the keys' order: `read_parquet([paths])` reads them as they were. */
+export async function localCopies(s3: S3Client, bucket: string, keys: readonly string[], reader: ParquetReader): Promise<string[]> {
+  const paths: string[] = [];
+  for (let i = 0; i < keys.length; i += 16) {
+    const bodies = await Promise.all(keys.slice(i, i + 16).map((key) => download(s3, bucket, key)));
+    for (const body of bodies) {
+      reader.table(body);
+      paths.push(reader.lastPath);
+    }
+  }
+  return paths;
+}
+
+/** The month's commission report (CSV text) over a lake prefix, through the report processor's own code. */
+export async function lakeMonthReport(s3: S3Client, bucket: string, o: { lakePrefix: string; reportsPrefix: string; requestId: string }): Promise<string> {
+  const result = await generateReport(
+    { request_id: o.requestId, report_type: 'agent_commissions', month: '2026-10', format: 'csv', requested_at: new Date().toISOString() },
+    { s3, bucket, lakePrefix: o.lakePrefix, reportsPrefix: o.reportsPrefix, currency: 'USD', rules: loadRules() },
+  );
+  return Buffer.from(await download(s3, bucket, result.key)).toString('utf8');
 }
 
 /** partition -> committed offset ('-1' when none), as kafkajs admin reports it. */

@@ -1,9 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { compactedCoordinates, compactedKey, fileCoordinates, isClosed, journalKey, manifestKey, partitionDir, partitionOf } from '../../processors/compact/layout.js';
+import { compactedCoordinates, compactedKey, compactionOf, fileCoordinates, formatOffsetRanges, isClosed, journalKey, manifestKey, mergedFile, mergedKey, parseOffsetRanges, partitionDir, partitionOf } from '../../processors/compact/layout.js';
 import { ParquetBatchWriter } from '../../processors/core/parquet/batch-writer.js';
 import type { LakeSchema } from '../../processors/core/parquet/lake-schema.js';
 import { readParquetTable } from '../../processors/core/parquet/reader.js';
 import { readBackIds, rewrite } from '../../processors/compact/rewrite.js';
+import { rowGroupsToRead } from '../../processors/core/parquet/s3-columns.js';
+import { parquetMetadata } from 'hyparquet';
 
 const prefix = 'lake/agent_events/';
 
@@ -15,6 +17,30 @@ describe('compaction layout', () => {
     expect(compactedCoordinates(key)).toEqual({ topic: 'sluice.agent-events', partition: 3, firstOffset: 1200n, lastOffset: 99999n, part: 2 });
     expect(compactedCoordinates(`${prefix}event_type=a/dt=2026-10-01/sluice.agent-events+3+1200.parquet`)).toBeUndefined();
     expect(fileCoordinates(`${prefix}event_type=a/dt=2026-10-01/notes.parquet`)).toBeUndefined();
+  });
+
+  it('names merged files by topic and fingerprint, keeps their offset ranges as metadata text, and tells one compaction by its name', () => {
+    const dir = `${prefix}event_type=a/dt=2026-10-01`;
+    const merged = mergedKey(dir, 'sluice.agent-events', '0123456789abcdef', 1);
+    expect(merged).toBe(`${dir}/sluice.agent-events+merged-0123456789abcdef.compacted-1.parquet`);
+    expect(mergedFile(merged)).toEqual({ topic: 'sluice.agent-events', part: 1 });
+    // Neither an export file nor a one-partition compacted file to the readers that parse those.
+    expect(fileCoordinates(merged)).toBeUndefined();
+    expect(mergedFile(`${dir}/sluice.agent-events+3+1200.parquet`)).toBeUndefined();
+    const ranges = new Map([
+      [3, { first: 5n, last: 77n }],
+      [0, { first: 12n, last: 2n ** 62n }],
+    ]);
+    const text = formatOffsetRanges(ranges);
+    expect(text).toBe(`0:12-${2n ** 62n};3:5-77`);
+    expect(parseOffsetRanges(text)).toEqual(new Map([...ranges].sort((a, b) => a[0] - b[0])));
+    expect(parseOffsetRanges('0:12-')).toBeUndefined();
+    expect(parseOffsetRanges(undefined)).toBeUndefined();
+    // Outputs of one compaction share everything up to `.compacted-`; an export file belongs to none.
+    expect(compactionOf(merged)).toBe(compactionOf(mergedKey(dir, 'sluice.agent-events', '0123456789abcdef', 0)));
+    expect(compactionOf(merged)).not.toBe(compactionOf(mergedKey(dir, 'sluice.agent-events', 'fedcba9876543210', 0)));
+    expect(compactionOf(compactedKey(dir, { topic: 't', partition: 1, firstOffset: 1n, lastOffset: 9n }, 0))).toBe(`${dir}/t+1+1-9`);
+    expect(compactionOf(`${dir}/t+1+1.parquet`)).toBeUndefined();
   });
 
   it('finds partitions by their dt= directory, never in Sluice state, and closes them after the day and the grace', () => {
@@ -78,5 +104,21 @@ describe('compaction rewrite', () => {
     const micros = t.getChild('occurred_at')!.data[0]!.values as BigInt64Array;
     expect([...micros.subarray(0, 2)]).toEqual([1_764_000_000_000_001n, 1_764_000_000_000_002n]);
     expect(readBackIds(result.parts[1]!.body)).toEqual({ rows: 2, ids: new Set(['e1', 'e4']) });
+  });
+});
+
+describe('row-group pruning by agent_id statistics', () => {
+  it('reads only the row groups whose min/max can hold a requested agent (UTF-8 byte order)', async () => {
+    const schema: LakeSchema = { columns: [{ name: 'agent_id', type: 'string', nullable: false }, { name: 'n', type: 'int32', nullable: false }] };
+    const w = new ParquetBatchWriter(schema, { compression: 'zstd', rowGroupSize: 2 });
+    // Sorted by UTF-8 bytes, as compaction writes them: groups [a, b], [c, d], [z, é] (é is 0xC3 0xA9, after z).
+    for (const agent_id of ['a', 'b', 'c', 'd', 'z', 'é']) w.append({ agent_id, n: 1 });
+    const bytes = await w.finish();
+    const metadata = parquetMetadata(bytes.slice().buffer);
+    const groups = (agents: string[]) => rowGroupsToRead(metadata, { column: 'agent_id', values: agents.map((a) => Buffer.from(a, 'utf8')) }).map((g) => [g.index, g.start, g.end]);
+    expect(groups(['c'])).toEqual([[1, 2, 4]]);
+    expect(groups(['bb'])).toEqual([]);
+    expect(groups(['a', 'é'])).toEqual([[0, 0, 2], [2, 4, 6]]);
+    expect(rowGroupsToRead(metadata, undefined).length).toBe(3);
   });
 });

@@ -6,6 +6,7 @@ import { coreSettings } from '../../processors/core/config/core-settings.js';
 import { envNameFor, type Setting, type SettingsSpec } from '../../processors/core/config/settings.js';
 import { ingestApiSettings } from '../../processors/ingest-api/settings.js';
 import { liveSettings } from '../../processors/live/settings.js';
+import { filesSettings } from '../../processors/files/settings.js';
 import { normalizerSettings } from '../../processors/normalizer/settings.js';
 import { connectorMonitorSettings } from '../../processors/ops/connector-monitor.js';
 import { reportsSettings } from '../../processors/reports/settings.js';
@@ -147,14 +148,14 @@ describe('docker-compose.yml', () => {
   it('applies the topic plan before any processor that uses Kafka starts', () => {
     expect(compose.services.topics!.command).toEqual(['topics', 'apply']);
     expect(compose.services.topics!.depends_on?.kafka?.condition).toBe('service_healthy');
-    for (const name of ['connectors', 'normalizer', 'export', 'reports']) {
+    for (const name of ['connectors', 'normalizer', 'export', 'reports', 'files']) {
       expect(compose.services[name]!.depends_on?.topics?.condition, `${name} waits for the topic plan`).toBe('service_completed_successfully');
     }
   });
 
   it('sets every endpoint and credential of the Sluice services explicitly, under names the settings know', () => {
     const required = ['SLUICE_KAFKA_BROKERS', 'SLUICE_SCHEMA_REGISTRY_URL', 'SLUICE_DATABASE_URL', 'SLUICE_CONNECT_URL', 'SLUICE_S3_ENDPOINT', 'SLUICE_S3_FORCE_PATH_STYLE', 'SLUICE_S3_BUCKET', 'AWS_REGION', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY'];
-    const known = new Set([coreSettings, normalizerSettings, reportsSettings, ingestApiSettings, connectorMonitorSettings, liveSettings].flatMap((spec) => envNames(spec as SettingsSpec)));
+    const known = new Set([coreSettings, normalizerSettings, reportsSettings, ingestApiSettings, connectorMonitorSettings, liveSettings, filesSettings].flatMap((spec) => envNames(spec as SettingsSpec)));
     expect(sluiceServices.length).toBeGreaterThanOrEqual(7);
     for (const [name, s] of sluiceServices) {
       for (const env of required) expect(s.environment?.[env], `${name}: ${env}`).toBeTruthy();

@@ -69,3 +69,24 @@ describe('kafka output lint', () => {
     expect(lint(file('topic: out\nbatching:\n  perod: 1s'))).toEqual([expect.stringMatching(/^p\.yaml:9:7 output\.kafka\.batching\.perod: unknown field "perod" \(did you mean "period"/)]);
   });
 });
+
+describe('switch output lint', () => {
+  const s3 = (prefix: string) => `s3:\n      bucket: sluice-lake\n      path: ${prefix}/\${topic}+\${partition}+\${first_offset}.jsonl\n      format: jsonl`;
+  const kafka = (topic: string) => `kafka:\n      topic: ${topic}`;
+  const switchOf = (...cases: string[]) => `switch:\n  cases:\n${cases.map((c) => c.split('\n').map((l, i) => (i === 0 ? `    - ${l}` : `      ${l}`)).join('\n')).join('\n')}`;
+
+  it('accepts idempotent cases with one case that commits the offsets', () => {
+    expect(lint(file(switchOf(`check: event_type = "deposit_made"\ncontinue: true\noutput:\n  ${kafka('deposits')}`, `output:\n  ${s3('all')}`)).replace('  kafka:\n    switch', '  switch'))).toEqual([]);
+  });
+
+  it('refuses a second case that commits the offsets itself, with the fix, and a catch-all case before others', () => {
+    const text = file(switchOf(`check: event_type = "deposit_made"\noutput:\n  ${kafka('deposits')}`, `output:\n  ${kafka('others')}`)).replace('  kafka:\n    switch', '  switch');
+    expect(lint(text)).toEqual([
+      'p.yaml:13:13 output.switch.cases[1].output.kafka: a second output that commits the input offsets itself (kafka; case [0] is kafka): two transactions cannot commit one batch atomically (merge the kafka cases into one with an interpolated topic, e.g. topic: events.${data.event_type}, or run a second pipeline)',
+    ]);
+    const catchAll = file(switchOf(`output:\n  ${s3('a')}`, `check: agent_id != ""\noutput:\n  ${s3('b')}`)).replace('  kafka:\n    switch', '  switch');
+    expect(lint(catchAll)).toEqual([expect.stringMatching(/^p\.yaml:8:11 output\.switch\.cases\[0\]: case \[0\] has no check, so it takes every record .*\(add a check, set continue: true, or move it last\)$/)]);
+    expect(lint(file(switchOf(`check: $uppercse(x) = "A"\noutput:\n  ${s3('a')}`)).replace('  kafka:\n    switch', '  switch'))).toEqual([expect.stringMatching(/^p\.yaml:8:\d+ output\.switch\.cases\[0\]\.check: JSONata: unknown function \$uppercse/)]);
+    expect(lint(file(switchOf(`output:\n  switch:\n    cases: []`)).replace('  kafka:\n    switch', '  switch'))).toEqual([expect.stringMatching(/^p\.yaml:9:13 output\.switch\.cases\[0\]\.output\.switch: unknown output "switch"/)]);
+  });
+});

@@ -8,6 +8,7 @@ import { ConnectorMetrics } from '../../processors/core/connect/metrics.js';
 import { createMetricsRegistry } from '../../processors/core/metrics/metrics.js';
 import { ExportMetrics } from '../../processors/export/metrics.js';
 import { FilesMetrics } from '../../processors/files/metrics.js';
+import { CompactMetrics } from '../../processors/compact/metrics.js';
 import { LiveMetrics } from '../../processors/live/metrics.js';
 import { IngestApiMetrics } from '../../processors/ingest-api/metrics.js';
 import { NormalizerMetrics } from '../../processors/normalizer/metrics.js';
@@ -38,7 +39,16 @@ const jobs = (parse(readFileSync(join(ROOT, 'infra/prometheus/prometheus.yml'), 
 async function exportedMetricNames(): Promise<Set<string>> {
   const names = new Set<string>(['up']);
   const registries = [createMetricsRegistry('unit')];
-  for (const make of [(r: Registry) => new ExportMetrics(r), (r: Registry) => new NormalizerMetrics(r), (r: Registry) => new ReportsMetrics(r), (r: Registry) => new IngestApiMetrics(r), (r: Registry) => new ConnectorMetrics(r), (r: Registry) => new FilesMetrics(r), (r: Registry) => new LiveMetrics(r)]) {
+  for (const make of [
+    (r: Registry) => new ExportMetrics(r),
+    (r: Registry) => new NormalizerMetrics(r),
+    (r: Registry) => new ReportsMetrics(r),
+    (r: Registry) => new IngestApiMetrics(r),
+    (r: Registry) => new ConnectorMetrics(r),
+    (r: Registry) => new FilesMetrics(r),
+    (r: Registry) => new LiveMetrics(r),
+    (r: Registry) => new CompactMetrics(r),
+  ]) {
     const r = new Registry();
     make(r);
     registries.push(r);
@@ -108,7 +118,7 @@ describe('infra/prometheus/alerts.yaml', () => {
     const has = (re: RegExp) => exprs.some((e) => re.test(e));
     expect(has(/^up\{job=~"sluice-\.\*"\} == 0$/)).toBe(true);
     const processorJobs = jobs.filter((j) => j.startsWith('sluice-'));
-    expect(processorJobs).toEqual(['sluice-ingest-api', 'sluice-normalizer', 'sluice-export', 'sluice-reports', 'sluice-live', 'sluice-connectors-monitor']);
+    expect(processorJobs).toEqual(['sluice-ingest-api', 'sluice-normalizer', 'sluice-export', 'sluice-reports', 'sluice-live', 'sluice-files', 'sluice-connectors-monitor']);
     for (const job of processorJobs) expect(exprs, `absent() alert for ${job}`).toContain(`absent(up{job="${job}"})`);
     expect(has(/increase\(sluice_normalizer_dead_letters_total\[/)).toBe(true);
     expect(has(/increase\(sluice_live_dead_letters_total\[/)).toBe(true);

@@ -1,3 +1,4 @@
+import { kafkaInputOf } from '../../processors/core/pipeline/input-config.js';
 import { describe, expect, it } from 'vitest';
 import { interpolateEnv } from '../../processors/core/pipeline/interpolation.js';
 import { lintPipelineText } from '../../processors/core/pipeline/lint.js';
@@ -108,8 +109,8 @@ describe('${ENV} in pipeline files', () => {
       SLUICE_LOG_LEVEL: 'debug',
       SLUICE_EXPORT_HTTP_PORT: '9999',
     });
-    expect(config!.input.config.brokers).toEqual(['b1:9092', 'b2:9092']);
-    expect(config!.input.config.registry.url).toBe('http://registry:8081/apis/ccompat/v7');
+    expect(kafkaInputOf(config!)!.brokers).toEqual(['b1:9092', 'b2:9092']);
+    expect(kafkaInputOf(config!)!.registry.url).toBe('http://registry:8081/apis/ccompat/v7');
     expect(config!.output.config).toMatchObject({ endpoint: 'http://minio:9000', region: 'eu-west-1', credentials: { access_key_id: 'AKIA', secret_access_key: 'secret' } });
     expect(config!.logger.level).toBe('debug');
     expect(config!.http.port).toBe(9999);
@@ -118,7 +119,7 @@ describe('${ENV} in pipeline files', () => {
   it('lets the file win over env defaults, and splits comma-separated interpolated brokers', () => {
     const text = BASE.replace('consumer_group: g', 'consumer_group: g\n    brokers: ["${BROKERS}", "c:3"]');
     const { config } = load(text, { BROKERS: 'a:1,b:2', SLUICE_KAFKA_BROKERS: 'ignored:1' });
-    expect(config!.input.config.brokers).toEqual(['a:1', 'b:2', 'c:3']);
+    expect(kafkaInputOf(config!)!.brokers).toEqual(['a:1', 'b:2', 'c:3']);
   });
 
   it('names the env var when its value is invalid', () => {

@@ -1,3 +1,4 @@
+import { requireKafkaInput } from '../../core/pipeline/input-config.js';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { Cron } from 'croner';
 import { createKafka } from '../../core/kafka/client.js';
@@ -9,6 +10,9 @@ import { compactLake, type CompactOptions } from '../../compact/compactor.js';
 import { partitionDir } from '../../compact/layout.js';
 import { pipelineS3Client } from '../../export/export.js';
 import { cliSettings } from '../context.js';
+import { CompactMetrics } from '../../compact/metrics.js';
+import { startHealthServer } from '../../core/http/health-server.js';
+import { createMetricsRegistry } from '../../core/metrics/metrics.js';
 
 const duration = (v: string): number => {
   const ms = parseDuration(v);
@@ -42,13 +46,23 @@ export function compactCommand(): Command {
     .addOption(new Option('--row-group-rows <n>', 'rows per Parquet row group (smaller: finer row-group pruning by agent_id in engines that read statistics)').argParser(positive).default(131_072))
     .addOption(new Option('--concurrency <n>', 'partitions compacted at once').argParser(positive).default(4))
     .option('--schedule <cron>', 'keep running and compact on this cron schedule (UTC), e.g. "15 * * * *"; without it, compact once and exit')
+    .addOption(
+      new Option('--http-port <port>', 'with --schedule: port of /healthz, /readyz and /metrics (sluice_compact_*; 0 picks a free one), on SLUICE_HTTP_HOST')
+        .env('SLUICE_COMPACT_HTTP_PORT')
+        .argParser((v) => {
+          const n = Number(v);
+          if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('expected a port, 0-65535');
+          return n;
+        })
+        .default(9471),
+    )
     .option('--dry-run', 'say what would be compacted, write nothing')
-    .action(async (file: string, o: { partition?: string; concurrency: number; grace: number; targetSize: number; rowGroupRows: number; schedule?: string; dryRun?: boolean }, cmd: Command) => {
+    .action(async (file: string, o: { partition?: string; concurrency: number; grace: number; targetSize: number; rowGroupRows: number; schedule?: string; dryRun?: boolean; httpPort: number }, cmd: Command) => {
       const s = cliSettings(cmd);
       const logger = createLogger({ name: 'compact', level: s.log.level });
       const pipeline = loadPipeline(file);
       const output = pipeline.output.config;
-      const input = pipeline.input.config;
+      const input = requireKafkaInput(pipeline, 'sluice compact');
       if (output.format !== 'parquet' || !output.columns) cmd.error(`sluice compact: ${file} must write parquet with output.s3.columns declared (the compacted files keep those columns)`, { exitCode: 64 });
       const prefix = staticPrefix(output.path);
       const only = o.partition !== undefined ? partitionDir(prefix, o.partition) : undefined;
@@ -77,9 +91,15 @@ export function compactCommand(): Command {
           return new Map((t?.partitions ?? []).filter((x) => x.offset !== '-1').map((x) => [x.partition, BigInt(x.offset)] as const));
         },
       };
+      const registry = createMetricsRegistry('compact');
+      const metrics = new CompactMetrics(registry);
       const once = async () => {
         const started = Date.now();
-        const { outcomes, failed } = await compactLake(options, only);
+        const { outcomes, failed } = await compactLake(options, only).catch((error: unknown) => {
+          metrics.runs.inc({ outcome: 'failed' });
+          throw error;
+        });
+        metrics.record(outcomes, failed, (Date.now() - started) / 1000);
         const done = outcomes.filter((x) => !x.skipped);
         const totals = {
           partitions: outcomes.length,
@@ -106,11 +126,19 @@ export function compactCommand(): Command {
         }
         return;
       }
+      const server = await startHealthServer({
+        port: o.httpPort,
+        host: s.http.host,
+        metrics: registry,
+        logger,
+        readiness: { kafka: async () => void (await admin.describeCluster()) },
+      });
+      logger.info({ host: server.host, port: server.port }, 'serving /healthz, /readyz, /metrics');
       const job = new Cron(o.schedule, { timezone: 'UTC', protect: true }, () => void once().catch((error) => logger.error({ err: error }, 'compaction failed; next run on schedule')));
       logger.info({ schedule: o.schedule, next: job.nextRun()?.toISOString() }, 'compaction scheduled');
       const stop = () => {
         job.stop();
-        void admin.disconnect().then(() => process.exit(0));
+        void Promise.allSettled([server.close(), admin.disconnect()]).then(() => process.exit(0));
       };
       process.once('SIGTERM', stop);
       process.once('SIGINT', stop);

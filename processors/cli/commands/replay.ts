@@ -1,3 +1,4 @@
+import { requireKafkaInput } from '../../core/pipeline/input-config.js';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { createKafka } from '../../core/kafka/client.js';
 import { loadPipeline } from '../../core/pipeline/lint.js';
@@ -69,8 +70,8 @@ export function replayCommand(): Command {
           group = `${o.group}.shadow.${prefix.replace(/[^A-Za-z0-9._-]/g, '_').replace(/_+$/, '')}`;
           shadowFile = o.pipeline!.replace(/\.ya?ml$/, '') + '.shadow.yaml';
           if (o.execute) writeShadowPipeline(o.pipeline!, shadowFile, { group, prefix, dlqTopic: `${pipeline.dlq.topic}.shadow` });
-        } else if (pipeline && pipeline.input.config.consumer_group !== o.group) {
-          throw new ReplayRefusedError(`${o.pipeline} consumes with group ${pipeline.input.config.consumer_group}, not ${o.group}`);
+        } else if (pipeline && requireKafkaInput(pipeline, 'sluice replay').consumer_group !== o.group) {
+          throw new ReplayRefusedError(`${o.pipeline} consumes with group ${requireKafkaInput(pipeline, 'sluice replay').consumer_group}, not ${o.group}`);
         }
         const plan = await planReplay(admin, group, o.topic, target, o.partitions);
         const superseded = pipeline && !shadowFile ? await alignToFiles(pipelineS3Client(pipeline), pipeline, plan) : [];

@@ -1,3 +1,4 @@
+import { requireKafkaInput } from '../../core/pipeline/input-config.js';
 import { SingleBar, Presets } from 'cli-progress';
 import { withRetry } from '../../core/errors/retry.js';
 import { readParquetTable } from '../../core/parquet/reader.js';
@@ -21,8 +22,9 @@ export async function lakeStep(ctx: DemoContext, wanted: Set<string>): Promise<v
   const files = exportPipelineFiles().filter((f) => f.endsWith('lake.yaml'));
   const running = await startExport({ files, env });
   const runner = running.runners[0]!;
-  const group = runner.pipeline.input.config.consumer_group;
-  const topics = runner.pipeline.input.config.topics ?? [];
+  const input = requireKafkaInput(runner.pipeline, 'the demo');
+  const group = input.consumer_group;
+  const topics = input.topics ?? [];
   try {
     const bar = new SingleBar({ format: '      exporting [{bar}] {value}/{total} records committed by group {group}', hideCursor: true }, Presets.shades_classic);
     const admin = ctx.kafka.admin();

@@ -45,6 +45,10 @@ export const DLQ_REASONS = {
   keyError: 'key_error',
   /** kafka output: the encoded value is larger than max_message_bytes. */
   messageTooLarge: 'message_too_large',
+  /** switch output: the record matched no case (and `unmatched` is dlq). */
+  noRoute: 'no_route',
+  /** switch output: a case's check failed or yielded no boolean. */
+  routeError: 'route_error',
 
   // The report processor.
   malformedJson: 'malformed_json',

@@ -19,6 +19,8 @@ import {
   type SelectConfig,
   type LogConfig,
 } from './components/index.js';
+import type { GenerateInputConfig } from '../../export/inputs/generate.js';
+import type { StdinInputConfig } from '../../export/inputs/stdin.js';
 import { INVALID, list, object, resolveField, type AnyField, type ParseContext } from './fields.js';
 import type { MapNode } from './source.js';
 import type { KafkaOutputConfig } from '../../export/outputs/kafka.js';
@@ -30,7 +32,11 @@ import { suggestion } from './suggest.js';
  * span sections. Components themselves are declared in components/.
  */
 
-export type InputConfig = { type: 'kafka'; label: string; config: KafkaInputConfig };
+export type InputConfig =
+  | { type: 'kafka'; label: string; config: KafkaInputConfig }
+  | { type: 'stdin'; label: string; config: StdinInputConfig }
+  | { type: 'generate'; label: string; config: GenerateInputConfig };
+
 export type ProcessorConfig =
   | { type: 'mapping'; label: string; config: MappingConfig }
   | { type: 'filter'; label: string; config: FilterConfig }
@@ -103,7 +109,7 @@ export function parsePipeline(root: MapNode, ctx: ParseContext): PipelineConfig 
 }
 
 function crossSectionRules(p: Partial<Omit<PipelineConfig, 'name' | 'file'>>, ctx: ParseContext): void {
-  const input = p.input?.config;
+  const input = p.input?.type === 'kafka' ? p.input.config : undefined;
   kafkaOutputRules(p, ctx);
   if (input && p.dlq) {
     const dlq = p.dlq.topic;
@@ -141,7 +147,7 @@ function kafkaOutputRules(p: Partial<Omit<PipelineConfig, 'name' | 'file'>>, ctx
   const topic = output.config.topic;
   if (topic.parts.some((part) => part.kind !== 'text')) return;
   const path = ['output', 'kafka', 'topic'];
-  const input = p.input?.config;
+  const input = p.input?.type === 'kafka' ? p.input.config : undefined;
   const pattern = input?.topic_pattern !== undefined ? new RegExp(input.topic_pattern) : undefined;
   if (input?.topics?.includes(topic.text) || pattern?.test(topic.text)) {
     ctx.report(ctx.locate(path), path, `the output topic ${topic.text} is also consumed by input.kafka: every record would loop back in`, 'write to a topic of its own, e.g. <input topic>.json');

@@ -9,6 +9,7 @@ import { TOPIC_FIX, TOPIC_NAME } from '../../core/kafka/topics.js';
 import { defineComponent } from '../../core/pipeline/component.js';
 import { bool, byteSize, duration, expression, int, map, object, oneOf, string, template, type Infer } from '../../core/pipeline/fields.js';
 import { partSource, type PathTemplate } from '../../core/pipeline/path-template.js';
+import { requireKafkaInput } from '../../core/pipeline/input-config.js';
 import { RegistryRestClient } from '../../core/registry/ccompat.js';
 import { exactLongHook } from '../../core/registry/codec.js';
 import { compileExpression, type CompiledExpression } from '../expressions.js';
@@ -367,7 +368,7 @@ export class KafkaOutput implements Output<KafkaBatch> {
     const text = readFileSync(file, 'utf8');
     const schema = JSON.parse(text) as avro.Schema;
     const type = avro.Type.forSchema(schema, { typeHook: exactLongHook as never });
-    const registry = this.ctx.pipeline.input.config.registry;
+    const registry = requireKafkaInput(this.ctx.pipeline, 'the kafka output').registry;
     const rest = new RegistryRestClient(registry.url, { username: registry.username, password: registry.password });
     const found = await rest.lookup(subject!, JSON.stringify(schema));
     if (found) return { id: found.id, type };
@@ -429,5 +430,6 @@ export function renderTopic(t: PathTemplate, record: Pick<OutputRecord, 'topic' 
 /** The kafka output component: its spec and its constructor. */
 export const kafkaOutput: OutputComponent<KafkaOutputConfig> = {
   spec: kafkaOutputSpec,
+  offsets: 'output',
   create: (config, ctx) => new KafkaOutput(config, ctx),
 };

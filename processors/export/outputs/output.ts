@@ -72,6 +72,8 @@ export interface Output<B extends OutputBatch = OutputBatch> {
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export interface OutputComponent<Config = any> {
   readonly spec: ComponentSpec<unknown, Config>;
+  /** Its outputs' commit protocol (Output.offsets), known before one is built: what a `switch` checks its cases against. Unset: 'consumer'. */
+  readonly offsets?: 'consumer' | 'output';
   /** Builds the output of one pipeline (no I/O: `connect` does that). Throws ConfigError naming the file for rules the spec cannot check. */
   create(config: Config, ctx: OutputContext): Output;
 }

@@ -1,3 +1,4 @@
+import { valueDecoding } from '../../core/pipeline/input-config.js';
 import { HeadBucketCommand, type S3Client } from '@aws-sdk/client-s3';
 import { defineComponent } from '../../core/pipeline/component.js';
 import { ParquetEncodePool } from '../../core/parquet/encode-pool.js';
@@ -258,7 +259,7 @@ export class S3Output implements Output<S3Batch> {
     this.metrics = ctx.metrics;
     this.batching = config.batching;
     this.describe = { bucket: config.bucket, format: config.format };
-    this.shapes = shapeSource(config, pipeline.input.config.decode, pipeline.file);
+    this.shapes = shapeSource(config, valueDecoding(pipeline), pipeline.file);
     this.files = {
       path: config.path,
       format: config.format,
@@ -368,6 +369,7 @@ export function s3ClientFor(output: S3OutputConfig): S3Client {
 /** The s3 output component: its spec and its constructor. */
 export const s3Output: OutputComponent<S3OutputConfig> = {
   spec: s3OutputSpec,
+  offsets: 'consumer',
   create: (config, ctx) => new S3Output(config, ctx),
 };
 

@@ -225,5 +225,6 @@ export { StaleBatchError };
 
 export const sqlComponent: OutputComponent<SqlOutputConfig> = {
   spec: sqlOutputSpec,
+  offsets: 'output',
   create: (config, ctx) => new SqlOutput(config, ctx),
 };

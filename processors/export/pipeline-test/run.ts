@@ -4,6 +4,7 @@ import { createLogger } from '../../core/log/logger.js';
 import { jsonataLanguage } from '../../core/pipeline/expressions.js';
 import { loadPipeline } from '../../core/pipeline/lint.js';
 import type { PipelineConfig } from '../../core/pipeline/pipeline.js';
+import { kafkaInputOf } from '../../core/pipeline/input-config.js';
 import { PipelineConfigError, formatProblem } from '../../core/pipeline/problems.js';
 import { RecordPath, type RecordOutcome } from '../record-path.js';
 import { ExportMetrics } from '../metrics.js';
@@ -80,7 +81,7 @@ export async function runPipelineTests(pipelineFile: string, env: NodeJS.Process
 }
 
 async function runCase(pipeline: PipelineConfig, path: RecordPath, schemas: LocalSchemas, c: TestCase): Promise<CaseResult> {
-  const defaultTopic = pipeline.input.config.topics?.[0] ?? 'test';
+  const defaultTopic = kafkaInputOf(pipeline)?.topics?.[0] ?? 'test';
   // One chain of processor state per input partition, as the runner has: a dedupe remembers across the case's records.
   const steps = new Map<string, PartitionSteps>();
   const nextOffset = new Map<string, bigint>();

@@ -1,0 +1,80 @@
+import type pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { escapeText } from '../export/sql/copy-text.js';
+import type { StagedEvent } from '../ingest-api/enrichment.js';
+
+/**
+ * A file's batch of valid rows into staging.agent_events at COPY speed, still idempotent
+ * by event_id: the rows are COPied into a session-local temporary table, then moved with
+ * one INSERT ... SELECT ... ON CONFLICT (event_id) DO NOTHING. Both run inside the
+ * caller's transaction (the one that also moves the ledger's row offset), and the
+ * temporary table empties itself at COMMIT or ROLLBACK. No per-row statement, no array
+ * parameters to serialise: the rows travel once, as COPY text.
+ */
+
+const LOAD_TABLE = 'pg_temp.sluice_file_rows';
+const COLUMNS = 'event_id, event_type, agent_id, customer_id, amount_minor, currency, occurred_at, source, session_id, correlation_id, metadata';
+const NULL = '\\N';
+/** COPY data is sent in chunks of about this many characters. */
+const CHUNK_CHARS = 256 * 1024;
+
+/** Once per connection (a session-local table; IF NOT EXISTS makes a pooled connection's second file cheap). */
+export async function prepareLoadTable(client: pg.ClientBase): Promise<void> {
+  await client.query(
+    `CREATE TEMPORARY TABLE IF NOT EXISTS sluice_file_rows
+       (event_id uuid NOT NULL, event_type text NOT NULL, agent_id text NOT NULL, customer_id text, amount_minor bigint, currency text,
+        occurred_at timestamptz NOT NULL, source text, session_id text, correlation_id text, metadata jsonb)
+     ON COMMIT DELETE ROWS`,
+  );
+}
+
+/**
+ * Inserts the events (distinct event_ids) received at `receivedAt`; returns how many were
+ * new (the others were stored before: an earlier attempt, another file, the ingest API).
+ * Must run inside a transaction on a connection that ran prepareLoadTable.
+ */
+export async function loadEvents(client: pg.ClientBase, events: readonly StagedEvent[], receivedAt: string): Promise<number> {
+  if (events.length === 0) return 0;
+  await pipeline(Readable.from(copyChunks(events)), client.query(copyFrom(`COPY ${LOAD_TABLE} (${COLUMNS}) FROM STDIN`)));
+  // In event_id order: two writers sharing events wait on each other's keys in the same
+  // order instead of deadlocking (as the ingest API's insert does).
+  const { rowCount } = await client.query(
+    `INSERT INTO staging.agent_events (${COLUMNS}, received_at)
+     SELECT ${COLUMNS}, $1::timestamptz FROM ${LOAD_TABLE} ORDER BY event_id
+     ON CONFLICT (event_id) DO NOTHING`,
+    [receivedAt],
+  );
+  return rowCount ?? 0;
+}
+
+/** One event as a line of COPY text (without its newline). */
+export function copyLine(e: StagedEvent): string {
+  return [
+    e.eventId,
+    escapeText(e.eventType),
+    escapeText(e.agentId),
+    escapeText(e.customerId),
+    // As decimal text: exact for every 64-bit amount.
+    e.amountMinor === null ? NULL : e.amountMinor.toString(),
+    e.currency === null ? NULL : escapeText(e.currency),
+    e.occurredAt,
+    e.source === null ? NULL : escapeText(e.source),
+    e.sessionId === null ? NULL : escapeText(e.sessionId),
+    e.correlationId === null ? NULL : escapeText(e.correlationId),
+    e.metadata === null ? NULL : escapeText(e.metadata),
+  ].join('\t');
+}
+
+function* copyChunks(events: readonly StagedEvent[]): Generator<string> {
+  let chunk = '';
+  for (const e of events) {
+    chunk += `${copyLine(e)}\n`;
+    if (chunk.length >= CHUNK_CHARS) {
+      yield chunk;
+      chunk = '';
+    }
+  }
+  if (chunk) yield chunk;
+}
