@@ -8,7 +8,7 @@ import { AgentEventProducer } from '../support/agent-events.js';
 import { connectExportStack, domainEvent, freePort, runId, RunnerProcess, stack, testPipeline, waitDrained } from '../support/export-harness.js';
 import { hostPortOf, requireServer, testSettings } from '../support/servers.js';
 import { runWarehouseChaos } from '../support/warehouse-chaos.js';
-import { verifyWarehouse, waitWarehouseDrained, warehousePipelines, warehousePool, WarehouseRunner } from '../support/warehouse.js';
+import { verifyWarehouse, waitWarehouseDrained, warehousePipelines, warehousePool } from '../support/warehouse.js';
 
 /**
  * The warehouse pipelines (connectors/exports/warehouse.yaml and warehouse-daily.yaml) on
@@ -50,7 +50,7 @@ describe('export to the warehouse', () => {
     const lakeGroup = `test-warehouse-report-lake-${run}`;
     const lake = new RunnerProcess(testPipeline({ topic, dlq: `${topic}.lake.dlq`, prefix, group: lakeGroup }), `warehouse-report-lake-${run}`, await freePort()).start();
     const p = warehousePipelines({ run, topic });
-    const warehouse = new WarehouseRunner(p.files, `warehouse-report-${run}`, await freePort()).start();
+    const warehouse = new RunnerProcess(p.files, `warehouse-report-${run}`, await freePort()).start();
     const pool = warehousePool();
     try {
       await Promise.all([lake.ready(), warehouse.ready()]);

@@ -32,6 +32,6 @@ describe(`export soak: ${events.toLocaleString('en-US')} events`, () => {
     console.log(`[soak] ${events} events verified exactly once in ${result.seconds} s`);
     expect(result.kills).toBe(3);
     expect(result.rebalances).toBeGreaterThanOrEqual(2);
-    expect(result.uploadFailuresDuringOutage).toBeGreaterThan(0);
+    expect(result.failuresDuringOutage).toBeGreaterThan(0);
   }, 3_600_000);
 });

@@ -75,17 +75,17 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** One `sluice run` child process; its output goes to test-results/<name>.log. */
+/** One `sluice run` child process of one or more pipeline files; its output goes to test-results/<name>.log. */
 export class RunnerProcess extends SluiceProcess {
-  constructor(file: string, name: string, port: number) {
-    super(name, ['run', file], { SLUICE_EXPORT_HTTP_PORT: String(port), SLUICE_LOG_LEVEL: 'info' }, port);
+  constructor(files: string | readonly string[], name: string, port: number) {
+    super(name, ['run', ...(typeof files === 'string' ? [files] : files)], { SLUICE_EXPORT_HTTP_PORT: String(port), SLUICE_LOG_LEVEL: 'info' }, port);
   }
 
   static build(): void {
     buildDist('processors/cli/main.js');
   }
 
-  async ready(timeoutMs = 30_000): Promise<void> {
+  async ready(timeoutMs = 60_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       if (this.exitCode !== null) throw new Error(`runner ${this.name} exited (${this.exitCode}) before it was ready; see ${this.log}`);

@@ -7,7 +7,6 @@ import type pg from 'pg';
 import { createPool } from '../../processors/core/db/pool.js';
 import { ROOT } from './build.js';
 import type { ExpectedEvent } from './export-harness.js';
-import { SluiceProcess } from './sluice-process.js';
 
 /**
  * The warehouse pipelines under test: the shipped connectors/exports/warehouse.yaml and
@@ -55,24 +54,6 @@ export function warehousePipelines(o: { run: string; topic: string; period?: str
     names.push(name);
   }
   return { files, names, schema, dlq };
-}
-
-/** One `sluice run` of both warehouse pipelines; its output goes to test-results/<name>.log. */
-export class WarehouseRunner extends SluiceProcess {
-  constructor(files: string[], name: string, port: number) {
-    super(name, ['run', ...files], { SLUICE_EXPORT_HTTP_PORT: String(port), SLUICE_LOG_LEVEL: 'info' }, port);
-  }
-
-  async ready(timeoutMs = 60_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
-      if (this.exitCode !== null) throw new Error(`runner ${this.name} exited (${this.exitCode}) before it was ready; see ${this.log}`);
-      const ok = await fetch(`http://127.0.0.1:${this.port}/readyz`).then((r) => r.ok, () => false);
-      if (ok) return;
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    throw new Error(`runner ${this.name} not ready within ${timeoutMs} ms; see ${this.log}`);
-  }
 }
 
 export function warehousePool(): pg.Pool {
