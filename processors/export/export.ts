@@ -14,6 +14,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { s3ClientFor } from './outputs/s3.js';
 import { ExportMetrics } from './metrics.js';
 import { PipelineRunner } from './runner.js';
+import type { Override } from '../core/pipeline/overrides.js';
 import { kafkaClientFor } from './inputs/kafka.js';
 
 export const PROCESSOR_NAME = 'export';
@@ -23,10 +24,18 @@ export interface ExportOptions {
   env?: NodeJS.ProcessEnv;
   /** Install SIGTERM/SIGINT handlers (the CLI does). */
   handleSignals?: boolean;
+  /** `--set path=value` changes applied to every file (core/pipeline/overrides.ts). */
+  overrides?: readonly Override[];
 }
 
 export interface RunningExport {
-  port: number;
+  /** The health and metrics port; undefined for a run of finite inputs only (no server). */
+  port: number | undefined;
+  /**
+   * A run whose every input is finite (stdin, generate with a count): resolves once every
+   * record is flushed and the run stopped, rejects when an input gave up. Undefined otherwise.
+   */
+  done: Promise<void> | undefined;
   runners: PipelineRunner[];
   /** Graceful stop: every open batch flushed and committed, the group left. */
   stop(): Promise<void>;
@@ -39,9 +48,11 @@ export interface RunningExport {
  */
 export async function startExport(options: ExportOptions): Promise<RunningExport> {
   const env = options.env ?? process.env;
-  const pipelines = options.files.map((file) => loadPipeline(file, env));
+  const pipelines = options.files.map((file) => loadPipeline(file, env, options.overrides ? { overrides: options.overrides } : {}));
   const first = pipelines[0]!;
-  const logger = createLogger({ name: PROCESSOR_NAME, level: first.logger.level, file: first.logger.file });
+  // While an output writes records to stdout, stdout holds only them: the logs go to stderr.
+  const toStdout = pipelines.some((p) => (p.output.type as string) === 'stdout') && !first.logger.file;
+  const logger = createLogger({ name: PROCESSOR_NAME, level: first.logger.level, file: first.logger.file, ...(toStdout ? { destination: process.stderr } : {}) });
   const registry = createMetricsRegistry(PROCESSOR_NAME);
   const metrics = new ExportMetrics(registry);
   const shutdown = new Shutdown(logger);
@@ -52,9 +63,12 @@ export async function startExport(options: ExportOptions): Promise<RunningExport
   // The replication factor and min.insync.replicas of the topics Sluice creates (SLUICE_KAFKA_TOPIC_*).
   const topics = loadSettings({ kafka: { topicReplicationFactor: coreSettings.kafka.topicReplicationFactor, topicMinInsyncReplicas: coreSettings.kafka.topicMinInsyncReplicas } }, { env }).kafka;
   const runners = pipelines.map((p) => createRunner(p, logger, metrics, topics));
+  // A terminal run of finite inputs (stdin, generate with a count) ends by itself: it serves no
+  // health port (nothing scrapes it, and it never clashes with a running export's).
+  const finite = runners.every((r) => r.input.finite);
   let server: HealthServer | undefined;
   try {
-    server = await startHealthServer({
+    if (!finite) server = await startHealthServer({
       port: first.http.port,
       host: first.http.host,
       metrics: registry,
@@ -74,14 +88,16 @@ export async function startExport(options: ExportOptions): Promise<RunningExport
       },
     });
     const live = server;
-    shutdown.add('http server', () => live.close());
-    const liveness = setInterval(() => {
-      const failed = runners.find((r) => r.failure);
-      live.setLive(!failed, failed ? `pipeline ${failed.pipeline.name} stopped: ${failed.failure!.message}` : '');
-    }, 2000);
-    liveness.unref();
-    shutdown.add('liveness monitor', () => clearInterval(liveness));
-    logger.info({ host: server.host, port: server.port, pipelines: pipelines.map((p) => p.file) }, 'serving /healthz, /readyz, /metrics');
+    if (live) {
+      shutdown.add('http server', () => live.close());
+      const liveness = setInterval(() => {
+        const failed = runners.find((r) => r.failure);
+        live.setLive(!failed, failed ? `pipeline ${failed.pipeline.name} stopped: ${failed.failure!.message}` : '');
+      }, 2000);
+      liveness.unref();
+      shutdown.add('liveness monitor', () => clearInterval(liveness));
+      logger.info({ host: live.host, port: live.port, pipelines: pipelines.map((p) => p.file) }, 'serving /healthz, /readyz, /metrics');
+    } else logger.info({ pipelines: pipelines.map((p) => p.file) }, 'finite inputs: the run ends when they do (no health port)');
     for (const r of runners) {
       shutdown.add(`pipeline ${r.pipeline.name}`, () => r.stop());
       await r.start(startup);
@@ -91,7 +107,17 @@ export async function startExport(options: ExportOptions): Promise<RunningExport
     await shutdown.run();
     throw error;
   }
-  return { port: server.port, runners, stop: async () => void (await shutdown.run()) };
+  const stop = async () => void (await shutdown.run());
+  const done = finite
+    ? Promise.all(runners.map((r) => r.finished)).then(
+        () => stop(),
+        async (error: unknown) => {
+          await stop();
+          throw error;
+        },
+      )
+    : undefined;
+  return { port: server?.port, done, runners, stop };
 }
 
 function createRunner(p: PipelineConfig, logger: Logger, metrics: ExportMetrics, topics: TopicPlanInput['kafka']): PipelineRunner {

@@ -1,4 +1,5 @@
 import type { Message } from 'kafkajs';
+import { isInteger, isSafeNumber, parse as parseLossless } from 'lossless-json';
 import { deadLetterMessage, type ConsumedRecord } from '../core/dlq/dead-letter.js';
 import { DLQ_REASONS } from '../core/dlq/reasons.js';
 import { isUnavailable } from '../core/errors/errors.js';
@@ -150,10 +151,19 @@ export class RecordConsumer {
   }
 }
 
+/** 16 digits or more in a row: a number JSON.parse may round (beyond 2^53) could be there. */
+const LONG_DIGITS = /\d{16}/;
+
+/**
+ * A JSON value; integers beyond 2^53 come out exact, as BigInt (lossless-json, used only
+ * when the text holds a run of 16 digits: JSON.parse is several times faster).
+ */
 export function parseJson(value: Buffer | null): unknown {
   if (!value) throw new DecodeError(DLQ_REASONS.decodeError, 'value is null (a tombstone)');
   try {
-    return JSON.parse(value.toString('utf8'));
+    const text = value.toString('utf8');
+    if (!LONG_DIGITS.test(text)) return JSON.parse(text);
+    return parseLossless(text, null, (n) => (isSafeNumber(n) ? Number(n) : isInteger(n) ? BigInt(n) : Number(n)));
   } catch (error) {
     throw new DecodeError(DLQ_REASONS.decodeError, `value is not JSON: ${(error as Error).message}`);
   }

@@ -21,7 +21,7 @@ export interface ShapeSource {
   shapeFor(readerId: number | undefined, readerSchema: unknown): RowShape;
 }
 
-export function shapeSource(output: S3OutputConfig, decode: 'avro_registry' | 'json' | 'raw', pipelineFile: string): ShapeSource {
+export function shapeSource(output: Pick<S3OutputConfig, 'columns'>, decode: 'avro_registry' | 'json' | 'raw', pipelineFile: string): ShapeSource {
   if (output.columns) {
     const shape = declaredShape(output.columns);
     return { shapeFor: () => shape };

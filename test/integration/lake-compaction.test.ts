@@ -33,7 +33,10 @@ const root = `test-compact-${id}/`;
 const prefix = `${root}agent_events/`;
 const group = `test-compact-${id}`;
 const DAYS = 30;
-const PER_DAY = 96;
+/** Events a day (a multiple of WAVES_A_DAY); the soak (test/soak/lake-compaction-soak.test.ts) sets SLUICE_COMPACT_TEST_PER_DAY for a 1M-event month. */
+const PER_DAY = Number(process.env.SLUICE_COMPACT_TEST_PER_DAY ?? 96);
+/** Time limits grow with the month's size: 1 with the test's own 96 a day. */
+const SCALE = Math.max(1, PER_DAY / 96 / 50);
 /** Flushes a day: the period is compressed with time (the shipped 1 s over a day of traffic is 86,400 flushes). */
 const WAVES_A_DAY = 3;
 const KAFKA_PARTITIONS = 2;
@@ -96,7 +99,7 @@ async function expectNoJournalAndTrueManifests(): Promise<void> {
   }
 }
 
-const compact = (args: string[] = []) => cli(['compact', file, '--grace', '24h', '--concurrency', '8', ...args], env, 120_000);
+const compact = (args: string[] = []) => cli(['compact', file, '--grace', '24h', '--concurrency', '8', ...args], env, 120_000 * SCALE);
 
 beforeAll(async () => {
   await requireServerWithin('Kafka', settings.kafka.brokers[0]!);
@@ -122,7 +125,7 @@ afterAll(async () => {
 });
 
 describe('sluice compact', () => {
-  it('a month of live-shaped traffic: every closed partition drops to one file, rows and report unchanged', { timeout: 600_000 }, async () => {
+  it('a month of live-shaped traffic: every closed partition drops to one file, rows and report unchanged', { timeout: 600_000 * SCALE }, async () => {
     running = await startExport({ files: [file], env });
     for (let day = 1; day <= DAYS; day++) {
       for (let w = 0; w < WAVES_A_DAY; w++) {
@@ -130,7 +133,7 @@ describe('sluice compact', () => {
         await new Promise((r) => setTimeout(r, 330)); // a flush (period 250ms) a wave, as live traffic writes a day's files
       }
     }
-    await waitCaughtUp(admin, group, topic, 60_000);
+    await waitCaughtUp(admin, group, topic, 60_000 * SCALE);
     const before = await filesByPartition();
     const beforeKeys = [...before.values()].flat();
     const reportBefore = await monthReport('before');
@@ -188,7 +191,7 @@ describe('sluice compact', () => {
     expect([...(await filesByPartition()).values()].flat().sort()).toEqual([...after.values()].flat().sort());
   });
 
-  it('SIGKILL at random moments while the export runs and late events arrive: the next run leaves every row once, no journal, no orphan', { timeout: 300_000 }, async () => {
+  it('SIGKILL at random moments while the export runs and late events arrive: the next run leaves every row once, no journal, no orphan', { timeout: 300_000 * SCALE }, async () => {
     for (let round = 0; round < 5; round++) {
       // Late events for days already compacted, while the export keeps running.
       await producer.send(wave(10 + round * 3, 120, 1).map((e) => producer.message(e)));
@@ -198,7 +201,7 @@ describe('sluice compact', () => {
       victim.kill('SIGKILL');
       await victim.done;
     }
-    await waitCaughtUp(admin, group, topic, 60_000);
+    await waitCaughtUp(admin, group, topic, 60_000 * SCALE);
     const run = await compact();
     expect(run.code, run.stderr).toBe(0);
     await expectExact();
@@ -207,7 +210,7 @@ describe('sluice compact', () => {
     for (const [dir, keys] of await filesByPartition()) expect(keys.length, dir).toBe(1);
   });
 
-  it('replay --pipeline over a compacted lake: from a target inside merged files, the re-export leaves the lake exact and the report the same', { timeout: 180_000 }, async () => {
+  it('replay --pipeline over a compacted lake: from a target inside merged files, the re-export leaves the lake exact and the report the same', { timeout: 180_000 * SCALE }, async () => {
     const reportBefore = await monthReport('before-replay');
     await running!.stop();
     running = undefined;
@@ -224,7 +227,7 @@ describe('sluice compact', () => {
     expect(done.code, done.stderr).toBe(0);
     expect(done.stdout).toMatch(/moved back/);
     running = await startExport({ files: [file], env });
-    await waitCaughtUp(admin, group, topic, 60_000);
+    await waitCaughtUp(admin, group, topic, 60_000 * SCALE);
     await expectExact();
     expect(await monthReport('after-replay')).toBe(reportBefore);
     // And compacting the re-exported files again keeps it so.

@@ -44,7 +44,7 @@ export function compactCommand(): Command {
     .addOption(new Option('--grace <duration>', 'a day is closed this long after it ends (late events keep arriving until then)').argParser(duration).default(GRACE_DEFAULT_MS, formatDuration(GRACE_DEFAULT_MS)))
     .addOption(new Option('--target-size <size>', 'bytes per compacted file').argParser(size).default(TARGET_DEFAULT, formatByteSize(TARGET_DEFAULT)))
     .addOption(new Option('--row-group-rows <n>', 'rows per Parquet row group (smaller: finer row-group pruning by agent_id in engines that read statistics)').argParser(positive).default(131_072))
-    .addOption(new Option('--concurrency <n>', 'partitions compacted at once').argParser(positive).default(4))
+    .addOption(new Option('--concurrency <n>', 'partitions compacted at once (memory grows with it: a partition is sorted in memory, ~500 bytes a row; use 1 for days of millions of rows per event type)').argParser(positive).default(4))
     .option('--schedule <cron>', 'keep running and compact on this cron schedule (UTC), e.g. "15 * * * *"; without it, compact once and exit')
     .addOption(
       new Option('--http-port <port>', 'with --schedule: port of /healthz, /readyz and /metrics (sluice_compact_*; 0 picks a free one), on SLUICE_HTTP_HOST')

@@ -157,7 +157,7 @@ export function inlineYaml(value: unknown): string {
 }
 
 function fail(ctx: ParseContext, node: ConfigNode, at: At, message: string, fix: string): Invalid {
-  const from = node.origin.from === 'env' ? ` (from environment variable ${node.origin.name})` : node.origin.from === 'default' ? ' (the default)' : '';
+  const from = node.origin.from === 'env' ? ` (from environment variable ${node.origin.name})` : node.origin.from === 'default' ? ' (the default)' : node.origin.from === 'flag' ? ` (from --set ${node.origin.text})` : '';
   ctx.report(node.pos, at.path, message + from, fix);
   return INVALID;
 }

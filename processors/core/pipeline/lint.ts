@@ -5,6 +5,7 @@ import type { Env } from './interpolation.js';
 import { parsePipeline, type PipelineConfig } from './pipeline.js';
 import { PipelineConfigError, type PipelineProblem } from './problems.js';
 import { parseYamlSource } from './source.js';
+import { applyOverrides, type Override } from './overrides.js';
 
 export interface LintOptions {
   /** Values for `${ENV}` and env-var defaults; process.env when absent. */
@@ -14,6 +15,8 @@ export interface LintOptions {
    * stand-in, or null to skip the check.
    */
   expressions?: ExpressionLanguage | null;
+  /** `--set path=value` changes applied to the file before it is checked (overrides.ts). */
+  overrides?: readonly Override[];
 }
 
 export interface LintResult {
@@ -38,6 +41,7 @@ export function lintPipelineText(text: string, file: string, options: LintOption
     ctx.report(root.pos, [], 'a pipeline file is a mapping of sections', 'write input:, pipeline:, output: and dlq: at the top level');
     return { problems: sorted(ctx.problems) };
   }
+  if (options.overrides?.length) applyOverrides(root, options.overrides, ctx);
   const config = parsePipeline(root, ctx);
   return config && ctx.problems.length === 0 ? { problems: [], config } : { problems: sorted(ctx.problems) };
 }

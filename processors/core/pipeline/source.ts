@@ -11,8 +11,8 @@ export interface Pos {
   column: number;
 }
 
-/** Where a value came from; `interpolated` marks file text already run through `${ENV}` interpolation. */
-export type Origin = { from: 'file'; interpolated?: true } | { from: 'env'; name: string } | { from: 'default' };
+/** Where a value came from; `interpolated` marks file text already run through `${ENV}` interpolation; `flag`: a `--set` argument. */
+export type Origin = { from: 'file'; interpolated?: true } | { from: 'env'; name: string } | { from: 'default' } | { from: 'flag'; text: string };
 
 interface NodeBase {
   pos: Pos;
