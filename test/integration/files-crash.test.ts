@@ -4,14 +4,11 @@ import { gzipSync } from 'node:zlib';
 import type { Kafka, KafkaMessage } from 'kafkajs';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPool } from '../../processors/core/db/pool.js';
-import { createKafka } from '../../processors/core/kafka/client.js';
-import { createS3Client } from '../../processors/core/s3/client.js';
 import { buildDist } from '../support/build.js';
-import { generateCsv, getText, ledgerRows, parseRejects, put, storedCount, waitDone } from '../support/file-drops.js';
+import { filesEnv, generateCsv, getText, ledgerRows, openFileDropRig, parseRejects, put, storedCount, waitDone, type FileDropRig } from '../support/file-drops.js';
 import { collect } from '../support/kafka.js';
 import { cli } from '../support/ops-lake.js';
-import { eventually, requireServer, testSettings } from '../support/servers.js';
+import { eventually, testSettings } from '../support/servers.js';
 import { SluiceProcess } from '../support/sluice-process.js';
 
 /**
@@ -28,34 +25,17 @@ const bucket = settings.s3.bucket;
 let s3: S3Client;
 let pool: pg.Pool;
 let kafka: Kafka;
-const env = {
-  SLUICE_LOG_LEVEL: 'info',
-  SLUICE_FILES_SOURCES: 'partner:csv',
-  SLUICE_FILES_INCOMING_PREFIX: `${root}incoming/`,
-  SLUICE_FILES_PROCESSED_PREFIX: `${root}processed/`,
-  SLUICE_FILES_FAILED_PREFIX: `${root}failed/`,
-  SLUICE_FILES_REJECTS_PREFIX: `${root}rejects/`,
-  SLUICE_FILES_RECEIPTS_PREFIX: `${root}receipts/`,
-  SLUICE_FILES_DLQ_TOPIC: dlqTopic,
-  SLUICE_FILES_POLL_INTERVAL_MS: '300',
-  SLUICE_FILES_BATCH_ROWS: '500',
-  SLUICE_FILES_HTTP_PORT: '26571',
-};
+let rig: FileDropRig;
+const env = { SLUICE_LOG_LEVEL: 'info', ...filesEnv(root, { sources: 'partner:csv', dlqTopic, httpPort: 26571, batchRows: 500 }) };
 
 beforeAll(async () => {
-  await requireServer('PostgreSQL', new URL(settings.database.url).host);
-  await requireServer('Kafka broker', settings.kafka.brokers[0]!);
+  rig = await openFileDropRig(settings);
+  ({ s3, pool, kafka } = rig);
   buildDist('processors/cli/main.js');
-  s3 = createS3Client(settings.s3);
-  pool = createPool(settings.database.url, { max: 2 });
-  kafka = createKafka(settings.kafka, { region: settings.s3.region });
 }, 300_000);
 
 afterAll(async () => {
-  await pool?.end();
-  const admin = kafka?.admin();
-  await admin?.connect().then(() => admin.deleteTopics({ topics: [dlqTopic] }).catch(() => undefined)).finally(() => admin.disconnect());
-  s3?.destroy();
+  await rig?.close([dlqTopic]);
 });
 
 describe('sluice files under SIGKILL', () => {

@@ -4,15 +4,12 @@ import { gzipSync } from 'node:zlib';
 import type { Kafka, KafkaMessage } from 'kafkajs';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPool } from '../../processors/core/db/pool.js';
 import { DLQ_HEADERS, readDeadLetterHeaders } from '../../processors/core/dlq/dead-letter.js';
-import { createKafka } from '../../processors/core/kafka/client.js';
-import { createS3Client } from '../../processors/core/s3/client.js';
 import { startFiles, type RunningFiles } from '../../processors/files/files.js';
-import { CSV_HEADER, fileEventId, generateCsv, generateJsonl, getText, ledgerRows, parseRejects, put, storedCount, waitDone, type LedgerState } from '../support/file-drops.js';
+import { CSV_HEADER, fileEventId, filesEnv, generateCsv, generateJsonl, getText, ledgerRows, openFileDropRig, parseRejects, put, storedCount, waitDone, type FileDropRig, type LedgerState } from '../support/file-drops.js';
 import { collect } from '../support/kafka.js';
 import { startSmtpCapture, startWebhookCapture, type SmtpCapture, type WebhookCapture } from '../support/reports-notify.js';
-import { requireServer, testSettings } from '../support/servers.js';
+import { testSettings } from '../support/servers.js';
 
 /**
  * `sluice files` against the real stack: files dropped into S3 become rows of
@@ -27,6 +24,7 @@ const bucket = settings.s3.bucket;
 let s3: S3Client;
 let pool: pg.Pool;
 let kafka: Kafka;
+let rig: FileDropRig;
 let files: RunningFiles;
 let smtp: SmtpCapture;
 let webhook: WebhookCapture;
@@ -48,27 +46,15 @@ async function deadLetters(key: string, count: number): Promise<KafkaMessage[]> 
 }
 
 beforeAll(async () => {
-  await requireServer('PostgreSQL', new URL(settings.database.url).host);
-  await requireServer('Kafka broker', settings.kafka.brokers[0]!);
-  s3 = createS3Client(settings.s3);
-  pool = createPool(settings.database.url, { max: 2 });
-  kafka = createKafka(settings.kafka, { region: settings.s3.region });
+  rig = await openFileDropRig(settings);
+  ({ s3, pool, kafka } = rig);
   smtp = await startSmtpCapture();
   webhook = await startWebhookCapture(`/hooks/${randomBytes(8).toString('hex')}`);
   files = await startFiles({
     env: {
       ...process.env,
       SLUICE_LOG_LEVEL: 'warn',
-      SLUICE_FILES_SOURCES: 'partner-csv:csv,partner-jsonl:jsonl,partner-semi:csv:;',
-      SLUICE_FILES_INCOMING_PREFIX: `${root}incoming/`,
-      SLUICE_FILES_PROCESSED_PREFIX: `${root}processed/`,
-      SLUICE_FILES_FAILED_PREFIX: `${root}failed/`,
-      SLUICE_FILES_REJECTS_PREFIX: `${root}rejects/`,
-      SLUICE_FILES_RECEIPTS_PREFIX: `${root}receipts/`,
-      SLUICE_FILES_DLQ_TOPIC: dlqTopic,
-      SLUICE_FILES_POLL_INTERVAL_MS: '300',
-      SLUICE_FILES_BATCH_ROWS: '2000',
-      SLUICE_FILES_HTTP_PORT: '0',
+      ...filesEnv(root, { sources: 'partner-csv:csv,partner-jsonl:jsonl,partner-semi:csv:;', dlqTopic, httpPort: 0, batchRows: 2000 }),
       SLUICE_FILES_NOTIFY_EMAIL: 'ops@example.com',
       SLUICE_FILES_SMTP_URL: smtp.url,
       SLUICE_FILES_NOTIFY_WEBHOOK: webhook.url,
@@ -83,10 +69,7 @@ afterAll(async () => {
   await files?.stop();
   await smtp?.close();
   await webhook?.close();
-  await pool?.end();
-  const admin = kafka?.admin();
-  await admin?.connect().then(() => admin.deleteTopics({ topics: [dlqTopic] }).catch(() => undefined)).finally(() => admin.disconnect());
-  s3?.destroy();
+  await rig?.close([dlqTopic]);
 });
 
 describe('sluice files', () => {

@@ -4,11 +4,9 @@ import { readFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPool } from '../../processors/core/db/pool.js';
-import { createS3Client } from '../../processors/core/s3/client.js';
 import { buildDist } from '../support/build.js';
-import { fileEventId, generateCsv, ledgerRows, put, storedCount, waitDone } from '../support/file-drops.js';
-import { eventually, requireServer, testSettings } from '../support/servers.js';
+import { fileEventId, filesEnv, generateCsv, ledgerRows, openFileDropRig, put, storedCount, waitDone, type FileDropRig } from '../support/file-drops.js';
+import { eventually, testSettings } from '../support/servers.js';
 import { SluiceProcess } from '../support/sluice-process.js';
 
 /**
@@ -23,18 +21,8 @@ const root = `files-soak-${run}/`;
 const bucket = settings.s3.bucket;
 let s3: S3Client;
 let pool: pg.Pool;
-const env = {
-  SLUICE_LOG_LEVEL: 'info',
-  SLUICE_FILES_SOURCES: 'partner:csv',
-  SLUICE_FILES_INCOMING_PREFIX: `${root}incoming/`,
-  SLUICE_FILES_PROCESSED_PREFIX: `${root}processed/`,
-  SLUICE_FILES_FAILED_PREFIX: `${root}failed/`,
-  SLUICE_FILES_REJECTS_PREFIX: `${root}rejects/`,
-  SLUICE_FILES_RECEIPTS_PREFIX: `${root}receipts/`,
-  SLUICE_FILES_DLQ_TOPIC: `files-soak-${run}.dlq`,
-  SLUICE_FILES_POLL_INTERVAL_MS: '500',
-  SLUICE_FILES_HTTP_PORT: '26572',
-};
+const env = { SLUICE_LOG_LEVEL: 'info', ...filesEnv(root, { sources: 'partner:csv', dlqTopic: `files-soak-${run}.dlq`, httpPort: 26572, pollMs: 500 }) };
+let rig: FileDropRig;
 
 function peakRss(pid: number): number {
   const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -58,15 +46,13 @@ async function ingestAlone(name: string, rows: number, from: number): Promise<{ 
 }
 
 beforeAll(async () => {
-  await requireServer('PostgreSQL', new URL(settings.database.url).host);
+  rig = await openFileDropRig(settings);
+  ({ s3, pool } = rig);
   buildDist('processors/cli/main.js');
-  s3 = createS3Client(settings.s3);
-  pool = createPool(settings.database.url, { max: 2 });
 });
 
 afterAll(async () => {
-  await pool?.end();
-  s3?.destroy();
+  await rig?.close([`files-soak-${run}.dlq`]);
 });
 
 describe('sluice files, 1M rows', () => {

@@ -1,7 +1,12 @@
 import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { createHash } from 'node:crypto';
+import type { Kafka } from 'kafkajs';
 import type pg from 'pg';
-import { eventually } from './servers.js';
+import type { CoreSettings } from '../../processors/core/config/core-settings.js';
+import { createPool } from '../../processors/core/db/pool.js';
+import { createKafka } from '../../processors/core/kafka/client.js';
+import { createS3Client } from '../../processors/core/s3/client.js';
+import { eventually, hostPortOf, requireServer } from './servers.js';
 
 /**
  * Partner files for `sluice files` tests: CSV (with quotes, embedded line breaks, a BOM)
@@ -183,4 +188,56 @@ export function parseRejects(text: string): { line: number; reasons: string; mes
   const [header, ...rows] = records;
   if (header?.join(',') !== 'line,reasons,message,original') throw new Error(`unexpected rejects header ${header?.join(',')}`);
   return rows.map((r) => ({ line: Number(r[0]), reasons: r[1]!, message: r[2]!, original: r[3]! }));
+}
+
+/**
+ * The env of a `sluice files` under test: every prefix under `root` (so tests never see
+ * each other's files), its own DLQ topic, a short poll.
+ */
+export function filesEnv(root: string, o: { sources: string; dlqTopic: string; httpPort: string | number; pollMs?: number; batchRows?: number }): Record<string, string> {
+  return {
+    SLUICE_FILES_SOURCES: o.sources,
+    SLUICE_FILES_INCOMING_PREFIX: `${root}incoming/`,
+    SLUICE_FILES_PROCESSED_PREFIX: `${root}processed/`,
+    SLUICE_FILES_FAILED_PREFIX: `${root}failed/`,
+    SLUICE_FILES_REJECTS_PREFIX: `${root}rejects/`,
+    SLUICE_FILES_RECEIPTS_PREFIX: `${root}receipts/`,
+    SLUICE_FILES_DLQ_TOPIC: o.dlqTopic,
+    SLUICE_FILES_POLL_INTERVAL_MS: String(o.pollMs ?? 300),
+    ...(o.batchRows !== undefined ? { SLUICE_FILES_BATCH_ROWS: String(o.batchRows) } : {}),
+    SLUICE_FILES_HTTP_PORT: String(o.httpPort),
+  };
+}
+
+/** What every files test talks to: S3, the staging database and Kafka, checked up first. */
+export interface FileDropRig {
+  s3: S3Client;
+  pool: pg.Pool;
+  kafka: Kafka;
+  /** Deletes the given topics (the test's DLQ) and closes every client. */
+  close(topics?: string[]): Promise<void>;
+}
+
+export async function openFileDropRig(settings: CoreSettings): Promise<FileDropRig> {
+  await requireServer('PostgreSQL', hostPortOf(settings.database.url));
+  await requireServer('Kafka broker', settings.kafka.brokers[0]!);
+  const s3 = createS3Client(settings.s3);
+  const pool = createPool(settings.database.url, { max: 2 });
+  const kafka = createKafka(settings.kafka, { region: settings.s3.region });
+  return {
+    s3,
+    pool,
+    kafka,
+    async close(topics = []) {
+      await pool.end();
+      if (topics.length > 0) {
+        const admin = kafka.admin();
+        await admin
+          .connect()
+          .then(() => admin.deleteTopics({ topics }).catch(() => undefined))
+          .finally(() => admin.disconnect());
+      }
+      s3.destroy();
+    },
+  };
 }
