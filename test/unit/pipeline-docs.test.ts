@@ -19,7 +19,7 @@ describe('renderComponentDocs', () => {
   const docs = renderComponentDocs();
 
   it('documents every component under its kind', () => {
-    expect(ALL_COMPONENTS.map((c) => c.name)).toEqual(['kafka', 'stdin', 'generate', 'mapping', 'filter', 'dedupe', 'select', 'drop', 'log', 's3', 'sql', 'kafka', 'switch', 'file', 'stdout', 'dlq', 'http', 'logger']);
+    expect(ALL_COMPONENTS.map((c) => c.name)).toEqual(['kafka', 'stdin', 'generate', 'http_server', 'mapping', 'filter', 'dedupe', 'select', 'drop', 'log', 's3', 'sql', 'kafka', 'switch', 'file', 'stdout', 'dlq', 'http', 'logger']);
     const order = ['## Inputs', ...INPUTS.map((c) => `### ${c.name}`), '## Processors', ...PROCESSORS.map((c) => `### ${c.name}`), '## Outputs', ...OUTPUTS.map((c) => `### ${c.name}`), '## Sections', ...SECTIONS.map((c) => `### ${c.name}`)];
     // Each heading after the one before it (kafka is both an input and an output heading).
     let from = 0;

@@ -1,5 +1,6 @@
 import type { InputComponent } from './input.js';
 import { generateInput } from './generate.js';
+import { httpServerInput } from './http-server.js';
 import { kafkaInput } from './kafka.js';
 import { stdinInput } from './stdin.js';
 
@@ -8,7 +9,7 @@ import { stdinInput } from './stdin.js';
  * read (core/pipeline/components/index.ts takes the specs from here) and the export runner
  * builds its input from. A new input is one file plus a line here.
  */
-export const INPUT_COMPONENTS = [kafkaInput, stdinInput, generateInput] as const satisfies readonly InputComponent[];
+export const INPUT_COMPONENTS = [kafkaInput, stdinInput, generateInput, httpServerInput] as const satisfies readonly InputComponent[];
 
 /** The component of an input type (`kafka`, `stdin`...), as the pipeline's `input` names it. */
 export function inputComponent(type: string): InputComponent {
