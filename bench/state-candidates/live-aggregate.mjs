@@ -106,13 +106,19 @@ for (const name of which) {
     const root = open({ path: dir, maxDbs: 4, noSync: true, compression: false });
     const db = root.openDB('data', { encoding: 'binary', keyEncoding: 'ordered-binary' });
     let last = Promise.resolve();
+    // Written but not yet committed by LMDB's write thread: read first (StateStores' `unwritten`).
+    const unwritten = new Map();
     await measure(name, {
       dir,
-      get: (k) => db.getBinaryFast(k),
+      get: (k) => unwritten.get(k) ?? db.getBinaryFast(k),
       // Queued to LMDB's write thread as one transaction, as StateStores.committed does.
       write: (pending) => {
+        for (const [k, v] of pending) unwritten.set(k, v);
         last = root.batch(() => {
           for (const [k, v] of pending) db.put(k, v);
+        });
+        void last.then(() => {
+          for (const [k, v] of pending) if (unwritten.get(k) === v) unwritten.delete(k);
         });
       },
       flushed: () => last,

@@ -118,7 +118,7 @@ describe('infra/prometheus/alerts.yaml', () => {
     const has = (re: RegExp) => exprs.some((e) => re.test(e));
     expect(has(/^up\{job=~"sluice-\.\*"\} == 0$/)).toBe(true);
     const processorJobs = jobs.filter((j) => j.startsWith('sluice-'));
-    expect(processorJobs).toEqual(['sluice-ingest-api', 'sluice-normalizer', 'sluice-export', 'sluice-reports', 'sluice-live', 'sluice-files', 'sluice-connectors-monitor']);
+    expect(processorJobs).toEqual(['sluice-ingest-api', 'sluice-normalizer', 'sluice-export', 'sluice-reports', 'sluice-live', 'sluice-files', 'sluice-compact', 'sluice-connectors-monitor']);
     for (const job of processorJobs) expect(exprs, `absent() alert for ${job}`).toContain(`absent(up{job="${job}"})`);
     expect(has(/increase\(sluice_normalizer_dead_letters_total\[/)).toBe(true);
     expect(has(/increase\(sluice_live_dead_letters_total\[/)).toBe(true);
