@@ -15,6 +15,7 @@ import { Ledger } from './ledger.js';
 import { FilesMetrics } from './metrics.js';
 import { PROCESSOR } from './outputs.js';
 import { filesSettings } from './settings.js';
+import { NotificationListener } from './notifications.js';
 import { FileWatcher } from './watcher.js';
 
 export type FilesOptions = StartOptions;
@@ -88,6 +89,11 @@ async function start(ctx: ProcessorContext<typeof filesSettings>): Promise<Runni
   const deps: FileIngestDeps = { s3, s3Settings: core.s3, producer, ledger, notifier, metrics, settings: s, logger, pool, signal: stopping.signal };
   const watcher = new FileWatcher(deps, bucket);
   const loop = watcher.run();
+  if (s.notificationsTopic) {
+    const consumer = kafka.consumer({ groupId: s.notificationsGroupId });
+    ctx.shutdown.add('notifications consumer', () => consumer.disconnect());
+    await new NotificationListener(deps, consumer, bucket, s.notificationsTopic).start();
+  }
   // Registered last, so it runs first: the file in progress stops after its current batch.
   ctx.shutdown.add('file watcher', async () => {
     stopping.abort();

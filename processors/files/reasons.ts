@@ -29,6 +29,16 @@ export const ROW_REASONS = {
 } as const;
 export type RowReason = keyof typeof ROW_REASONS;
 
+/** Why an S3 event notification (files.notificationsTopic) went to the DLQ instead of naming a file. */
+export const NOTIFICATION_REASONS = {
+  malformed_notification: 'the record is not JSON, or a key is not valid URL encoding',
+  not_an_s3_event: 'JSON, but not an S3 event notification (no Records list)',
+  missing_field: 'an ObjectCreated record without its bucket name, key or event name',
+  other_bucket: 'the notification names a bucket this instance does not watch',
+  outside_incoming: "the key is not under any source's incoming prefix",
+} as const;
+export type NotificationReason = keyof typeof NOTIFICATION_REASONS;
+
 /** A failure that ends a file: it is recorded as failed with this reason; rows already committed stay. */
 export class FileFormatError extends Error {
   override readonly name = 'FileFormatError';

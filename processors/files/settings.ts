@@ -75,6 +75,11 @@ export const filesSettings = {
       example: 'EUR',
     }),
     dlqTopic: setting(topicName, { doc: 'dead-letter topic of rejected rows (the original line, sluice.dlq.* headers)', default: 'files.dlq' }),
+    notificationsTopic: setting(topicName.optional(), {
+      doc: 'Kafka topic of S3 event notifications (JSON, as S3 / EventBridge / MinIO write them) for buckets that publish them: objects are processed as soon as they are notified, beside the listing (keep the listing as the safety net). Unset: listing only',
+      example: 's3-events.incoming',
+    }),
+    notificationsGroupId: setting(z.string().min(1), { doc: 'consumer group of the notifications topic', default: 'sluice-files-notifications' }),
     rejectRateAlert: setting(z.coerce.number().min(0).max(1), { doc: 'notify when a file rejects more than this share of its rows (0.05 = 5 %)', default: 0.05 }),
     notifyEmail: setting(z.string().optional(), { doc: 'comma-separated addresses told of a failed file or a reject rate over rejectRateAlert' }),
     notifyWebhook: setting(z.string().url().optional(), { doc: 'Slack-compatible webhook told of a failed file or a reject rate over rejectRateAlert (its host must be in webhookAllowedHosts)', secret: true }),

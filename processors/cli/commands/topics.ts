@@ -30,7 +30,7 @@ function filesIn(dir: string, ext: RegExp): string[] {
  */
 export function shippedPlanInput(configFile: string | undefined, options: { connectors?: string[]; pipelines?: string[] } = {}): TopicPlanInput {
   const fileOpt = configFile ? { file: configFile } : {};
-  const settings = loadSettings({ ...coreSettings, ...normalizerSettings, ...reportsSettings, ...liveSettings, files: { dlqTopic: filesSettings.files.dlqTopic } }, fileOpt);
+  const settings = loadSettings({ ...coreSettings, ...normalizerSettings, ...reportsSettings, ...liveSettings, files: { dlqTopic: filesSettings.files.dlqTopic, notificationsTopic: filesSettings.files.notificationsTopic } }, fileOpt);
   const vars = connectorVars(settings);
   return {
     kafka: settings.kafka,

@@ -39,7 +39,7 @@ export interface TopicPlanInput {
   /** Connector files as `sluice connectors apply` sends them (placeholders filled). */
   connectors?: ConnectorSpec[];
   /** `sluice files`: its DLQ of rejected rows. */
-  files?: { dlqTopic: string };
+  files?: { dlqTopic: string; notificationsTopic?: string | undefined };
   /** `sluice live`'s settings. */
   live?: LiveSettings;
   /** Partitions of the events topic as it exists (live passes it at start); else the normalizer's setting. */
@@ -164,6 +164,17 @@ export const filesTopics: TopicContribution = (input) =>
           owner: 'files',
           purpose: 'dead letters of file ingestion: rejected rows (the original line, key file@version:line) with sluice.dlq.* reason headers',
         }),
+        ...(input.files.notificationsTopic
+          ? [
+              topic(input, {
+                topic: input.files.notificationsTopic,
+                numPartitions: 3,
+                configEntries: [DELETE],
+                owner: 'files',
+                purpose: 'S3 event notifications of the files bucket (JSON), written by the bucket\'s notification bridge, read by sluice files',
+              }),
+            ]
+          : []),
       ]
     : [];
 
