@@ -2,9 +2,8 @@ import jsonata from 'jsonata';
 import { stringify as losslessStringify } from 'lossless-json';
 import { defineComponent } from '../../core/pipeline/component.js';
 import { duration, expression, int, object, type Infer } from '../../core/pipeline/fields.js';
-import { StreamDeadLetters } from '../dead-letters.js';
-import type { Input, InputComponent, InputContext, InputHandler } from './input.js';
-import { LocalDelivery, type ConsumedRecordInput, type RecordSource } from './local-delivery.js';
+import type { Input, InputComponent, InputContext } from './input.js';
+import { LocalInput, type ConsumedRecordInput, type RecordSource } from './local-delivery.js';
 
 const config = object(
   {
@@ -90,44 +89,20 @@ class TemplateSource implements RecordSource {
 }
 
 /** The generate input (`offsets: 'none'`, see input.ts): finite with a count. */
-export class GenerateInput implements Input {
+export class GenerateInput extends LocalInput implements Input {
   readonly type = 'generate';
-  readonly offsets = 'none' as const;
   readonly finite: boolean;
   readonly decode = 'json' as const;
   readonly describe: Record<string, unknown>;
-  readonly deadLetters: StreamDeadLetters;
-  private readonly delivery: LocalDelivery;
 
   constructor(config: GenerateInputConfig, ctx: InputContext) {
+    super(new TemplateSource(config), 'generate', ctx);
     this.finite = config.count > 0;
     this.describe = { count: config.count || 'unlimited', intervalMs: config.interval };
-    this.deadLetters = new StreamDeadLetters(ctx.stderr ?? process.stderr);
-    this.delivery = new LocalDelivery(new TemplateSource(config), { topic: 'generate', logger: ctx.logger });
   }
 
   get ended(): Promise<void> | undefined {
     return this.finite ? this.delivery.ended : undefined;
-  }
-
-  async connect(): Promise<void> {}
-
-  async run(handler: InputHandler): Promise<void> {
-    this.delivery.start(handler);
-  }
-
-  async commit(_topic: string, _partition: number, next: bigint): Promise<void> {
-    this.delivery.commit(next);
-  }
-
-  seek(_topic: string, _partition: number, offset: string): void {
-    this.delivery.seek(offset);
-  }
-
-  async check(): Promise<void> {}
-
-  async stop(): Promise<void> {
-    await this.delivery.stop();
   }
 }
 

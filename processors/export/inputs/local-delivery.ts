@@ -1,6 +1,7 @@
 import type { Logger } from '../../core/log/logger.js';
 import type { ConsumedMessage } from '../record-path.js';
-import type { InputBatch, InputHandler } from './input.js';
+import { StreamDeadLetters } from '../dead-letters.js';
+import type { InputBatch, InputContext, InputHandler } from './input.js';
 
 /**
  * Delivery for inputs with no durable position (stdin, generate; `offsets: 'none'` in
@@ -209,5 +210,41 @@ export class LocalDelivery {
       isRunning: () => !this.stopping,
       isStale: () => generation !== this.generation,
     };
+  }
+}
+
+/**
+ * What every local input (stdin, generate) shares: no broker to connect to or check, no
+ * durable position (`offsets: 'none'`), a delivery that holds records until the runner
+ * commits past them, and dead letters as JSON lines on stderr.
+ */
+export abstract class LocalInput {
+  readonly offsets = 'none' as const;
+  readonly deadLetters: StreamDeadLetters;
+  protected readonly delivery: LocalDelivery;
+
+  constructor(source: RecordSource, topic: string, ctx: InputContext) {
+    this.deadLetters = new StreamDeadLetters(ctx.stderr ?? process.stderr);
+    this.delivery = new LocalDelivery(source, { topic, logger: ctx.logger });
+  }
+
+  async connect(): Promise<void> {}
+
+  async run(handler: InputHandler): Promise<void> {
+    this.delivery.start(handler);
+  }
+
+  async commit(_topic: string, _partition: number, next: bigint): Promise<void> {
+    this.delivery.commit(next);
+  }
+
+  seek(_topic: string, _partition: number, offset: string): void {
+    this.delivery.seek(offset);
+  }
+
+  async check(): Promise<void> {}
+
+  async stop(): Promise<void> {
+    await this.delivery.stop();
   }
 }

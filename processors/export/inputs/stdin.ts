@@ -1,9 +1,8 @@
 import { createInterface, type Interface } from 'node:readline';
 import { defineComponent } from '../../core/pipeline/component.js';
 import { object, oneOf, type Infer } from '../../core/pipeline/fields.js';
-import { StreamDeadLetters } from '../dead-letters.js';
-import type { Input, InputComponent, InputContext, InputHandler } from './input.js';
-import { LocalDelivery, type ConsumedRecordInput, type RecordSource } from './local-delivery.js';
+import type { Input, InputComponent, InputContext } from './input.js';
+import { LocalInput, type ConsumedRecordInput, type RecordSource } from './local-delivery.js';
 
 const config = object(
   {
@@ -79,43 +78,19 @@ class LineSource implements RecordSource {
 }
 
 /** The stdin input: JSON lines from standard input, ending at EOF (`offsets: 'none'`, see input.ts). */
-export class StdinInput implements Input {
+export class StdinInput extends LocalInput implements Input {
   readonly type = 'stdin';
-  readonly offsets = 'none' as const;
   readonly finite = true;
   readonly describe = { from: 'stdin' };
   readonly decode: StdinInputConfig['decode'];
-  readonly deadLetters: StreamDeadLetters;
-  private readonly delivery: LocalDelivery;
 
   constructor(config: StdinInputConfig, ctx: InputContext) {
+    super(new LineSource(ctx.stdin ?? process.stdin), 'stdin', ctx);
     this.decode = config.decode;
-    this.deadLetters = new StreamDeadLetters(ctx.stderr ?? process.stderr);
-    this.delivery = new LocalDelivery(new LineSource(ctx.stdin ?? process.stdin), { topic: 'stdin', logger: ctx.logger });
   }
 
   get ended(): Promise<void> {
     return this.delivery.ended;
-  }
-
-  async connect(): Promise<void> {}
-
-  async run(handler: InputHandler): Promise<void> {
-    this.delivery.start(handler);
-  }
-
-  async commit(_topic: string, _partition: number, next: bigint): Promise<void> {
-    this.delivery.commit(next);
-  }
-
-  seek(_topic: string, _partition: number, offset: string): void {
-    this.delivery.seek(offset);
-  }
-
-  async check(): Promise<void> {}
-
-  async stop(): Promise<void> {
-    await this.delivery.stop();
   }
 }
 
