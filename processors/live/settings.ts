@@ -3,8 +3,8 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { setting, type SettingsOf } from '../core/config/settings.js';
 import { apiKeysSetting, MIN_API_KEY_LENGTH } from '../core/http/api-key.js';
+import { topicName } from '../core/config/values.js';
 
-const topicName = z.string().regex(/^[A-Za-z0-9._-]{1,249}$/, 'a Kafka topic name: letters, digits, . _ - (at most 249)');
 const positiveInt = z.coerce.number().int().positive();
 
 /**
