@@ -17,7 +17,6 @@
  * Run: `BENCH_ONLY=lake-compaction npm run bench` (or build and `node dist/bench/lake-compaction.bench.js`).
  */
 import './support/stack-env.js'; // first: the local stack's endpoints before the settings load
-import { DuckDBInstance } from '@duckdb/node-api';
 import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -36,6 +35,7 @@ import { listObjects } from '../processors/core/s3/objects.js';
 import { OBJECT_METADATA } from '../processors/export/formats.js';
 import { DEFAULT_RULES } from '../processors/reports/commission.js';
 import { generateReport } from '../processors/reports/generate.js';
+import { duckdbMonthReport } from './support/duckdb-month.js';
 
 const DAY_EVENTS = Number(process.env.BENCH_COMPACT_DAY_EVENTS ?? 0);
 const N = DAY_EVENTS > 0 ? DAY_EVENTS : Number(process.env.BENCH_LAKE_EVENTS ?? 1_000_000);
@@ -220,23 +220,7 @@ async function report(): Promise<number> {
 }
 
 async function duckdb(dir: string): Promise<number> {
-  const db = await DuckDBInstance.create(':memory:');
-  const c = await db.connect();
-  const started = Date.now();
-  const result = await c.runAndReadAll(`
-    WITH e AS (
-      SELECT DISTINCT event_id, event_type, agent_id, customer_id, amount_minor
-      FROM read_parquet('${dir}/event_type=*/dt=${MONTH}-*/*.parquet', hive_partitioning = false))
-    SELECT agent_id, count(*) AS events,
-           count(DISTINCT customer_id) FILTER (WHERE event_type = 'customer_onboarded') AS n,
-           sum(amount_minor::HUGEINT) FILTER (WHERE event_type = 'deposit_made') AS d,
-           sum(amount_minor::HUGEINT) FILTER (WHERE event_type = 'withdrawal_made') AS w,
-           sum(amount_minor::HUGEINT) FILTER (WHERE event_type = 'investment_made') AS i
-    FROM e GROUP BY agent_id ORDER BY agent_id`);
-  const ms = Date.now() - started;
-  const rows = result.getRowObjectsJson().length;
-  c.closeSync();
-  db.closeSync();
+  const { ms, rows } = await duckdbMonthReport(dir, MONTH);
   if (rows !== 2000) throw new Error(`DuckDB found ${rows} agents, expected 2000`);
   process.stdout.write(`, DuckDB ${(ms / 1000).toFixed(2)} s`);
   return ms;

@@ -16,7 +16,6 @@
  * Run: `npm run bench` or `tsc -p tsconfig.bench.json && node dist/bench/reports.bench.js`.
  */
 import './support/stack-env.js'; // first: the local stack's endpoints before the settings load
-import { DuckDBInstance } from '@duckdb/node-api';
 import { GetObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -32,6 +31,7 @@ import { createS3Client } from '../processors/core/s3/client.js';
 import { DEFAULT_RULES } from '../processors/reports/commission.js';
 import { generateReport } from '../processors/reports/generate.js';
 import { listKeys } from '../processors/core/s3/objects.js';
+import { duckdbMonthReport } from './support/duckdb-month.js';
 
 const N = Number(process.env.BENCH_REPORT_EVENTS ?? 10_000_000);
 const RPS = Number(process.env.BENCH_SHIM_RPS ?? 200);
@@ -145,27 +145,6 @@ async function localCopy(): Promise<{ dir: string; copied: boolean }> {
   return { dir, copied: true };
 }
 
-async function benchDuckDb(dir: string): Promise<{ ms: number; rows: number }> {
-  const db = await DuckDBInstance.create(':memory:');
-  const c = await db.connect();
-  const started = Date.now();
-  const result = await c.runAndReadAll(`
-    WITH e AS (
-      SELECT DISTINCT event_id, event_type, agent_id, customer_id, amount_minor
-      FROM read_parquet('${dir}/event_type=*/dt=${MONTH}-*/*.parquet', hive_partitioning = false))
-    SELECT agent_id, count(*) AS events,
-           count(DISTINCT customer_id) FILTER (WHERE event_type = 'customer_onboarded') AS n,
-           sum(amount_minor::HUGEINT) FILTER (WHERE event_type = 'deposit_made') AS d,
-           sum(amount_minor::HUGEINT) FILTER (WHERE event_type = 'withdrawal_made') AS w,
-           sum(amount_minor::HUGEINT) FILTER (WHERE event_type = 'investment_made') AS i
-    FROM e GROUP BY agent_id ORDER BY agent_id`);
-  const ms = Date.now() - started;
-  const rows = result.getRowObjectsJson().length;
-  c.closeSync();
-  db.closeSync();
-  return { ms, rows };
-}
-
 async function benchShim(): Promise<{ p50: number; p99: number; max: number; sent: number; errors: number; rps: number }> {
   const key = 'bench-reports-key-0123456789';
   const run = randomUUID().slice(0, 8);
@@ -234,7 +213,7 @@ async function main(): Promise<void> {
   console.log(`report (generateReport, S3 reads included): ${(report.ms / 1000).toFixed(2)} s for ${report.files} files, ${rate(N, report.ms)} events/s, ${report.rows} agents, peak RSS ${report.rssMiB} MiB`);
   const { dir, copied } = await localCopy();
   try {
-    const duck = await benchDuckDb(dir);
+    const duck = await duckdbMonthReport(dir, MONTH);
     console.log(`DuckDB over the same files on local disk: ${(duck.ms / 1000).toFixed(2)} s, ${duck.rows} agents; report / DuckDB = ${(report.ms / duck.ms).toFixed(2)}x (target <= 2x)`);
   } finally {
     if (copied) rmSync(dir, { recursive: true, force: true });
