@@ -176,6 +176,7 @@ export class PipelineRunner {
       joined: (assignment) => {
         this.onRebalance('joined');
         this.joined = true;
+        this.output.assigned?.(assignment);
         this.log.info({ assignment, generation: this.epoch }, 'joined the consumer group');
       },
       crashed: (error) => {
