@@ -1,12 +1,9 @@
 import { GetObjectCommand } from '@aws-sdk/client-s3';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { Admin, Kafka } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createS3Client } from '../../processors/core/s3/client.js';
 import { listKeys } from '../../processors/core/s3/objects.js';
-import { connectExportStack, freePort, lintedPipeline, RunnerProcess, runId } from '../support/export-harness.js';
+import { connectExportStack, freePort, RunnerProcess, runId, pipelineFromLines } from '../support/export-harness.js';
 import { testSettings } from '../support/servers.js';
 
 /**
@@ -46,30 +43,24 @@ describe('the http_server input', () => {
     const run = runId();
     const prefix = `test-http-input-${run}/`;
     const port = await freePort();
-    const file = join(mkdtempSync(join(tmpdir(), 'sluice-http-input-')), `http-${run}.yaml`);
-    writeFileSync(
-      file,
-      [
-        'input:',
-        '  http_server:',
-        `    port: ${port}`,
-        `    api_keys: [${KEY}]`,
-        '    max_records: 100',
-        'output:',
-        '  s3:',
-        `    bucket: ${settings.s3.bucket}`,
-        `    path: ${prefix}\${topic}+\${partition}+\${first_offset}.jsonl`,
-        '    format: jsonl',
-        '    columns:',
-        '      - { name: id, type: string }',
-        '      - { name: amount_minor, type: int64 }',
-        '    batching: { period: 200ms }',
-        'dlq:',
-        `  topic: test.http-input.${run}.dlq`,
-        '',
-      ].join('\n'),
-    );
-    lintedPipeline(file);
+    const file = pipelineFromLines(`http-${run}`, [
+      'input:',
+      '  http_server:',
+      `    port: ${port}`,
+      `    api_keys: [${KEY}]`,
+      '    max_records: 100',
+      'output:',
+      '  s3:',
+      `    bucket: ${settings.s3.bucket}`,
+      `    path: ${prefix}\${topic}+\${partition}+\${first_offset}.jsonl`,
+      '    format: jsonl',
+      '    columns:',
+      '      - { name: id, type: string }',
+      '      - { name: amount_minor, type: int64 }',
+      '    batching: { period: 200ms }',
+      'dlq:',
+      `  topic: test.http-input.${run}.dlq`,
+    ]);
     const runner = new RunnerProcess(file, `export-http-input-${run}`, await freePort()).start();
     try {
       await runner.ready();

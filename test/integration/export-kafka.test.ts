@@ -1,6 +1,3 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { Admin, Kafka, KafkaMessage } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
@@ -10,7 +7,7 @@ import { listKeys } from '../../processors/core/s3/objects.js';
 import { AgentEventProducer } from '../support/agent-events.js';
 import { collectUntilQuiet } from '../support/consume.js';
 import { runExportChaos, type ChaosSink } from '../support/export-chaos.js';
-import { connectExportStack, domainEvent, freePort, lintedPipeline, RunnerProcess, runId, waitDrained, type ExpectedEvent } from '../support/export-harness.js';
+import { connectExportStack, domainEvent, freePort, RunnerProcess, runId, pipelineFromLines, waitDrained, type ExpectedEvent } from '../support/export-harness.js';
 import { createTopics } from '../support/kafka.js';
 import { testSettings } from '../support/servers.js';
 
@@ -33,7 +30,10 @@ afterAll(async () => {
   await admin?.disconnect();
 });
 
-const MAPPING = '        {"event_id": id, "event_type": $substringAfter(type, "io.sluice.agent."), "agent_id": subject, "amount_minor": data.*.amount_minor}';
+const MAPPING_LINES = ['pipeline:', '  processors:', '    - mapping: |', '        {"event_id": id, "event_type": $substringAfter(type, "io.sluice.agent."), "agent_id": subject, "amount_minor": data.*.amount_minor}'];
+
+/** The input block of both pipelines: the test's topic and group. */
+const kafkaInput = (topic: string, group: string) => ['input:', '  kafka:', `    topics: [${topic}]`, `    consumer_group: ${group}`, '    session_timeout: 6s'];
 
 /** The pipeline: Avro events -> a flat row -> `<input topic>.out` (an interpolated topic), keyed by agent_id. */
 function kafkaSink(found: { messages: KafkaMessage[] }): ChaosSink {
@@ -42,35 +42,22 @@ function kafkaSink(found: { messages: KafkaMessage[] }): ChaosSink {
     async pipeline({ topic, dlq, group }) {
       out = `${topic}.out`;
       await createTopics(kafka, [{ topic: out, numPartitions: 6 }]);
-      const file = join(mkdtempSync(join(tmpdir(), 'sluice-kafka-output-')), `${group}.yaml`);
-      writeFileSync(
-        file,
-        [
-          'input:',
-          '  kafka:',
-          `    topics: [${topic}]`,
-          `    consumer_group: ${group}`,
-          '    session_timeout: 6s',
-          '    decode: avro_registry',
-          'pipeline:',
-          '  processors:',
-          '    - mapping: |',
-          MAPPING,
-          'output:',
-          '  kafka:',
-          '    topic: ${topic}.out',
-          '    key: agent_id',
-          '    headers:',
-          '      event_type: event_type',
-          '    batching:',
-          '      count: 2000',
-          '      period: 300ms',
-          'dlq:',
-          `  topic: ${dlq}`,
-          '',
-        ].join('\n'),
-      );
-      return lintedPipeline(file);
+      return pipelineFromLines(group, [
+        ...kafkaInput(topic, group),
+        '    decode: avro_registry',
+        ...MAPPING_LINES,
+        'output:',
+        '  kafka:',
+        '    topic: ${topic}.out',
+        '    key: agent_id',
+        '    headers:',
+        '      event_type: event_type',
+        '    batching:',
+        '      count: 2000',
+        '      period: 300ms',
+        'dlq:',
+        `  topic: ${dlq}`,
+      ]);
     },
     async verify(expected) {
       const messages = await collectUntilQuiet(kafka, out, (m) => m.length >= expected.length, { quietMs: 3000, timeoutMs: 120_000 });
@@ -148,46 +135,33 @@ describe('the switch output', () => {
     await createTopics(kafka, [{ topic: deposits, numPartitions: 3 }]);
     const events = Array.from({ length: 6000 }, (_, i) => domainEvent(run, i));
     await producer.sendEvents(events);
-    const file = join(mkdtempSync(join(tmpdir(), 'sluice-switch-')), `${group}.yaml`);
-    writeFileSync(
-      file,
-      [
-        'input:',
-        '  kafka:',
-        `    topics: [${topic}]`,
-        `    consumer_group: ${group}`,
-        '    session_timeout: 6s',
-        'pipeline:',
-        '  processors:',
-        '    - mapping: |',
-        MAPPING,
-        'output:',
-        '  switch:',
-        '    cases:',
-        '      - check: event_type = "deposit_made"',
-        '        continue: true',
-        '        output:',
-        '          kafka:',
-        '            topic: ${topic}.deposits',
-        '            key: agent_id',
-        '            batching: { count: 500, period: 200ms }',
-        '      - check: event_type != "customer_onboarded"',
-        '        output:',
-        '          s3:',
-        `            bucket: ${settings.s3.bucket}`,
-        `            path: ${prefix}/\${topic}+\${partition}+\${first_offset}.jsonl`,
-        '            format: jsonl',
-        '            columns:',
-        '              - { name: event_id, type: string }',
-        '              - { name: event_type, type: string }',
-        '              - { name: agent_id, type: string }',
-        '              - { name: amount_minor, type: int64, nullable: true }',
-        'dlq:',
-        `  topic: ${dlq}`,
-        '',
-      ].join('\n'),
-    );
-    lintedPipeline(file);
+    const file = pipelineFromLines(group, [
+      ...kafkaInput(topic, group),
+      ...MAPPING_LINES,
+      'output:',
+      '  switch:',
+      '    cases:',
+      '      - check: event_type = "deposit_made"',
+      '        continue: true',
+      '        output:',
+      '          kafka:',
+      '            topic: ${topic}.deposits',
+      '            key: agent_id',
+      '            batching: { count: 500, period: 200ms }',
+      '      - check: event_type != "customer_onboarded"',
+      '        output:',
+      '          s3:',
+      `            bucket: ${settings.s3.bucket}`,
+      `            path: ${prefix}/\${topic}+\${partition}+\${first_offset}.jsonl`,
+      '            format: jsonl',
+      '            columns:',
+      '              - { name: event_id, type: string }',
+      '              - { name: event_type, type: string }',
+      '              - { name: agent_id, type: string }',
+      '              - { name: amount_minor, type: int64, nullable: true }',
+      'dlq:',
+      `  topic: ${dlq}`,
+    ]);
     let runner = new RunnerProcess(file, `export-switch-${run}-1`, await freePort()).start();
     try {
       await runner.ready();

@@ -1,15 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { withRetry } from '../../processors/core/errors/retry.js';
 import { startFiles, type RunningFiles } from '../../processors/files/files.js';
-import { startNormalizer } from '../../processors/normalizer/normalizer.js';
 import { generateReport } from '../../processors/reports/generate.js';
 import { loadRules } from '../../processors/reports/rules.js';
-import { ensureCdcConnector, ensureCdcTopics } from '../support/cdc.js';
-import { collectUntilQuiet, startGroupAtEnd } from '../support/consume.js';
+import { ensureCdcConnector } from '../support/cdc.js';
+import { collectUntilQuiet } from '../support/consume.js';
 import { fileEventId, filesEnv, generateCsv, getText, openFileDropRig, put, waitDone, type FileDropRig } from '../support/file-drops.js';
-import { waitForTopic } from '../support/kafka.js';
+import { startTestNormalizer } from '../support/normalizer.js';
 import { registryReader } from '../support/registry-reader.js';
 import { exportUntilCommitted, LakeSql, parseCsv, REPORT_HEADER } from '../support/reports-lake.js';
 import { testSettings } from '../support/servers.js';
@@ -29,7 +27,6 @@ const dlqTopic = `files-lake-${run}.dlq`;
 const eventsTopic = `test.files-lake.${run}.events`;
 const normalizerDlq = `test.files-lake.${run}.cdc-dlq`;
 const lakePrefix = `${root}lake/agent_events/`;
-const CDC_TOPIC = 'sluice.staging.agent_events';
 const ROWS = 300;
 let rig: FileDropRig;
 let files: RunningFiles | undefined;
@@ -57,23 +54,7 @@ describe('sluice files -> lake', () => {
     const validIds = new Set(file.valid);
     const agents = [...new Set(Array.from({ length: ROWS }, (_, i) => agentOf(i)))];
 
-    await ensureCdcTopics(kafka, settings);
-    await waitForTopic(kafka, CDC_TOPIC, 60_000);
-    const normalizerGroup = `files-lake-${run}-normalizer`;
-    await withRetry(() => startGroupAtEnd(kafka, normalizerGroup, CDC_TOPIC), { policy: { maxAttempts: 20, initialMs: 500, maxMs: 3000 } });
-    const normalizer = await startNormalizer({
-      env: {
-        ...process.env,
-        SLUICE_LOG_LEVEL: process.env.SLUICE_LOG_LEVEL ?? 'warn',
-        SLUICE_NORMALIZER_GROUP_ID: normalizerGroup,
-        SLUICE_NORMALIZER_INSTANCE_ID: `files-lake-${run}`,
-        SLUICE_NORMALIZER_EVENTS_TOPIC: eventsTopic,
-        SLUICE_NORMALIZER_DLQ_TOPIC: normalizerDlq,
-        SLUICE_NORMALIZER_SUBJECT: `${eventsTopic}-value`,
-        SLUICE_NORMALIZER_HTTP_PORT: '0',
-        SLUICE_NORMALIZER_SESSION_TIMEOUT_MS: '10000',
-      },
-    });
+    const normalizer = await startTestNormalizer(kafka, settings, { name: `files-lake-${run}`, eventsTopic, dlqTopic: normalizerDlq });
     try {
       files = await startFiles({ env: { ...process.env, SLUICE_LOG_LEVEL: 'warn', ...filesEnv(root, { sources: 'partner:csv', dlqTopic, httpPort: 0, batchRows: 64 }) } });
       const first = `${root}incoming/partner/drop-1.csv.gz`;

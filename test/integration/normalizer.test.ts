@@ -4,22 +4,20 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPool } from '../../processors/core/db/pool.js';
 import { readDeadLetterHeaders } from '../../processors/core/dlq/dead-letter.js';
 import { createKafka } from '../../processors/core/kafka/client.js';
-import { startNormalizer, type RunningNormalizer } from '../../processors/normalizer/normalizer.js';
-import { collectUntilQuiet, startGroupAtEnd } from '../support/consume.js';
+import type { RunningNormalizer } from '../../processors/normalizer/normalizer.js';
+import { collectUntilQuiet } from '../support/consume.js';
 import { endOffsetsOf } from '../support/kafka.js';
 import { registryReader } from '../support/registry-reader.js';
-import { ensureCdcConnector, ensureCdcTopics } from '../support/cdc.js';
+import { ensureCdcConnector } from '../support/cdc.js';
+import { CDC_TOPIC, startTestNormalizer } from '../support/normalizer.js';
 import { testSettings } from '../support/servers.js';
 
 const settings = testSettings();
-const CDC_TOPIC = 'sluice.staging.agent_events';
 
 /** Unique per run: the topics, group and subject are this run's; the CDC topic is shared, so rows are filtered by their ids. */
 const run = randomUUID().slice(0, 8);
 const eventsTopic = `test.normalizer.${run}.events`;
 const dlqTopic = `test.normalizer.${run}.dlq`;
-const groupId = `test-normalizer-${run}`;
-const subject = `test.normalizer.${run}.events-value`;
 
 interface Row {
   event_id: string;
@@ -100,23 +98,8 @@ describe('normalizer: staging.agent_events -> Debezium -> normalizer -> events t
 
   beforeAll(async () => {
     await ensureCdcConnector(settings);
-    await ensureCdcTopics(kafka, settings); // a fresh cluster has it only after Debezium's first change
-
     // The shared CDC topic keeps growing: this run's group starts at its end.
-    await startGroupAtEnd(kafka, groupId, CDC_TOPIC);
-    normalizer = await startNormalizer({
-      env: {
-        ...process.env,
-        SLUICE_LOG_LEVEL: process.env.SLUICE_LOG_LEVEL ?? 'error',
-        SLUICE_NORMALIZER_GROUP_ID: groupId,
-        SLUICE_NORMALIZER_INSTANCE_ID: `it-${run}`,
-        SLUICE_NORMALIZER_EVENTS_TOPIC: eventsTopic,
-        SLUICE_NORMALIZER_DLQ_TOPIC: dlqTopic,
-        SLUICE_NORMALIZER_SUBJECT: subject,
-        SLUICE_NORMALIZER_HTTP_PORT: '0',
-        SLUICE_NORMALIZER_SESSION_TIMEOUT_MS: '10000',
-      },
-    });
+    normalizer = await startTestNormalizer(kafka, settings, { name: `test-normalizer-${run}`, eventsTopic, dlqTopic, logLevel: 'error' });
 
     const pool = createPool(settings.database.url);
     const insert = (r: Row) =>
@@ -167,7 +150,7 @@ describe('normalizer: staging.agent_events -> Debezium -> normalizer -> events t
     const admin = kafka.admin();
     await admin.connect();
     await admin.deleteTopics({ topics: [eventsTopic, dlqTopic] }).catch(() => undefined);
-    await admin.deleteGroups([groupId]).catch(() => undefined);
+    await admin.deleteGroups([normalizer.groupId]).catch(() => undefined);
     await admin.disconnect();
   });
 

@@ -6,19 +6,18 @@ import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { KafkaMessage } from 'kafkajs';
-import { withRetry } from '../../processors/core/errors/retry.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createPool } from '../../processors/core/db/pool.js';
 import { readDeadLetterHeaders } from '../../processors/core/dlq/dead-letter.js';
 import { createS3Client } from '../../processors/core/s3/client.js';
 import { createKafka } from '../../processors/core/kafka/client.js';
-import { startNormalizer } from '../../processors/normalizer/normalizer.js';
 import { startReports, type RunningReports } from '../../processors/reports/reports.js';
 import type { ReportStatus } from '../../processors/reports/status.js';
 import { ROOT } from '../support/build.js';
-import { ensureCdcConnector, ensureCdcTopics } from '../support/cdc.js';
-import { collectUntilQuiet, startGroupAtEnd } from '../support/consume.js';
-import { collect, waitForTopic } from '../support/kafka.js';
+import { ensureCdcConnector } from '../support/cdc.js';
+import { collectUntilQuiet } from '../support/consume.js';
+import { collect } from '../support/kafka.js';
+import { startTestNormalizer } from '../support/normalizer.js';
 import {
   AgentEventProducer,
   currentDist,
@@ -639,10 +638,8 @@ describe('reports: commission reports from the lake, by topic and REST, with lin
 
   it('through Postgres staging -> Debezium -> normalizer -> export: invalid rows and an UPDATE are left out, a pruned (deleted) row stays', async () => {
     await ensureCdcConnector(settings);
-    const CDC_TOPIC = 'sluice.staging.agent_events';
     const cdcEvents = `test.reports.${run}.cdc-events`;
     const normalizerDlq = `test.reports.${run}.cdc-dlq`;
-    const normalizerGroup = `${base}-normalizer`;
     const cdcPrefix = `${base}/cdc-lake/agent_events/`;
     const A = `cdc-${run}-a`;
     const B = `cdc-${run}-b`;
@@ -681,22 +678,7 @@ describe('reports: commission reports from the lake, by topic and REST, with lin
 
     // On a fresh cluster the CDC topic only exists once Debezium has streamed a first change:
     // create it as Kafka Connect would (the connector's topic.creation settings), idempotently.
-    await ensureCdcTopics(kafka, settings);
-    await waitForTopic(kafka, CDC_TOPIC, 60_000);
-    await withRetry(() => startGroupAtEnd(kafka, normalizerGroup, CDC_TOPIC), { policy: { maxAttempts: 20, initialMs: 500, maxMs: 3000 } });
-    const normalizer = await startNormalizer({
-      env: {
-        ...process.env,
-        SLUICE_LOG_LEVEL: process.env.SLUICE_LOG_LEVEL ?? 'warn',
-        SLUICE_NORMALIZER_GROUP_ID: normalizerGroup,
-        SLUICE_NORMALIZER_INSTANCE_ID: `reports-it-${run}`,
-        SLUICE_NORMALIZER_EVENTS_TOPIC: cdcEvents,
-        SLUICE_NORMALIZER_DLQ_TOPIC: normalizerDlq,
-        SLUICE_NORMALIZER_SUBJECT: `${cdcEvents}-value`,
-        SLUICE_NORMALIZER_HTTP_PORT: '0',
-        SLUICE_NORMALIZER_SESSION_TIMEOUT_MS: '10000',
-      },
-    });
+    const normalizer = await startTestNormalizer(kafka, settings, { name: base, eventsTopic: cdcEvents, dlqTopic: normalizerDlq });
     try {
       const pool = createPool(settings.database.url);
       const insert = (r: ReturnType<typeof row>) =>

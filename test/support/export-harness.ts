@@ -57,6 +57,13 @@ export function testPipeline(o: { topic: string; prefix: string; dlq: string; gr
   return lintedPipeline(file);
 }
 
+/** Writes a test pipeline (its YAML lines) to a file of its own and returns its path once `sluice lint` accepts it. */
+export function pipelineFromLines(name: string, lines: readonly string[]): string {
+  const file = join(mkdtempSync(join(tmpdir(), 'sluice-pipeline-')), `${name}.yaml`);
+  writeFileSync(file, [...lines, ''].join('\n'));
+  return lintedPipeline(file);
+}
+
 /** A pipeline file that `sluice lint` (the built CLI) accepts, else an error with its problems. */
 export function lintedPipeline(file: string): string {
   const lint = spawnSync(process.execPath, [join(ROOT, 'bin/sluice.mjs'), 'lint', file], { encoding: 'utf8' });

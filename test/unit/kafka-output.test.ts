@@ -3,10 +3,29 @@ import { parsePathTemplate } from '../../processors/core/pipeline/path-template.
 import { lintPipelineText } from '../../processors/core/pipeline/lint.js';
 import { jsonataLanguage } from '../../processors/core/pipeline/expressions.js';
 import { formatProblem } from '../../processors/core/pipeline/problems.js';
-import { renderTopic, toJson } from '../../processors/export/outputs/kafka.js';
+import { KafkaOutput, renderTopic, toJson } from '../../processors/export/outputs/kafka.js';
 import { SERVERS_ENV } from '../support/servers.js';
 
-/** The kafka output's pure parts (value JSON, topic rendering) and its lint rules; the transactions are proved in test/integration/export-kafka.test.ts. */
+/** The kafka output's pure parts (value JSON, topic rendering), its lint rules and its producers' lifecycle with a fake client; the transactions are proved in test/integration/export-kafka.test.ts. */
+
+/** A fake kafkajs client: records which transactional producers are open. */
+function fakeKafka() {
+  const open = new Set<string>();
+  const kafka = {
+    admin: () => ({
+      connect: async () => undefined,
+      disconnect: async () => undefined,
+      listTopics: async () => ['out'],
+      fetchOffsets: async ({ topics }: { topics: string[] }) => topics.map((topic) => ({ topic, partitions: [0, 1, 2].map((partition) => ({ partition, offset: '5' })) })),
+    }),
+    producer: ({ transactionalId }: { transactionalId: string }) => ({
+      connect: async () => void open.add(transactionalId),
+      disconnect: async () => void open.delete(transactionalId),
+      transaction: async () => ({ abort: async () => undefined }),
+    }),
+  };
+  return { open, kafka };
+}
 
 const file = (output: string, input = 'topics: [sluice.agent-events]') => `input:
   kafka:
@@ -88,5 +107,24 @@ describe('switch output lint', () => {
     expect(lint(catchAll)).toEqual([expect.stringMatching(/^p\.yaml:8:11 output\.switch\.cases\[0\]: case \[0\] has no check, so it takes every record .*\(add a check, set continue: true, or move it last\)$/)]);
     expect(lint(file(switchOf(`check: $uppercse(x) = "A"\noutput:\n  ${s3('a')}`)).replace('  kafka:\n    switch', '  switch'))).toEqual([expect.stringMatching(/^p\.yaml:8:\d+ output\.switch\.cases\[0\]\.check: JSONata: unknown function \$uppercse/)]);
     expect(lint(file(switchOf(`output:\n  switch:\n    cases: []`)).replace('  kafka:\n    switch', '  switch'))).toEqual([expect.stringMatching(/^p\.yaml:9:13 output\.switch\.cases\[0\]\.output\.switch: unknown output "switch"/)]);
+  });
+});
+
+describe('kafka output producers', () => {
+  it('opens a transactional producer per assigned partition and closes those a rebalance takes away', async () => {
+    const { open, kafka } = fakeKafka();
+    const result = lintPipelineText(file('topic: out'), 'p.yaml', { env: { ...SERVERS_ENV }, expressions: jsonataLanguage() });
+    expect(result.problems).toEqual([]);
+    const config = result.config!;
+    const silent = { debug: () => undefined, info: () => undefined, warn: () => undefined } as never;
+    const output = new KafkaOutput((config.output as unknown as { config: never }).config, { pipeline: config, logger: silent, metrics: {} as never, kafka: kafka as never });
+    await output.connect();
+    expect(await output.committedOffsets('sluice.agent-events', [0, 1, 2])).toEqual(new Map([[0, 5n], [1, 5n], [2, 5n]]));
+    expect([...open].sort()).toEqual(['g-sluice.agent-events-0', 'g-sluice.agent-events-1', 'g-sluice.agent-events-2']);
+    output.assigned({ 'sluice.agent-events': [1] });
+    await new Promise((r) => setImmediate(r));
+    expect([...open]).toEqual(['g-sluice.agent-events-1']);
+    await output.close();
+    expect([...open]).toEqual([]);
   });
 });

@@ -68,8 +68,8 @@ export interface InputHandler {
   batch(batch: InputBatch): Promise<void>;
   /** The group started rebalancing: every open batch is void, writes in flight are cut. */
   rebalancing(): void;
-  /** The group was joined (again): the assignment, for the log. */
-  joined(assignment: unknown): void;
+  /** The group was joined (again): this member's partitions by topic (for the log, and outputs that hold per-partition resources). */
+  joined(assignment: Readonly<Record<string, readonly number[]>>): void;
   /** The input failed for good. */
   crashed(error: Error): void;
   /** A finite input delivered everything it has: flush what is open now. */

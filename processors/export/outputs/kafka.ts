@@ -273,6 +273,14 @@ export class KafkaOutput implements Output<KafkaBatch> {
     };
   }
 
+  /** Partitions revoked by a rebalance: their producers are closed now (the new owner fenced them anyway). */
+  assigned(partitions: Readonly<Record<string, readonly number[]>>): void {
+    for (const [key, producer] of [...this.producers]) {
+      const cut = key.lastIndexOf('/');
+      if (!(partitions[key.slice(0, cut)] ?? []).includes(Number(key.slice(cut + 1)))) this.forget(key, producer);
+    }
+  }
+
   async close(): Promise<void> {
     const producers = [...this.producers.values()];
     this.producers.clear();

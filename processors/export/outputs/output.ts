@@ -60,6 +60,12 @@ export interface Output<B extends OutputBatch = OutputBatch> {
    * it (absent: never written; the group's `start_from` applies). Asked on every assignment.
    */
   committedOffsets?(topic: string, partitions: readonly number[]): Promise<Map<number, bigint>>;
+  /**
+   * After each join of the input's group: this member's partitions now. An output holding
+   * something per input partition (kafka: a transactional producer) releases what belongs to
+   * partitions it no longer owns, instead of keeping it until `close`.
+   */
+  assigned?(partitions: Readonly<Record<string, readonly number[]>>): void;
   /** Releases connections; flushes nothing (the runner flushed before). */
   close(): Promise<void>;
 }

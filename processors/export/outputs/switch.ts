@@ -218,6 +218,10 @@ export class SwitchOutput implements Output<SwitchBatch> {
     };
   }
 
+  assigned(partitions: Readonly<Record<string, readonly number[]>>): void {
+    for (const k of this.cases) k.output.assigned?.(partitions);
+  }
+
   async close(): Promise<void> {
     for (const k of this.cases) await k.output.close();
   }

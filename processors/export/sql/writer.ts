@@ -7,6 +7,7 @@ import { ConfigError, isPostgresTransient, PermanentError } from '../../core/err
 import { BLOCKING_RETRY, withRetry } from '../../core/errors/retry.js';
 import type { Logger } from '../../core/log/logger.js';
 import type { SqlOutputConfig } from '../outputs/sql.js';
+import { DirectCopyGate } from './direct-copy-gate.js';
 import { SQL_TYPES } from './types.js';
 import { ident, offsetStatements, qualified, statements, type OffsetStatements, type Statements } from './statements.js';
 
@@ -78,6 +79,26 @@ function describe(error: unknown): string {
 
 const CHUNK_CHARS = 256 * 1024;
 
+/**
+ * Runs `fn` inside the open transaction under a savepoint: released when it succeeds
+ * (undefined), rolled back to and released when the database refuses a row (that error is
+ * returned: the rest of the transaction goes on). Any other error throws (the transaction
+ * is lost: the caller rolls it back).
+ */
+async function withSavepoint(client: pg.PoolClient, name: string, fn: () => Promise<unknown>): Promise<unknown> {
+  await client.query(`SAVEPOINT ${name}`);
+  try {
+    await fn();
+  } catch (error) {
+    if (!isRowError(error)) throw error;
+    await client.query(`ROLLBACK TO SAVEPOINT ${name}`);
+    await client.query(`RELEASE SAVEPOINT ${name}`);
+    return error;
+  }
+  await client.query(`RELEASE SAVEPOINT ${name}`);
+  return undefined;
+}
+
 export class SqlWriter {
   private readonly pool: pg.Pool;
   private readonly sql: Statements;
@@ -86,6 +107,8 @@ export class SqlWriter {
   private closed = false;
   /** Set by connect(): whether a batch with no key twice may try a COPY straight into the table first. */
   private directCopy = false;
+  /** Per partition: after the table refused a direct COPY, how many flushes go the MERGE way at once. */
+  private readonly directGate = new DirectCopyGate();
 
   constructor(
     private readonly pipeline: string,
@@ -212,7 +235,11 @@ export class SqlWriter {
         throw new StaleBatchError(`${flush.topic}/${flush.partition}: the warehouse already holds offsets up to ${stored}, and this batch starts at ${flush.startOffset}`);
       }
       phases.fence = performance.now() - t;
-      const rejected = (flush.uniqueKeys && this.directCopy && (await this.copyDirect(client, flush.lines, phases))) || (await this.loadRange(client, flush.uniqueKeys ? this.sql.loadUnique : this.sql.load, flush.lines, 0, flush.lines.length, true, phases));
+      const partition = `${flush.topic}/${flush.partition}`;
+      const direct = flush.uniqueKeys === true && this.directCopy && this.directGate.shouldTry(partition) ? await this.copyDirect(client, flush.lines, phases) : undefined;
+      if (direct) this.directGate.loaded(partition);
+      else if (direct === false) this.directGate.refused(partition);
+      const rejected = direct ? [] : await this.loadRange(client, flush.uniqueKeys ? this.sql.loadUnique : this.sql.load, flush.lines, 0, flush.lines.length, true, phases);
       t = performance.now();
       await client.query(this.offsets.save, [this.pipeline, flush.topic, flush.partition, flush.nextOffset.toString()]);
       phases.offset = performance.now() - t;
@@ -244,23 +271,16 @@ export class SqlWriter {
    * exactly what MERGE / INSERT ... ON CONFLICT would have written. A key the table holds
    * already (a replay after a crash) or any refused row fails the COPY: it is rolled back to
    * its savepoint and the batch goes the general way (load table, MERGE, refused rows
-   * isolated). Returns [] when loaded, undefined when the general way must run.
+   * isolated); the caller remembers the refusal (DirectCopyGate). True when loaded, false
+   * when the general way must run.
    */
-  private async copyDirect(client: pg.PoolClient, lines: readonly string[], phases: { copy: number }): Promise<RejectedLine[] | undefined> {
-    await client.query('SAVEPOINT sluice_direct');
+  private async copyDirect(client: pg.PoolClient, lines: readonly string[], phases: { copy: number }): Promise<boolean> {
     const t = performance.now();
-    try {
-      await pipe(Readable.from(copyChunks(lines, 0, lines.length, false)), client.query(copyFrom(this.sql.copyTarget)));
-      await client.query('RELEASE SAVEPOINT sluice_direct');
-      phases.copy += performance.now() - t;
-      return [];
-    } catch (error) {
-      if (!isRowError(error)) throw error;
-      await client.query('ROLLBACK TO SAVEPOINT sluice_direct');
-      await client.query('RELEASE SAVEPOINT sluice_direct');
-      this.log.debug({ err: { message: (error as Error).message, code: (error as { code?: string }).code } }, 'direct COPY refused (a key already stored, or a refused row): loading through MERGE');
-      return undefined;
-    }
+    const refused = await withSavepoint(client, 'sluice_direct', () => pipe(Readable.from(copyChunks(lines, 0, lines.length, false)), client.query(copyFrom(this.sql.copyTarget))));
+    phases.copy += performance.now() - t;
+    if (refused === undefined) return true;
+    this.log.debug({ err: { message: (refused as Error).message, code: (refused as { code?: string }).code } }, 'direct COPY refused (a key already stored, or a refused row): loading through MERGE');
+    return false;
   }
 
   /**
@@ -269,8 +289,7 @@ export class SqlWriter {
    */
   private async loadRange(client: pg.PoolClient, load: string, lines: readonly string[], lo: number, hi: number, first: boolean, phases?: { copy: number; load: number }): Promise<RejectedLine[]> {
     if (hi <= lo) return [];
-    await client.query('SAVEPOINT sluice_load');
-    try {
+    const refused = await withSavepoint(client, 'sluice_load', async () => {
       if (!first) await client.query(this.sql.truncateLoad);
       const t0 = performance.now();
       await pipe(Readable.from(copyChunks(lines, lo, hi, true)), client.query(copyFrom(this.sql.copy)));
@@ -280,17 +299,12 @@ export class SqlWriter {
         phases.copy += t1 - t0;
         phases.load += performance.now() - t1;
       }
-      await client.query('RELEASE SAVEPOINT sluice_load');
-      return [];
-    } catch (error) {
-      if (!isRowError(error)) throw error;
-      await client.query('ROLLBACK TO SAVEPOINT sluice_load');
-      await client.query('RELEASE SAVEPOINT sluice_load');
-      if (hi - lo === 1) return [{ index: lo, message: describe(error) }];
-      const mid = lo + Math.ceil((hi - lo) / 2);
-      const left = await this.loadRange(client, load, lines, lo, mid, false);
-      return [...left, ...(await this.loadRange(client, load, lines, mid, hi, false))];
-    }
+    });
+    if (refused === undefined) return [];
+    if (hi - lo === 1) return [{ index: lo, message: describe(refused) }];
+    const mid = lo + Math.ceil((hi - lo) / 2);
+    const left = await this.loadRange(client, load, lines, lo, mid, false);
+    return [...left, ...(await this.loadRange(client, load, lines, mid, hi, false))];
   }
 
   private retrying<T>(what: string, wait: WaitOptions | undefined, fn: () => Promise<T>): Promise<T> {
