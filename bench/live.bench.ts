@@ -101,6 +101,8 @@ function liveProcess(port: number, instance: string): SluiceProcess {
     port,
     // e.g. BENCH_LIVE_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof' to profile the processor.
     ...(process.env.BENCH_LIVE_NODE_ARGS ? { nodeArgs: process.env.BENCH_LIVE_NODE_ARGS.split(' ').filter(Boolean) } : {}),
+    // BENCH_LIVE_LOG=1: the processor's JSON log (at BENCH_LOG_LEVEL) on our stdout, e.g. debug for each transaction's timings.
+    ...(process.env.BENCH_LIVE_LOG === '1' ? { stdout: 'inherit' as const } : {}),
     env: {
       SLUICE_LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn',
       SLUICE_LIVE_EVENTS_TOPIC: topic,

@@ -120,6 +120,8 @@ async function start(ctx: ProcessorContext<typeof liveSettings>): Promise<Runnin
     transactionalId,
     inputTopic: s.eventsTopic,
     maxBatchRecords: s.maxBatchRecords,
+    // Every partition of a fetch in one transaction: its round trips paid once a fetch.
+    partitionsPerTransaction: eventsPartitions,
     maxBytesPerPartition: s.maxBytesPerPartition,
     sessionTimeoutMs: s.sessionTimeoutMs,
     transactionTimeoutMs: s.transactionTimeoutMs,

@@ -31,8 +31,16 @@ export interface TransactionalLoopOptions<R> {
   groupId: string;
   transactionalId: string;
   inputTopic: string;
-  /** Most records per transaction. */
+  /** Most records of one partition per transaction (a bigger batch is split in chunks). */
   maxBatchRecords: number;
+  /**
+   * Partitions handled at once (kafkajs' partitionsConsumedConcurrently). Above 1, the
+   * batches of one fetch (one per partition) are routed as they arrive and written in ONE
+   * transaction, with every partition's offsets: the round trips of a transaction
+   * (AddPartitionsToTxn, Produce, AddOffsetsToTxn, TxnOffsetCommit, EndTxn) are paid once a
+   * fetch instead of once a partition. Default 1: a transaction per partition's chunk.
+   */
+  partitionsPerTransaction?: number;
   maxBytesPerPartition: number;
   sessionTimeoutMs: number;
   transactionTimeoutMs: number;
@@ -133,7 +141,26 @@ export function nextOffset(part: TopicMessages[], written: RecordMetadata[], top
   return BigInt(meta.baseOffset) + BigInt(count);
 }
 
+/** One partition's chunk, routed, waiting for (or in) its transaction. */
+interface Part<R> {
+  topic: string;
+  partition: number;
+  records: KafkaMessage[];
+  /** The offset committed with it: after its last record (and the control records after it). */
+  next: bigint;
+  state: StateTransaction | undefined;
+  routed: { topicMessages: TopicMessages[]; result: R };
+  routeMs: number;
+  heartbeat: () => Promise<void>;
+}
+
 export class TransactionalLoop<R> {
+  /** eachBatch calls under way that have not handed a part over (see transact). */
+  private active = 0;
+  /** Parts handed over for the next transaction. */
+  private forming: { part: Part<R>; resolve: () => void; reject: (error: unknown) => void }[] = [];
+  /** A transaction is being written. */
+  private committing = false;
   private producer: Producer | undefined;
   private consumer: Consumer | undefined;
   /** Set when a transaction's outcome is unknown: the producer is re-initialised first. */
@@ -202,7 +229,9 @@ export class TransactionalLoop<R> {
     await consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
-      partitionsConsumedConcurrently: 1, // one transactional producer: one transaction at a time
+      // One transactional producer, one transaction at a time: with several partitions at
+      // once, their batches meet in the collector and share the transaction (see Part).
+      partitionsConsumedConcurrently: Math.max(1, o.partitionsPerTransaction ?? 1),
       eachBatch: async (payload) => {
         try {
           await this.eachBatch(payload);
@@ -258,44 +287,80 @@ export class TransactionalLoop<R> {
   private async eachBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
     const o = this.options;
     o.onActivity?.();
-    if (o.state) {
-      await this.assignment;
-      if (!isRunning() || isStale()) return;
-      await o.state.ready(batch.partition, async () => {
-        o.onActivity?.();
+    this.active++;
+    try {
+      if (o.state) {
+        await this.assignment;
+        if (!isRunning() || isStale()) return;
+        await o.state.ready(batch.partition, async () => {
+          o.onActivity?.();
+          await heartbeat();
+        });
+      }
+      const key = `${batch.topic}:${batch.partition}`;
+      const floor = this.committedNext.get(key);
+      const messages = floor === undefined ? batch.messages : batch.messages.filter((m) => BigInt(m.offset) >= floor);
+      if (messages.length === 0) {
+        resolveOffset(batch.lastOffset());
+        return;
+      }
+      for (let i = 0; i < messages.length; i += o.maxBatchRecords) {
+        if (!isRunning() || isStale() || o.signal.aborted) return;
+        const chunk = messages.slice(i, i + o.maxBatchRecords);
+        const last = chunk[chunk.length - 1]!;
+        // After the batch's last record, also step over control records that follow it.
+        const next = i + o.maxBatchRecords >= messages.length ? BigInt(batch.lastOffset()) + 1n : BigInt(last.offset) + 1n;
+        const state = o.state?.begin(batch.partition);
+        const routeStarted = performance.now();
+        const routed = await this.route(batch.topic, batch.partition, chunk, state);
+        const part: Part<R> = { topic: batch.topic, partition: batch.partition, records: chunk, next, state, routed, routeMs: performance.now() - routeStarted, heartbeat };
+        if (!isRunning() || isStale() || o.signal.aborted) return;
+        await this.transact(part);
+        resolveOffset(last.offset);
+        o.onLag?.(batch.topic, batch.partition, Math.max(0, Number(batch.highWatermark) - 1 - Number(last.offset)), Number(last.timestamp));
         await heartbeat();
-      });
-    }
-    const key = `${batch.topic}:${batch.partition}`;
-    const floor = this.committedNext.get(key);
-    const messages = floor === undefined ? batch.messages : batch.messages.filter((m) => BigInt(m.offset) >= floor);
-    if (messages.length === 0) {
-      resolveOffset(batch.lastOffset());
-      return;
-    }
-    for (let i = 0; i < messages.length; i += o.maxBatchRecords) {
-      if (!isRunning() || isStale() || o.signal.aborted) return;
-      const chunk = messages.slice(i, i + o.maxBatchRecords);
-      const last = chunk[chunk.length - 1]!;
-      // After the batch's last record, also step over control records that follow it.
-      const next = i + o.maxBatchRecords >= messages.length ? BigInt(batch.lastOffset()) + 1n : BigInt(last.offset) + 1n;
-      await this.commitChunk(batch.topic, batch.partition, chunk, next, heartbeat);
-      resolveOffset(last.offset);
-      o.onLag?.(batch.topic, batch.partition, Math.max(0, Number(batch.highWatermark) - 1 - Number(last.offset)), Number(last.timestamp));
-      await heartbeat();
+      }
+    } finally {
+      this.active--;
+      this.flushWhenAllWait();
     }
   }
 
-  /** One chunk in one transaction, retried on transient faults until it commits. */
-  private async commitChunk(topic: string, partition: number, chunk: KafkaMessage[], next: bigint, heartbeat: () => Promise<void>): Promise<void> {
+  /**
+   * Waits for the part's transaction to commit. Parts of different partitions handed over
+   * while others are still being routed wait in the forming group; the group is written
+   * once every batch kafkajs is handling has either handed its part over or returned, and
+   * the transaction before it is done.
+   */
+  private transact(part: Part<R>): Promise<void> {
+    const done = new Promise<void>((resolve, reject) => this.forming.push({ part, resolve, reject }));
+    this.active--;
+    this.flushWhenAllWait();
+    return done.finally(() => void this.active++);
+  }
+
+  private flushWhenAllWait(): void {
+    if (this.committing || this.active > 0 || this.forming.length === 0) return;
+    const group = this.forming;
+    this.forming = [];
+    this.committing = true;
+    void this.commitParts(group.map((g) => g.part))
+      .then(
+        () => group.forEach((g) => g.resolve()),
+        (error: unknown) => group.forEach((g) => g.reject(error)),
+      )
+      .finally(() => {
+        this.committing = false;
+        this.flushWhenAllWait();
+      });
+  }
+
+  /** The parts (at most one per partition) in one transaction, retried on transient faults until it commits. */
+  private async commitParts(initial: Part<R>[]): Promise<void> {
     const o = this.options;
-    const key = `${topic}:${partition}`;
-    let records = chunk;
-    const routeStarted = performance.now();
-    let state = o.state?.begin(partition);
-    let routed = await this.route(topic, partition, records, state);
-    const routeMs = performance.now() - routeStarted;
+    let parts = initial;
     let last: unknown;
+    const where = () => parts.map((p) => `${p.topic}[${p.partition}]`).join(',');
     await withRetry(
       async () => {
         o.onActivity?.();
@@ -305,43 +370,71 @@ export class TransactionalLoop<R> {
         try {
           if (this.producerNeedsReset) {
             await this.resetProducer();
-            // The failed attempt may have committed after all: the group's offset tells.
-            const committed = await this.committedOffset(topic, partition);
-            if (committed !== undefined && committed >= next) {
-              o.logger.info({ topic, partition, next: next.toString() }, 'the chunk had committed before the failure: not written again');
-              this.committedNext.set(key, next);
-              // Its state changes are in the changelog: the local store takes them too
-              // (without a changelog position: the next catch-up reads past them).
-              if (state) o.state!.committed(state);
-              o.onCommitted(routed.result, (performance.now() - started) / 1000);
-              return;
+            // The failed attempt may have committed after all: the group's offsets tell.
+            const committed = await this.committedOffsets(parts);
+            const stillDue: Part<R>[] = [];
+            for (const p of parts) {
+              const c = committed.get(`${p.topic}:${p.partition}`);
+              if (c !== undefined && c >= p.next) {
+                o.logger.info({ topic: p.topic, partition: p.partition, next: p.next.toString() }, 'the chunk had committed before the failure: not written again');
+                this.committedNext.set(`${p.topic}:${p.partition}`, p.next);
+                // Its state changes are in the changelog: the local store takes them too
+                // (without a changelog position: the next catch-up reads past them).
+                if (p.state) o.state!.committed(p.state);
+                o.onCommitted(p.routed.result, (performance.now() - started) / 1000);
+                continue;
+              }
+              if (c !== undefined && c > BigInt(p.records[0]!.offset)) {
+                p.records = p.records.filter((m) => BigInt(m.offset) >= c);
+                p.state = o.state?.begin(p.partition);
+                p.routed = await this.route(p.topic, p.partition, p.records, p.state);
+              }
+              stillDue.push(p);
             }
-            if (committed !== undefined && committed > BigInt(records[0]!.offset)) {
-              records = records.filter((m) => BigInt(m.offset) >= committed);
-              state = o.state?.begin(partition);
-              routed = await this.route(topic, partition, records, state);
-            }
+            parts = stillDue;
+            if (parts.length === 0) return;
           }
           const producer = this.producer!;
           txn = await producer.transaction();
-          const changelog = state ? [{ topic: o.state!.changelogTopic, messages: state.messages() }] : [];
-          const topicMessages = [...routed.topicMessages, ...changelog].filter((t) => t.messages.length > 0);
-          let changelogNext: bigint | undefined;
-          for (const part of splitBySize(topicMessages, MAX_PRODUCE_BYTES)) {
-            const written = await txn.sendBatch({ topicMessages: part, acks: -1 });
-            if (state) changelogNext = nextOffset(part, written, o.state!.changelogTopic, partition) ?? changelogNext;
+          // By topic, the parts' messages one after the other (each keeps its order).
+          const byTopicOut = new Map<string, Message[]>();
+          const add = (topic: string, messages: Message[]) => {
+            const list = byTopicOut.get(topic);
+            if (list) for (const m of messages) list.push(m);
+            else byTopicOut.set(topic, messages.slice());
+          };
+          for (const p of parts) {
+            for (const t of p.routed.topicMessages) add(t.topic, t.messages);
+            if (p.state) add(o.state!.changelogTopic, p.state.messages());
+          }
+          const topicMessages: TopicMessages[] = [...byTopicOut].map(([topic, messages]) => ({ topic, messages }));
+          const changelogNext = new Map<number, bigint>();
+          for (const request of splitBySize(topicMessages.filter((t) => t.messages.length > 0), MAX_PRODUCE_BYTES)) {
+            const written = await txn.sendBatch({ topicMessages: request, acks: -1 });
+            for (const p of parts) {
+              const n = p.state ? nextOffset(request, written, o.state!.changelogTopic, p.partition) : undefined;
+              if (n !== undefined) changelogNext.set(p.partition, n);
+            }
           }
           const sent = performance.now();
-          await txn.sendOffsets({ consumerGroupId: o.groupId, topics: [{ topic, partitions: [{ partition, offset: next.toString() }] }] });
+          const byTopic = new Map<string, { partition: number; offset: string }[]>();
+          for (const p of parts) {
+            let list = byTopic.get(p.topic);
+            if (!list) byTopic.set(p.topic, (list = []));
+            list.push({ partition: p.partition, offset: p.next.toString() });
+          }
+          await txn.sendOffsets({ consumerGroupId: o.groupId, topics: [...byTopic].map(([topic, partitions]) => ({ topic, partitions })) });
           const offsetsSent = performance.now();
           committing = true;
           await txn.commit();
           const done = performance.now();
-          this.committedNext.set(key, next);
-          if (state) o.state!.committed(state, changelogNext);
-          o.onCommitted(routed.result, (routeMs + done - started) / 1000);
+          for (const p of parts) {
+            this.committedNext.set(`${p.topic}:${p.partition}`, p.next);
+            if (p.state) o.state!.committed(p.state, changelogNext.get(p.partition));
+            o.onCommitted(p.routed.result, (p.routeMs + done - started) / 1000);
+          }
           o.logger.debug(
-            { topic, partition, records: records.length, next: next.toString(), routeMs: ms(routeMs), sendMs: ms(sent - started), offsetsMs: ms(offsetsSent - sent), commitMs: ms(done - offsetsSent) },
+            { partitions: where(), records: parts.reduce((n, p) => n + p.records.length, 0), routeMs: ms(Math.max(...parts.map((p) => p.routeMs))), sendMs: ms(sent - started), offsetsMs: ms(offsetsSent - sent), commitMs: ms(done - offsetsSent) },
             'transaction committed',
           );
           return;
@@ -355,6 +448,8 @@ export class TransactionalLoop<R> {
           }
           // Leave the producer clean: abort an open transaction; when that is impossible (or
           // the commit's outcome is unknown) the next attempt re-initialises the producer.
+          // The state changes of an aborted attempt never reached the local store (only a
+          // commit hands them over): a retry sends the same changes again.
           if (txn && !committing && txn.isActive()) {
             try {
               await txn.abort();
@@ -369,18 +464,18 @@ export class TransactionalLoop<R> {
           last = error;
           if (o.signal.aborted) throw error; // shutting down: the next instance takes over from the committed offsets
           if (isRebalancing(error)) throw error; // kafkajs rejoins, then refetches the offsets
-          if (!isTransient(error)) throw new PermanentError(`transaction for ${topic}[${partition}] failed: ${(error as Error).message}`, { cause: error });
+          if (!isTransient(error)) throw new PermanentError(`transaction for ${where()} failed: ${(error as Error).message}`, { cause: error });
           throw error;
         }
       },
       {
         policy: { initialMs: 200, maxMs: 10_000, multiplier: 2, maxAttempts: Infinity, ...o.retry },
         retriable: (error) => !o.signal.aborted && !isRebalancing(error) && isTransient(error),
-        onRetry: (error, attempt, delayMs) => o.logger.warn({ err: error, topic, partition, attempt, delayMs }, 'transaction failed; retrying the chunk'),
+        onRetry: (error, attempt, delayMs) => o.logger.warn({ err: error, partitions: where(), attempt, delayMs }, 'transaction failed; retrying it'),
         whileWaiting: async () => {
           if (o.signal.aborted) throw last; // shutting down while waiting
           try {
-            await heartbeat();
+            await parts[0]?.heartbeat();
           } catch (beat) {
             if (isRebalancing(beat)) throw beat;
           }
@@ -388,7 +483,6 @@ export class TransactionalLoop<R> {
       },
     );
   }
-
 
   /** Routing is pure and per record: if it throws, that is a bug, and retrying would not help. */
   private async route(topic: string, partition: number, records: KafkaMessage[], state: StateTransaction | undefined): Promise<{ topicMessages: TopicMessages[]; result: R }> {
@@ -411,9 +505,12 @@ export class TransactionalLoop<R> {
     this.options.logger.info({ transactionalId: this.options.transactionalId }, 'transactional producer re-initialised');
   }
 
-  private async committedOffset(topic: string, partition: number): Promise<bigint | undefined> {
-    const offsets = await this.options.admin.fetchOffsets({ groupId: this.options.groupId, topics: [topic] });
-    const p = offsets.find((t) => t.topic === topic)?.partitions.find((x) => x.partition === partition);
-    return p && Number(p.offset) >= 0 ? BigInt(p.offset) : undefined;
+  /** The group's committed offsets of the parts' partitions, by `<topic>:<partition>`. */
+  private async committedOffsets(parts: Part<R>[]): Promise<Map<string, bigint>> {
+    const topics = [...new Set(parts.map((p) => p.topic))];
+    const offsets = await this.options.admin.fetchOffsets({ groupId: this.options.groupId, topics });
+    const out = new Map<string, bigint>();
+    for (const t of offsets) for (const p of t.partitions) if (Number(p.offset) >= 0) out.set(`${t.topic}:${p.partition}`, BigInt(p.offset));
+    return out;
   }
 }

@@ -1,0 +1,191 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { EachBatchPayload, KafkaMessage, TopicMessages } from 'kafkajs';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { TransactionalLoop } from '../../processors/core/kafka/transactional-loop.js';
+import { createLogger } from '../../processors/core/log/logger.js';
+import { StateStores } from '../../processors/core/state/state-stores.js';
+import { FakeChangelog } from '../support/fake-changelog.js';
+
+/**
+ * The transactional loop with several partitions a transaction (`partitionsPerTransaction`,
+ * what `sluice live` runs): kafkajs hands the batches of one fetch over at once; they are
+ * routed, each against its partition's state, and written in one Kafka transaction with
+ * every partition's offsets. A kafkajs stand-in records the requests; the state is the real
+ * StateStores over LMDB with an in-memory changelog.
+ */
+const logger = createLogger({ name: 'test', level: 'silent' });
+const transient = () => Object.assign(new Error('broker away'), { name: 'KafkaJSConnectionError' });
+const rebalancing = () => Object.assign(new Error('rebalance'), { name: 'KafkaJSProtocolError', type: 'REBALANCE_IN_PROGRESS', code: 27, retriable: false });
+
+let dir: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'sluice-txn-test-'));
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+async function harness(script: { failSend?: Error[] } = {}) {
+  const log: string[] = [];
+  const changelog = new FakeChangelog();
+  const state = new StateStores({ name: 'count', dir, changelogTopic: 'g-count-changelog', source: changelog, logger, now: () => 0 });
+  let eachBatch: ((p: EachBatchPayload) => Promise<void>) | undefined;
+  const producer = () => ({
+    connect: async () => undefined,
+    disconnect: async () => undefined,
+    transaction: async () => {
+      let active = true;
+      const sent: TopicMessages[] = [];
+      return {
+        isActive: () => active,
+        sendBatch: async ({ topicMessages }: { topicMessages: TopicMessages[] }) => {
+          const f = script.failSend?.shift();
+          if (f) throw f;
+          sent.push(...topicMessages);
+          log.push(`send ${topicMessages.map((t) => `${t.topic}:${t.messages.length}`).join(',')}`);
+          return [];
+        },
+        sendOffsets: async ({ topics }: { topics: { topic: string; partitions: { partition: number; offset: string }[] }[] }) =>
+          void log.push(`offsets ${topics.flatMap((t) => t.partitions.map((p) => `${t.topic}[${p.partition}]=${p.offset}`)).join(',')}`),
+        commit: async () => {
+          active = false;
+          // The changelog records reach the changelog only when the transaction commits.
+          for (const t of sent) if (t.topic === 'g-count-changelog') for (const m of t.messages) changelog.commit(m.partition!, [m]);
+          log.push('commit');
+        },
+        abort: async () => {
+          active = false;
+          // (the empty transaction of the start, which only initialises the transactional id, is not logged)
+          if (sent.length > 0 || script.failSend?.length === 0) log.push('abort');
+        },
+      };
+    },
+  });
+  const consumer = {
+    events: { FETCH_START: 'f', HEARTBEAT: 'h', START_BATCH_PROCESS: 's', GROUP_JOIN: 'j', CRASH: 'c' },
+    on: () => undefined,
+    connect: async () => undefined,
+    subscribe: async () => undefined,
+    disconnect: async () => undefined,
+    run: async (o: { eachBatch: (p: EachBatchPayload) => Promise<void>; partitionsConsumedConcurrently: number }) => {
+      log.push(`concurrency ${o.partitionsConsumedConcurrently}`);
+      eachBatch = o.eachBatch;
+    },
+  };
+  const committed: number[] = [];
+  const loop = new TransactionalLoop<number>({
+    kafka: { producer, consumer: () => consumer } as never,
+    admin: { fetchOffsets: async () => [] } as never,
+    groupId: 'g',
+    transactionalId: 't',
+    inputTopic: 'in',
+    maxBatchRecords: 100,
+    partitionsPerTransaction: 6,
+    maxBytesPerPartition: 1 << 20,
+    sessionTimeoutMs: 30_000,
+    transactionTimeoutMs: 60_000,
+    logger,
+    signal: new AbortController().signal,
+    state,
+    // Counts each record's key in the partition's state: a count of 2 for a key sent once would be a double count.
+    route: async (records, txn) => {
+      for (const r of records) {
+        const key = r.message.key!.toString();
+        const n = Number(txn!.get(key)?.value.toString() ?? '0');
+        txn!.put(key, Buffer.from(String(n + 1)), 9_000);
+      }
+      return { topicMessages: [{ topic: 'out', messages: records.map((r) => ({ key: r.message.key, value: r.message.value })) }], result: records.length };
+    },
+    onCommitted: (n) => void committed.push(n),
+    retry: { initialMs: 1, maxMs: 1 },
+  });
+  await loop.start();
+  await state.assigned([]);
+  for (const p of [0, 1, 2]) await state.ready(p);
+  const batch = (partition: number, offsets: number[]) =>
+    ({
+      batch: {
+        topic: 'in',
+        partition,
+        messages: offsets.map((o) => ({ offset: String(o), key: Buffer.from(`p${partition}-k${o}`), value: Buffer.from(`v${o}`), timestamp: '0', attributes: 0, headers: {} }) as KafkaMessage),
+        highWatermark: String(offsets[offsets.length - 1]! + 1),
+        lastOffset: () => String(offsets[offsets.length - 1]),
+      },
+      resolveOffset: () => undefined,
+      heartbeat: async () => undefined,
+      isRunning: () => true,
+      isStale: () => false,
+    }) as unknown as EachBatchPayload;
+  /** One fetch's batches, handed over at once as kafkajs' workers do. */
+  const fetch = (batches: [number, number[]][]) => Promise.allSettled(batches.map(([p, offsets]) => eachBatch!(batch(p, offsets))));
+  const count = (partition: number, key: string) => {
+    const v = state.begin(partition).get(key)?.value;
+    return v === undefined ? 0 : Number(v.toString());
+  };
+  return { log, committed, fetch, count, state, changelog };
+}
+
+describe('transactions across partitions', () => {
+  it('writes one fetch of three partitions in one transaction: outputs, state changes and every offset', async () => {
+    const h = await harness();
+    const results = await h.fetch([
+      [0, [10, 11]],
+      [1, [5]],
+      [2, [7, 8, 9]],
+    ]);
+    expect(results.every((r) => r.status === 'fulfilled')).toBe(true);
+    expect(h.log).toEqual(['concurrency 6', 'send out:6,g-count-changelog:6', 'offsets in[0]=12,in[1]=6,in[2]=10', 'commit']);
+    expect(h.committed.sort()).toEqual([1, 2, 3]);
+    expect([h.count(0, 'p0-k10'), h.count(1, 'p1-k5'), h.count(2, 'p2-k9')]).toEqual([1, 1, 1]);
+    await h.state.close();
+  });
+
+  it('rolls the state back when the transaction aborts: a retry counts each record once, and the next fetch sees only committed state', async () => {
+    const h = await harness({ failSend: [transient()] });
+    await h.fetch([
+      [0, [0, 1]],
+      [1, [0]],
+    ]);
+    // The first attempt was aborted; the retry wrote the same records once.
+    expect(h.log.slice(1)).toEqual(['abort', 'send out:3,g-count-changelog:3', 'offsets in[0]=2,in[1]=1', 'commit']);
+    expect([h.count(0, 'p0-k0'), h.count(0, 'p0-k1'), h.count(1, 'p1-k0')]).toEqual([1, 1, 1]);
+    await h.state.flushed();
+    expect([h.count(0, 'p0-k0'), h.count(1, 'p1-k0')]).toEqual([1, 1]);
+    await h.state.close();
+  });
+
+  it('leaves no trace of a transaction given up on a rebalance: neither in the local store nor in the changelog, and a redelivery counts once', async () => {
+    const h = await harness({ failSend: [rebalancing()] });
+    const first = await h.fetch([
+      [0, [0, 1]],
+      [1, [0]],
+    ]);
+    // Both partitions' batches fail (kafkajs rejoins and refetches the committed offsets).
+    expect(first.map((r) => r.status)).toEqual(['rejected', 'rejected']);
+    expect(h.log.slice(1)).toEqual(['abort']);
+    await h.state.flushed();
+    expect([h.count(0, 'p0-k0'), h.count(1, 'p1-k0')]).toEqual([0, 0]);
+    expect(h.changelog.partitions.get(0)?.records ?? []).toEqual([]);
+    // The same records again (from the committed offsets): counted once.
+    const second = await h.fetch([
+      [0, [0, 1]],
+      [1, [0]],
+    ]);
+    expect(second.every((r) => r.status === 'fulfilled')).toBe(true);
+    expect([h.count(0, 'p0-k0'), h.count(0, 'p0-k1'), h.count(1, 'p1-k0')]).toEqual([1, 1, 1]);
+    await h.state.close();
+  });
+
+  it('writes a partition whose batch arrives while a transaction commits in the next transaction, not in the one under way', async () => {
+    const h = await harness();
+    const firstFetch = h.fetch([[0, [0]]]);
+    const late = h.fetch([[1, [0, 1]]]);
+    await Promise.all([firstFetch, late]);
+    const commits = h.log.filter((l) => l === 'commit').length;
+    expect(commits).toBeGreaterThanOrEqual(1);
+    expect(h.log.filter((l) => l.startsWith('offsets')).join(' ')).toContain('in[0]=1');
+    expect(h.log.filter((l) => l.startsWith('offsets')).join(' ')).toContain('in[1]=2');
+    expect([h.count(0, 'p0-k0'), h.count(1, 'p1-k0'), h.count(1, 'p1-k1')]).toEqual([1, 1, 1]);
+    await h.state.close();
+  });
+});
