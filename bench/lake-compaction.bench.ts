@@ -29,7 +29,7 @@ import { coreSettings } from '../processors/core/config/core-settings.js';
 import { loadSettings } from '../processors/core/config/settings.js';
 import { createLogger } from '../processors/core/log/logger.js';
 import { ParquetBatchWriter } from '../processors/core/parquet/batch-writer.js';
-import type { LakeColumn } from '../processors/core/parquet/lake-schema.js';
+import { lakeSchemaOfFile } from '../processors/core/pipeline/lake-columns.js';
 import { createS3Client } from '../processors/core/s3/client.js';
 import { listObjects } from '../processors/core/s3/objects.js';
 import { OBJECT_METADATA } from '../processors/export/formats.js';
@@ -50,18 +50,8 @@ const s3 = createS3Client(settings.s3);
 const bucket = settings.s3.bucket;
 const prefix = process.env.BENCH_LAKE_PREFIX ?? `bench/lake-compaction-${DAY_EVENTS > 0 ? 'day-' : ''}${N}-${FILES}/`;
 const TYPES = ['customer_onboarded', 'deposit_made', 'withdrawal_made', 'investment_made'] as const;
-const COLUMNS: LakeColumn[] = [
-  { name: 'event_id', type: 'string', nullable: false },
-  { name: 'event_type', type: 'string', nullable: false },
-  { name: 'agent_id', type: 'string', nullable: false },
-  { name: 'customer_id', type: 'string', nullable: true },
-  { name: 'amount_minor', type: 'int64', nullable: true },
-  { name: 'currency', type: 'string', nullable: true },
-  { name: 'occurred_at', type: 'timestamp_us', nullable: false },
-  { name: 'received_at', type: 'timestamp_us', nullable: false },
-  { name: 'source', type: 'string', nullable: true },
-  { name: 'schema_version', type: 'int32', nullable: false },
-];
+/** The lake's columns, from the shipped pipeline (one source of truth). */
+const COLUMNS = lakeSchemaOfFile(join(ROOT, 'connectors/exports/lake.yaml')).columns;
 
 const mib = (b: number) => (b / 1024 / 1024).toFixed(1);
 const load = () => loadavg().map((x) => x.toFixed(1)).join(' ');
@@ -159,6 +149,9 @@ async function compactChild(): Promise<void> {
     bucket,
     prefix,
     schema: { columns: COLUMNS },
+    // Env BENCH_COMPACT_SORT_MEMORY (MiB; default the CLI's 256) and BENCH_COMPACT_CONCURRENCY (partitions at once; default 4).
+    ...(process.env.BENCH_COMPACT_SORT_MEMORY ? { sortMemoryBytes: Number(process.env.BENCH_COMPACT_SORT_MEMORY) * 1024 * 1024 } : {}),
+    partitionConcurrency: Number(process.env.BENCH_COMPACT_CONCURRENCY ?? 4),
     compression: 'zstd',
     targetBytes: 128 * 1024 * 1024,
     rowGroupSize: 131_072,

@@ -26,7 +26,7 @@ import { fileURLToPath } from 'node:url';
 import { coreSettings } from '../processors/core/config/core-settings.js';
 import { loadSettings } from '../processors/core/config/settings.js';
 import { ParquetBatchWriter } from '../processors/core/parquet/batch-writer.js';
-import type { LakeColumn } from '../processors/core/parquet/lake-schema.js';
+import { lakeSchemaOfFile } from '../processors/core/pipeline/lake-columns.js';
 import { createS3Client } from '../processors/core/s3/client.js';
 import { DEFAULT_RULES } from '../processors/reports/commission.js';
 import { generateReport } from '../processors/reports/generate.js';
@@ -44,18 +44,8 @@ const s3 = createS3Client(settings.s3);
 const bucket = settings.s3.bucket;
 const prefix = `bench/reports-${N}/`;
 const TYPES = ['customer_onboarded', 'deposit_made', 'withdrawal_made', 'investment_made'] as const;
-const COLUMNS: LakeColumn[] = [
-  { name: 'event_id', type: 'string', nullable: false },
-  { name: 'event_type', type: 'string', nullable: false },
-  { name: 'agent_id', type: 'string', nullable: false },
-  { name: 'customer_id', type: 'string', nullable: true },
-  { name: 'amount_minor', type: 'int64', nullable: true },
-  { name: 'currency', type: 'string', nullable: true },
-  { name: 'occurred_at', type: 'timestamp_us', nullable: false },
-  { name: 'received_at', type: 'timestamp_us', nullable: false },
-  { name: 'source', type: 'string', nullable: true },
-  { name: 'schema_version', type: 'int32', nullable: false },
-];
+/** The lake's columns, from the shipped pipeline (one source of truth). */
+const COLUMNS = lakeSchemaOfFile(join(ROOT, 'connectors/exports/lake.yaml')).columns;
 
 const mib = (b: number) => (b / 1024 / 1024).toFixed(1);
 const rate = (n: number, ms: number) => Math.round(n / (ms / 1000)).toLocaleString('en-US');

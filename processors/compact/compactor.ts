@@ -1,4 +1,7 @@
 import { createHash } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { PermanentError } from '../core/errors/errors.js';
 import type { Logger } from '../core/log/logger.js';
@@ -9,7 +12,9 @@ import { uploadDurably } from '../core/s3/upload.js';
 import { OBJECT_METADATA } from '../export/formats.js';
 import { deleteJournal, readJournal, writeJournal, type Journal } from './journal.js';
 import { compactedKey, dataFiles, fileCoordinates, formatOffsetRanges, isClosed, journalKey, manifestKey, mergedFile, mergedKey, OFFSETS_METADATA, OFFSETS_METADATA_MAX, parseOffsetRanges, partitionOf, type FileCoordinates, type LakePartitionDir, type OffsetRanges } from './layout.js';
-import { readBackIds, rewrite } from './rewrite.js';
+import { readColumns } from '../core/parquet/s3-columns.js';
+import { compareIds, IdBuckets } from './id-check.js';
+import { rewrite } from './rewrite.js';
 
 /**
  * Compaction of closed lake partitions (see docs/lake-compaction.md).
@@ -45,7 +50,13 @@ export interface CompactOptions {
   dryRun?: boolean;
   /** Input files downloaded at once. */
   concurrency?: number;
+  /** Bytes of rows a partition's sort holds in memory before it spills a sorted run to disk (default 256 MiB). */
+  sortMemoryBytes?: number;
+  /** Where sorted runs and output files are written before upload (default the OS temp directory). */
+  tempDir?: string;
 }
+
+export const SORT_MEMORY_DEFAULT = 256 * 1024 * 1024;
 
 export interface PartitionOutcome {
   partition: string;
@@ -124,46 +135,53 @@ export async function compactPartition(o: CompactOptions, p: LakePartitionDir): 
   await writeJournal(o.s3, o.bucket, jKey, journal);
 
   for (const pl of plans) {
-    const bodies = await downloadAll(o, pl.inputs.map((f) => f.key));
-    const result = await rewrite(bodies, {
-      schema: o.schema,
-      compression: o.compression,
-      rowGroupSize: o.rowGroupSize,
-      parts: pl.parts,
-      metadata: { 'sluice.pipeline': o.pipelineName, 'sluice.compacted': 'true', 'sluice.sorted_by': 'agent_id,occurred_at,event_id', 'sluice.offsets': `${pl.topic}:${formatOffsetRanges(pl.ranges)}` },
-    });
-    const expected = new Set<string>();
-    for (const part of result.parts) for (const id of part.ids) expected.add(id);
-    if (expected.size !== result.inputRows - result.duplicates) throw new PermanentError(`partition ${p.relative}: rewrite kept ${expected.size} distinct ids of ${result.inputRows - result.duplicates}`);
-    const keys = pl.keys;
-    // Fewer rows than parts leaves planned keys empty: they are not written (the journal lists them; deleting a missing key is harmless).
-    for (let i = 0; i < result.parts.length; i++) {
-      const part = result.parts[i]!;
-      await uploadDurably(o.s3, {
-        bucket: o.bucket,
-        key: keys[i]!,
-        body: part.body,
-        contentType: 'application/vnd.apache.parquet',
-        metadata: {
-          ...pl.objectMetadata,
-          [OBJECT_METADATA.records]: String(part.rows),
-          'sluice-compacted-inputs': String(pl.inputs.length),
-        },
-        partSize: 64 * 1024 * 1024,
-        partConcurrency: 4,
-        logger: o.logger,
-        policy: { maxAttempts: 8 },
+    const dir = await mkdtemp(join(o.tempDir ?? tmpdir(), `${TEMP_PREFIX}${process.pid}-`));
+    try {
+      const result = await rewrite(downloadAll(o, pl.inputs), {
+        schema: o.schema,
+        compression: o.compression,
+        rowGroupSize: o.rowGroupSize,
+        parts: pl.parts,
+        dir,
+        memoryBytes: o.sortMemoryBytes ?? SORT_MEMORY_DEFAULT,
+        metadata: { 'sluice.pipeline': o.pipelineName, 'sluice.compacted': 'true', 'sluice.sorted_by': 'agent_id,occurred_at,event_id', 'sluice.offsets': `${pl.topic}:${formatOffsetRanges(pl.ranges)}` },
       });
-      // Read back from S3, not from memory: what readers will get.
-      const back = readBackIds(await download(o.s3, o.bucket, keys[i]!));
-      if (back.rows !== part.rows || back.ids.size !== part.ids.size || [...part.ids].some((id) => !back.ids.has(id))) {
-        throw new PermanentError(`partition ${p.relative}: ${keys[i]} read back with ${back.rows} rows / ${back.ids.size} ids, written with ${part.rows} / ${part.ids.size}; the inputs stay, the next run rolls it back`);
+      const rows = result.parts.reduce((n, x) => n + x.rows, 0);
+      if (rows !== result.inputRows - result.duplicates) throw new PermanentError(`partition ${p.relative}: rewrite wrote ${rows} rows of ${result.inputRows - result.duplicates}`);
+      const readBack = new IdBuckets(dir, 'read', result.written.buckets);
+      // Fewer rows than parts leaves planned keys empty: they are not written (the journal lists them; deleting a missing key is harmless).
+      for (let i = 0; i < result.parts.length; i++) {
+        const part = result.parts[i]!;
+        await uploadDurably(o.s3, {
+          bucket: o.bucket,
+          key: pl.keys[i]!,
+          body: await readFile(part.path),
+          contentType: 'application/vnd.apache.parquet',
+          metadata: {
+            ...pl.objectMetadata,
+            [OBJECT_METADATA.records]: String(part.rows),
+            'sluice-compacted-inputs': String(pl.inputs.length),
+          },
+          partSize: 64 * 1024 * 1024,
+          partConcurrency: 4,
+          logger: o.logger,
+          policy: { maxAttempts: 8 },
+        });
+        // Read back from S3, not from disk: what readers will get.
+        const back = await readBackIds(o, pl.keys[i]!, part.bytes, readBack);
+        if (back !== part.rows) throw new PermanentError(`partition ${p.relative}: ${pl.keys[i]} read back with ${back} rows, written with ${part.rows}; the inputs stay, the next run rolls it back`);
+        outcome.outputBytes += part.bytes;
+        outcome.outputs++;
       }
-      outcome.outputBytes += part.body.byteLength;
-      outcome.outputs++;
+      readBack.close();
+      const problem = compareIds(result.written, readBack);
+      if (problem) throw new PermanentError(`partition ${p.relative}: the compacted files do not hold the inputs' event ids: ${problem}; the inputs stay, the next run rolls it back`);
+      outcome.rows += rows;
+      outcome.duplicatesDropped += result.duplicates;
+      o.logger.debug({ partition: p.relative, topic: pl.topic, rows, runs: result.runs, spilledBytes: result.spilledBytes }, 'partition rewritten');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
-    outcome.rows += expected.size;
-    outcome.duplicatesDropped += result.duplicates;
   }
 
   // The inputs must be the very objects that were read: an ETag that changed means someone rewrote one (a replay): roll back.
@@ -298,19 +316,72 @@ async function lastOffsetOf(o: CompactOptions, key: string): Promise<bigint | un
   }
 }
 
-async function downloadAll(o: CompactOptions, keys: string[]): Promise<Uint8Array[]> {
-  const concurrency = o.concurrency ?? 16;
-  const out: Uint8Array[] = new Array<Uint8Array>(keys.length);
+/** Bytes of input objects downloaded ahead of the sort (one object at least, whatever its size). */
+const PREFETCH_BYTES = 64 * 1024 * 1024;
+
+/** The inputs' bytes in order, up to `concurrency` downloads and PREFETCH_BYTES ahead. */
+async function* downloadAll(o: CompactOptions, files: readonly ListedObject[]): AsyncGenerator<Uint8Array> {
+  const window = Math.max(1, o.concurrency ?? 16);
+  const pending: { bytes: Promise<Uint8Array>; size: number }[] = [];
+  let ahead = 0;
   let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(concurrency, keys.length) }, async () => {
-      while (next < keys.length) {
-        const i = next++;
-        out[i] = await download(o.s3, o.bucket, keys[i]!);
-      }
-    }),
-  );
-  return out;
+  const fill = () => {
+    while (next < files.length && pending.length < window && (pending.length === 0 || ahead + files[next]!.size <= PREFETCH_BYTES)) {
+      const f = files[next++]!;
+      const bytes = download(o.s3, o.bucket, f.key);
+      bytes.catch(() => undefined); // awaited in order below; a failure surfaces there
+      pending.push({ bytes, size: f.size });
+      ahead += f.size;
+    }
+  };
+  fill();
+  while (pending.length > 0) {
+    const head = pending.shift()!;
+    const bytes = await head.bytes;
+    ahead -= head.size;
+    fill();
+    yield bytes;
+  }
+}
+
+/** Reads a written file's event ids back from S3 into buckets (a row group at a time); returns its rows. */
+async function readBackIds(o: CompactOptions, key: string, size: number, into?: IdBuckets): Promise<number> {
+  let rows = 0;
+  await readColumns(o.s3, o.bucket, { key, size, columns: ['event_id'] }, (columns, n) => {
+    rows += n;
+    if (!into) return;
+    const ids = columns.get('event_id')!;
+    for (let i = 0; i < n; i++) into.add(Buffer.from(String(ids[i]), 'utf8').toString('latin1'));
+  });
+  return rows;
+}
+
+/** Temp directories of compactions, `<prefix><pid>-<random>`: those of a process that is gone are removed by the next run. */
+const TEMP_PREFIX = 'sluice-compact-';
+
+async function removeStaleTempDirs(o: CompactOptions): Promise<void> {
+  const base = o.tempDir ?? tmpdir();
+  let names: string[];
+  try {
+    names = await readdir(base);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const pid = new RegExp(`^${TEMP_PREFIX}(\\d+)-`).exec(name)?.[1];
+    if (!pid || Number(pid) === process.pid || alive(Number(pid))) continue;
+    await rm(join(base, name), { recursive: true, force: true });
+    o.logger.info({ dir: join(base, name) }, 'removed the temp directory of a compaction that stopped (its journal rolls it back or finishes it)');
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /** The swap's second half, also what the next run does after a crash in it: manifest first, then the inputs go. */
@@ -335,12 +406,15 @@ async function recover(o: CompactOptions, p: LakePartitionDir, journal: Journal)
     return 'rolled_back';
   }
   // swapping: every output was written and checked before this state was written; make sure they are still there.
-  const present = new Set(dataFiles(await listObjects(o.s3, o.bucket, `${p.dir}/`)).map((f) => f.key));
+  const present = new Map(dataFiles(await listObjects(o.s3, o.bucket, `${p.dir}/`)).map((f) => [f.key, f] as const));
   const missing = journal.outputs.filter((k) => !present.has(k));
   // Outputs a rewrite left empty were never written: the journal's row count says whether what is there holds everything.
   if (missing.length > 0) {
     let rows = 0;
-    for (const k of journal.outputs.filter((k) => present.has(k))) rows += readBackIds(await download(o.s3, o.bucket, k)).rows;
+    for (const k of journal.outputs) {
+      const f = present.get(k);
+      if (f) rows += await readBackIds(o, k, f.size);
+    }
     if (rows !== journal.rows) {
       throw new PermanentError(
         `partition ${p.relative}: the compaction journal ${journalKey(o.prefix, p)} is swapping but its outputs hold ${rows} rows of ${String(journal.rows)} (${missing.length} missing): an operator removed them? Restore them or the inputs before deleting the journal`,
@@ -370,6 +444,7 @@ async function writeManifest(o: CompactOptions, p: LakePartitionDir, keys: reado
  * committed offset only leaves more files for the next run.
  */
 export async function compactLake(o: CompactOptions & { partitionConcurrency?: number }, only?: LakePartitionDir): Promise<{ outcomes: PartitionOutcome[]; failed: number }> {
+  await removeStaleTempDirs(o);
   const partitions = only ? [only] : await closedPartitions(o);
   const offsets = new Map<string, Promise<Map<number, bigint>>>();
   const run: CompactOptions = {

@@ -1,16 +1,27 @@
-import { makeVector, type Data, type Table } from 'apache-arrow';
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
+import { makeVector, type Data } from 'apache-arrow';
+import { parquetMetadata } from 'hyparquet';
 import { PermanentError } from '../core/errors/errors.js';
-import { ParquetBatchWriter, type ParquetCompression } from '../core/parquet/batch-writer.js';
+import type { ParquetCompression } from '../core/parquet/batch-writer.js';
 import type { LakeColumn, LakeRow, LakeSchema, LakeValue } from '../core/parquet/lake-schema.js';
 import { readParquetTable, stringColumn } from '../core/parquet/reader.js';
+import { writeParquetFile } from '../core/parquet/stream-writer.js';
+import { ExternalSorter, type SortedRow } from './external-sort.js';
+import { bucketCount, IdBuckets } from './id-check.js';
 
 /**
- * The rows of a group of lake files rewritten into a few sorted files: every event_id once
- * (the first copy in offset order; repeats the export's bounded dedupe let through are
- * copies of the same event), ordered by agent_id (UTF-8 byte order, as Parquet statistics
- * compare) then occurred_at then event_id, cut into `parts` files of equal row counts.
- * Values are copied exactly: int64 and timestamps through their 64-bit buffers, never through
- * a JS number.
+ * The rows of a group of lake files rewritten into a few sorted files on local disk: every
+ * event_id once (the first copy in input order, which is offset order; repeats the export's
+ * bounded dedupe let through are copies of the same event), ordered by agent_id (UTF-8 byte
+ * order, as Parquet statistics compare) then occurred_at then event_id, cut into `parts` files
+ * of ceil(input rows / parts) rows (copies are only known once merged, so the last is smaller). Values are copied exactly: int64 and timestamps through their 64-bit
+ * buffers, never through a JS number.
+ *
+ * Memory is bounded by `memoryBytes`, not by the rows: inputs are read a row group at a time
+ * into an external sort (external-sort.ts) that spills sorted runs to `dir`, and the outputs
+ * are written by a streaming Parquet writer. The ids written go to hash buckets on disk for the
+ * read-back check (id-check.ts). The caller owns `dir` (and removes it).
  */
 
 export interface RewriteOptions {
@@ -19,22 +30,31 @@ export interface RewriteOptions {
   rowGroupSize: number;
   parts: number;
   metadata: Record<string, string>;
+  /** A local directory for sorted runs, id buckets and the output files. */
+  dir: string;
+  /** Bytes of rows the sort holds in memory (also one id bucket's budget in the check). */
+  memoryBytes: number;
   idColumn?: string;
   agentColumn?: string;
   timeColumn?: string;
 }
 
 export interface RewrittenPart {
-  body: Uint8Array;
+  /** The output file on local disk. */
+  path: string;
   rows: number;
-  /** The event ids it holds (latin1 keys of the UTF-8 bytes). */
-  ids: Set<string>;
+  bytes: number;
 }
 
 export interface RewriteResult {
   parts: RewrittenPart[];
   inputRows: number;
   duplicates: number;
+  /** The event ids written, in hash buckets (closed), for compareIds against the read-back. */
+  written: IdBuckets;
+  /** Sorted runs the sort used (1: it fitted in memory) and the bytes it spilled to disk. */
+  runs: number;
+  spilledBytes: number;
 }
 
 type Getter = (i: number) => LakeValue;
@@ -71,8 +91,7 @@ function getter(column: LakeColumn, data: Data): Getter {
       return (i) => (isNullAt(data, i) ? null : v[data.offset + i]!);
     }
     case 'boolean':
-    case 'bytes':
-    {
+    case 'bytes': {
       // Rare in the lake: read through Arrow's own getter.
       const vector = makeVector(data);
       return (i) => (isNullAt(data, i) ? null : (vector.get(i) as LakeValue));
@@ -82,111 +101,86 @@ function getter(column: LakeColumn, data: Data): Getter {
   }
 }
 
-interface Batch {
-  get: Getter[];
-  id: (i: number) => string;
-  agent: (i: number) => string;
-  time: (i: number) => number;
-}
-
-export async function rewrite(inputs: readonly Uint8Array[], o: RewriteOptions): Promise<RewriteResult> {
-  const idColumn = o.idColumn ?? 'event_id';
-  const agentColumn = o.agentColumn ?? 'agent_id';
-  const timeColumn = o.timeColumn ?? 'occurred_at';
-  const names = o.schema.columns.map((c) => c.name);
-  for (const required of [idColumn, agentColumn, timeColumn]) {
-    if (!names.includes(required)) throw new PermanentError(`compaction needs column ${required} in the pipeline's output.s3.columns`);
-  }
-  const batches: Batch[] = [];
-  const seen = new Set<string>();
-  const batchOf: number[] = [];
-  const rowOf: number[] = [];
-  const agentRank = new Map<string, number>();
-  let inputRows = 0;
-  let duplicates = 0;
-  for (const bytes of inputs) {
-    const table: Table = readParquetTable(bytes);
+/** Adds every row of a Parquet file to the sort, a row group at a time. */
+function addFile(sorter: ExternalSorter, bytes: Uint8Array, columns: readonly LakeColumn[]): number {
+  const buffer = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? (bytes.buffer as ArrayBuffer) : (bytes.slice().buffer as ArrayBuffer);
+  const groups = parquetMetadata(buffer).row_groups.length;
+  const values = new Array<LakeValue>(columns.length);
+  let rows = 0;
+  for (let g = 0; g < groups; g++) {
+    const table = readParquetTable(bytes, undefined, [g]);
     for (const rb of table.batches) {
-      const dataOf = (name: string) => {
-        const child = rb.getChild(name);
-        if (!child) throw new PermanentError(`a lake file has no column ${name}: compaction copies every column of the pipeline's output.s3.columns`);
-        return child.data[0]!;
-      };
-      const ids = stringColumn(dataOf(idColumn));
-      const agents = stringColumn(dataOf(agentColumn));
-      const timeGet = getter(o.schema.columns.find((c) => c.name === timeColumn)!, dataOf(timeColumn));
-      const b: Batch = {
-        get: o.schema.columns.map((c) => getter(c, dataOf(c.name))),
-        id: (i) => ids.key(i),
-        agent: (i) => (agents.isNull(i) ? '' : agents.key(i)),
-        time: (i) => Number(timeGet(i) ?? 0),
-      };
-      const index = batches.push(b) - 1;
+      const get = columns.map((c) => {
+        const child = rb.getChild(c.name);
+        if (!child) throw new PermanentError(`a lake file has no column ${c.name}: compaction copies every column of the pipeline's output.s3.columns`);
+        return getter(c, child.data[0]!);
+      });
       for (let i = 0; i < rb.numRows; i++) {
-        inputRows++;
-        const id = b.id(i);
-        if (seen.has(id)) {
-          duplicates++;
-          continue;
-        }
-        seen.add(id);
-        batchOf.push(index);
-        rowOf.push(i);
-        const agent = b.agent(i);
-        if (!agentRank.has(agent)) agentRank.set(agent, 0);
+        for (let c = 0; c < get.length; c++) values[c] = get[c]!(i);
+        sorter.add(values);
+        rows++;
       }
     }
   }
-  // Agents ranked by their UTF-8 bytes (the latin1 keys compare byte for byte).
-  [...agentRank.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)).forEach((a, rank) => agentRank.set(a, rank));
-  const n = batchOf.length;
-  const rank = new Uint32Array(n);
-  const time = new Float64Array(n);
-  for (let r = 0; r < n; r++) {
-    const b = batches[batchOf[r]!]!;
-    rank[r] = agentRank.get(b.agent(rowOf[r]!))!;
-    time[r] = b.time(rowOf[r]!);
-  }
-  const order = Array.from({ length: n }, (_, r) => r);
-  order.sort((x, y) => {
-    if (rank[x] !== rank[y]) return rank[x]! - rank[y]!;
-    if (time[x] !== time[y]) return time[x]! - time[y]!;
-    const a = batches[batchOf[x]!]!.id(rowOf[x]!);
-    const b = batches[batchOf[y]!]!.id(rowOf[y]!);
-    return a < b ? -1 : a > b ? 1 : 0;
-  });
-  const parts: RewrittenPart[] = [];
-  const count = Math.max(1, Math.min(o.parts, n));
-  for (let p = 0; p < count; p++) {
-    const from = Math.floor((n * p) / count);
-    const to = Math.floor((n * (p + 1)) / count);
-    const writer = new ParquetBatchWriter(o.schema, { compression: o.compression, rowGroupSize: o.rowGroupSize, metadata: o.metadata });
-    const ids = new Set<string>();
-    const row: LakeRow = {};
-    for (let k = from; k < to; k++) {
-      const r = order[k]!;
-      const b = batches[batchOf[r]!]!;
-      const i = rowOf[r]!;
-      for (let c = 0; c < names.length; c++) row[names[c]!] = b.get[c]!(i);
-      writer.append(row);
-      ids.add(b.id(i));
-    }
-    parts.push({ body: await writer.finish(), rows: to - from, ids });
-  }
-  return { parts, inputRows, duplicates };
+  return rows;
 }
 
-/** The event ids a written file holds, and its row count, read back from its bytes. */
-export function readBackIds(bytes: Uint8Array, idColumn = 'event_id'): { rows: number; ids: Set<string> } {
-  const table = readParquetTable(bytes, [idColumn]);
-  const ids = new Set<string>();
-  let rows = 0;
-  for (const rb of table.batches) {
-    const col = stringColumn(rb.getChild(idColumn)!.data[0]!);
-    for (let i = 0; i < rb.numRows; i++) {
-      rows++;
-      ids.add(col.key(i));
+export async function rewrite(inputs: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, o: RewriteOptions): Promise<RewriteResult> {
+  const columns = o.schema.columns;
+  const names = columns.map((c) => c.name);
+  const index = (name: string) => {
+    const i = names.indexOf(name);
+    if (i < 0) throw new PermanentError(`compaction needs column ${name} in the pipeline's output.s3.columns`);
+    return i;
+  };
+  const keys = { id: index(o.idColumn ?? 'event_id'), agent: index(o.agentColumn ?? 'agent_id'), time: index(o.timeColumn ?? 'occurred_at') };
+  const sorter = new ExternalSorter({ dir: o.dir, columns, keys, memoryBytes: o.memoryBytes });
+  let inputRows = 0;
+  for await (const bytes of inputs) inputRows += addFile(sorter, bytes, columns);
+
+  const written = new IdBuckets(o.dir, 'written', bucketCount(inputRows, o.memoryBytes));
+  const stats = { dropped: 0 };
+  const merged = sorter.merged(stats);
+  // One row of lookahead, so that a part is only started when a row is left for it; the merge
+  // reuses its value arrays, so it advances only when the writer asks for the next row.
+  let ahead: IteratorResult<SortedRow> = merged.next();
+  let consumed = false;
+  const peek = () => {
+    if (consumed) {
+      ahead = merged.next();
+      consumed = false;
     }
+    return ahead;
+  };
+  const row: LakeRow = {};
+  const rows: Iterator<LakeRow> = {
+    next: () => {
+      const r = peek();
+      if (r.done) return { done: true, value: undefined };
+      consumed = true;
+      for (let c = 0; c < names.length; c++) row[names[c]!] = r.value.values[c];
+      written.add(r.value.id);
+      return { done: false, value: row };
+    },
+  };
+  const count = Math.max(1, Math.min(o.parts, inputRows));
+  const perPart = Math.ceil(inputRows / count);
+  const parts: RewrittenPart[] = [];
+  try {
+    for (let p = 0; p < count && !peek().done; p++) {
+      const path = join(o.dir, `part-${p}.parquet`);
+      const last = p === count - 1;
+      const { rows: n } = await writeParquetFile(path, o.schema, rows, {
+        compression: o.compression,
+        rowGroupSize: o.rowGroupSize,
+        metadata: o.metadata,
+        ...(last ? {} : { maxRows: perPart }),
+      });
+      parts.push({ path, rows: n, bytes: statSync(path).size });
+    }
+  } finally {
+    written.close();
+    void merged.return?.(undefined);
   }
-  return { rows, ids };
+  return { parts, inputRows, duplicates: stats.dropped, written, runs: sorter.runCount, spilledBytes: sorter.spilledBytes };
 }

@@ -36,15 +36,19 @@ import { RecordConsumer, RecordPath } from './record-path.js';
  * - Every rebalance throws away all open batches (kafkajs resumes every partition from its
  *   committed offset after a rebalance), and a write in progress is abandoned as soon as
  *   the group starts rebalancing, so a partition's new owner is never overwritten by the old.
- * - A partition's flush runs in the background while its next batch fills (kafkajs holds
+ * - A partition's flushes run in the background while its next batch fills (kafkajs holds
  *   the fetch of every partition of a broker until eachBatch returns, so a flush inside it
- *   would stall them all); flushes of a partition run one after another, in offset order,
- *   and a batch only starts writing once the one before it is committed, so at most one
- *   uncommitted batch of a partition is in the target, and it starts at the committed
- *   offset. A flush that fails voids the batch filling behind it (both are read again).
+ *   would stall them all): up to MAX_SEALED sealed batches a partition queue behind one
+ *   another, so a slow flush stops neither the other partitions' record work nor the
+ *   filling of this partition's next batches. They are written one after another, in offset
+ *   order, and a batch only starts writing once the one before it is committed, so at most
+ *   one uncommitted batch of a partition is in the target, and it starts at the committed
+ *   offset. A flush that fails voids every batch queued or filling behind it (all are read
+ *   again from the failed batch's first offset).
  * - Target and broker faults block with backoff while the consumer keeps heartbeating; a
- *   full batch waits for its partition's previous flush, which is the backpressure: memory
- *   holds at most two batches (batching.count / batching.bytes) per assigned partition.
+ *   full batch waits while MAX_SEALED batches of its partition are in flight, which is the
+ *   backpressure: memory holds at most MAX_SEALED + 1 batches (batching.count /
+ *   batching.bytes) per assigned partition.
  */
 
 export interface RunnerDeps {
@@ -71,10 +75,11 @@ interface PartitionState {
   /** Serialises the partition's batch work (consuming, starting flushes). */
   lock: PartitionLock;
   /**
-   * The flush of the partition's previous batch while the open one fills (at most one: a
-   * full batch waits for it, which is the backpressure). Flushes commit in offset order.
+   * The flushes of the partition's sealed batches while the open one fills, oldest first
+   * (at most MAX_SEALED: a full batch waits for the oldest, which is the backpressure). Each
+   * starts when the one before it committed: they commit in offset order.
    */
-  flushing: Promise<FlushResult> | undefined;
+  flushes: Promise<FlushResult>[];
 }
 
 type FlushResult = FlushReport['result'];
@@ -84,6 +89,8 @@ const IDLE_CHECK_MS = 100;
 const NEW_OWNER_GUARD_MS = 2000;
 /** The longest the batch loop runs before letting other callbacks (flushes) in. */
 const SLICE_MS = 5;
+/** Sealed batches a partition may have in flight (one writing, the others queued behind it) while its next batch fills. */
+export const MAX_SEALED = 2;
 
 export class PipelineRunner {
   readonly input: Input;
@@ -200,7 +207,8 @@ export class PipelineRunner {
     const epoch = this.epoch;
     for (const [key, st] of [...this.states]) {
       await st.lock.run(async () => {
-        if (st.flushing && (await st.flushing) !== 'committed') return;
+        const last = st.flushes.at(-1);
+        if (last && (await last) !== 'committed') return;
         if (st.epoch === epoch && this.isCurrent(st) && st.batch.pending && !this.crashed) {
           try {
             await this.flush(st, st.batch, undefined, true);
@@ -281,7 +289,7 @@ export class PipelineRunner {
     const key = `${topic}/${partition}`;
     let st = this.states.get(key);
     if (!st) {
-      st = { key, batch: this.newBatch(topic, partition), epoch: this.epoch, lock: new PartitionLock(), flushing: undefined };
+      st = { key, batch: this.newBatch(topic, partition), epoch: this.epoch, lock: new PartitionLock(), flushes: [] };
       this.states.set(key, st);
     }
     return st;
@@ -389,27 +397,33 @@ export class PipelineRunner {
   }
 
   /**
-   * Closes the partition's open batch and starts its flush in the background, so the fetch
+   * Closes the partition's open batch and queues its flush in the background, so the fetch
    * loop (which kafkajs holds for every partition of the broker until eachBatch returns)
-   * goes on while the batch is written. Waits for the previous flush first: at most one
-   * batch flushing and one filling per partition. False when the partition's batches are
-   * void (that flush failed, or the group rebalanced): stop consuming into it.
+   * goes on while the batch is written. The flush starts once the partition's previous one
+   * committed; while MAX_SEALED are in flight, waits for the oldest first. False when the
+   * partition's batches are void (a flush failed, or the group rebalanced): stop consuming
+   * into it.
    */
   private async rollBatch(st: PartitionState, heartbeat: (() => Promise<void>) | undefined): Promise<boolean> {
-    if (st.flushing && (await this.previousFlush(st.flushing, heartbeat)) !== 'committed') return false;
+    while (st.flushes.length >= MAX_SEALED) {
+      if ((await this.previousFlush(st.flushes[0]!, heartbeat)) !== 'committed') return false;
+    }
     if (st.epoch !== this.epoch || !this.isCurrent(st)) return false;
     const batch = st.batch;
     if (!batch.pending) return true;
     st.batch = this.newBatch(batch.topic, batch.partition);
-    const flushing: Promise<FlushResult> = this.flush(st, batch, heartbeat)
+    const previous = st.flushes.at(-1);
+    // After a previous flush that did not commit, this batch is void: the failed one's seek (or the rejoin) reads it again.
+    const flushing: Promise<FlushResult> = (previous ? previous.then((r) => (r === 'committed' ? this.flush(st, batch, heartbeat) : r)) : this.flush(st, batch, heartbeat))
       .catch((error: unknown) => {
         this.log.warn({ err: error, topic: batch.topic, partition: batch.partition }, 'flush failed; the batch is read again');
         return 'failed' as const;
       })
       .finally(() => {
-        if (st.flushing === flushing) st.flushing = undefined;
+        const i = st.flushes.indexOf(flushing);
+        if (i >= 0) st.flushes.splice(i, 1);
       });
-    st.flushing = flushing;
+    st.flushes.push(flushing);
     return true;
   }
 
@@ -537,7 +551,7 @@ export class PipelineRunner {
     const now = Date.now();
     for (const st of this.states.values()) {
       const b = st.batch;
-      if (st.lock.busy || st.flushing || st.epoch !== this.epoch || !this.policy.due(b, now)) continue;
+      if (st.lock.busy || st.flushes.length >= MAX_SEALED || st.epoch !== this.epoch || !this.policy.due(b, now)) continue;
       st.lock.busy = true; // claimed; run() sets it again
       void st.lock
         .run(async () => {

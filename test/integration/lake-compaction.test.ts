@@ -1,15 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import type { Admin, Kafka } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createKafka } from '../../processors/core/kafka/client.js';
 import { createS3Client } from '../../processors/core/s3/client.js';
 import { deletePrefix, download, listKeys, listObjects } from '../../processors/core/s3/objects.js';
 import { startExport, type RunningExport } from '../../processors/export/export.js';
 import { fileCoordinates, mergedFile } from '../../processors/compact/layout.js';
-import { AgentEventProducer, cli, ensureBuilt, expectedLakeValues, lakeMonthReport, lakePipelineFile, localCopies, opsEvent, readLake, requireServerWithin, startCli, waitCaughtUp, type OpsEvent } from '../support/ops-lake.js';
-import { ParquetReader } from '../support/parquet-reader.js';
+import { AgentEventProducer, cli, connectLakeStack, expectedLakeValues, lakeMonthReport, lakePipelineFile, localCopies, opsEvent, readLake, startCli, waitCaughtUp, type OpsEvent } from '../support/ops-lake.js';
+import type { ParquetReader } from '../support/parquet-reader.js';
 import { seededRandom } from '../support/random.js';
-import { hostPortOf, requireServer, testSettings } from '../support/servers.js';
+import { testSettings } from '../support/servers.js';
 
 /**
  * Issue 15, `sluice compact` end to end on the real stack: the real export runner with the
@@ -102,14 +101,7 @@ async function expectNoJournalAndTrueManifests(): Promise<void> {
 const compact = (args: string[] = []) => cli(['compact', file, '--grace', '24h', '--concurrency', '8', ...args], env, 120_000 * SCALE);
 
 beforeAll(async () => {
-  await requireServerWithin('Kafka', settings.kafka.brokers[0]!);
-  await requireServer('Schema registry', hostPortOf(settings.registry.url));
-  await requireServerWithin('S3', hostPortOf(settings.s3.endpoint!));
-  ensureBuilt();
-  kafka = createKafka(settings.kafka, { region: settings.s3.region });
-  admin = kafka.admin();
-  await admin.connect();
-  reader = await ParquetReader.open();
+  ({ kafka, admin, reader } = await connectLakeStack(settings));
   // The shipped settings: lake.yaml as it is, the topic, DLQ and prefix the test's, the period compressed with time (1 s -> 250 ms).
   file = lakePipelineFile({ name: `compact-${id}`, topic, dlq, prefix, period: '250ms' });
   producer = new AgentEventProducer(kafka, settings, topic);

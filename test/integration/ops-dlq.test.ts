@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto';
 import type { Admin, IHeaders, Kafka, KafkaMessage, Message, Producer, Transaction } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deadLetterMessage } from '../../processors/core/dlq/dead-letter.js';
-import { createKafka } from '../../processors/core/kafka/client.js';
 import { createS3Client } from '../../processors/core/s3/client.js';
 import { deletePrefix } from '../../processors/core/s3/objects.js';
 import { startExport } from '../../processors/export/export.js';
@@ -12,16 +11,15 @@ import {
   cli,
   committedOffsets,
   endOffsets,
-  ensureBuilt,
+  connectLakeStack,
   expectedLakeValues,
   lakePipelineFile,
   opsEvent,
   readLake,
-  requireServerWithin,
   waitCaughtUp,
 } from '../support/ops-lake.js';
-import { ParquetReader } from '../support/parquet-reader.js';
-import { hostPortOf, testSettings } from '../support/servers.js';
+import type { ParquetReader } from '../support/parquet-reader.js';
+import { testSettings } from '../support/servers.js';
 
 /**
  * Issue 6, dead letters: `sluice dlq inspect` counts what the real export dead-lettered, and
@@ -111,14 +109,7 @@ async function produceChunked(topic: string, messages: Message[]): Promise<void>
 }
 
 beforeAll(async () => {
-  await requireServerWithin('Kafka', settings.kafka.brokers[0]!);
-  await requireServerWithin('Schema registry', hostPortOf(settings.registry.url));
-  await requireServerWithin('S3', hostPortOf(settings.s3.endpoint!));
-  ensureBuilt();
-  kafka = createKafka(settings.kafka, { region: settings.s3.region });
-  admin = kafka.admin();
-  await admin.connect();
-  reader = await ParquetReader.open();
+  ({ kafka, admin, reader } = await connectLakeStack(settings));
 });
 
 afterAll(async () => {

@@ -1,9 +1,10 @@
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { randomUUID } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ParquetBatchWriter } from '../../processors/core/parquet/batch-writer.js';
-import type { LakeColumn } from '../../processors/core/parquet/lake-schema.js';
+import { lakeSchemaOfFile } from '../../processors/core/pipeline/lake-columns.js';
 import { createS3Client } from '../../processors/core/s3/client.js';
 import { deletePrefix, listKeys } from '../../processors/core/s3/objects.js';
 import { compactLake } from '../../processors/compact/compactor.js';
@@ -27,23 +28,8 @@ const s3 = createS3Client(settings.s3);
 const DAY = 86_400_000;
 const retentionMs = 30 * DAY;
 
-/** The lake's columns (connectors/exports/lake.yaml). */
-const columns: LakeColumn[] = [
-  { name: 'event_id', type: 'string', nullable: false },
-  { name: 'event_type', type: 'string', nullable: false },
-  { name: 'agent_id', type: 'string', nullable: false },
-  { name: 'customer_id', type: 'string', nullable: true },
-  { name: 'amount_minor', type: 'int64', nullable: true },
-  { name: 'currency', type: 'string', nullable: true },
-  { name: 'occurred_at', type: 'timestamp_us', nullable: false },
-  { name: 'received_at', type: 'timestamp_us', nullable: false },
-  { name: 'source', type: 'string', nullable: true },
-  { name: 'session_id', type: 'string', nullable: true },
-  { name: 'correlation_id', type: 'string', nullable: true },
-  { name: 'product', type: 'string', nullable: true },
-  { name: 'metadata', type: 'string', nullable: true },
-  { name: 'schema_version', type: 'int32', nullable: false },
-];
+/** The lake's columns, read from the shipped pipeline (connectors/exports/lake.yaml). */
+const columns = lakeSchemaOfFile(fileURLToPath(new URL('../../connectors/exports/lake.yaml', import.meta.url))).columns;
 
 type Where = 'lake' | 'missing' | 'other_day';
 interface Row {

@@ -3,7 +3,6 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import type { Admin, Kafka } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createKafka } from '../../processors/core/kafka/client.js';
 import { createS3Client } from '../../processors/core/s3/client.js';
 import { deletePrefix, listObjects } from '../../processors/core/s3/objects.js';
 import { startExport, type RunningExport } from '../../processors/export/export.js';
@@ -14,17 +13,16 @@ import {
   cli,
   committedOffsets,
   endOffsets,
-  ensureBuilt,
+  connectLakeStack,
   expectedLakeValues,
   lakePipelineFile,
   opsEvent,
   readLake,
-  requireServerWithin,
   waitCaughtUp,
   type LakeContents,
 } from '../support/ops-lake.js';
-import { ParquetReader } from '../support/parquet-reader.js';
-import { hostPortOf, requireServer, testSettings } from '../support/servers.js';
+import type { ParquetReader } from '../support/parquet-reader.js';
+import { testSettings } from '../support/servers.js';
 
 /**
  * Issue 6, replay by offset reset, end to end on the real stack: the real export runner
@@ -99,14 +97,7 @@ function planOf(stdout: string): Map<number, { committed: string; target: bigint
 const replay = (args: string[]) => cli(['replay', '--group', group, '--topic', topic, '--pipeline', file, ...args], env, 90_000);
 
 beforeAll(async () => {
-  await requireServerWithin('Kafka', settings.kafka.brokers[0]!);
-  await requireServer('Schema registry', hostPortOf(settings.registry.url));
-  await requireServerWithin('S3', hostPortOf(settings.s3.endpoint!));
-  ensureBuilt();
-  kafka = createKafka(settings.kafka, { region: settings.s3.region });
-  admin = kafka.admin();
-  await admin.connect();
-  reader = await ParquetReader.open();
+  ({ kafka, admin, reader } = await connectLakeStack(settings));
   file = lakePipelineFile({ name: `ops-replay-${id}`, topic, dlq, prefix, period: '300ms', count: 250 });
 });
 

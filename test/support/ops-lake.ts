@@ -3,13 +3,15 @@ import { download, listKeys } from '../../processors/core/s3/objects.js';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Admin } from 'kafkajs';
+import type { Admin, Kafka } from 'kafkajs';
+import { createKafka } from '../../processors/core/kafka/client.js';
+import type { CoreSettings } from '../../processors/core/config/core-settings.js';
 import { AgentEventProducer, EVENT_TYPES, lakePipelineFile as sharedLakePipelineFile, type AgentEvent, type EventType } from './agent-events.js';
 import { ROOT } from './build.js';
-import type { ParquetReader } from './parquet-reader.js';
+import { ParquetReader } from './parquet-reader.js';
 import { generateReport } from '../../processors/reports/generate.js';
 import { loadRules } from '../../processors/reports/rules.js';
-import { requireServer } from './servers.js';
+import { hostPortOf, requireServer } from './servers.js';
 
 /**
  * Shared by the operations tests (ops-*.test.ts): DOMAIN-shaped Avro events on a topic of
@@ -237,4 +239,20 @@ export async function requireServerWithin(name: string, hostPort: string, within
       await new Promise((r) => setTimeout(r, 1000));
     }
   }
+}
+
+/**
+ * The lake tests' start: Kafka, the registry and S3 answering (each given a minute: CI runs
+ * these right after the demo restarted nothing, but a test before may have restarted one),
+ * the CLI built, a connected admin and a Parquet reader.
+ */
+export async function connectLakeStack(settings: CoreSettings): Promise<{ kafka: Kafka; admin: Admin; reader: ParquetReader }> {
+  await requireServerWithin('Kafka', settings.kafka.brokers[0]!);
+  await requireServerWithin('Schema registry', hostPortOf(settings.registry.url));
+  await requireServerWithin('S3', hostPortOf(settings.s3.endpoint!));
+  ensureBuilt();
+  const kafka = createKafka(settings.kafka, { region: settings.s3.region });
+  const admin = kafka.admin();
+  await admin.connect();
+  return { kafka, admin, reader: await ParquetReader.open() };
 }

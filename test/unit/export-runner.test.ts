@@ -2,7 +2,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { ExportMetrics } from '../../processors/export/metrics.js';
-import { PipelineRunner } from '../../processors/export/runner.js';
+import type { KafkaInput } from '../../processors/export/inputs/kafka.js';
+import { MAX_SEALED, PipelineRunner } from '../../processors/export/runner.js';
 import type { RegistryRestClient } from '../../processors/core/registry/ccompat.js';
 import { deferred, fetched, FakeConsumer, FakeOutput, FakeProducer, jsonPipeline, rebalanceError } from '../support/export-fakes.js';
 
@@ -55,6 +56,52 @@ describe('export runner, with a fake consumer group', () => {
     expect(producer.sent).toHaveLength(1);
     expect(producer.sent[0]!.topic).toBe(dlq);
     expect(producer.sent[0]!.messages[0]!.headers).toMatchObject({ 'sluice.dlq.reason': 'schema_mismatch', 'sluice.dlq.offset': '2' });
+  });
+
+  it('overlaps flushes with record work: up to MAX_SEALED sealed batches a partition queue while the next fills, written and committed in offset order', async () => {
+    expect(MAX_SEALED).toBe(2);
+    const output = new FakeOutput(); // batching.count 2
+    const hold = deferred();
+    output.hold = hold.promise; // the first write (events/0 0..2) hangs
+    const { consumer, eachBatch } = await start(output);
+    // Two full batches of partition 0: the first is writing (held), the second sealed behind it; eachBatch returns at once.
+    await eachBatch(fetched('events', 0, [0, 1, 2, 3]).payload);
+    await until('the held write', () => output.contexts.length === 1);
+    expect(output.calls).toEqual(['write events/0 0..2']); // the second batch does not write before the first commits
+    // Another partition's records and flushes go on meanwhile.
+    await eachBatch(fetched('events', 1, [0, 1]).payload);
+    await until("partition 1's commit", () => consumer.commits.some((c) => c.partition === 1));
+    // A third full batch of partition 0 would be a third in flight: eachBatch waits (backpressure) for the first to commit.
+    let third = false;
+    const waiting = eachBatch(fetched('events', 0, [4, 5]).payload).then(() => (third = true));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(third).toBe(false);
+    hold.resolve();
+    await waiting;
+    await until('every batch of partition 0 committed', () => consumer.commits.filter((c) => c.partition === 0).length === 3);
+    expect(consumer.commits.filter((c) => c.partition === 0).map((c) => c.offset)).toEqual(['2', '4', '6']);
+    expect(output.calls.filter((c) => c.includes('events/0'))).toEqual(['write events/0 0..2', 'write events/0 2..4', 'write events/0 4..6']);
+    expect(output.landed.filter((r) => r.partition === 0).map((r) => r.offset)).toEqual(['0', '1', '2', '3', '4', '5']);
+  });
+
+  it('a failed flush voids the batch sealed behind it: nothing after it is written or committed, and the partition is read again from the failed batch', async () => {
+    const output = new FakeOutput();
+    const hold = deferred();
+    output.hold = hold.promise;
+    output.failWith = new Error('warehouse refused: permission denied');
+    const { consumer, eachBatch } = await start(output);
+    await eachBatch(fetched('events', 2, [10, 11, 12, 13]).payload); // 10..12 writing (held, then fails), 12..14 sealed behind it
+    await until('the held write', () => output.contexts.length === 1);
+    hold.resolve();
+    await until('the seek', () => consumer.seeks.length === 1);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(consumer.seeks[0]).toEqual({ topic: 'events', partition: 2, offset: '10' });
+    expect(output.calls).toEqual(['write events/2 10..12']);
+    expect(consumer.commits).toEqual([]);
+    // The replay writes both batches, in order.
+    await eachBatch(fetched('events', 2, [10, 11, 12, 13]).payload);
+    await until('both commits', () => consumer.commits.length === 2);
+    expect(consumer.commits.map((c) => c.offset)).toEqual(['12', '14']);
   });
 
   it('abandons a flush the group rebalances under: nothing committed, the write cut, and the partition read again after the rejoin', async () => {
@@ -132,6 +179,22 @@ describe('export runner, with a fake consumer group', () => {
     consumer.emit(consumer.events.GROUP_JOIN, { memberAssignment: { events: [0] } });
     await eachBatch(fetched('events', 0, [7, 8]).payload);
     expect(consumer.seeks.at(-1)).toEqual({ topic: 'events', partition: 0, offset: '9' });
+  });
+
+  it('stops promptly while the consumer is re-joining its group (kafkajs finishes a JoinGroup before it can leave): flushed first, then stops without leaving', async () => {
+    const output = new FakeOutput();
+    const { runner, consumer, eachBatch } = await start(output);
+    await eachBatch(fetched('events', 4, [3]).payload); // one record: not full
+    const joining = deferred();
+    consumer.disconnect = () => joining.promise; // the group waits for other members: the rejoin (and so the leave) hangs
+    (runner.input as KafkaInput).leaveTimeoutMs = 100;
+    runners.splice(runners.indexOf(runner), 1);
+    const started = Date.now();
+    await runner.stop();
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(consumer.commits).toEqual([{ topic: 'events', partition: 4, offset: '4' }]); // the open batch was flushed before
+    joining.reject(new Error('join ended after the stop')); // a late failure is logged, never an unhandled rejection
+    await new Promise((r) => setTimeout(r, 10));
   });
 
   it('flushes what is open on SIGTERM', async () => {

@@ -4,9 +4,10 @@ import { Cron } from 'croner';
 import { createKafka } from '../../core/kafka/client.js';
 import { createLogger } from '../../core/log/logger.js';
 import { loadPipeline } from '../../core/pipeline/lint.js';
+import { lakeSchemaOf } from '../../core/pipeline/lake-columns.js';
 import { staticPrefix } from '../../core/pipeline/path-template.js';
 import { BYTE_SIZE_FIX, DURATION_FIX, formatByteSize, formatDuration, parseByteSize, parseDuration } from '../../core/pipeline/units.js';
-import { compactLake, type CompactOptions } from '../../compact/compactor.js';
+import { compactLake, SORT_MEMORY_DEFAULT, type CompactOptions } from '../../compact/compactor.js';
 import { partitionDir } from '../../compact/layout.js';
 import { pipelineS3Client } from '../../export/export.js';
 import { cliSettings } from '../context.js';
@@ -44,7 +45,13 @@ export function compactCommand(): Command {
     .addOption(new Option('--grace <duration>', 'a day is closed this long after it ends (late events keep arriving until then)').argParser(duration).default(GRACE_DEFAULT_MS, formatDuration(GRACE_DEFAULT_MS)))
     .addOption(new Option('--target-size <size>', 'bytes per compacted file').argParser(size).default(TARGET_DEFAULT, formatByteSize(TARGET_DEFAULT)))
     .addOption(new Option('--row-group-rows <n>', 'rows per Parquet row group (smaller: finer row-group pruning by agent_id in engines that read statistics)').argParser(positive).default(131_072))
-    .addOption(new Option('--concurrency <n>', 'partitions compacted at once (memory grows with it: a partition is sorted in memory, ~500 bytes a row; use 1 for days of millions of rows per event type)').argParser(positive).default(4))
+    .addOption(new Option('--concurrency <n>', 'partitions compacted at once (memory: each holds up to --sort-memory of rows, a row group being encoded and one compacted file while it is uploaded)').argParser(positive).default(4))
+    .addOption(
+      new Option('--sort-memory <size>', 'rows a partition sorts in memory before it writes a sorted run to --temp-dir and merges the runs (bounds memory whatever the day holds)')
+        .argParser(size)
+        .default(SORT_MEMORY_DEFAULT, formatByteSize(SORT_MEMORY_DEFAULT)),
+    )
+    .addOption(new Option('--temp-dir <dir>', 'local directory for sorted runs and compacted files before upload (needs ~2x the bytes of the largest partition, decoded); removed after each partition, and after a crash by the next run').env('SLUICE_COMPACT_TEMP_DIR'))
     .option('--schedule <cron>', 'keep running and compact on this cron schedule (UTC), e.g. "15 * * * *"; without it, compact once and exit')
     .addOption(
       new Option('--http-port <port>', 'with --schedule: port of /healthz, /readyz and /metrics (sluice_compact_*; 0 picks a free one), on SLUICE_HTTP_HOST')
@@ -57,7 +64,7 @@ export function compactCommand(): Command {
         .default(9471),
     )
     .option('--dry-run', 'say what would be compacted, write nothing')
-    .action(async (file: string, o: { partition?: string; concurrency: number; grace: number; targetSize: number; rowGroupRows: number; schedule?: string; dryRun?: boolean; httpPort: number }, cmd: Command) => {
+    .action(async (file: string, o: { partition?: string; concurrency: number; sortMemory: number; tempDir?: string; grace: number; targetSize: number; rowGroupRows: number; schedule?: string; dryRun?: boolean; httpPort: number }, cmd: Command) => {
       const s = cliSettings(cmd);
       const logger = createLogger({ name: 'compact', level: s.log.level });
       const pipeline = loadPipeline(file);
@@ -75,10 +82,12 @@ export function compactCommand(): Command {
       await admin.connect();
       const options: CompactOptions & { partitionConcurrency: number } = {
         partitionConcurrency: o.concurrency,
+        sortMemoryBytes: o.sortMemory,
+        ...(o.tempDir !== undefined ? { tempDir: o.tempDir } : {}),
         s3: pipelineS3Client(pipeline),
         bucket: output.bucket,
         prefix,
-        schema: { columns: output.columns.map((c) => ({ name: c.name, type: c.type, nullable: c.nullable })) },
+        schema: lakeSchemaOf(pipeline, file),
         compression: output.compression === 'none' ? 'none' : output.compression,
         targetBytes: o.targetSize,
         rowGroupSize: o.rowGroupRows,

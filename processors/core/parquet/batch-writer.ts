@@ -38,7 +38,7 @@ const CODECS: Record<ParquetCompression, ParquetWasm.Compression> = {
  * runner encoding on worker threads (encode-pool.ts) never needs on its main thread.
  */
 let wasm: typeof ParquetWasm | undefined;
-function parquetWasm(): typeof ParquetWasm {
+export function parquetWasm(): typeof ParquetWasm {
   if (!wasm) {
     wasm = createRequire(import.meta.url)('parquet-wasm') as typeof ParquetWasm;
     for (const [name, code] of Object.entries(CODECS)) {
@@ -135,6 +135,11 @@ export class ParquetBatchWriter {
     return encodeArrowIPC(ipc, options);
   }
 
+  /** The batch as one Arrow IPC stream, for a streaming writer (stream-writer.ts); the writer cannot be used afterwards. */
+  toArrowIPC(): Uint8Array {
+    return this.toIPC();
+  }
+
   /** The batch as one Arrow IPC stream (the column buffers are let go). */
   private toIPC(): Uint8Array {
     if (this.finished) throw new WriterClosedError('finish() called twice');
@@ -158,6 +163,13 @@ export interface ParquetEncoder {
 export function encodeArrowIPC(ipc: Uint8Array, options: ParquetBatchWriterOptions): Uint8Array {
   const pw = parquetWasm();
   const table = pw.Table.fromIPCStream(ipc);
+  // writeParquet takes ownership of (and frees) the wasm table and properties.
+  return pw.writeParquet(table, writerProperties(options));
+}
+
+/** parquet-wasm's writer properties for these options (whoever takes them frees them). */
+export function writerProperties(options: ParquetBatchWriterOptions): ParquetWasm.WriterProperties {
+  const pw = parquetWasm();
   let props = new pw.WriterPropertiesBuilder()
     .setCompression(CODECS[options.compression])
     .setMaxRowGroupSize(options.rowGroupSize ?? DEFAULT_ROW_GROUP_SIZE)
@@ -165,6 +177,5 @@ export function encodeArrowIPC(ipc: Uint8Array, options: ParquetBatchWriterOptio
   if (options.metadata && Object.keys(options.metadata).length > 0) {
     props = props.setKeyValueMetadata(new Map(Object.entries(options.metadata)));
   }
-  // writeParquet takes ownership of (and frees) the wasm table and properties.
-  return pw.writeParquet(table, props.build());
+  return props.build();
 }

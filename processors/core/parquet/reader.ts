@@ -4,11 +4,11 @@ import * as parquetWasm from 'parquet-wasm';
 /**
  * Reads a Parquet file (bytes) into an Arrow table, with the same arrow-rs code the writer
  * uses (parquet-wasm), optionally only some columns. int64 columns come back as BigInt,
- * timestamps as epoch numbers in their unit. For the lake's readers (demo, reports); tests
+ * timestamps as epoch numbers in their unit; `rowGroups` reads only those (memory: one row group). For the lake's readers (demo, reports); tests
  * read with DuckDB instead, an independent implementation.
  */
-export function readParquetTable(bytes: Uint8Array, columns?: string[]): Table {
-  const wasmTable = parquetWasm.readParquet(bytes, columns ? { columns } : undefined);
+export function readParquetTable(bytes: Uint8Array, columns?: string[], rowGroups?: number[]): Table {
+  const wasmTable = parquetWasm.readParquet(bytes, columns || rowGroups ? { ...(columns ? { columns } : {}), ...(rowGroups ? { rowGroups } : {}) } : undefined);
   return tableFromIPC(wasmTable.intoIPCStream());
 }
 

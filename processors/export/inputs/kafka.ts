@@ -228,11 +228,38 @@ export class KafkaInput implements Input {
     // The runner's readiness checks group membership itself.
   }
 
+  /**
+   * Leaves the group and disconnects, waiting at most `leaveTimeoutMs`: kafkajs finishes a
+   * JoinGroup in progress before it can leave (a member re-joining after a rebalance or after
+   * 'the coordinator is not aware of this member' waits for the whole group, up to the
+   * rebalance timeout), and a SIGTERM must not wait for that. The runner flushed and
+   * committed before this, so stopping without leaving loses nothing: the coordinator drops
+   * the member after session_timeout and the partitions are read from their committed offsets.
+   */
   async stop(): Promise<void> {
-    await this.consumer.disconnect();
+    let timer: NodeJS.Timeout | undefined;
+    const disconnected = this.consumer.disconnect();
+    // Past the wait nobody awaits it any more: a late failure is logged, never an unhandled rejection.
+    disconnected.catch((error: unknown) => this.log.warn({ err: error }, 'consumer disconnect failed'));
+    const left = await Promise.race([
+      disconnected.then(() => true),
+      new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), this.leaveTimeoutMs))),
+    ]).finally(() => clearTimeout(timer));
+    if (!left) {
+      this.log.warn(
+        { group: this.config.consumer_group, waitedMs: this.leaveTimeoutMs },
+        'the consumer did not leave its group in time (it is re-joining the group); stopping without leaving: nothing uncommitted is lost, the coordinator drops this member after session_timeout',
+      );
+    }
     await this.deadLetters.close();
   }
+
+  /** How long stop() waits for the consumer to leave its group (see stop). */
+  leaveTimeoutMs = LEAVE_TIMEOUT_MS;
 }
+
+/** How long a stopping kafka input waits for its consumer to leave the group: well under the 30 s a SIGTERM's closer gets, with the flushes before it. */
+export const LEAVE_TIMEOUT_MS = 10_000;
 
 /** The Kafka client of a kafka input (its brokers, TLS and SASL; MSK IAM signs in the s3 output's region, else SLUICE_S3_REGION's). */
 export function kafkaClientFor(config: KafkaInputConfig, pipeline: PipelineConfig, logger: Logger): Kafka {

@@ -4,6 +4,7 @@ import { defineComponent } from '../../core/pipeline/component.js';
 import { bool, byteSize, duration, int, list, object, oneOf, string, type Infer } from '../../core/pipeline/fields.js';
 import { suggestion } from '../../core/pipeline/suggest.js';
 import { copyLineEncoder, type CopyLineEncoder } from '../sql/copy-text.js';
+import { KeptMessages } from '../sql/kept-messages.js';
 import { SQL_TYPES } from '../sql/types.js';
 import { StaleBatchError, SqlWriter } from '../sql/writer.js';
 import type { Output, OutputBatch, OutputComponent, OutputContext, OutputRecord, PreparedWrite, Refusal, WriteContext } from './output.js';
@@ -142,8 +143,8 @@ export const sqlOutputSpec = defineComponent({
 
 class SqlBatch implements OutputBatch {
   readonly lines: string[] = [];
-  /** Per row: the record without its value (a refused row is dead-lettered from its message). */
-  readonly records: OutputRecord[] = [];
+  /** Per row: its consumed message, compactly (a refused row is dead-lettered from it). */
+  private readonly messages = new KeptMessages();
 
   /** The keys seen, while no key came twice (then undefined: the load de-duplicates in SQL). */
   private keys: Set<string> | undefined;
@@ -176,8 +177,14 @@ class SqlBatch implements OutputBatch {
       else this.keys.add(key);
     }
     this.lines.push(line);
-    this.records.push({ topic: record.topic, partition: record.partition, offset: record.offset, message: record.message, value: undefined });
+    this.messages.add(record.message);
     return undefined;
+  }
+
+  /** Row `i` as it was consumed, without its value (what its dead letter needs). */
+  record(i: number): OutputRecord {
+    const message = this.messages.get(i);
+    return { topic: this.topic, partition: this.partition, offset: message.offset, message, value: undefined };
   }
 
   get rows(): number {
@@ -224,7 +231,7 @@ export class SqlOutput implements Output<SqlBatch> {
       { signal: ctx.signal, stillWanted: ctx.owned, ...(ctx.heartbeat ? { whileWaiting: ctx.heartbeat } : {}) },
     );
     return {
-      rejected: tx.rejected.map((r) => ({ reason: DLQ_REASONS.sqlRejected, error: r.message, record: batch.records[r.index]! })),
+      rejected: tx.rejected.map((r) => ({ reason: DLQ_REASONS.sqlRejected, error: r.message, record: batch.record(r.index) })),
       stats: { bytes: 0, objects: tx.rows, phases: tx.phases },
       commit: () => tx.commit(),
       abort: () => tx.abort(),
