@@ -55,10 +55,12 @@ export interface SluiceProcess {
 }
 
 /** Starts `node [nodeArgs] bin/sluice.mjs <args>` with extra env; its stderr goes to ours (warnings and errors). */
-export function startSluice(args: string[], options: { env: Record<string, string>; port: number; nodeArgs?: string[]; stdout?: 'inherit' | 'ignore'; label: string }): SluiceProcess {
+export function startSluice(args: string[], options: { env: Record<string, string>; port: number; nodeArgs?: string[]; stdout?: 'inherit' | 'ignore'; label: string; root?: string }): SluiceProcess {
   const spawnedAt = Date.now();
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), SLUICE_BIN, ...args], {
-    cwd: ROOT,
+  // `root`: another built checkout of Sluice (a before/after comparison); this one when absent.
+  const root = options.root ?? ROOT;
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), `${root}bin/sluice.mjs`, ...args], {
+    cwd: root,
     stdio: ['ignore', options.stdout ?? 'ignore', 'inherit'],
     env: { ...process.env, ...options.env },
   });

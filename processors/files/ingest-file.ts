@@ -2,16 +2,17 @@ import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import type { Logger } from '../core/log/logger.js';
-import { customersToResolve, enrich, fingerprint, resolveAgents, type EnrichedEvent, type RequestContext, type StagedEvent } from '../ingest-api/enrichment.js';
+import { customersToResolve, resolveAgents, type RequestContext } from '../ingest-api/enrichment.js';
 import { IngestTransaction } from '../ingest-api/repository.js';
 import { timestampOfDate } from '../ingest-api/timestamp.js';
-import { conflictingDuplicates, validateEvent } from '../ingest-api/validation.js';
-import { prepareLoadTable, loadEvents } from './staging-load.js';
+import { copyLine, prepareLoadTable, loadEvents } from './staging-load.js';
 import { isFinal, Ledger, type LedgerRow, type ObjectIdentity, type Reject } from './ledger.js';
 import type { FilesMetrics } from './metrics.js';
 import { finishFile, type OutputDeps, type Receipt } from './outputs.js';
 import { FileFormatError, reasonOf } from './reasons.js';
-import { readRecords, type FileRecord } from './records.js';
+import type { ParseJob } from './parse-protocol.js';
+import { parseInThread } from './parse-thread.js';
+import type { PreparedBatch } from './prepare-batch.js';
 import type { FileSource, FilesSettings } from './settings.js';
 
 /**
@@ -29,6 +30,9 @@ export interface FileIngestDeps extends OutputDeps {
   metrics: FilesMetrics;
   signal: AbortSignal;
 }
+
+/** Batches prepared on the parsing thread and not yet written, at most (memory stays bounded by it). */
+const BATCHES_AHEAD = 2;
 
 /** Reads of one object within one pass before it waits for the next poll. */
 const READ_ATTEMPTS = 5;
@@ -108,40 +112,39 @@ async function processRows(deps: FileIngestDeps, ledger: Ledger, client: pg.Pool
   const receivedAt = timestampOfDate(row.receivedAt!);
   const context: RequestContext = { receivedAt, source: source.channel, sessionId: null, correlationId: null };
   const counter = { compressed: 0, uncompressed: 0 };
-  await prepareLoadTable(client);
-  // One batch is written while the next is read and validated: the database's work and
-  // ours overlap, and commits stay in file order on the one connection that holds the lock.
-  let writing: Promise<number> | undefined;
-  const write = async (records: readonly FileRecord[]): Promise<void> => {
-    const prepared = prepareBatch(deps, records, context);
-    if (writing) offset = await writing;
-    writing = writeBatch(deps, ledger, client, row, prepared, context);
-    // Awaited before the next batch or at the end; this keeps an early failure from being unhandled meanwhile.
-    writing.catch(() => undefined);
+  const job: ParseJob = {
+    source,
+    maxRecordBytes: s.maxRecordBytes,
+    batchRows: s.batchRows,
+    skipRecords: row.committedRows,
+    baseCurrency: s.baseCurrency,
+    context,
+    batchesAhead: BATCHES_AHEAD,
   };
+  await prepareLoadTable(client);
+  // One batch is written while the next ones are parsed and validated on the parsing
+  // thread: the database's work and ours overlap, and commits stay in file order on the
+  // one connection that holds the lock.
+  let writing: Promise<number> | undefined;
+  let offset = row.committedRows;
   const drain = async (): Promise<void> => {
     if (!writing) return;
     const pending = writing;
     writing = undefined;
     offset = await pending;
   };
-  let batch: FileRecord[] = [];
-  let offset = row.committedRows;
   try {
     const body = await getObject(deps.s3, row, deps.signal);
-    for await (const record of readRecords(body, { source, maxRecordBytes: s.maxRecordBytes }, counter)) {
-      if (record.index < row.committedRows) continue;
-      batch.push(record);
-      if (batch.length >= s.batchRows) {
-        await write(batch);
-        batch = [];
-        if (deps.signal.aborted) {
-          await drain();
-          throw new Error('stopped');
-        }
+    for await (const batch of parseInThread(body, job, counter)) {
+      if (writing) offset = await writing;
+      writing = writeBatch(deps, ledger, client, row, batch, context);
+      // Awaited before the next batch or at the end; this keeps an early failure from being unhandled meanwhile.
+      writing.catch(() => undefined);
+      if (deps.signal.aborted) {
+        await drain();
+        throw new Error('stopped');
       }
     }
-    if (batch.length > 0) await write(batch);
     await drain();
   } catch (error) {
     if (!(error instanceof FileFormatError)) {
@@ -150,10 +153,6 @@ async function processRows(deps: FileIngestDeps, ledger: Ledger, client: pg.Pool
     }
     // The rows before the failure are committed valid events; the ones after it are not read.
     await drain();
-    if (batch.length > 0) {
-      await write(batch);
-      await drain();
-    }
     const at = error.line !== undefined ? ` (line ${error.line})` : '';
     log.warn({ reason: error.reason, committedRows: offset }, `file failed: ${error.message}`);
     deps.metrics.bytes.inc({ source: row.source }, counter.compressed);
@@ -165,52 +164,6 @@ async function processRows(deps: FileIngestDeps, ledger: Ledger, client: pg.Pool
   return ledger.finishing(row.fileId);
 }
 
-interface FileEvent {
-  event: EnrichedEvent;
-  line: number;
-  raw: string;
-}
-
-interface PreparedBatch {
-  /** Valid rows, the later copies of a conflicting event_id left out. */
-  events: FileEvent[];
-  rejects: Reject[];
-  read: number;
-  /** The ledger's offset once the batch is committed. */
-  last: number;
-}
-
-/** Validates and enriches one batch with the ingest API's own modules (no database involved). */
-function prepareBatch(deps: FileIngestDeps, records: readonly FileRecord[], context: RequestContext): PreparedBatch {
-  const rejects: Reject[] = [];
-  const events: FileEvent[] = [];
-  const options = { baseCurrency: deps.settings.baseCurrency, receivedAtMicros: context.receivedAt.micros };
-  for (const r of records) {
-    if (r.kind === 'bad') {
-      rejects.push({ line: r.line, reasons: [r.reason], message: r.message, original: r.raw });
-      continue;
-    }
-    const verdict = validateEvent(r.fields, r.index, options);
-    if (verdict.ok) events.push({ event: enrich(verdict.event, r.index, context), line: r.line, raw: r.raw });
-    else rejects.push({ line: r.line, reasons: [...new Set(verdict.errors.map(reasonOf))], message: verdict.errors.map((e) => `${e.field}: ${e.message}`).join('; '), original: r.raw });
-  }
-  // The same event_id twice in the batch with other content: the later copies are rejected.
-  // Only ids seen more than once can conflict, so only those are fingerprinted.
-  const seen = new Map<string, number>();
-  for (const { event } of events) seen.set(event.eventId, (seen.get(event.eventId) ?? 0) + 1);
-  const repeated = events.filter(({ event }) => seen.get(event.eventId)! > 1);
-  const conflicts = new Set(conflictingDuplicates(repeated.map(({ event }) => ({ index: event.index, eventId: event.eventId, fingerprint: fingerprint(event) }))).map((e) => e.index));
-  const kept =
-    conflicts.size === 0
-      ? events
-      : events.filter((e) => {
-          if (!conflicts.has(e.event.index)) return true;
-          rejects.push({ line: e.line, reasons: ['conflicting_duplicate'], message: `event_id ${e.event.eventId} appears earlier in the file with different content`, original: e.raw });
-          return false;
-        });
-  return { events: kept, rejects, read: records.length, last: records[records.length - 1]!.index + 1 };
-}
-
 /**
  * One transaction: the agents of rows that name none (the customers' assignments), the
  * rows (COPY into a temporary table, then INSERT ... ON CONFLICT DO NOTHING), the rejects
@@ -220,30 +173,23 @@ async function writeBatch(deps: FileIngestDeps, ledger: Ledger, client: pg.PoolC
   const rejects = [...batch.rejects];
   await client.query('BEGIN');
   try {
-    const named: StagedEvent[] = [];
-    const unnamed: FileEvent[] = [];
-    for (const e of batch.events) {
-      if (e.event.agentId !== null) named.push(e.event as StagedEvent);
-      else unnamed.push(e);
-    }
-    let staged: StagedEvent[] = named;
-    if (unnamed.length > 0) {
-      const customers = customersToResolve(unnamed.map((e) => e.event));
-      const resolved = resolveAgents(
-        unnamed.map((e) => e.event),
-        await new IngestTransaction(client).findAssignments(customers),
-      );
-      const byIndex = new Map(unnamed.map((e) => [e.event.index, e]));
+    const copyText = [batch.named.copyText];
+    let staged = batch.named.rows;
+    if (batch.unnamed.length > 0) {
+      const events = batch.unnamed.map((e) => e.event);
+      const resolved = resolveAgents(events, await new IngestTransaction(client).findAssignments(customersToResolve(events)));
+      const byIndex = new Map(batch.unnamed.map((e) => [e.event.index, e]));
       for (const e of resolved.errors) {
         const ev = byIndex.get(e.index!)!;
         rejects.push({ line: ev.line, reasons: [reasonOf(e)], message: `${e.field}: ${e.message}`, original: ev.raw });
       }
-      // Back in file order: the first copy of an event_id is the one kept.
-      staged = [...named, ...resolved.events].sort((a, b) => a.index - b.index);
+      staged += resolved.events.length;
+      // The first copy of an event_id is the one written (the others are identical: duplicates).
+      const seen = new Set<string>();
+      copyText.push(resolved.events.filter((e) => !seen.has(e.eventId) && seen.add(e.eventId) !== undefined).map((e) => `${copyLine(e)}\n`).join(''));
     }
-    const unique = firstOfEachEventId(staged);
-    const accepted = await loadEvents(client, unique, context.receivedAt.iso);
-    const progress = { read: batch.read, accepted, rejected: rejects.length, duplicate: staged.length - accepted, committedRows: batch.last };
+    const accepted = await loadEvents(client, copyText, context.receivedAt.iso);
+    const progress = { read: batch.read, accepted, rejected: rejects.length, duplicate: staged - accepted, committedRows: batch.last };
     await ledger.commitBatch(client, row.fileId, progress, rejects);
     await client.query('COMMIT');
     deps.metrics.rows.inc({ source: row.source, outcome: 'accepted' }, progress.accepted);
@@ -254,11 +200,6 @@ async function writeBatch(deps: FileIngestDeps, ledger: Ledger, client: pg.PoolC
     await client.query('ROLLBACK').catch(() => undefined);
     throw error;
   }
-}
-
-function firstOfEachEventId(events: readonly StagedEvent[]): StagedEvent[] {
-  const seen = new Set<string>();
-  return events.filter((e) => !seen.has(e.eventId) && seen.add(e.eventId) !== undefined);
 }
 
 /** The object's body (this very version: a replaced object is a new file, not a mix of two). */

@@ -267,6 +267,16 @@ export class Ledger {
   }
 
   /** A failed file to run again from its first row (rows already stored count as duplicates then). */
+  /** Puts a row reset for a retry back as it was (its object came back as another version: a file of its own). */
+  async restore(row: LedgerRow): Promise<void> {
+    await this.db.query(
+      `UPDATE staging.file_ingestions SET status = $2, rows_read = $3, rows_accepted = $4, rows_rejected = $5, rows_duplicate = $6,
+         committed_rows = $7, error_reason = $8, first_error = $9, finished_at = $10, disposition = $11, duplicate_of = $12
+       WHERE file_id = $1`,
+      [row.fileId, row.status, row.rowsRead, row.rowsAccepted, row.rowsRejected, row.rowsDuplicate, row.committedRows, row.errorReason, row.firstError, row.finishedAt, row.disposition, row.duplicateOf],
+    );
+  }
+
   async resetForRetry(fileId: number): Promise<void> {
     await this.db.query(
       `UPDATE staging.file_ingestions SET status = 'pending', rows_read = 0, rows_accepted = 0, rows_rejected = 0, rows_duplicate = 0,

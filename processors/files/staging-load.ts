@@ -31,13 +31,14 @@ export async function prepareLoadTable(client: pg.ClientBase): Promise<void> {
 }
 
 /**
- * Inserts the events (distinct event_ids) received at `receivedAt`; returns how many were
- * new (the others were stored before: an earlier attempt, another file, the ingest API).
- * Must run inside a transaction on a connection that ran prepareLoadTable.
+ * Inserts the rows (COPY text lines of distinct event_ids, see copyLine) received at
+ * `receivedAt`; returns how many were new (the others were stored before: an earlier
+ * attempt, another file, the ingest API). Must run inside a transaction on a connection
+ * that ran prepareLoadTable.
  */
-export async function loadEvents(client: pg.ClientBase, events: readonly StagedEvent[], receivedAt: string): Promise<number> {
-  if (events.length === 0) return 0;
-  await pipeline(Readable.from(copyChunks(events)), client.query(copyFrom(`COPY ${LOAD_TABLE} (${COLUMNS}) FROM STDIN`)));
+export async function loadEvents(client: pg.ClientBase, copyText: readonly string[], receivedAt: string): Promise<number> {
+  if (copyText.every((t) => t === '')) return 0;
+  await pipeline(Readable.from(chunks(copyText)), client.query(copyFrom(`COPY ${LOAD_TABLE} (${COLUMNS}) FROM STDIN`)));
   // In event_id order: two writers sharing events wait on each other's keys in the same
   // order instead of deadlocking (as the ingest API's insert does).
   const { rowCount } = await client.query(
@@ -67,14 +68,13 @@ export function copyLine(e: StagedEvent): string {
   ].join('\t');
 }
 
-function* copyChunks(events: readonly StagedEvent[]): Generator<string> {
-  let chunk = '';
-  for (const e of events) {
-    chunk += `${copyLine(e)}\n`;
-    if (chunk.length >= CHUNK_CHARS) {
-      yield chunk;
-      chunk = '';
+/** The text in pieces of about CHUNK_CHARS characters, cut at line ends. */
+function* chunks(copyText: readonly string[]): Generator<string> {
+  for (const text of copyText) {
+    for (let from = 0; from < text.length; ) {
+      const end = from + CHUNK_CHARS >= text.length ? text.length : text.indexOf('\n', from + CHUNK_CHARS) + 1 || text.length;
+      yield text.slice(from, end);
+      from = end;
     }
   }
-  if (chunk) yield chunk;
 }

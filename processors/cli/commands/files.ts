@@ -88,13 +88,18 @@ export function filesCommand(): Command {
         const atIncoming = await exists(s3, bucket, key);
         if (!atIncoming) {
           if (!(await exists(s3, bucket, failedKey))) throw new FilesCommandError(`${key} is neither at its key nor at ${failedKey}; drop the file again instead`);
+          // Reset before the object is back under its key: a running `sluice files` that lists it
+          // meanwhile must find a pending row, not a failed one (it would move the object away again).
+          await ledger.resetForRetry(row.fileId);
           await s3.send(new CopyObjectCommand({ Bucket: bucket, Key: key, CopySource: `${bucket}/${failedKey.split('/').map(encodeURIComponent).join('/')}` }));
           await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: failedKey }));
         }
         // A copy may get another ETag (or version id): then it is a new file to the ledger, and the failed row stays as history.
         const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
         const version = head.VersionId && head.VersionId !== 'null' ? head.VersionId : (head.ETag ?? '');
-        if (version === row.version) await ledger.resetForRetry(row.fileId);
+        if (version !== row.version) {
+          if (!atIncoming) await ledger.restore(row);
+        } else if (atIncoming) await ledger.resetForRetry(row.fileId);
         console.log(`${key}: ${atIncoming ? 'reset' : `moved back from ${failedKey}${version === row.version ? ' and reset' : ' (a new version to the ledger)'}`}; \`sluice files\` reads it again at its next poll`);
       } finally {
         await pool.end();
