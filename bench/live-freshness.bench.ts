@@ -199,16 +199,23 @@ interface StepResult {
   why: string;
 }
 
+let apiErrors = 0;
+
 /** Polls the API for a sampled event until its totals include it; the time it did, or undefined after 30 s. */
 async function pollApi(port: number, c: Commit, month: string): Promise<number | undefined> {
   const deadline = c.committedAt + 30_000;
   while (performance.now() < deadline) {
-    const r = await fetch(`http://127.0.0.1:${port}/live/agents/${encodeURIComponent(c.agent)}/months/${month}`, { headers: { 'x-api-key': API_KEY } });
-    const at = performance.now();
-    if (r.status === 200) {
-      const t = (await r.json()) as { events: number };
-      if (t.events >= c.ordinal) return at;
-    } else await r.arrayBuffer();
+    try {
+      const r = await fetch(`http://127.0.0.1:${port}/live/agents/${encodeURIComponent(c.agent)}/months/${month}`, { headers: { 'x-api-key': API_KEY } });
+      const at = performance.now();
+      if (r.status === 200) {
+        const t = (await r.json()) as { events: number };
+        if (t.events >= c.ordinal) return at;
+      } else await r.arrayBuffer();
+    } catch {
+      // A kept-alive connection the server closed under load: counted, polled again.
+      apiErrors++;
+    }
     await sleep(20);
   }
   return undefined;
@@ -343,7 +350,7 @@ async function reference(admin: Admin): Promise<Distribution> {
 
 function report(r: StepResult): void {
   line(`rate ${fmt(r.rate)} events/s for ${SECONDS} s (${r.txRows} row(s) a transaction): ${fmt(r.events)} events, writers at ${fmt(r.achievedRate)}/s (commit after its due time: p99 ${fmt(r.writerLateP99)} ms), load ${r.loadBefore} -> ${r.loadAfter}`);
-  line(`  commit -> API answers the new total: ${describeDistribution(r.api)}${r.apiMissing > 0 ? `, ${r.apiMissing} samples never answered within 30 s` : ''}`);
+  line(`  commit -> API answers the new total: ${describeDistribution(r.api)}${r.apiMissing > 0 ? `, ${r.apiMissing} samples never answered within 30 s` : ''}${apiErrors > 0 ? `, ${apiErrors} requests failed so far (connection closed)` : ''}`);
   line(`  commit -> SSE event with the new total: ${describeDistribution(r.sse)}${r.sseMissing > 0 ? `, ${fmt(r.sseMissing)} missing` : ''}`);
   line(`  stages: commit -> CDC record ${describeDistribution(r.cdc)}`);
   line(`          CDC record -> events topic (normalizer committed) ${describeDistribution(r.normalizer)}`);

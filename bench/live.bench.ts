@@ -28,7 +28,9 @@ import { changelogTopicName } from '../processors/core/state/changelog.js';
 import { AgentEventBacklog, agentEventSchemaText, agentEventType } from './support/agent-events.js';
 import { freePort, memoryKb, metricSum, startSluice, type SluiceProcess } from './support/processes.js';
 
-const N = Number(process.env.BENCH_LIVE_EVENTS ?? 1_000_000);
+let N = Number(process.env.BENCH_LIVE_EVENTS ?? 1_000_000);
+/** BENCH_LIVE_TOPIC: the backlog topic of an earlier run (kept with BENCH_KEEP=1), read again instead of producing one: a 5M backlog takes ~17 min to produce on a loaded machine. */
+const REUSE = process.env.BENCH_LIVE_TOPIC;
 const AGENTS = Number(process.env.BENCH_LIVE_AGENTS ?? 1_000_000);
 const RATE = Number(process.env.BENCH_LIVE_RATE ?? 200);
 const FRESH_SECONDS = Number(process.env.BENCH_FRESHNESS_SECONDS ?? 30);
@@ -36,7 +38,7 @@ const PARTITIONS = 6;
 const settings = loadSettings(coreSettings);
 const kafka = createKafka(settings.kafka, { region: settings.s3.region, logLevel: 'nothing' } as never);
 const run = randomUUID().slice(0, 8);
-const topic = `bench.live.${run}.events`;
+const topic = REUSE ?? `bench.live.${run}.events`;
 const outputTopic = `bench.live.${run}.out`;
 const groupId = `bench-live-${run}`;
 const stateDir = mkdtempSync(join(tmpdir(), 'sluice-live-bench-'));
@@ -45,6 +47,15 @@ const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 const line = (s: string) => console.log(s);
 
 async function produceBacklog(): Promise<{ ms: number; bytes: number; schemaId: number }> {
+  if (REUSE) {
+    const admin = kafka.admin();
+    await admin.connect();
+    const offsets = await admin.fetchTopicOffsets(topic);
+    await admin.disconnect();
+    N = offsets.reduce((n, o) => n + Number(o.high) - Number(o.low), 0);
+    const schemaId = await new RegistryRestClient(settings.registry.url).register(`${topic}-value`, agentEventSchemaText());
+    return { ms: 0, bytes: 0, schemaId };
+  }
   const admin = kafka.admin();
   await admin.connect();
   await admin.createTopics({ topics: [{ topic, numPartitions: PARTITIONS }], waitForLeaders: true });
@@ -212,7 +223,7 @@ async function freshness(p: SluiceProcess, schemaId: number): Promise<void> {
 async function main(): Promise<void> {
   line(`machine: ${cpus().length} cores (${cpus()[0]?.model}), Node ${process.version}, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')} (shared with other sessions)`);
   const b = await produceBacklog();
-  line(`backlog: ${fmt(N)} events over ${fmt(AGENTS)} possible agents, ${(b.bytes / 1048576).toFixed(1)} MiB, produced in ${(b.ms / 1000).toFixed(1)} s`);
+  line(REUSE ? `backlog: ${fmt(N)} events of the kept topic ${topic}` : `backlog: ${fmt(N)} events over ${fmt(AGENTS)} possible agents, ${(b.bytes / 1048576).toFixed(1)} MiB, produced in ${(b.ms / 1000).toFixed(1)} s`);
   const raw = await rawConsume();
   line(`raw kafkajs consume (read_committed, count only): ${fmt(raw)} events/s`);
 
@@ -265,7 +276,7 @@ async function main(): Promise<void> {
   await q.stop();
   const admin = kafka.admin();
   await admin.connect();
-  if (process.env.BENCH_KEEP !== '1') await admin.deleteTopics({ topics: [topic, outputTopic, `bench.live.${run}.dlq`, changelogTopicName(groupId, 'live')] }).catch(() => undefined);
+  if (process.env.BENCH_KEEP !== '1') await admin.deleteTopics({ topics: [...(REUSE ? [] : [topic]), outputTopic, `bench.live.${run}.dlq`, changelogTopicName(groupId, 'live')] }).catch(() => undefined);
   await admin.disconnect();
   rmSync(stateDir, { recursive: true, force: true });
 }

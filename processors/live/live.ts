@@ -122,6 +122,8 @@ async function start(ctx: ProcessorContext<typeof liveSettings>): Promise<Runnin
     maxBatchRecords: s.maxBatchRecords,
     // Every partition of a fetch in one transaction: its round trips paid once a fetch.
     partitionsPerTransaction: eventsPartitions,
+    // The next fetch is decoded and applied while the transaction before it commits.
+    pipeline: true,
     maxBytesPerPartition: s.maxBytesPerPartition,
     sessionTimeoutMs: s.sessionTimeoutMs,
     transactionTimeoutMs: s.transactionTimeoutMs,

@@ -7,6 +7,7 @@ import type { Consumer, Kafka } from 'kafkajs';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { withRetry } from '../core/errors/retry.js';
 import type { Logger } from '../core/log/logger.js';
+import { LMDB_ENV } from '../core/state/partition-store.js';
 import type { AvroDecoder } from '../export/decoder.js';
 import { parseOutputKey, type LiveTotals } from './output.js';
 
@@ -58,14 +59,14 @@ export class LiveView extends EventEmitter<{ change: [LiveTotals] }> {
   async start(): Promise<void> {
     rmSync(this.dir, { recursive: true, force: true });
     mkdirSync(this.dir, { recursive: true });
-    this.root = open({ path: this.dir, maxDbs: 2, noSync: true, compression: false });
+    this.root = open({ path: this.dir, ...LMDB_ENV });
     this.rows = this.root.openDB<Buffer, string>('rows', { encoding: 'binary', keyEncoding: 'ordered-binary' });
     const admin = this.kafka.admin();
     await admin.connect();
     const ends = await withRetry(() => admin.fetchTopicOffsets(this.topic)).finally(() => admin.disconnect());
     const pending = new Map(ends.filter((e) => BigInt(e.high) > BigInt(e.low)).map((e) => [e.partition, BigInt(e.high)]));
     // A group of its own per process, never committed: every start reads the view again.
-    const consumer = this.kafka.consumer({ groupId: `sluice-live-view-${randomUUID()}`, readUncommitted: false, maxWaitTimeInMs: 100, allowAutoTopicCreation: false });
+    const consumer = this.kafka.consumer({ groupId: `sluice-live-view-${randomUUID()}`, readUncommitted: false, maxWaitTimeInMs: 100, allowAutoTopicCreation: false, maxBytes: 4 * 1024 * 1024 });
     this.consumer = consumer;
     let resolveCaughtUp!: () => void;
     const caughtUp = new Promise<void>((r) => (resolveCaughtUp = r));

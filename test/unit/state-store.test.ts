@@ -117,6 +117,25 @@ describe('state stores restored from their changelog', () => {
     expect(changelog.closed).toBe(true);
   });
 
+  it('lets a transaction read the open ones begun before it (a pipelined loop), and drops an aborted one with every later one', async () => {
+    const changelog = new FakeChangelog();
+    const stores = open(changelog);
+    await stores.ready(0);
+    const first = stores.begin(0);
+    first.put('n', Buffer.from('1'), 100);
+    const second = stores.begin(0);
+    expect(second.get('n')?.value).toEqual(Buffer.from('1'));
+    second.put('n', Buffer.from('2'), 100);
+    expect(first.get('n')?.value).toEqual(Buffer.from('1')); // not the later one's
+    const third = stores.begin(0);
+    expect(third.get('n')?.value).toEqual(Buffer.from('2'));
+    stores.aborted(second); // second and third are gone; first stays open
+    expect(stores.begin(0).get('n')?.value).toEqual(Buffer.from('1'));
+    stores.aborted(first);
+    expect(stores.begin(0).get('n')).toBeUndefined();
+    await stores.close();
+  });
+
   it('rebuilds a lost local store from the changelog, and reuses a kept one (reading only what it misses)', async () => {
     const changelog = new FakeChangelog();
     const registry = createMetricsRegistry('test');

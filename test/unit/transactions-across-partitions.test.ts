@@ -25,7 +25,7 @@ beforeEach(() => {
 });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-async function harness(script: { failSend?: Error[] } = {}) {
+async function harness(script: { failSend?: Error[]; pipeline?: boolean; commitGates?: Promise<void>[]; failCommit?: (Error | undefined)[] } = {}) {
   const log: string[] = [];
   const changelog = new FakeChangelog();
   const state = new StateStores({ name: 'count', dir, changelogTopic: 'g-count-changelog', source: changelog, logger, now: () => 0 });
@@ -48,6 +48,13 @@ async function harness(script: { failSend?: Error[] } = {}) {
         sendOffsets: async ({ topics }: { topics: { topic: string; partitions: { partition: number; offset: string }[] }[] }) =>
           void log.push(`offsets ${topics.flatMap((t) => t.partitions.map((p) => `${t.topic}[${p.partition}]=${p.offset}`)).join(',')}`),
         commit: async () => {
+          await script.commitGates?.shift();
+          const f = script.failCommit?.shift();
+          if (f) {
+            active = false;
+            log.push('commit failed');
+            throw f;
+          }
           active = false;
           // The changelog records reach the changelog only when the transaction commits.
           for (const t of sent) if (t.topic === 'g-count-changelog') for (const m of t.messages) changelog.commit(m.partition!, [m]);
@@ -67,6 +74,7 @@ async function harness(script: { failSend?: Error[] } = {}) {
     connect: async () => undefined,
     subscribe: async () => undefined,
     disconnect: async () => undefined,
+    seek: ({ partition, offset }: { partition: number; offset: string }) => void log.push(`seek ${partition}@${offset}`),
     run: async (o: { eachBatch: (p: EachBatchPayload) => Promise<void>; partitionsConsumedConcurrently: number }) => {
       log.push(`concurrency ${o.partitionsConsumedConcurrently}`);
       eachBatch = o.eachBatch;
@@ -81,6 +89,7 @@ async function harness(script: { failSend?: Error[] } = {}) {
     inputTopic: 'in',
     maxBatchRecords: 100,
     partitionsPerTransaction: 6,
+    pipeline: script.pipeline ?? false,
     maxBytesPerPartition: 1 << 20,
     sessionTimeoutMs: 30_000,
     transactionTimeoutMs: 60_000,
@@ -122,7 +131,7 @@ async function harness(script: { failSend?: Error[] } = {}) {
     const v = state.begin(partition).get(key)?.value;
     return v === undefined ? 0 : Number(v.toString());
   };
-  return { log, committed, fetch, count, state, changelog };
+  return { log, committed, fetch, count, state, changelog, loop };
 }
 
 describe('transactions across partitions', () => {
@@ -186,6 +195,55 @@ describe('transactions across partitions', () => {
     expect(h.log.filter((l) => l.startsWith('offsets')).join(' ')).toContain('in[0]=1');
     expect(h.log.filter((l) => l.startsWith('offsets')).join(' ')).toContain('in[1]=2');
     expect([h.count(0, 'p0-k0'), h.count(1, 'p1-k0'), h.count(1, 'p1-k1')]).toEqual([1, 1, 1]);
+    await h.state.close();
+  });
+
+  it('pipelined: routes the next fetch while the transaction before it commits, on the state that transaction wrote', async () => {
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    const h = await harness({ pipeline: true, commitGates: [gate] });
+    // The first fetch hands back as soon as its transaction is under way (its commit is held).
+    await h.fetch([[0, [0]]]);
+    expect(h.log.slice(1)).toEqual(['send out:1,g-count-changelog:1', 'offsets in[0]=1']);
+    // The same key again in the next fetch: routed now, and it sees the uncommitted count of 1.
+    const second = h.fetch([[0, [1]]].map(([p, o]) => [p as number, o as number[]]));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(h.log.filter((l) => l === 'commit')).toEqual([]);
+    open();
+    await second;
+    await h.loop.stop();
+    expect(h.log.slice(1)).toEqual(['send out:1,g-count-changelog:1', 'offsets in[0]=1', 'commit', 'send out:1,g-count-changelog:1', 'offsets in[0]=2', 'commit']);
+    expect([h.count(0, 'p0-k0'), h.count(0, 'p0-k1')]).toEqual([1, 1]);
+    await h.state.close();
+  });
+
+  it('pipelined: a transaction given up drops its state and the state routed after it, and its partitions are read again from its first offsets', async () => {
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    const h = await harness({ pipeline: true, commitGates: [gate], failCommit: [rebalancing()] });
+    await h.fetch([
+      [0, [5]],
+      [1, [3]],
+    ]);
+    // Routed on top of the transaction under way: key p0-k5 seen once more would count 2.
+    const second = h.fetch([[0, [5, 6]]]);
+    await new Promise((r) => setTimeout(r, 20));
+    open();
+    const outcome = await second;
+    expect(outcome[0]!.status).toBe('rejected');
+    expect(h.log).toContain('commit failed');
+    expect(h.log.filter((l) => l.startsWith('seek')).sort()).toEqual(['seek 0@5', 'seek 1@3']);
+    // Nothing of either reached the state or the changelog.
+    await h.state.flushed();
+    expect([h.count(0, 'p0-k5'), h.count(0, 'p0-k6'), h.count(1, 'p1-k3')]).toEqual([0, 0, 0]);
+    expect(h.changelog.partitions.get(0)?.records ?? []).toEqual([]);
+    // Read again from the seek: counted once.
+    await h.fetch([
+      [0, [5, 6]],
+      [1, [3]],
+    ]);
+    await h.loop.stop();
+    expect([h.count(0, 'p0-k5'), h.count(0, 'p0-k6'), h.count(1, 'p1-k3')]).toEqual([1, 1, 1]);
     await h.state.close();
   });
 });

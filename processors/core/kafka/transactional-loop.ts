@@ -41,6 +41,15 @@ export interface TransactionalLoopOptions<R> {
    * fetch instead of once a partition. Default 1: a transaction per partition's chunk.
    */
   partitionsPerTransaction?: number;
+  /**
+   * Pipelined: a batch's work is handed back to kafkajs once its transaction is under way,
+   * not committed, so the next fetch is read, decoded and applied to the state while the
+   * transaction commits (the next transaction reads the state changes of the one before
+   * it). If that transaction fails for good, the state of it and of everything routed after
+   * it is dropped (StateStores.aborted) and its partitions are read again from its first
+   * offsets; a fence or a permanent error stops the loop as before. Default false.
+   */
+  pipeline?: boolean;
   maxBytesPerPartition: number;
   sessionTimeoutMs: number;
   transactionTimeoutMs: number;
@@ -161,6 +170,8 @@ export class TransactionalLoop<R> {
   private forming: { part: Part<R>; resolve: () => void; reject: (error: unknown) => void }[] = [];
   /** A transaction is being written. */
   private committing = false;
+  /** The transaction being written (settles, never rejects). */
+  private inFlight: Promise<void> = Promise.resolve();
   private producer: Producer | undefined;
   private consumer: Consumer | undefined;
   /** Set when a transaction's outcome is unknown: the producer is re-initialised first. */
@@ -210,7 +221,8 @@ export class TransactionalLoop<R> {
       const state = o.state;
       if (state) {
         const partitions = e.payload.memberAssignment[o.inputTopic] ?? [];
-        this.assignment = this.assignment.then(() => state.assigned(partitions)).catch((error: unknown) => o.logger.warn({ err: error }, 'closing revoked state stores failed'));
+        // After the transaction under way (pipelined) has committed or been given up: its state changes reach the stores first.
+        this.assignment = this.assignment.then(() => this.inFlight).then(() => state.assigned(partitions)).catch((error: unknown) => o.logger.warn({ err: error }, 'closing revoked state stores failed'));
       }
     });
     consumer.on(consumer.events.CRASH, (e) => {
@@ -246,6 +258,7 @@ export class TransactionalLoop<R> {
   /** Stops after the transaction in flight (committed or aborted), leaves the group, disconnects. */
   async stop(): Promise<void> {
     await this.consumer?.disconnect();
+    await this.inFlight; // a pipelined transaction still committing
     await this.producer?.disconnect();
   }
 
@@ -312,9 +325,18 @@ export class TransactionalLoop<R> {
         const next = i + o.maxBatchRecords >= messages.length ? BigInt(batch.lastOffset()) + 1n : BigInt(last.offset) + 1n;
         const state = o.state?.begin(batch.partition);
         const routeStarted = performance.now();
-        const routed = await this.route(batch.topic, batch.partition, chunk, state);
+        let routed: Part<R>['routed'];
+        try {
+          routed = await this.route(batch.topic, batch.partition, chunk, state);
+        } catch (error) {
+          if (state) o.state!.aborted(state);
+          throw error;
+        }
         const part: Part<R> = { topic: batch.topic, partition: batch.partition, records: chunk, next, state, routed, routeMs: performance.now() - routeStarted, heartbeat };
-        if (!isRunning() || isStale() || o.signal.aborted) return;
+        if (!isRunning() || isStale() || o.signal.aborted) {
+          if (state) o.state!.aborted(state);
+          return;
+        }
         await this.transact(part);
         resolveOffset(last.offset);
         o.onLag?.(batch.topic, batch.partition, Math.max(0, Number(batch.highWatermark) - 1 - Number(last.offset)), Number(last.timestamp));
@@ -327,7 +349,7 @@ export class TransactionalLoop<R> {
   }
 
   /**
-   * Waits for the part's transaction to commit. Parts of different partitions handed over
+   * Waits for the part's transaction to commit (pipelined: to be under way). Parts of different partitions handed over
    * while others are still being routed wait in the forming group; the group is written
    * once every batch kafkajs is handling has either handed its part over or returned, and
    * the transaction before it is done.
@@ -344,15 +366,47 @@ export class TransactionalLoop<R> {
     const group = this.forming;
     this.forming = [];
     this.committing = true;
-    void this.commitParts(group.map((g) => g.part))
+    const pipelined = this.options.pipeline === true;
+    if (pipelined) group.forEach((g) => g.resolve());
+    this.inFlight = this.commitParts(group.map((g) => g.part))
       .then(
-        () => group.forEach((g) => g.resolve()),
-        (error: unknown) => group.forEach((g) => g.reject(error)),
+        () => {
+          if (!pipelined) group.forEach((g) => g.resolve());
+        },
+        (error: unknown) => this.given_up(group, error),
       )
       .finally(() => {
         this.committing = false;
         this.flushWhenAllWait();
       });
+  }
+
+  /**
+   * A transaction failed for good (a rebalance, a fence, a permanent error): its state
+   * changes, and those of every part routed after it, are dropped. Waiting batches fail
+   * with the error (kafkajs rejoins on a rebalance; a permanent error stops the loop).
+   * Pipelined, the batches of the failed transaction had already returned: their
+   * partitions are read again from the transaction's first offsets, and the error goes to
+   * whoever waits for the loop when no batch is left to carry it.
+   */
+  private given_up(group: { part: Part<R>; reject: (error: unknown) => void }[], error: unknown): void {
+    const o = this.options;
+    const waiting = this.forming;
+    this.forming = [];
+    for (const g of [...group, ...waiting]) if (g.part.state) o.state!.aborted(g.part.state);
+    if (o.pipeline !== true) {
+      group.forEach((g) => g.reject(error));
+      waiting.forEach((g) => g.reject(error));
+      return;
+    }
+    waiting.forEach((g) => g.reject(error));
+    if (isRebalancing(error) || o.signal.aborted) {
+      for (const { part } of group) this.consumer?.seek({ topic: part.topic, partition: part.partition, offset: part.records[0]!.offset });
+      o.logger.warn({ err: error, partitions: group.map((g) => g.part.partition) }, 'transaction given up; its partitions are read again from its first offsets');
+      return;
+    }
+    if (error instanceof SluiceError && !error.retriable) this.stoppedBy = error;
+    this.fatal?.(error);
   }
 
   /** The parts (at most one per partition) in one transaction, retried on transient faults until it commits. */
@@ -385,7 +439,11 @@ export class TransactionalLoop<R> {
                 continue;
               }
               if (c !== undefined && c > BigInt(p.records[0]!.offset)) {
+                // Another member committed part of it: the partition moved (a rebalance).
+                // Pipelined, later transactions were computed from this one: give it up.
+                if (o.pipeline) throw Object.assign(new Error(`${p.topic}[${p.partition}] was committed to ${c} by another member`), { type: 'REBALANCE_IN_PROGRESS' });
                 p.records = p.records.filter((m) => BigInt(m.offset) >= c);
+                if (p.state) o.state!.aborted(p.state);
                 p.state = o.state?.begin(p.partition);
                 p.routed = await this.route(p.topic, p.partition, p.records, p.state);
               }

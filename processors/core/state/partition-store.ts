@@ -53,6 +53,15 @@ export function decodeEntry(entry: Buffer): StoredEntry | undefined {
   return { expiresAt: Number(entry.readBigUInt64BE(0)), value: entry.subarray(8) };
 }
 
+/**
+ * The LMDB environment of a store. noReadAhead (MDB_NORDAHEAD): point reads and writes
+ * of random keys (event ids) touch one page each; the kernel's read-ahead would map the
+ * pages around it too, and every mapped page counts in the process's RSS (measured in
+ * BENCHMARKS.md, live: the mapped part of the peak RSS). Exported for the other LMDB
+ * environments of a process (processors/live/view.ts).
+ */
+export const LMDB_ENV = { maxDbs: 4, noSync: true, compression: false, noReadAhead: true } as const;
+
 export class PartitionStore {
   private constructor(
     readonly dir: string,
@@ -64,7 +73,7 @@ export class PartitionStore {
   /** Opens (creating when absent) the store in `dir`. */
   static open(dir: string): PartitionStore {
     mkdirSync(dir, { recursive: true });
-    const root = open({ path: dir, maxDbs: 4, noSync: true, compression: false });
+    const root = open({ path: dir, ...LMDB_ENV });
     const data = root.openDB<Buffer, string>('data', { encoding: 'binary', keyEncoding: 'ordered-binary' });
     const meta = root.openDB<string, string>('meta', { encoding: 'string' });
     return new PartitionStore(dir, root, data, meta);

@@ -49,12 +49,21 @@ interface OpenPartition {
   store: PartitionStore;
   /** Changes of committed Kafka transactions queued to LMDB and not yet written: read before the store. */
   unwritten: Map<string, StateChange>;
+  /**
+   * Transactions begun and neither committed nor aborted, oldest first. A pipelined loop
+   * routes the next batch while the previous transaction commits: the next one reads the
+   * earlier ones' changes; an abort drops a transaction and every later one (they were
+   * computed from it).
+   */
+  staged: StateTransaction[];
   sweepAfter: string | undefined;
   nextSweepAt: number;
 }
 
 export class StateTransaction {
   private readonly pending = new Map<string, StateChange>();
+  /** The transactions of the partition begun before this one and still open when it began, newest first. */
+  private readonly before: StateTransaction[];
   /** Deletes queued by expireDue. */
   expiredCount = 0;
 
@@ -63,18 +72,32 @@ export class StateTransaction {
     private readonly open: OpenPartition,
     private readonly sweep: Required<NonNullable<StateStoresOptions['sweep']>>,
     private readonly codec: ChangelogCodec = PER_CHANGE_CODEC,
-  ) {}
+  ) {
+    this.before = [...open.staged].reverse();
+    open.staged.push(this);
+  }
+
+  /** The change this transaction or an open one before it made to the key, else a committed one not yet on disk. */
+  private change(key: string): StateChange | undefined {
+    const own = this.pending.get(key);
+    if (own) return own;
+    for (const t of this.before) {
+      const c = t.pending.get(key);
+      if (c) return c;
+    }
+    return this.open.unwritten.get(key);
+  }
 
   /** Whether the key has an entry as this transaction sees it (`get` without decoding or copying the entry). */
   has(key: string): boolean {
-    const p = this.pending.get(key) ?? this.open.unwritten.get(key);
+    const p = this.change(key);
     if (p) return p.entry !== null;
     return this.open.store.has(key);
   }
 
   /** The entry as this transaction sees it: its own changes, then committed ones not yet on disk, then the store. */
   get(key: string): StoredEntry | undefined {
-    const p = this.pending.get(key) ?? this.open.unwritten.get(key);
+    const p = this.change(key);
     if (p) return p.entry === null ? undefined : decodeEntry(p.entry);
     return this.open.store.get(key);
   }
@@ -108,7 +131,7 @@ export class StateTransaction {
     o.nextSweepAt = now + (next === undefined ? this.sweep.roundIntervalMs : this.sweep.stepIntervalMs);
     let n = 0;
     for (const key of expired) {
-      if (this.pending.has(key) || this.open.unwritten.has(key)) continue; // rewritten since
+      if (this.change(key)) continue; // rewritten since
       this.delete(key);
       n++;
     }
@@ -220,6 +243,7 @@ export class StateStores {
     // Committed changes still queued to LMDB are written before the store says where it is.
     await store.flushed();
     open.unwritten.clear();
+    open.staged.length = 0;
     const { low, high } = await o.source.bounds(partition);
     const reflected = store.changelogNext();
     let from = reflected ?? low;
@@ -281,7 +305,7 @@ export class StateStores {
   }
 
   private newPartition(store: PartitionStore): OpenPartition {
-    return { store, unwritten: new Map(), sweepAfter: undefined, nextSweepAt: 0 };
+    return { store, unwritten: new Map(), staged: [], sweepAfter: undefined, nextSweepAt: 0 };
   }
 
   /**
@@ -292,6 +316,8 @@ export class StateStores {
   committed(txn: StateTransaction, changelogNext?: bigint): void {
     const open = this.open.get(txn.partition);
     if (!open) return; // revoked meanwhile: the changelog has the changes
+    const at = open.staged.indexOf(txn);
+    if (at >= 0) open.staged.splice(at, 1);
     if (txn.size === 0 && changelogNext === undefined) return;
     const changes = txn.changes();
     for (const c of changes) open.unwritten.set(c.key, c);
@@ -308,6 +334,18 @@ export class StateStores {
         this.options.logger.error({ err: error, store: this.name, partition: txn.partition, dir: open.store.dir }, 'writing the local state store failed; the processor stops (the changelog holds the state)');
       },
     );
+  }
+
+  /**
+   * The Kafka transaction holding `txn`'s changes aborted, or was given up: its changes are
+   * dropped, and those of every transaction of the partition begun after it (they read
+   * them). The local store never had them (only `committed` writes there).
+   */
+  aborted(txn: StateTransaction): void {
+    const open = this.open.get(txn.partition);
+    if (!open) return;
+    const at = open.staged.indexOf(txn);
+    if (at >= 0) open.staged.length = at;
   }
 
   /** Entries of an open partition store (for the metrics and tests). */
