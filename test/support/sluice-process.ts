@@ -36,8 +36,10 @@ export class SluiceProcess {
       env: { ...process.env, KAFKAJS_NO_PARTITIONER_WARNING: '1', ...this.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    child.stdout!.pipe(out);
-    child.stderr!.pipe(out);
+    // Both streams into one file, ended once both are done ('close'): the first stream to end must not end the file under the other (its last lines were lost: write after end).
+    child.stdout!.pipe(out, { end: false });
+    child.stderr!.pipe(out, { end: false });
+    child.once('close', () => out.end());
     child.once('exit', (code, signal) => {
       this.exitCode = code ?? (signal ? 128 : null);
     });
