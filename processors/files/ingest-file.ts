@@ -11,8 +11,7 @@ import type { FilesMetrics } from './metrics.js';
 import { finishFile, type OutputDeps, type Receipt } from './outputs.js';
 import { FileFormatError, reasonOf } from './reasons.js';
 import type { ParseJob } from './parse-protocol.js';
-import { parseInThread } from './parse-thread.js';
-import type { PreparedBatch } from './prepare-batch.js';
+import { parseInThread, type ParsedBatch } from './parse-thread.js';
 import type { FileSource, FilesSettings } from './settings.js';
 
 /**
@@ -169,11 +168,11 @@ async function processRows(deps: FileIngestDeps, ledger: Ledger, client: pg.Pool
  * rows (COPY into a temporary table, then INSERT ... ON CONFLICT DO NOTHING), the rejects
  * and the ledger's new offset.
  */
-async function writeBatch(deps: FileIngestDeps, ledger: Ledger, client: pg.PoolClient, row: LedgerRow, batch: PreparedBatch, context: RequestContext): Promise<number> {
+async function writeBatch(deps: FileIngestDeps, ledger: Ledger, client: pg.PoolClient, row: LedgerRow, batch: ParsedBatch, context: RequestContext): Promise<number> {
   const rejects = [...batch.rejects];
   await client.query('BEGIN');
   try {
-    const copyText = [batch.named.copyText];
+    const copyText: (string | Uint8Array)[] = [batch.named.copyText];
     let staged = batch.named.rows;
     if (batch.unnamed.length > 0) {
       const events = batch.unnamed.map((e) => e.event);
@@ -189,6 +188,8 @@ async function writeBatch(deps: FileIngestDeps, ledger: Ledger, client: pg.PoolC
       copyText.push(resolved.events.filter((e) => !seen.has(e.eventId) && seen.add(e.eventId) !== undefined).map((e) => `${copyLine(e)}\n`).join(''));
     }
     const accepted = await loadEvents(client, copyText, context.receivedAt.iso);
+    // The server has every byte of the COPY: its buffer goes back to the parsing thread.
+    batch.release();
     const progress = { read: batch.read, accepted, rejected: rejects.length, duplicate: staged - accepted, committedRows: batch.last };
     await ledger.commitBatch(client, row.fileId, progress, rejects);
     await client.query('COMMIT');

@@ -27,7 +27,9 @@ export type ToParser =
   | { type: 'chunk'; data: Uint8Array }
   | { type: 'end' }
   /** The writer took a batch. */
-  | { type: 'taken' };
+  | { type: 'taken' }
+  /** A batch's COPY text buffer, written: the parser fills it again (no new buffer, no garbage per batch). */
+  | { type: 'recycle'; buffer: ArrayBuffer };
 
 export type FromParser =
   /** Took a chunk off its queue: one more may be sent. */

@@ -34,7 +34,10 @@ export interface ParseCounter {
   uncompressed: number;
 }
 
-export async function* parseInThread(body: AsyncIterable<Uint8Array>, job: ParseJob, counter: ParseCounter): AsyncGenerator<PreparedBatch> {
+/** A batch as the writer gets it: release() once its COPY text is written (the thread fills the buffer again). */
+export type ParsedBatch = PreparedBatch & { release(): void };
+
+export async function* parseInThread(body: AsyncIterable<Uint8Array>, job: ParseJob, counter: ParseCounter): AsyncGenerator<ParsedBatch> {
   const worker = new Worker(workerFile(), { workerData: job });
   const send = (m: ToParser, transfer: ArrayBuffer[] = []) => worker.postMessage(m, transfer);
   const inbox: FromParser[] = [];
@@ -100,7 +103,15 @@ export async function* parseInThread(body: AsyncIterable<Uint8Array>, job: Parse
         continue;
       }
       if (m.type === 'batch') {
-        yield m.batch;
+        const { buffer } = m.batch.named.copyText;
+        let released = false;
+        yield Object.assign(m.batch, {
+          release: () => {
+            if (released || stopped) return;
+            released = true;
+            send({ type: 'recycle', buffer: buffer as ArrayBuffer }, [buffer as ArrayBuffer]);
+          },
+        });
         send({ type: 'taken' });
       } else if (m.type === 'done') {
         counter.uncompressed = m.uncompressed;

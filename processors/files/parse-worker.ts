@@ -1,8 +1,8 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { FromParser, ParseJob, ToParser } from './parse-protocol.js';
-import { prepareBatch } from './prepare-batch.js';
+import { BatchBuilder } from './prepare-batch.js';
 import { FileFormatError } from './reasons.js';
-import { readRecords, type FileRecord } from './records.js';
+import { readRecords } from './records.js';
 
 /**
  * A file's parsing thread (see parse-thread.ts): the object's bytes in, as the ingest
@@ -18,10 +18,13 @@ const chunks: Uint8Array[] = [];
 let ended = false;
 let wake: (() => void) | undefined;
 let untaken = 0;
+/** COPY text buffers the writer gave back. */
+const spare: ArrayBuffer[] = [];
 
 port.on('message', (m: ToParser) => {
   if (m.type === 'chunk') chunks.push(m.data);
   else if (m.type === 'end') ended = true;
+  else if (m.type === 'recycle') spare.push(m.buffer);
   else untaken--;
   wake?.();
 });
@@ -45,30 +48,32 @@ async function* body(): AsyncGenerator<Uint8Array> {
   }
 }
 
-async function send(records: FileRecord[]): Promise<void> {
+async function send(builder: BatchBuilder): Promise<void> {
   while (untaken >= job.batchesAhead) await changed();
   untaken++;
-  post({ type: 'batch', batch: prepareBatch(records, { baseCurrency: job.baseCurrency, context: job.context }) });
+  const batch = builder.finish();
+  port.postMessage({ type: 'batch', batch } satisfies FromParser, [batch.named.copyText.buffer as ArrayBuffer]);
 }
 
 async function parse(): Promise<void> {
   const counter = { compressed: 0, uncompressed: 0 };
-  let batch: FileRecord[] = [];
+  const newBatch = () => new BatchBuilder({ baseCurrency: job.baseCurrency, context: job.context }, spare.pop());
+  let batch = newBatch();
   try {
     for await (const record of readRecords(body(), { source: job.source, maxRecordBytes: job.maxRecordBytes }, counter)) {
       if (record.index < job.skipRecords) continue;
-      batch.push(record);
-      if (batch.length >= job.batchRows) {
+      batch.add(record);
+      if (batch.read >= job.batchRows) {
         await send(batch);
-        batch = [];
+        batch = newBatch();
       }
     }
-    if (batch.length > 0) await send(batch);
+    if (batch.read > 0) await send(batch);
     post({ type: 'done', uncompressed: counter.uncompressed });
   } catch (error) {
     if (!(error instanceof FileFormatError)) throw error;
     // The records before the failure are rows like any other; the ones after it are not read.
-    if (batch.length > 0) await send(batch);
+    if (batch.read > 0) await send(batch);
     post({ type: 'failed', reason: error.reason, message: error.message, line: error.line, uncompressed: counter.uncompressed });
   }
 }

@@ -1,5 +1,5 @@
 import { enrich, fingerprint, type EnrichedEvent, type RequestContext, type StagedEvent } from '../ingest-api/enrichment.js';
-import { conflictingDuplicates, validateEvent } from '../ingest-api/validation.js';
+import { validateEvent } from '../ingest-api/validation.js';
 import type { Reject } from './ledger.js';
 import { reasonOf } from './reasons.js';
 import type { FileRecord } from './records.js';
@@ -20,8 +20,13 @@ export interface FileEvent {
 }
 
 export interface PreparedBatch {
-  /** The valid rows that name their agent: COPY text of each event_id's first copy. */
-  named: { copyText: string; rows: number };
+  /**
+   * The valid rows that name their agent: COPY text (UTF-8) of each event_id's first copy.
+   * Bytes that own their buffer, so they move to the writing thread without a copy and
+   * leave no large string behind on either heap (a string that size lives in V8's old
+   * space until a full collection: one per batch made the heap grow with the file).
+   */
+  named: { copyText: Uint8Array; rows: number };
   /** The valid rows that name no agent (resolved from the customer's assignment at write time). */
   unnamed: FileEvent[];
   rejects: Reject[];
@@ -36,47 +41,91 @@ export interface PrepareOptions {
   context: RequestContext;
 }
 
-export function prepareBatch(records: readonly FileRecord[], options: PrepareOptions): PreparedBatch {
-  const { context } = options;
-  const rejects: Reject[] = [];
-  const events: FileEvent[] = [];
-  const validation = { baseCurrency: options.baseCurrency, receivedAtMicros: context.receivedAt.micros };
-  for (const r of records) {
+/**
+ * A batch built record by record: each row is validated, enriched and written as COPY text
+ * as it comes, so a batch keeps no parsed records (on a million rows, records held until
+ * their batch is full survive into V8's old space and make the heap grow with the file).
+ * What it keeps per row is the COPY line of each event_id's first copy, to tell a later
+ * identical copy (a duplicate) from one with other content (conflicting_duplicate).
+ */
+export class BatchBuilder {
+  private readonly rejects: Reject[] = [];
+  private readonly unnamed: FileEvent[] = [];
+  private readonly copyText: CopyText;
+  /** The content of each event_id's first valid copy in the batch. */
+  private readonly first = new Map<string, { content: string; line: number }>();
+  private rows = 0;
+  read = 0;
+  private last = 0;
+  private readonly validation: { baseCurrency: string; receivedAtMicros: bigint };
+
+  /** `buffer`: a used COPY text buffer to fill again. */
+  constructor(
+    private readonly options: PrepareOptions,
+    buffer?: ArrayBuffer,
+  ) {
+    this.copyText = new CopyText(buffer);
+    this.validation = { baseCurrency: options.baseCurrency, receivedAtMicros: options.context.receivedAt.micros };
+  }
+
+  add(r: FileRecord): void {
+    this.read++;
+    this.last = r.index + 1;
     if (r.kind === 'bad') {
-      rejects.push({ line: r.line, reasons: [r.reason], message: r.message, original: r.raw });
-      continue;
+      this.rejects.push({ line: r.line, reasons: [r.reason], message: r.message, original: r.raw });
+      return;
     }
-    const verdict = validateEvent(r.fields, r.index, validation);
-    if (verdict.ok) events.push({ event: enrich(verdict.event, r.index, context), line: r.line, raw: r.raw });
-    else rejects.push({ line: r.line, reasons: [...new Set(verdict.errors.map(reasonOf))], message: verdict.errors.map((e) => `${e.field}: ${e.message}`).join('; '), original: r.raw });
-  }
-  // The same event_id twice in the batch with other content: the later copies are rejected.
-  // Only ids seen more than once can conflict, so only those are fingerprinted. The agent is
-  // part of the content, so one event_id is never both a named and an unnamed row here.
-  const seen = new Map<string, number>();
-  for (const { event } of events) seen.set(event.eventId, (seen.get(event.eventId) ?? 0) + 1);
-  const repeated = events.filter(({ event }) => seen.get(event.eventId)! > 1);
-  const conflicts = new Set(conflictingDuplicates(repeated.map(({ event }) => ({ index: event.index, eventId: event.eventId, fingerprint: fingerprint(event) }))).map((e) => e.index));
-  let copyText = '';
-  let rows = 0;
-  const written = new Set<string>();
-  const unnamed: FileEvent[] = [];
-  for (const e of events) {
-    if (conflicts.has(e.event.index)) {
-      rejects.push({ line: e.line, reasons: ['conflicting_duplicate'], message: `event_id ${e.event.eventId} appears earlier in the file with different content`, original: e.raw });
-      continue;
+    const verdict = validateEvent(r.fields, r.index, this.validation);
+    if (!verdict.ok) {
+      this.rejects.push({ line: r.line, reasons: [...new Set(verdict.errors.map(reasonOf))], message: verdict.errors.map((e) => `${e.field}: ${e.message}`).join('; '), original: r.raw });
+      return;
     }
-    if (e.event.agentId === null) {
-      unnamed.push(e);
-      continue;
+    const event = enrich(verdict.event, r.index, this.options.context);
+    // The agent is part of the content: one event_id is never both a named and an unnamed row.
+    const content = event.agentId === null ? fingerprint(event) : copyLine(event as StagedEvent);
+    const seen = this.first.get(event.eventId);
+    if (seen) {
+      if (seen.content !== content) {
+        this.rejects.push({ line: r.line, reasons: ['conflicting_duplicate'], message: `event_id ${event.eventId} appears earlier in the file (line ${seen.line}) with different content`, original: r.raw });
+        return;
+      }
+    } else this.first.set(event.eventId, { content, line: r.line });
+    if (event.agentId === null) {
+      // Its agent comes from the customer's assignment at write time; identical copies are dropped there.
+      this.unnamed.push({ event, line: r.line, raw: r.raw });
+      return;
     }
-    rows++;
+    this.rows++;
     // A later identical copy is a duplicate (counted, not written twice).
-    if (seen.get(e.event.eventId)! > 1) {
-      if (written.has(e.event.eventId)) continue;
-      written.add(e.event.eventId);
-    }
-    copyText += `${copyLine(e.event as StagedEvent)}\n`;
+    if (!seen) this.copyText.line(content);
   }
-  return { named: { copyText, rows }, unnamed, rejects, read: records.length, last: records[records.length - 1]!.index + 1 };
+
+  finish(): PreparedBatch {
+    return { named: { copyText: this.copyText.bytes(), rows: this.rows }, unnamed: this.unnamed, rejects: this.rejects, read: this.read, last: this.last };
+  }
+}
+
+/** Lines of COPY text written as UTF-8 into one growing buffer of its own (not Node's shared pool). */
+class CopyText {
+  private buffer: Buffer;
+  private length = 0;
+
+  constructor(reuse?: ArrayBuffer) {
+    this.buffer = reuse && reuse.byteLength > 0 ? Buffer.from(reuse) : Buffer.allocUnsafeSlow(256 * 1024);
+  }
+
+  line(text: string): void {
+    const most = text.length * 3 + 1;
+    if (this.length + most > this.buffer.length) {
+      const bigger = Buffer.allocUnsafeSlow(Math.max(this.buffer.length * 2, this.length + most));
+      this.buffer.copy(bigger, 0, 0, this.length);
+      this.buffer = bigger;
+    }
+    this.length += this.buffer.write(text, this.length, 'utf8');
+    this.buffer[this.length++] = 0x0a;
+  }
+
+  bytes(): Uint8Array {
+    return this.buffer.subarray(0, this.length);
+  }
 }

@@ -62,7 +62,7 @@ export const filesSettings = {
     pollIntervalMs: setting(z.coerce.number().int().min(100).max(3_600_000), { doc: 'pause between two listings of the incoming prefixes', default: 10_000 }),
     listPageSize: setting(z.coerce.number().int().min(1).max(1000), { doc: 'keys a ListObjectsV2 page holds; the listing cursor is saved after each page', default: 1000 }),
     batchRows: setting(z.coerce.number().int().min(1).max(50_000), {
-      doc: 'rows inserted per transaction (COPY into a temporary table, then one INSERT ... ON CONFLICT DO NOTHING); the ledger records the file offset in the same transaction. Two batches are in memory at once: one written while the next is read',
+      doc: 'rows inserted per transaction (COPY into a temporary table, then one INSERT ... ON CONFLICT DO NOTHING); the ledger records the file offset in the same transaction. At most four batches are in memory at once: one written, two prepared ahead on the parsing thread, one being read',
       default: 10_000,
     }),
     maxRecordBytes: setting(z.coerce.number().int().min(1024).max(64 * 1024 * 1024), {

@@ -17,8 +17,8 @@ import type { StagedEvent } from '../ingest-api/enrichment.js';
 const LOAD_TABLE = 'pg_temp.sluice_file_rows';
 const COLUMNS = 'event_id, event_type, agent_id, customer_id, amount_minor, currency, occurred_at, source, session_id, correlation_id, metadata';
 const NULL = '\\N';
-/** COPY data is sent in chunks of about this many characters. */
-const CHUNK_CHARS = 256 * 1024;
+/** COPY data is sent in chunks of this many bytes. */
+const CHUNK_BYTES = 256 * 1024;
 
 /** Once per connection (a session-local table; IF NOT EXISTS makes a pooled connection's second file cheap). */
 export async function prepareLoadTable(client: pg.ClientBase): Promise<void> {
@@ -31,13 +31,13 @@ export async function prepareLoadTable(client: pg.ClientBase): Promise<void> {
 }
 
 /**
- * Inserts the rows (COPY text lines of distinct event_ids, see copyLine) received at
- * `receivedAt`; returns how many were new (the others were stored before: an earlier
- * attempt, another file, the ingest API). Must run inside a transaction on a connection
- * that ran prepareLoadTable.
+ * Inserts the rows (COPY text lines of distinct event_ids, see copyLine; as text or UTF-8
+ * bytes) received at `receivedAt`; returns how many were new (the others were stored
+ * before: an earlier attempt, another file, the ingest API). Must run inside a transaction
+ * on a connection that ran prepareLoadTable.
  */
-export async function loadEvents(client: pg.ClientBase, copyText: readonly string[], receivedAt: string): Promise<number> {
-  if (copyText.every((t) => t === '')) return 0;
+export async function loadEvents(client: pg.ClientBase, copyText: readonly (string | Uint8Array)[], receivedAt: string): Promise<number> {
+  if (copyText.every((t) => t.length === 0)) return 0;
   await pipeline(Readable.from(chunks(copyText)), client.query(copyFrom(`COPY ${LOAD_TABLE} (${COLUMNS}) FROM STDIN`)));
   // In event_id order: two writers sharing events wait on each other's keys in the same
   // order instead of deadlocking (as the ingest API's insert does).
@@ -68,13 +68,10 @@ export function copyLine(e: StagedEvent): string {
   ].join('\t');
 }
 
-/** The text in pieces of about CHUNK_CHARS characters, cut at line ends. */
-function* chunks(copyText: readonly string[]): Generator<string> {
+/** The text in pieces of about CHUNK_BYTES (bytes: views, not copies). */
+function* chunks(copyText: readonly (string | Uint8Array)[]): Generator<Buffer> {
   for (const text of copyText) {
-    for (let from = 0; from < text.length; ) {
-      const end = from + CHUNK_CHARS >= text.length ? text.length : text.indexOf('\n', from + CHUNK_CHARS) + 1 || text.length;
-      yield text.slice(from, end);
-      from = end;
-    }
+    const bytes = typeof text === 'string' ? Buffer.from(text, 'utf8') : Buffer.from(text.buffer, text.byteOffset, text.byteLength);
+    for (let from = 0; from < bytes.length; from += CHUNK_BYTES) yield bytes.subarray(from, Math.min(from + CHUNK_BYTES, bytes.length));
   }
 }
