@@ -190,7 +190,10 @@ async function compact(): Promise<void> {
     child.stdout.on('data', (d: Buffer) => (text += d.toString()));
     child.on('exit', (code) => (code === 0 ? resolve(text) : reject(new Error(`compaction child exited with ${code}`))));
   });
-  const r = JSON.parse(out.trim().split('\n').at(-1)!) as { ms: number; failed: number; partitions: number; inputs: number; outputs: number; rows: number; inputBytes: number; outputBytes: number; peakRss: number };
+  const lines = out.trim().split('\n');
+  // The child's log lines (a failed partition's error among them) before its result.
+  for (const line of lines.slice(0, -1)) console.log(`  compact: ${line}`);
+  const r = JSON.parse(lines.at(-1)!) as { ms: number; failed: number; partitions: number; inputs: number; outputs: number; rows: number; inputBytes: number; outputBytes: number; peakRss: number };
   const after = await lakeObjects();
   if (r.failed > 0) throw new Error(`${r.failed} partitions failed to compact`);
   console.log(

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { PermanentError } from '../core/errors/errors.js';
+import { withRetry } from '../core/errors/retry.js';
 import type { Logger } from '../core/log/logger.js';
 import type { ParquetCompression } from '../core/parquet/batch-writer.js';
 import type { LakeSchema } from '../core/parquet/lake-schema.js';
@@ -328,7 +329,11 @@ async function* downloadAll(o: CompactOptions, files: readonly ListedObject[]): 
   const fill = () => {
     while (next < files.length && pending.length < window && (pending.length === 0 || ahead + files[next]!.size <= PREFETCH_BYTES)) {
       const f = files[next++]!;
-      const bytes = download(o.s3, o.bucket, f.key);
+      // Retried: a prefetched body can stall while the sort holds the event loop, and a server may hang up on it (ECONNRESET).
+      const bytes = withRetry(() => download(o.s3, o.bucket, f.key), {
+        policy: { maxAttempts: 5 },
+        onRetry: (error, attempt) => o.logger.warn({ key: f.key, attempt, err: error }, 'download of a compaction input failed, retrying'),
+      });
       bytes.catch(() => undefined); // awaited in order below; a failure surfaces there
       pending.push({ bytes, size: f.size });
       ahead += f.size;

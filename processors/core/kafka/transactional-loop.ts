@@ -323,6 +323,7 @@ export class TransactionalLoop<R> {
         const last = chunk[chunk.length - 1]!;
         // After the batch's last record, also step over control records that follow it.
         const next = i + o.maxBatchRecords >= messages.length ? BigInt(batch.lastOffset()) + 1n : BigInt(last.offset) + 1n;
+        if (o.state) await o.state.writable(batch.partition);
         const state = o.state?.begin(batch.partition);
         const routeStarted = performance.now();
         let routed: Part<R>['routed'];
