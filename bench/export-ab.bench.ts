@@ -16,13 +16,13 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Partitioners, type Admin } from 'kafkajs';
+import type { Admin } from 'kafkajs';
 import { coreSettings } from '../processors/core/config/core-settings.js';
 import { loadSettings } from '../processors/core/config/settings.js';
 import { sleep } from '../processors/core/errors/retry.js';
 import { createKafka } from '../processors/core/kafka/client.js';
 import { RegistryRestClient } from '../processors/core/registry/ccompat.js';
-import { AgentEventBacklog, agentEventSchemaText, agentEventType } from './support/agent-events.js';
+import { produceAgentEventBacklog } from './support/agent-events.js';
 import { freePort, memoryKb, ROOT, startSluice } from './support/processes.js';
 
 const OTHER = process.env.BENCH_AB_OTHER?.replace(/\/?$/, '/');
@@ -39,28 +39,6 @@ const topic = `bench.ab.${run}.events`;
 const tmp = mkdtempSync(join(tmpdir(), 'sluice-bench-ab-'));
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 const load = () => loadavg().map((l) => l.toFixed(1)).join(' ');
-
-async function produceBacklog(): Promise<void> {
-  const admin = kafka.admin();
-  await admin.connect();
-  await admin.createTopics({ topics: [{ topic, numPartitions: PARTITIONS }], waitForLeaders: true });
-  await admin.disconnect();
-  const text = agentEventSchemaText();
-  const schemaId = await registry.register(`${topic}-value`, text);
-  const backlog = new AgentEventBacklog({ total: N, schemaId, type: agentEventType(text), monthStart: '2026-09-01', days: 30, agents: 300 });
-  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, allowAutoTopicCreation: false });
-  await producer.connect();
-  const inflight = new Set<Promise<void>>();
-  for (let i = 0; i < N; i += 6000) {
-    const messages = [];
-    for (let j = i; j < Math.min(N, i + 6000); j++) messages.push(backlog.message(j));
-    const p: Promise<void> = producer.send({ topic, acks: -1, messages }).then(() => void inflight.delete(p));
-    inflight.add(p);
-    if (inflight.size >= 4) await Promise.race(inflight);
-  }
-  await Promise.all(inflight);
-  await producer.disconnect();
-}
 
 /** The other checkout's lake.yaml with this run's topic, DLQ topic and a path prefix of its own. */
 function pipelineFile(label: string): string {
@@ -122,7 +100,7 @@ async function exportOnce(side: 'before' | 'after', label: string): Promise<{ pe
 
 async function main(): Promise<void> {
   console.log(`export A/B bench: ${fmt(N)} events, ${PAIRS} pairs; before = ${OTHER}, after = ${ROOT}; load ${load()}`);
-  await produceBacklog();
+  await produceAgentEventBacklog(kafka, registry, { topic, partitions: PARTITIONS, total: N });
   const ratios: number[] = [];
   for (let pair = 1; pair <= PAIRS; pair++) {
     const order: ('before' | 'after')[] = pair % 2 === 1 ? ['before', 'after'] : ['after', 'before'];

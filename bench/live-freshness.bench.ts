@@ -42,6 +42,7 @@ import { createKafka } from '../processors/core/kafka/client.js';
 import { RegistryCodec } from '../processors/core/registry/codec.js';
 import { changelogTopicName } from '../processors/core/state/changelog.js';
 import { waitForTopic } from '../test/support/kafka.js';
+import { readSse } from '../test/support/sse.js';
 import { ensureCdcConnector } from './support/cdc.js';
 import { describeDistribution, distribution, type Distribution } from './support/latency.js';
 import { freePort, ROOT, startSluice, type SluiceProcess } from './support/processes.js';
@@ -124,26 +125,12 @@ async function followStream(port: number, signal: AbortSignal): Promise<{ done: 
   const res = await fetch(`http://127.0.0.1:${port}/live/stream`, { headers: { 'x-api-key': API_KEY }, signal });
   if (res.status !== 200 || !res.body) throw new Error(`GET /live/stream answered ${res.status}`);
   // In an object: an async function returning a promise would wait for it (the stream's end).
-  const done = (async () => {
-    const dec = new TextDecoder();
-    let buf = '';
-    for await (const part of res.body as unknown as AsyncIterable<Uint8Array>) {
-      const now = performance.now();
-      buf += dec.decode(part, { stream: true });
-      let i: number;
-      while ((i = buf.indexOf('\n\n')) >= 0) {
-        const ev = buf.slice(0, i);
-        buf = buf.slice(i + 2);
-        const data = ev.split('\n').find((l) => l.startsWith('data: '));
-        if (!data) continue;
-        const t = JSON.parse(data.slice(6)) as { agent_id: string; events: number };
-        if (!t.agent_id.startsWith(AGENT_PREFIX)) continue;
-        let reachedAt = sseSeen.get(t.agent_id);
-        if (!reachedAt) sseSeen.set(t.agent_id, (reachedAt = [0]));
-        for (let k = reachedAt.length; k <= t.events; k++) reachedAt.push(now);
-      }
-    }
-  })().catch((error: unknown) => {
+  const done = readSse<{ agent_id: string; events: number }>(res.body, (t, now) => {
+    if (!t.agent_id.startsWith(AGENT_PREFIX)) return;
+    let reachedAt = sseSeen.get(t.agent_id);
+    if (!reachedAt) sseSeen.set(t.agent_id, (reachedAt = [0]));
+    for (let k = reachedAt.length; k <= t.events; k++) reachedAt.push(now);
+  }).catch((error: unknown) => {
     if (!signal.aborted) throw error;
   });
   return { done };

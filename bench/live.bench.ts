@@ -25,6 +25,7 @@ import { sleep } from '../processors/core/errors/retry.js';
 import { createKafka } from '../processors/core/kafka/client.js';
 import { RegistryRestClient } from '../processors/core/registry/ccompat.js';
 import { changelogTopicName } from '../processors/core/state/changelog.js';
+import { readSse } from '../test/support/sse.js';
 import { AgentEventBacklog, agentEventSchemaText, agentEventType } from './support/agent-events.js';
 import { freePort, memoryKb, metricSum, startSluice, type SluiceProcess } from './support/processes.js';
 
@@ -158,26 +159,13 @@ async function freshness(p: SluiceProcess, schemaId: number): Promise<void> {
   const api: number[] = [];
   const ctrl = new AbortController();
   const res = await fetch(`http://127.0.0.1:${p.port}/live/stream`, { headers: { 'x-api-key': API_KEY }, signal: ctrl.signal });
-  const reading = (async () => {
-    const dec = new TextDecoder();
-    let buf = '';
-    for await (const part of res.body as unknown as AsyncIterable<Uint8Array>) {
-      buf += dec.decode(part, { stream: true });
-      let i: number;
-      while ((i = buf.indexOf('\n\n')) >= 0) {
-        const ev = buf.slice(0, i);
-        buf = buf.slice(i + 2);
-        const data = ev.split('\n').find((l) => l.startsWith('data: '));
-        if (!data) continue;
-        const agent = (JSON.parse(data.slice(6)) as { agent_id: string }).agent_id;
-        const at = sent.get(agent);
-        if (at !== undefined) {
-          sse.push(performance.now() - at);
-          sent.delete(agent);
-        }
-      }
+  const reading = readSse<{ agent_id: string }>(res.body, ({ agent_id: agent }) => {
+    const at = sent.get(agent);
+    if (at !== undefined) {
+      sse.push(performance.now() - at);
+      sent.delete(agent);
     }
-  })().catch(() => undefined);
+  }).catch(() => undefined);
   const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, allowAutoTopicCreation: false });
   await producer.connect();
   const head = Buffer.alloc(5);

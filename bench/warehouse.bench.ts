@@ -19,7 +19,7 @@ import { randomUUID } from 'node:crypto';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { Partitioners, type Admin } from 'kafkajs';
+import type { Admin } from 'kafkajs';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { coreSettings } from '../processors/core/config/core-settings.js';
 import { loadSettings } from '../processors/core/config/settings.js';
@@ -27,7 +27,7 @@ import { createPool } from '../processors/core/db/pool.js';
 import { sleep } from '../processors/core/errors/retry.js';
 import { createKafka } from '../processors/core/kafka/client.js';
 import { RegistryRestClient } from '../processors/core/registry/ccompat.js';
-import { AgentEventBacklog, agentEventSchemaText, agentEventType } from './support/agent-events.js';
+import { produceAgentEventBacklog } from './support/agent-events.js';
 import { freePort, memoryKb, ROOT, startSluice } from './support/processes.js';
 
 const N = Number(process.env.BENCH_WAREHOUSE_EVENTS ?? 1_000_000);
@@ -49,27 +49,8 @@ const tmp = mkdtempSync(join(tmpdir(), 'sluice-bench-warehouse-'));
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 
 async function produceBacklog(): Promise<void> {
-  const admin = kafka.admin();
-  await admin.connect();
-  await admin.createTopics({ topics: [{ topic, numPartitions: PARTITIONS }], waitForLeaders: true });
-  await admin.disconnect();
-  const text = agentEventSchemaText();
-  const schemaId = await registry.register(`${topic}-value`, text);
-  const backlog = new AgentEventBacklog({ total: N, schemaId, type: agentEventType(text), monthStart: '2026-09-01', days: 30, agents: 300 });
-  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, allowAutoTopicCreation: false });
-  await producer.connect();
   const started = Date.now();
-  const inflight = new Set<Promise<void>>();
-  for (let i = 0; i < N; i += 6000) {
-    const messages = [];
-    for (let j = i; j < Math.min(N, i + 6000); j++) messages.push(backlog.message(j));
-    backlog.takeAmountSum();
-    const p: Promise<void> = producer.send({ topic, acks: -1, messages }).then(() => void inflight.delete(p));
-    inflight.add(p);
-    if (inflight.size >= 4) await Promise.race(inflight);
-  }
-  await Promise.all(inflight);
-  await producer.disconnect();
+  await produceAgentEventBacklog(kafka, registry, { topic, partitions: PARTITIONS, total: N });
   console.log(`  backlog: ${fmt(N)} events produced in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 }
 

@@ -14,6 +14,8 @@
 import avro from 'avsc';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { Partitioners, type Kafka } from 'kafkajs';
+import type { RegistryRestClient } from '../../processors/core/registry/ccompat.js';
 import { exactLongHook } from '../../processors/core/registry/codec.js';
 import { seededRandom } from '../../test/support/random.js';
 import { ROOT } from './processes.js';
@@ -141,4 +143,36 @@ export class AgentEventBacklog {
     body.copy(framed, 5);
     return { key: this.agentKeys[agent]!, value: framed };
   }
+}
+
+/**
+ * Creates `topic` (`partitions` partitions), registers the agent-event schema under
+ * `<topic>-value` and produces `total` events of an AgentEventBacklog (a month from
+ * 2026-09-01, 300 agents), 6,000 a request, 4 requests in flight.
+ */
+export async function produceAgentEventBacklog(
+  kafka: Kafka,
+  registry: Pick<RegistryRestClient, 'register'>,
+  o: { topic: string; partitions: number; total: number },
+): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  await admin.createTopics({ topics: [{ topic: o.topic, numPartitions: o.partitions }], waitForLeaders: true });
+  await admin.disconnect();
+  const text = agentEventSchemaText();
+  const schemaId = await registry.register(`${o.topic}-value`, text);
+  const backlog = new AgentEventBacklog({ total: o.total, schemaId, type: agentEventType(text), monthStart: '2026-09-01', days: 30, agents: 300 });
+  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, allowAutoTopicCreation: false });
+  await producer.connect();
+  const inflight = new Set<Promise<void>>();
+  for (let i = 0; i < o.total; i += 6000) {
+    const messages = [];
+    for (let j = i; j < Math.min(o.total, i + 6000); j++) messages.push(backlog.message(j));
+    backlog.takeAmountSum();
+    const p: Promise<void> = producer.send({ topic: o.topic, acks: -1, messages }).then(() => void inflight.delete(p));
+    inflight.add(p);
+    if (inflight.size >= 4) await Promise.race(inflight);
+  }
+  await Promise.all(inflight);
+  await producer.disconnect();
 }

@@ -31,14 +31,6 @@ describe('sluice live from Postgres', () => {
   it('counts the generated month from staging exactly once through three SIGKILLs and a rebalance: reconcile finds no difference in any month', async () => {
     expect(faults.months.length).toBeGreaterThanOrEqual(3); // the month and both neighbours (boundary events)
     await faults.streamWithFaults();
-    expect(faults.reinserts).toBeGreaterThan(50);
-    const dead = await faults.drained();
-    // Only the UPDATE is dead-lettered: every inserted row is a valid event.
-    expect(dead).toEqual([expect.stringMatching(/^immutable_event_mutated: /)]);
-    for (const { month, result } of await faults.reconcile()) {
-      expect(result.stdout + result.stderr, month).toContain('no difference');
-      expect(result.code, month).toBe(0);
-      expect(result.stdout).toMatch(new RegExp(`reconcile ${month}: live [1-9]\\d* agents, batch report [1-9]\\d* agents, staging [1-9]\\d* agents`));
-    }
+    expect(await faults.problems()).toEqual([]);
   }, 600_000);
 });

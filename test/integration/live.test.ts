@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Admin, Kafka } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readSse } from '../support/sse.js';
 import { createKafka } from '../../processors/core/kafka/client.js';
 import { changelogTopicName } from '../../processors/core/state/changelog.js';
 import type { LiveTotals } from '../../processors/live/output.js';
@@ -165,20 +166,7 @@ describe('sluice live', () => {
     const seen: LiveTotals[] = [];
     const stream = await fetch(`http://127.0.0.1:${b.port}/live/stream?agent_id=${encodeURIComponent(sseAgent)}`, { headers: { 'x-api-key': API_KEY }, signal: sse.signal });
     expect(stream.headers.get('content-type')).toMatch(/^text\/event-stream/);
-    const reading = (async () => {
-      const decoder = new TextDecoder();
-      let buffered = '';
-      for await (const part of stream.body as unknown as AsyncIterable<Uint8Array>) {
-        buffered += decoder.decode(part, { stream: true });
-        let i: number;
-        while ((i = buffered.indexOf('\n\n')) >= 0) {
-          const event = buffered.slice(0, i);
-          buffered = buffered.slice(i + 2);
-          const data = event.split('\n').find((l) => l.startsWith('data: '));
-          if (data) seen.push(JSON.parse(data.slice(6)) as LiveTotals);
-        }
-      }
-    })().catch(() => undefined);
+    const reading = readSse<LiveTotals>(stream.body, (t) => seen.push(t)).catch(() => undefined);
 
     // Another agent's event, then one of the watched agent: only the latter is streamed.
     const at = BigInt(Date.UTC(2026, 9, 20)) * 1000n;

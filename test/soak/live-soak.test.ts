@@ -31,14 +31,7 @@ describe(`sluice live from Postgres, ${BULK.toLocaleString('en-US')} events`, ()
     expect(faults.events.length).toBeGreaterThanOrEqual(BULK);
     expect(faults.months.length).toBeGreaterThanOrEqual(3);
     await faults.streamWithFaults();
-    expect(faults.reinserts).toBeGreaterThan(50);
-    const dead = await faults.drained();
-    expect(dead).toEqual([expect.stringMatching(/^immutable_event_mutated: /)]);
-    for (const { month, result } of await faults.reconcile()) {
-      expect(result.stdout + result.stderr, month).toContain('no difference');
-      expect(result.code, month).toBe(0);
-      expect(result.stdout).toMatch(new RegExp(`reconcile ${month}: live [1-9]\\d* agents, batch report [1-9]\\d* agents, staging [1-9]\\d* agents`));
-    }
+    expect(await faults.problems()).toEqual([]);
     log('done');
   }, 3_600_000);
 });

@@ -254,6 +254,23 @@ export class LiveFaultRun {
   }
 
   /**
+   * After `streamWithFaults`: drains, exports and reconciles, and lists what is wrong (empty:
+   * the generator re-inserted rows after a prune, only the UPDATE was dead-lettered, and
+   * `sluice reconcile` found no difference in any month, each side with agents).
+   */
+  async problems(): Promise<string[]> {
+    const out: string[] = [];
+    if (this.reinserts <= 50) out.push(`only ${this.reinserts} re-inserts after a prune (the run needs more than 50)`);
+    const dead = await this.drained();
+    if (dead.length !== 1 || !dead[0]!.startsWith('immutable_event_mutated: ')) out.push(`dead letters other than the UPDATE's: ${JSON.stringify(dead)}`);
+    for (const { month, result } of await this.reconcile()) {
+      const summary = new RegExp(`reconcile ${month}: live [1-9]\\d* agents, batch report [1-9]\\d* agents, staging [1-9]\\d* agents`);
+      if (result.code !== 0 || !result.stdout.includes('no difference') || !summary.test(result.stdout)) out.push(`reconcile ${month} exited ${result.code}:\n${result.stdout}${result.stderr}`);
+    }
+    return out;
+  }
+
+  /**
    * The batch path: the real export writes the lake; `sluice reconcile` compares live, the
    * batch report and staging, cell by cell, for every month the events fall in.
    */
