@@ -330,7 +330,9 @@ export async function rebalanceWhileDraining(o: FaultOptions, visits = 3): Promi
   const a = await r.newRunner('a');
   const result: RebalanceResult = { visits: [], seconds: 0 };
   let b: { runner: RunnerProcess; port: number } | undefined;
-  const arriving = r.producer.trickle((i) => lakeEvent(r.run, i), backlog, o.events, Math.max(1000, Math.ceil((o.events - backlog) / (8 * visits))));
+  // Records must still be arriving when the last visit joins (a visit takes ~8-12 s: join, consume, 1-3 s, SIGTERM, 1-3 s),
+  // or runner b finds its partitions drained and never consumes: ~16 s of trickle a visit.
+  const arriving = r.producer.trickle((i) => lakeEvent(r.run, i), backlog, o.events, Math.max(500, Math.ceil((o.events - backlog) / (16 * visits))));
   arriving.catch(() => undefined);
   try {
     await until(`runner a to consume records (see ${a.runner.log})`, 60_000, async () => (await metricOf(a.port, 'sluice_export_records_in_total')) > 0);
