@@ -166,3 +166,34 @@ describe('sql writer', () => {
     await admin.query(`DROP SCHEMA it_${run} CASCADE`);
   });
 });
+
+describe('sql writer: the server goes away while a transaction is open', () => {
+  it('the open transaction fails on its commit (no unhandled error event ends the process), nothing of it is stored, and the next flush lands', async () => {
+    const run = runId().slice(0, 8);
+    const pipeline = `p_${run}`;
+    // An offsets table of its own: the backend to terminate is the one whose last statement wrote it.
+    const w = writer(pipeline, { table: `it_${run}.events`, columns: [...EVENTS], key: ['event_id'], max_connections: 1, offsets_table: `offsets_${run}` });
+    await w.connectRetrying();
+    const encode = copyLineEncoder(EVENTS);
+    const line = (id: string) => encode({ event_id: id, agent_id: 'a', amount_minor: 1n, occurred_at: 1_790_000_000_000_000n, note: null });
+    const unheard: unknown[] = [];
+    const onUncaught = (error: unknown) => unheard.push(error);
+    process.on('uncaughtException', onUncaught);
+    try {
+      const tx = await w.begin({ topic: 't', partition: 0, startOffset: 0n, nextOffset: 1n, lines: [line('lost')] });
+      // The transaction is open and idle (a flush sending its dead letters): its backend is terminated, as by a server restart.
+      const { rowCount } = await admin.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE state = 'idle in transaction' AND query LIKE '%offsets_${run}%' AND datname = current_database()`);
+      expect(rowCount).toBe(1);
+      await new Promise((r) => setTimeout(r, 300));
+      await expect(tx.commit()).rejects.toThrow();
+      expect(unheard).toEqual([]);
+      expect((await admin.query(`SELECT count(*)::int AS n FROM it_${run}.events`)).rows[0].n).toBe(0);
+      // The pool dropped the broken connection: the next flush (the batch read again) lands.
+      await (await w.begin({ topic: 't', partition: 0, startOffset: 0n, nextOffset: 1n, lines: [line('again')] })).commit();
+      expect((await admin.query(`SELECT event_id FROM it_${run}.events`)).rows).toEqual([{ event_id: 'again' }]);
+      await admin.query(`DROP TABLE offsets_${run}`);
+    } finally {
+      process.off('uncaughtException', onUncaught);
+    }
+  });
+});

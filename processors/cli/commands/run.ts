@@ -20,7 +20,7 @@ export function runCommand(): Command {
         'Every file is checked first as `sluice lint` does; a problem stops the start (exit 78) with file:line, path and fix.',
         'Brokers, registry, S3 endpoint and credentials default to the SLUICE_* environment (`sluice docs`).',
         'Serves /healthz, /readyz and /metrics on the first file\'s http.port (SLUICE_EXPORT_HTTP_PORT, default 9466).',
-        'SIGTERM/SIGINT: open batches are flushed and committed, then the group is left. Reference: sluice docs',
+        'SIGTERM/SIGINT: open batches are flushed and committed (flushes still running after 15 s are cut, read again later), then the group is left. Reference: sluice docs',
         '',
         'Try a pipeline in a terminal, with no server (README "Try a pipeline in a terminal"):',
         '  sluice run --set input=stdin --set output=stdout connectors/exports/lake.yaml < connectors/try-it/agent-events.jsonl',

@@ -129,7 +129,7 @@ export class SqlWriter {
    * ConfigError naming what to change; an unreachable server throws a transient error.
    */
   async connect(): Promise<void> {
-    const client = await this.pool.connect();
+    const { client, release } = await this.checkout();
     try {
       const version = Number((await client.query<{ server_version_num: string }>('SHOW server_version_num')).rows[0]!.server_version_num);
       if (this.config.mode === 'merge' && version < 150000) {
@@ -164,8 +164,31 @@ export class SqlWriter {
       // A batch with no key twice can be COPY'd straight into the table when the table itself refuses a key it holds already (see transaction()).
       this.directCopy = this.config.accumulate.length === 0 && (this.config.mode === 'append' || unique);
     } finally {
-      client.release();
+      release();
     }
+  }
+
+  /**
+   * A pooled connection with an 'error' listener while it is checked out: pg emits 'error' on
+   * a client whose server goes away between two queries (a restart while a flush waits for
+   * its dead letters, or holds its transaction open until the commit), and the pool listens
+   * only on idle clients; unheard, that event would end the process. The next query on it
+   * fails instead, and the flush is retried or read again.
+   */
+  private async checkout(): Promise<{ client: pg.PoolClient; release: (error?: Error) => void }> {
+    const client = await this.pool.connect();
+    const onError = (error: Error) => this.log.warn({ err: { message: error.message, code: (error as { code?: string }).code } }, 'warehouse connection lost during a flush; it is retried or read again');
+    client.on('error', onError);
+    let released = false;
+    return {
+      client,
+      release: (error?: Error) => {
+        if (released) return;
+        released = true;
+        client.removeListener('error', onError);
+        client.release(error);
+      },
+    };
   }
 
   /** `connect`, waiting out a warehouse that is not there yet (logged) until `signal` aborts. */
@@ -202,13 +225,7 @@ export class SqlWriter {
   }
 
   private async transaction(flush: SqlFlush): Promise<OpenTransaction> {
-    const client = await this.pool.connect();
-    let released = false;
-    const release = (error?: Error) => {
-      if (released) return;
-      released = true;
-      client.release(error);
-    };
+    const { client, release } = await this.checkout();
     const rollback = async () => {
       try {
         await client.query('ROLLBACK');
