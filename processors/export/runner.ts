@@ -89,6 +89,10 @@ const IDLE_CHECK_MS = 100;
 const NEW_OWNER_GUARD_MS = 2000;
 /** The longest the batch loop runs before letting other callbacks (flushes) in. */
 const SLICE_MS = 5;
+/** How long a stopping runner waits for flushes it cut (stop) to end before it leaves the group anyway. */
+const STOP_CUT_MS = 3000;
+/** How long a stopping runner lets its flushes run: with the group's leave (at most LEAVE_TIMEOUT_MS) well inside the 30 s a closer gets. */
+export const STOP_FLUSH_MS = 15_000;
 /** Sealed batches a partition may have in flight (one writing, the others queued behind it) while its next batch fills. */
 export const MAX_SEALED = 2;
 
@@ -107,6 +111,8 @@ export class PipelineRunner {
   private joinedAt = 0;
   private joined = false;
   private stopping = false;
+  /** How long stop() lets the flushes run before it cuts them (see stop). */
+  stopFlushMs = STOP_FLUSH_MS;
   private idleTimer: NodeJS.Timeout | undefined;
   private progressTimer: NodeJS.Timeout | undefined;
   private crashed: Error | undefined;
@@ -199,24 +205,39 @@ export class PipelineRunner {
     return this.input.ended;
   }
 
-  /** SIGTERM: flush every open batch, commit, leave the group. */
+  /**
+   * SIGTERM: flush every open batch and commit, the partitions at once, then leave the group.
+   * The flushes get `stopFlushMs`: past it (a slow or unreachable target) the writes still in
+   * flight are cut as at a rebalance, their records read again from the committed offsets by
+   * the next owner, so that the process leaves its group and exits within its orchestrator's
+   * grace period instead of being killed in the middle.
+   */
   async stop(): Promise<void> {
     this.stopping = true;
     clearInterval(this.idleTimer);
     clearInterval(this.progressTimer);
-    const epoch = this.epoch;
-    for (const [key, st] of [...this.states]) {
-      await st.lock.run(async () => {
-        const last = st.flushes.at(-1);
-        if (last && (await last) !== 'committed') return;
-        if (st.epoch === epoch && this.isCurrent(st) && st.batch.pending && !this.crashed) {
-          try {
-            await this.flush(st, st.batch, undefined, true);
-          } catch (error) {
-            this.log.warn({ partition: key, err: error }, 'final flush failed; its records will be read again from the committed offset');
+    const flushed = Promise.all(
+      [...this.states].map(([key, st]) =>
+        st.lock.run(async () => {
+          const last = st.flushes.at(-1);
+          if (last && (await last) !== 'committed') return;
+          // A rebalance, or the cut below (epoch moved): no final flush.
+          if (st.epoch === this.epoch && this.isCurrent(st) && st.batch.pending && !this.crashed) {
+            try {
+              await this.flush(st, st.batch, undefined, true);
+            } catch (error) {
+              this.log.warn({ partition: key, err: error }, 'final flush failed; its records will be read again from the committed offset');
+            }
           }
-        }
-      });
+        }),
+      ),
+    );
+    if (!(await settlesWithin(flushed, this.stopFlushMs))) {
+      this.log.warn({ waitedMs: this.stopFlushMs }, 'stopping: flushes still in flight are cut; their records are read again from the committed offsets');
+      this.epoch++;
+      this.inFlight.abort();
+      this.inFlight = new AbortController();
+      if (!(await settlesWithin(flushed, STOP_CUT_MS))) this.log.warn({ waitedMs: STOP_CUT_MS }, 'stopping: a cut flush did not end; leaving the group anyway (nothing of it is committed)');
     }
     await this.input.stop();
     await this.output.close();
@@ -566,6 +587,20 @@ export class PipelineRunner {
     let lag = 0;
     for (const v of this.lagByPartition.values()) lag += v;
     this.log.info({ ...this.totals, lag, partitions: this.states.size }, 'progress');
+  }
+}
+
+/** Whether `p` settles within `ms` (it keeps running either way). */
+async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const settled = p.then(
+    () => true,
+    () => true,
+  );
+  try {
+    return await Promise.race([settled, new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)))]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

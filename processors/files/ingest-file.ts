@@ -187,7 +187,7 @@ async function writeBatch(deps: FileIngestDeps, ledger: Ledger, client: pg.PoolC
       const seen = new Set<string>();
       copyText.push(resolved.events.filter((e) => !seen.has(e.eventId) && seen.add(e.eventId) !== undefined).map((e) => `${copyLine(e)}\n`).join(''));
     }
-    const accepted = await loadEvents(client, copyText, context.receivedAt.iso);
+    const accepted = await loadEvents(client, copyText);
     // The server has every byte of the COPY: its buffer goes back to the parsing thread.
     batch.release();
     const progress = { read: batch.read, accepted, rejected: rejects.length, duplicate: staged - accepted, committedRows: batch.last };

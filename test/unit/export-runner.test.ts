@@ -197,6 +197,31 @@ describe('export runner, with a fake consumer group', () => {
     await new Promise((r) => setTimeout(r, 10));
   });
 
+  it('stops within its flush budget when a write hangs: the write is cut, nothing committed, the partitions flushed at once, then the group left', async () => {
+    const output = new FakeOutput();
+    const hang = deferred();
+    output.hold = hang.promise;
+    const { runner, consumer, eachBatch } = await start(output);
+    await eachBatch(fetched('events', 1, [5, 6]).payload); // full: its flush starts and hangs in write
+    await eachBatch(fetched('events', 3, [9]).payload); // open: flushed at the stop, beside the hung one
+    await until('the write', () => output.contexts.length === 1);
+    output.contexts[0]!.signal.addEventListener('abort', () => hang.resolve()); // a real write ends when cut
+    let left = false;
+    consumer.disconnect = async () => void (left = true);
+    runner.stopFlushMs = 300;
+    runners.splice(runners.indexOf(runner), 1);
+    const started = Date.now();
+    await runner.stop();
+    const took = Date.now() - started;
+    expect(took).toBeGreaterThanOrEqual(290);
+    expect(took).toBeLessThan(2000);
+    expect(left).toBe(true);
+    // Partition 3's open batch was flushed while partition 1's write hung; partition 1's was cut and is read again.
+    expect(consumer.commits).toEqual([{ topic: 'events', partition: 3, offset: '10' }]);
+    expect(output.calls).toContain('abort');
+    expect(output.landed.map((r) => r.offset)).toEqual(['9']);
+  });
+
   it('flushes what is open on SIGTERM', async () => {
     const output = new FakeOutput();
     const { runner, consumer, eachBatch } = await start(output);

@@ -1,4 +1,4 @@
-import type { EachBatchPayload, KafkaMessage, Message, TopicMessages } from 'kafkajs';
+import type { Message, TopicMessages } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
 import { PermanentError } from '../../processors/core/errors/errors.js';
 import { createLogger } from '../../processors/core/log/logger.js';
@@ -11,6 +11,7 @@ import {
   splitBySize,
   TransactionalLoop,
 } from '../../processors/core/kafka/transactional-loop.js';
+import { batchPayload, type FakeKafkaScript, fakeTransactionalKafka } from '../support/fake-transactional-kafka.js';
 
 const logger = createLogger({ name: 'test', level: 'silent' });
 const protocolError = (type: string, code = 0) => Object.assign(new Error(type), { name: 'KafkaJSProtocolError', type, code, retriable: false });
@@ -47,55 +48,12 @@ describe('produce requests under the broker message size', () => {
   });
 });
 
-/** A kafkajs stand-in that records what the loop does, with scripted failures. */
-function harness(script: { failSend?: Error[]; failCommit?: Error[]; committedOffset?: string } = {}) {
-  const log: string[] = [];
-  let eachBatch: ((p: EachBatchPayload) => Promise<void>) | undefined;
-  let producers = 0;
-  const producer = () => {
-    const id = ++producers;
-    return {
-      connect: async () => void log.push(`p${id}.connect`),
-      disconnect: async () => void log.push(`p${id}.disconnect`),
-      transaction: async () => {
-        let active = true;
-        let sent = false;
-        return {
-          isActive: () => active,
-          sendBatch: async ({ topicMessages }: { topicMessages: TopicMessages[] }) => {
-            const f = script.failSend?.shift();
-            if (f) throw f;
-            sent = true;
-            log.push(`p${id}.send ${topicMessages.map((t) => `${t.topic}:${t.messages.length}`).join(',')}`);
-          },
-          sendOffsets: async ({ topics }: { topics: { partitions: { offset: string }[] }[] }) => void log.push(`p${id}.offsets ${topics[0]!.partitions[0]!.offset}`),
-          commit: async () => {
-            const f = script.failCommit?.shift();
-            if (f) throw f;
-            active = false;
-            log.push(`p${id}.commit`);
-          },
-          abort: async () => {
-            active = false;
-            if (sent) log.push(`p${id}.abort`);
-          },
-        };
-      },
-    };
-  };
-  const consumer = {
-    events: { FETCH_START: 'f', HEARTBEAT: 'h', START_BATCH_PROCESS: 's', GROUP_JOIN: 'j', CRASH: 'c' },
-    on: () => undefined,
-    connect: async () => undefined,
-    subscribe: async () => undefined,
-    disconnect: async () => undefined,
-    run: async (o: { eachBatch: (p: EachBatchPayload) => Promise<void> }) => {
-      eachBatch = o.eachBatch;
-    },
-  };
+/** The loop over a kafkajs stand-in that records what it does, with scripted failures. */
+function harness(script: FakeKafkaScript & { committedOffset?: string } = {}) {
+  const fake = fakeTransactionalKafka(script);
   const committed: unknown[] = [];
   const loop = new TransactionalLoop<number>({
-    kafka: { producer, consumer: () => consumer } as never,
+    kafka: fake.kafka,
     admin: { fetchOffsets: async () => [{ topic: 'cdc', partitions: [{ partition: 0, offset: script.committedOffset ?? '-1' }] }] } as never,
     groupId: 'g',
     transactionalId: 't',
@@ -111,17 +69,7 @@ function harness(script: { failSend?: Error[]; failCommit?: Error[]; committedOf
     retry: { initialMs: 1, maxMs: 1 },
   });
   const resolved: string[] = [];
-  const batch = (offsets: number[]) => {
-    const messages = offsets.map((o) => ({ offset: String(o), value: Buffer.from(`v${o}`), key: null, timestamp: '0', attributes: 0, headers: {} }) as KafkaMessage);
-    return {
-      batch: { topic: 'cdc', partition: 0, messages, highWatermark: String(offsets[offsets.length - 1]! + 1), lastOffset: () => String(offsets[offsets.length - 1]) },
-      resolveOffset: (o: string) => void resolved.push(o),
-      heartbeat: async () => undefined,
-      isRunning: () => true,
-      isStale: () => false,
-    } as unknown as EachBatchPayload;
-  };
-  return { loop, log, committed, resolved, run: async (offsets: number[]) => eachBatch!(batch(offsets)) };
+  return { loop, log: fake.log, committed, resolved, run: async (offsets: number[]) => fake.eachBatch(batchPayload({ topic: 'cdc', partition: 0, offsets, resolved })) };
 }
 
 describe('the transactional loop', () => {
@@ -130,7 +78,7 @@ describe('the transactional loop', () => {
     await h.loop.start();
     expect(h.log).toEqual(['p1.connect']); // InitProducerId went with the empty transaction begun and aborted
     await h.run([10, 11, 12]);
-    expect(h.log.slice(1)).toEqual(['p1.send events:2', 'p1.offsets 12', 'p1.commit', 'p1.send events:1', 'p1.offsets 13', 'p1.commit']);
+    expect(h.log.slice(1)).toEqual(['p1.send events:2', 'p1.offsets cdc[0]=12', 'p1.commit', 'p1.send events:1', 'p1.offsets cdc[0]=13', 'p1.commit']);
     expect(h.resolved).toEqual(['11', '12']);
     expect(h.committed).toEqual([2, 1]);
   });
@@ -139,7 +87,7 @@ describe('the transactional loop', () => {
     const h = harness({ failSend: [Object.assign(new Error('broker away'), { name: 'KafkaJSConnectionError' })] });
     await h.loop.start();
     await h.run([0, 1]);
-    expect(h.log.slice(1)).toEqual(['p1.send events:2', 'p1.offsets 2', 'p1.commit']);
+    expect(h.log.slice(1)).toEqual(['p1.abort', 'p1.send events:2', 'p1.offsets cdc[0]=2', 'p1.commit']);
     expect(h.committed).toEqual([2]);
   });
 
@@ -147,7 +95,7 @@ describe('the transactional loop', () => {
     const h = harness({ failCommit: [Object.assign(new Error('timeout'), { name: 'KafkaJSRequestTimeoutError' })], committedOffset: '2' });
     await h.loop.start();
     await h.run([0, 1]);
-    expect(h.log.slice(1)).toEqual(['p1.send events:2', 'p1.offsets 2', 'p1.disconnect', 'p2.connect']);
+    expect(h.log.slice(1)).toEqual(['p1.send events:2', 'p1.offsets cdc[0]=2', 'p1.commit failed', 'p1.disconnect', 'p2.connect']);
     expect(h.committed).toEqual([2]);
     expect(h.resolved).toEqual(['1']);
   });
@@ -156,7 +104,7 @@ describe('the transactional loop', () => {
     const h = harness({ failCommit: [Object.assign(new Error('timeout'), { name: 'KafkaJSRequestTimeoutError' })], committedOffset: '0' });
     await h.loop.start();
     await h.run([0, 1]);
-    expect(h.log.slice(1)).toEqual(['p1.send events:2', 'p1.offsets 2', 'p1.disconnect', 'p2.connect', 'p2.send events:2', 'p2.offsets 2', 'p2.commit']);
+    expect(h.log.slice(1)).toEqual(['p1.send events:2', 'p1.offsets cdc[0]=2', 'p1.commit failed', 'p1.disconnect', 'p2.connect', 'p2.send events:2', 'p2.offsets cdc[0]=2', 'p2.commit']);
   });
 
   it('skips records below its own last commit when a batch restarts there (offsets refetched before the markers landed)', async () => {

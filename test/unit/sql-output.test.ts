@@ -78,6 +78,34 @@ describe('sql output: COPY text', () => {
     expect(microsToTimestamp(-1n, 'x')).toBe('1969-12-31 23:59:59.999999+00');
   });
 
+  it('formats safe-integer micros with number arithmetic exactly as the Date of their millisecond says', () => {
+    const reference = (micros: number): string => {
+      const ms = Math.floor(micros / 1000);
+      const iso = new Date(ms).toISOString();
+      return `${iso.slice(0, 10)} ${iso.slice(11, 23)}${String(micros - ms * 1000).padStart(3, '0')}+00`;
+    };
+    const samples = [0, -1, 1, 999_999, 1_000_000, -86_400_000_000, -86_400_000_001, 86_399_999_999, 1_790_000_000_123_456, Number.MAX_SAFE_INTEGER, -Number.MAX_SAFE_INTEGER];
+    let seed = 7;
+    for (let i = 0; i < 2000; i++) {
+      seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+      samples.push(Math.round((seed / 2 ** 31 - 0.3) * 2e15) + i);
+    }
+    for (const micros of samples) {
+      expect(microsToTimestamp(micros, 'x')).toBe(reference(micros));
+      expect(microsToTimestamp(BigInt(micros), 'x')).toBe(reference(micros));
+    }
+    const encode = copyLineEncoder([
+      { name: 'us', type: 'timestamp_us', nullable: false },
+      { name: 'ms', type: 'timestamp_ms', nullable: false },
+    ]);
+    expect(encode({ us: 1_790_000_000_123_456, ms: 1_790_000_000_123 })).toBe('2026-09-21 14:13:20.123456+00\t2026-09-21 14:13:20.123000+00');
+    // Beyond 2^53 micros (after year 2255) the BigInt path formats, up to year 9999.
+    expect(encode({ us: 253_402_300_799_999_999n, ms: 0 })).toBe('9999-12-31 23:59:59.999999+00\t1970-01-01 00:00:00.000000+00');
+    expect(() => encode({ us: 253_402_300_800_000_000n, ms: 0 })).toThrow(/column us: .*out of the range a timestamp column holds/);
+    expect(() => encode({ us: 0, ms: 300_000_000_000_000 })).toThrow(/column ms: .*out of the range a timestamp column holds/);
+    expect(() => encode({ us: 1.5, ms: 0 })).toThrow(/column us: expected a 64-bit integer/);
+  });
+
   it('refuses what the declared types cannot hold (the record goes to the DLQ as schema_mismatch)', () => {
     const encode = copyLineEncoder([
       { name: 'id', type: 'string', nullable: false },

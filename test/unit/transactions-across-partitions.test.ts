@@ -1,12 +1,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { EachBatchPayload, KafkaMessage, TopicMessages } from 'kafkajs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { TransactionalLoop } from '../../processors/core/kafka/transactional-loop.js';
 import { createLogger } from '../../processors/core/log/logger.js';
 import { StateStores } from '../../processors/core/state/state-stores.js';
 import { FakeChangelog } from '../support/fake-changelog.js';
+import { batchPayload, type FakeKafkaScript, fakeTransactionalKafka } from '../support/fake-transactional-kafka.js';
 
 /**
  * The transactional loop with several partitions a transaction (`partitionsPerTransaction`,
@@ -25,64 +25,17 @@ beforeEach(() => {
 });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-async function harness(script: { failSend?: Error[]; pipeline?: boolean; commitGates?: Promise<void>[]; failCommit?: (Error | undefined)[] } = {}) {
-  const log: string[] = [];
+async function harness(script: FakeKafkaScript & { pipeline?: boolean } = {}) {
   const changelog = new FakeChangelog();
   const state = new StateStores({ name: 'count', dir, changelogTopic: 'g-count-changelog', source: changelog, logger, now: () => 0 });
-  let eachBatch: ((p: EachBatchPayload) => Promise<void>) | undefined;
-  const producer = () => ({
-    connect: async () => undefined,
-    disconnect: async () => undefined,
-    transaction: async () => {
-      let active = true;
-      const sent: TopicMessages[] = [];
-      return {
-        isActive: () => active,
-        sendBatch: async ({ topicMessages }: { topicMessages: TopicMessages[] }) => {
-          const f = script.failSend?.shift();
-          if (f) throw f;
-          sent.push(...topicMessages);
-          log.push(`send ${topicMessages.map((t) => `${t.topic}:${t.messages.length}`).join(',')}`);
-          return [];
-        },
-        sendOffsets: async ({ topics }: { topics: { topic: string; partitions: { partition: number; offset: string }[] }[] }) =>
-          void log.push(`offsets ${topics.flatMap((t) => t.partitions.map((p) => `${t.topic}[${p.partition}]=${p.offset}`)).join(',')}`),
-        commit: async () => {
-          await script.commitGates?.shift();
-          const f = script.failCommit?.shift();
-          if (f) {
-            active = false;
-            log.push('commit failed');
-            throw f;
-          }
-          active = false;
-          // The changelog records reach the changelog only when the transaction commits.
-          for (const t of sent) if (t.topic === 'g-count-changelog') for (const m of t.messages) changelog.commit(m.partition!, [m]);
-          log.push('commit');
-        },
-        abort: async () => {
-          active = false;
-          // (the empty transaction of the start, which only initialises the transactional id, is not logged)
-          if (sent.length > 0 || script.failSend?.length === 0) log.push('abort');
-        },
-      };
-    },
+  // The changelog records reach the changelog only when the transaction commits.
+  const fake = fakeTransactionalKafka(script, (sent) => {
+    for (const t of sent) if (t.topic === 'g-count-changelog') for (const m of t.messages) changelog.commit(m.partition!, [m]);
   });
-  const consumer = {
-    events: { FETCH_START: 'f', HEARTBEAT: 'h', START_BATCH_PROCESS: 's', GROUP_JOIN: 'j', CRASH: 'c' },
-    on: () => undefined,
-    connect: async () => undefined,
-    subscribe: async () => undefined,
-    disconnect: async () => undefined,
-    seek: ({ partition, offset }: { partition: number; offset: string }) => void log.push(`seek ${partition}@${offset}`),
-    run: async (o: { eachBatch: (p: EachBatchPayload) => Promise<void>; partitionsConsumedConcurrently: number }) => {
-      log.push(`concurrency ${o.partitionsConsumedConcurrently}`);
-      eachBatch = o.eachBatch;
-    },
-  };
+  const log = fake.log;
   const committed: number[] = [];
   const loop = new TransactionalLoop<number>({
-    kafka: { producer, consumer: () => consumer } as never,
+    kafka: fake.kafka,
     admin: { fetchOffsets: async () => [] } as never,
     groupId: 'g',
     transactionalId: 't',
@@ -111,27 +64,13 @@ async function harness(script: { failSend?: Error[]; pipeline?: boolean; commitG
   await loop.start();
   await state.assigned([]);
   for (const p of [0, 1, 2]) await state.ready(p);
-  const batch = (partition: number, offsets: number[]) =>
-    ({
-      batch: {
-        topic: 'in',
-        partition,
-        messages: offsets.map((o) => ({ offset: String(o), key: Buffer.from(`p${partition}-k${o}`), value: Buffer.from(`v${o}`), timestamp: '0', attributes: 0, headers: {} }) as KafkaMessage),
-        highWatermark: String(offsets[offsets.length - 1]! + 1),
-        lastOffset: () => String(offsets[offsets.length - 1]),
-      },
-      resolveOffset: () => undefined,
-      heartbeat: async () => undefined,
-      isRunning: () => true,
-      isStale: () => false,
-    }) as unknown as EachBatchPayload;
   /** One fetch's batches, handed over at once as kafkajs' workers do. */
-  const fetch = (batches: [number, number[]][]) => Promise.allSettled(batches.map(([p, offsets]) => eachBatch!(batch(p, offsets))));
+  const fetch = (batches: [number, number[]][]) => Promise.allSettled(batches.map(([partition, offsets]) => fake.eachBatch(batchPayload({ topic: 'in', partition, offsets, key: (o) => Buffer.from(`p${partition}-k${o}`) }))));
   const count = (partition: number, key: string) => {
     const v = state.begin(partition).get(key)?.value;
     return v === undefined ? 0 : Number(v.toString());
   };
-  return { log, committed, fetch, count, state, changelog, loop };
+  return { log, committed, fetch, count, state, changelog, loop, runOptions: fake.runOptions };
 }
 
 describe('transactions across partitions', () => {
@@ -143,7 +82,8 @@ describe('transactions across partitions', () => {
       [2, [7, 8, 9]],
     ]);
     expect(results.every((r) => r.status === 'fulfilled')).toBe(true);
-    expect(h.log).toEqual(['concurrency 6', 'send out:6,g-count-changelog:6', 'offsets in[0]=12,in[1]=6,in[2]=10', 'commit']);
+    expect(h.runOptions()?.partitionsConsumedConcurrently).toBe(6);
+    expect(h.log).toEqual(['p1.connect', 'p1.send out:6,g-count-changelog:6', 'p1.offsets in[0]=12,in[1]=6,in[2]=10', 'p1.commit']);
     expect(h.committed.sort()).toEqual([1, 2, 3]);
     expect([h.count(0, 'p0-k10'), h.count(1, 'p1-k5'), h.count(2, 'p2-k9')]).toEqual([1, 1, 1]);
     await h.state.close();
@@ -156,7 +96,7 @@ describe('transactions across partitions', () => {
       [1, [0]],
     ]);
     // The first attempt was aborted; the retry wrote the same records once.
-    expect(h.log.slice(1)).toEqual(['abort', 'send out:3,g-count-changelog:3', 'offsets in[0]=2,in[1]=1', 'commit']);
+    expect(h.log.slice(1)).toEqual(['p1.abort', 'p1.send out:3,g-count-changelog:3', 'p1.offsets in[0]=2,in[1]=1', 'p1.commit']);
     expect([h.count(0, 'p0-k0'), h.count(0, 'p0-k1'), h.count(1, 'p1-k0')]).toEqual([1, 1, 1]);
     await h.state.flushed();
     expect([h.count(0, 'p0-k0'), h.count(1, 'p1-k0')]).toEqual([1, 1]);
@@ -171,7 +111,7 @@ describe('transactions across partitions', () => {
     ]);
     // Both partitions' batches fail (kafkajs rejoins and refetches the committed offsets).
     expect(first.map((r) => r.status)).toEqual(['rejected', 'rejected']);
-    expect(h.log.slice(1)).toEqual(['abort']);
+    expect(h.log.slice(1)).toEqual(['p1.abort']);
     await h.state.flushed();
     expect([h.count(0, 'p0-k0'), h.count(1, 'p1-k0')]).toEqual([0, 0]);
     expect(h.changelog.partitions.get(0)?.records ?? []).toEqual([]);
@@ -190,10 +130,10 @@ describe('transactions across partitions', () => {
     const firstFetch = h.fetch([[0, [0]]]);
     const late = h.fetch([[1, [0, 1]]]);
     await Promise.all([firstFetch, late]);
-    const commits = h.log.filter((l) => l === 'commit').length;
+    const commits = h.log.filter((l) => l === 'p1.commit').length;
     expect(commits).toBeGreaterThanOrEqual(1);
-    expect(h.log.filter((l) => l.startsWith('offsets')).join(' ')).toContain('in[0]=1');
-    expect(h.log.filter((l) => l.startsWith('offsets')).join(' ')).toContain('in[1]=2');
+    expect(h.log.filter((l) => l.startsWith('p1.offsets')).join(' ')).toContain('in[0]=1');
+    expect(h.log.filter((l) => l.startsWith('p1.offsets')).join(' ')).toContain('in[1]=2');
     expect([h.count(0, 'p0-k0'), h.count(1, 'p1-k0'), h.count(1, 'p1-k1')]).toEqual([1, 1, 1]);
     await h.state.close();
   });
@@ -204,15 +144,15 @@ describe('transactions across partitions', () => {
     const h = await harness({ pipeline: true, commitGates: [gate] });
     // The first fetch hands back as soon as its transaction is under way (its commit is held).
     await h.fetch([[0, [0]]]);
-    expect(h.log.slice(1)).toEqual(['send out:1,g-count-changelog:1', 'offsets in[0]=1']);
+    expect(h.log.slice(1)).toEqual(['p1.send out:1,g-count-changelog:1', 'p1.offsets in[0]=1']);
     // The same key again in the next fetch: routed now, and it sees the uncommitted count of 1.
     const second = h.fetch([[0, [1]]].map(([p, o]) => [p as number, o as number[]]));
     await new Promise((r) => setTimeout(r, 20));
-    expect(h.log.filter((l) => l === 'commit')).toEqual([]);
+    expect(h.log.filter((l) => l === 'p1.commit')).toEqual([]);
     open();
     await second;
     await h.loop.stop();
-    expect(h.log.slice(1)).toEqual(['send out:1,g-count-changelog:1', 'offsets in[0]=1', 'commit', 'send out:1,g-count-changelog:1', 'offsets in[0]=2', 'commit']);
+    expect(h.log.slice(1)).toEqual(['p1.send out:1,g-count-changelog:1', 'p1.offsets in[0]=1', 'p1.commit', 'p1.send out:1,g-count-changelog:1', 'p1.offsets in[0]=2', 'p1.commit', 'p1.disconnect']);
     expect([h.count(0, 'p0-k0'), h.count(0, 'p0-k1')]).toEqual([1, 1]);
     await h.state.close();
   });
@@ -231,7 +171,7 @@ describe('transactions across partitions', () => {
     open();
     const outcome = await second;
     expect(outcome[0]!.status).toBe('rejected');
-    expect(h.log).toContain('commit failed');
+    expect(h.log).toContain('p1.commit failed');
     expect(h.log.filter((l) => l.startsWith('seek')).sort()).toEqual(['seek 0@5', 'seek 1@3']);
     // Nothing of either reached the state or the changelog.
     await h.state.flushed();

@@ -3,6 +3,7 @@ import { LakeValueError } from '../../core/parquet/columns.js';
 import { defineComponent } from '../../core/pipeline/component.js';
 import { bool, byteSize, duration, int, list, object, oneOf, string, type Infer } from '../../core/pipeline/fields.js';
 import { suggestion } from '../../core/pipeline/suggest.js';
+import { CopyLines } from '../sql/copy-lines.js';
 import { copyLineEncoder, type CopyLineEncoder } from '../sql/copy-text.js';
 import { KeptMessages } from '../sql/kept-messages.js';
 import { SQL_TYPES } from '../sql/types.js';
@@ -142,7 +143,7 @@ export const sqlOutputSpec = defineComponent({
 });
 
 class SqlBatch implements OutputBatch {
-  readonly lines: string[] = [];
+  readonly lines = new CopyLines();
   /** Per row: its consumed message, compactly (a refused row is dead-lettered from it). */
   private readonly messages = new KeptMessages();
 

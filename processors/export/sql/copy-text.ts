@@ -76,7 +76,12 @@ function int64(value: unknown, column: string): bigint {
 }
 
 /** Epoch micros -> `YYYY-MM-DD HH:MM:SS.ffffff+00` (UTC, exact to the microsecond). */
-export function microsToTimestamp(micros: bigint, column: string): string {
+export function microsToTimestamp(micros: bigint | number, column: string): string {
+  if (typeof micros === 'number') {
+    if (!Number.isSafeInteger(micros)) throw new LakeValueError(column, `${micros} microseconds is not an integer count of microseconds`);
+    return safeMicrosToTimestamp(micros, column);
+  }
+  if (micros >= -MAX_SAFE && micros <= MAX_SAFE) return safeMicrosToTimestamp(Number(micros), column);
   let ms = micros / 1000n;
   let us = micros % 1000n;
   if (us < 0n) {
@@ -90,10 +95,50 @@ export function microsToTimestamp(micros: bigint, column: string): string {
   return `${iso.slice(0, 10)} ${iso.slice(11, 23)}${us.toString().padStart(3, '0')}+00`;
 }
 
-function timestamp(perUnit: bigint): Encode {
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+const DAY_US = 86_400_000_000;
+const HOUR_US = 3_600_000_000;
+const MINUTE_US = 60_000_000;
+const SECOND_US = 1_000_000;
+
+/** The date part of the last day formatted: a batch's timestamps mostly share a few days. */
+let cachedDay = NaN;
+let cachedDate = '';
+
+/**
+ * The same text for a safe-integer count of micros, in number arithmetic (exact below 2^53)
+ * and with the day's date cached: two timestamps a row, so no BigInt, Date or ISO string per value.
+ */
+function safeMicrosToTimestamp(micros: number, column: string): string {
+  const day = Math.floor(micros / DAY_US);
+  let rest = micros - day * DAY_US;
+  if (day !== cachedDay) {
+    const iso = new Date(day * 86_400_000).toISOString();
+    if (!/^\d{4}-/.test(iso)) throw new LakeValueError(column, `${iso} is out of the range a timestamp column holds here (years 0000-9999)`);
+    cachedDate = `${iso.slice(0, 10)} `;
+    cachedDay = day;
+  }
+  const h = Math.floor(rest / HOUR_US);
+  rest -= h * HOUR_US;
+  const m = Math.floor(rest / MINUTE_US);
+  rest -= m * MINUTE_US;
+  const s = Math.floor(rest / SECOND_US);
+  rest -= s * SECOND_US;
+  return `${cachedDate}${two(h)}:${two(m)}:${two(s)}.${rest < 100_000 ? String(rest).padStart(6, '0') : rest}+00`;
+}
+
+function two(n: number): string {
+  return n < 10 ? `0${n}` : `${n}`;
+}
+
+function timestamp(perUnit: number): Encode {
   return (value, column) => {
+    if (typeof value === 'number' && Number.isSafeInteger(value)) {
+      const micros = value * perUnit;
+      if (Number.isSafeInteger(micros)) return safeMicrosToTimestamp(micros, column);
+    }
     if (value instanceof Date) return microsToTimestamp(BigInt(value.getTime()) * 1000n, column);
-    return microsToTimestamp(int64(value, column) * perUnit, column);
+    return microsToTimestamp(int64(value, column) * BigInt(perUnit), column);
   };
 }
 
@@ -104,8 +149,8 @@ const ENCODERS: Record<ColumnType, Encode> = {
   int64: (v, c) => int64(v, c).toString(),
   float: (v, c) => (typeof v === 'number' ? floatText(v) : fail(c, 'a number', v)),
   double: (v, c) => (typeof v === 'number' ? floatText(v) : fail(c, 'a number', v)),
-  timestamp_us: timestamp(1n),
-  timestamp_ms: timestamp(1000n),
+  timestamp_us: timestamp(1),
+  timestamp_ms: timestamp(1000),
   date: (v, c) => {
     if (v instanceof Date) return v.toISOString().slice(0, 10);
     if (typeof v === 'number' && Number.isInteger(v)) return new Date(v * 86_400_000).toISOString().slice(0, 10);

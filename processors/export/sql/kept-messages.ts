@@ -24,6 +24,7 @@ export class KeptMessages {
   /** Per row: offset - `base` (a batch's offsets are one partition's, close together). */
   private readonly offsets: number[] = [];
   private base: bigint | undefined;
+  private baseNumber = NaN;
   /** Per row: the timestamp as the broker gave it (ms), or NaN when it is not a plain number (kept in `odd`). */
   private readonly timestamps: number[] = [];
   private readonly odd = new Map<number, { timestamp?: string; offset?: string }>();
@@ -48,9 +49,12 @@ export class KeptMessages {
     if (value) this.used += value.copy(this.chunk, this.used);
     this.refs.push(this.chunks.length - 1, start, key ? key.length : -1, value ? value.length : -1);
 
-    const offset = BigInt(message.offset);
-    this.base ??= offset;
-    const delta = Number(offset - this.base);
+    // Offsets below 10^15 subtract exactly as numbers (no BigInt a row); the first one is the base.
+    if (this.base === undefined) {
+      this.base = BigInt(message.offset);
+      this.baseNumber = message.offset.length < 16 ? Number(message.offset) : NaN;
+    }
+    const delta = message.offset.length < 16 && !Number.isNaN(this.baseNumber) ? Number(message.offset) - this.baseNumber : Number(BigInt(message.offset) - this.base);
     this.offsets.push(Number.isSafeInteger(delta) ? delta : NaN);
     const timestamp = Number(message.timestamp);
     this.timestamps.push(String(timestamp) === message.timestamp ? timestamp : NaN);

@@ -7,6 +7,7 @@ import { ConfigError, isPostgresTransient, PermanentError } from '../../core/err
 import { BLOCKING_RETRY, withRetry } from '../../core/errors/retry.js';
 import type { Logger } from '../../core/log/logger.js';
 import type { SqlOutputConfig } from '../outputs/sql.js';
+import { CopyLines } from './copy-lines.js';
 import { DirectCopyGate } from './direct-copy-gate.js';
 import { SQL_TYPES } from './types.js';
 import { ident, offsetStatements, qualified, statements, type OffsetStatements, type Statements } from './statements.js';
@@ -33,8 +34,8 @@ export interface SqlFlush {
   startOffset: bigint;
   /** The offset stored with the rows: where this partition resumes. */
   nextOffset: bigint;
-  /** The batch's rows as COPY text lines (copy-text.ts), in offset order. */
-  lines: readonly string[];
+  /** The batch's rows as COPY text lines (copy-text.ts), in offset order: strings, or their bytes (copy-lines.ts). */
+  lines: CopyRows;
   /** No key twice among the lines: the load reads the load table as it is (no DISTINCT ON, no sort). */
   uniqueKeys?: boolean;
 }
@@ -274,7 +275,7 @@ export class SqlWriter {
    * isolated); the caller remembers the refusal (DirectCopyGate). True when loaded, false
    * when the general way must run.
    */
-  private async copyDirect(client: pg.PoolClient, lines: readonly string[], phases: { copy: number }): Promise<boolean> {
+  private async copyDirect(client: pg.PoolClient, lines: CopyRows, phases: { copy: number }): Promise<boolean> {
     const t = performance.now();
     const refused = await withSavepoint(client, 'sluice_direct', () => pipe(Readable.from(copyChunks(lines, 0, lines.length, false)), client.query(copyFrom(this.sql.copyTarget))));
     phases.copy += performance.now() - t;
@@ -287,7 +288,7 @@ export class SqlWriter {
    * Loads lines [lo, hi) under a savepoint. A row error rolls the range back and splits it
    * until each refused row is alone: k refused rows among n cost about k x log2(n) loads.
    */
-  private async loadRange(client: pg.PoolClient, load: string, lines: readonly string[], lo: number, hi: number, first: boolean, phases?: { copy: number; load: number }): Promise<RejectedLine[]> {
+  private async loadRange(client: pg.PoolClient, load: string, lines: CopyRows, lo: number, hi: number, first: boolean, phases?: { copy: number; load: number }): Promise<RejectedLine[]> {
     if (hi <= lo) return [];
     const refused = await withSavepoint(client, 'sluice_load', async () => {
       if (!first) await client.query(this.sql.truncateLoad);
@@ -356,8 +357,15 @@ export class SqlWriter {
   }
 }
 
+/** A flush's rows: COPY text lines, or the same as bytes. */
+export type CopyRows = readonly string[] | CopyLines;
+
 /** The lines [lo, hi) (with their row number: `seq`), in chunks of ~256 KiB. */
-function* copyChunks(lines: readonly string[], lo: number, hi: number, seq: boolean): Generator<string> {
+function* copyChunks(lines: CopyRows, lo: number, hi: number, seq: boolean): Generator<string | Buffer> {
+  if (lines instanceof CopyLines) {
+    yield* lines.copyChunks(lo, hi, seq);
+    return;
+  }
   let chunk = '';
   for (let i = lo; i < hi; i++) {
     chunk += seq ? `${lines[i]}\t${i}\n` : `${lines[i]}\n`;
