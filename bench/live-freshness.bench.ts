@@ -20,7 +20,10 @@
  *         count reaches the event's ordinal among the agent's events),
  *       - `GET /live/agents/{id}/months/{m}` answering those totals: a sample of ~10 events
  *         a second, each polled every 20 ms;
- *     p50/p90/p99/max of each, and the stages between them.
+ *     p50/p90/p99/max of each, and the stages between them; the Debezium stage also split
+ *     by the CDC record's own clocks (Postgres commit `source.ts_ms` -> the record's
+ *     timestamp: Debezium's queue; record timestamp -> observed: Connect's producer, the
+ *     broker, a fetch), and events topic -> API for the sampled events.
  *     A rate is held when the writers kept it (>= 95 %), every event reached the SSE stream
  *     within 20 s of the last commit, and the lag did not grow (the p50 of the step's last
  *     third is at most twice the first third's + 250 ms). The steps stop at the first rate
@@ -37,7 +40,7 @@ import { Partitioners, type Admin, type Consumer } from 'kafkajs';
 import { coreSettings } from '../processors/core/config/core-settings.js';
 import { loadSettings } from '../processors/core/config/settings.js';
 import { createPool } from '../processors/core/db/pool.js';
-import { sleep } from '../processors/core/errors/retry.js';
+import { sleep, withRetry } from '../processors/core/errors/retry.js';
 import { createKafka } from '../processors/core/kafka/client.js';
 import { RegistryCodec } from '../processors/core/registry/codec.js';
 import { changelogTopicName } from '../processors/core/state/changelog.js';
@@ -76,6 +79,8 @@ const API_KEY = `bench-livefresh-key-${run}-0123456789`;
 const stateDir = mkdtempSync(join(tmpdir(), 'sluice-livefresh-bench-'));
 const AGENT_PREFIX = `bench-fresh-${run}-`;
 const TYPES = ['deposit_made', 'customer_onboarded', 'withdrawal_made', 'investment_made', 'deposit_made'] as const;
+/** Date.now() - performance.now(): wall-clock ms of a performance.now() instant (record timestamps are wall-clock). */
+const epochOffset = Date.now() - performance.now();
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 const load = () => loadavg().map((l) => l.toFixed(1)).join(' ');
 const line = (s: string) => console.log(s);
@@ -93,11 +98,17 @@ interface Commit {
 /** Where each event was first seen (performance.now() of this process). */
 const atCdc = new Map<string, number>();
 const atEvents = new Map<string, number>();
+/**
+ * Per CDC record, in wall-clock ms (one machine, one clock): Debezium's `source.ts_ms` (the
+ * Postgres commit time it read from the WAL) and the record's timestamp (Connect's producer
+ * created the record), so the Debezium hop splits into its queue and Kafka's delivery.
+ */
+const cdcClock = new Map<string, { sourceTsMs: number; recordTsMs: number }>();
 /** Per agent: reachedAt[k] = when an SSE event first showed the agent's count at k or more. */
 const sseSeen = new Map<string, number[]>();
 
 /** Reads a topic from where the group stands, noting when each event id was first seen. */
-async function observe(topic: string, groupId: string, idOf: (m: { key: Buffer | null; value: Buffer | null }) => Promise<string | undefined>, seen: Map<string, number>): Promise<Consumer> {
+async function observe(topic: string, groupId: string, idOf: (m: { key: Buffer | null; value: Buffer | null; timestamp: string }) => Promise<string | undefined>, seen: Map<string, number>): Promise<Consumer> {
   const consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 100, readUncommitted: false });
   await consumer.connect();
   await consumer.subscribe({ topic, fromBeginning: true });
@@ -116,7 +127,8 @@ async function observe(topic: string, groupId: string, idOf: (m: { key: Buffer |
 
 /** Commits a group's offsets at the topic's end, so it reads only what comes next. */
 async function groupAtEnd(admin: Admin, groupId: string, topic: string): Promise<void> {
-  const offsets = await admin.fetchTopicOffsets(topic);
+  // A topic Debezium has just created may not have its leader yet (NOT_LEADER: retried).
+  const offsets = await withRetry(() => admin.fetchTopicOffsets(topic));
   await admin.setOffsets({ groupId, topic, partitions: offsets.map((o) => ({ partition: o.partition, offset: o.high })) });
 }
 
@@ -176,6 +188,12 @@ interface StepResult {
   cdc: Distribution;
   normalizer: Distribution;
   live: Distribution;
+  /** Postgres commit (source.ts_ms) -> the CDC record's timestamp: Debezium reading the WAL, its queue, Connect's conversion. */
+  debeziumQueue: Distribution;
+  /** The CDC record's timestamp -> the observer has it: Connect's producer batching, the broker, a fetch. */
+  cdcDelivery: Distribution;
+  /** The events-topic record (read_committed) -> the API answers its totals (sampled events). */
+  liveApi: Distribution;
   sseMissing: number;
   apiMissing: number;
   firstThirdP50: number;
@@ -286,6 +304,9 @@ async function step(rate: number, livePort: number, processes: SluiceProcess[]):
       cdc: distribution(staged.map((c) => at(atCdc, c)! - c.committedAt)),
       normalizer: distribution(staged.map((c) => at(atEvents, c)! - at(atCdc, c)!)),
       live: distribution(staged.map((c) => sseAt(c)! - at(atEvents, c)!)),
+      debeziumQueue: distribution(staged.flatMap((c) => { const k = cdcClock.get(c.id); return k ? [k.recordTsMs - k.sourceTsMs] : []; })),
+      cdcDelivery: distribution(staged.flatMap((c) => { const k = cdcClock.get(c.id); return k ? [at(atCdc, c)! - (k.recordTsMs - epochOffset)] : []; })),
+      liveApi: distribution(sampled.flatMap((c) => (apiAt.has(c.id) && atEvents.has(c.id) ? [apiAt.get(c.id)! - atEvents.get(c.id)!] : []))),
       sseMissing,
       apiMissing: sampled.length - sampled.filter((c) => apiAt.has(c.id)).length,
       firstThirdP50: firstThird.p50,
@@ -340,8 +361,11 @@ function report(r: StepResult): void {
   line(`  commit -> API answers the new total: ${describeDistribution(r.api)}${r.apiMissing > 0 ? `, ${r.apiMissing} samples never answered within 30 s` : ''}${apiErrors > 0 ? `, ${apiErrors} requests failed so far (connection closed)` : ''}`);
   line(`  commit -> SSE event with the new total: ${describeDistribution(r.sse)}${r.sseMissing > 0 ? `, ${fmt(r.sseMissing)} missing` : ''}`);
   line(`  stages: commit -> CDC record ${describeDistribution(r.cdc)}`);
+  line(`            of which Postgres commit (source.ts_ms) -> CDC record timestamp (Debezium) ${describeDistribution(r.debeziumQueue)}`);
+  line(`            and CDC record timestamp -> observer has it (Connect producer, broker, fetch) ${describeDistribution(r.cdcDelivery)}`);
   line(`          CDC record -> events topic (normalizer committed) ${describeDistribution(r.normalizer)}`);
   line(`          events topic -> SSE (live committed, view, stream) ${describeDistribution(r.live)}`);
+  line(`          events topic -> API answers (live committed, view, GET; sampled) ${describeDistribution(r.liveApi)}`);
   line(`  lag: p50 ${fmt(r.firstThirdP50)} ms in the first third, ${fmt(r.lastThirdP50)} ms in the last: ${r.held ? 'HELD' : `NOT held (${r.why})`}`);
 }
 
@@ -407,7 +431,19 @@ async function main(): Promise<void> {
     children.push(live);
     await live.ready(120_000);
 
-    consumers.push(await observe(CDC_TOPIC, groups.cdcObserver, async (m) => (JSON.parse(m.key?.toString() ?? '{}') as { event_id?: string }).event_id, atCdc));
+    consumers.push(
+      await observe(
+        CDC_TOPIC,
+        groups.cdcObserver,
+        async (m) => {
+          const id = (JSON.parse(m.key?.toString() ?? '{}') as { event_id?: string }).event_id;
+          const sourceTsMs = (JSON.parse(m.value?.toString() ?? '{}') as { source?: { ts_ms?: number } }).source?.ts_ms;
+          if (id && typeof sourceTsMs === 'number' && !cdcClock.has(id)) cdcClock.set(id, { sourceTsMs, recordTsMs: Number(m.timestamp) });
+          return id;
+        },
+        atCdc,
+      ),
+    );
     consumers.push(await observe(eventsTopic, groups.eventsObserver, async (m) => (m.value ? (await codec.decode<{ id: string }>(m.value)).id : undefined), atEvents));
     const streaming = await followStream(lPort, streamAbort.signal);
 

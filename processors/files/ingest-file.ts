@@ -134,7 +134,8 @@ async function processRows(deps: FileIngestDeps, ledger: Ledger, client: pg.Pool
   };
   try {
     const body = await getObject(deps.s3, row, deps.signal);
-    for await (const batch of parseInThread(body, job, counter)) {
+    const heap = deps.metrics.parseThreadHeap;
+    for await (const batch of parseInThread(body, job, counter, (h) => Object.entries(h).forEach(([kind, bytes]) => heap.set({ kind }, bytes)))) {
       if (writing) offset = await writing;
       writing = writeBatch(deps, ledger, client, row, batch, context);
       // Awaited before the next batch or at the end; this keeps an early failure from being unhandled meanwhile.
@@ -187,7 +188,7 @@ async function writeBatch(deps: FileIngestDeps, ledger: Ledger, client: pg.PoolC
       const seen = new Set<string>();
       copyText.push(resolved.events.filter((e) => !seen.has(e.eventId) && seen.add(e.eventId) !== undefined).map((e) => `${copyLine(e)}\n`).join(''));
     }
-    const accepted = await loadEvents(client, copyText, context.receivedAt.iso);
+    const accepted = await loadEvents(client, copyText);
     // The server has every byte of the COPY: its buffer goes back to the parsing thread.
     batch.release();
     const progress = { read: batch.read, accepted, rejected: rejects.length, duplicate: staged - accepted, committedRows: batch.last };

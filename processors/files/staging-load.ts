@@ -7,15 +7,23 @@ import type { StagedEvent } from '../ingest-api/enrichment.js';
 
 /**
  * A file's batch of valid rows into staging.agent_events at COPY speed, still idempotent
- * by event_id: the rows are COPied into a session-local temporary table, then moved with
- * one INSERT ... SELECT ... ON CONFLICT (event_id) DO NOTHING. Both run inside the
- * caller's transaction (the one that also moves the ledger's row offset), and the
- * temporary table empties itself at COMMIT or ROLLBACK. No per-row statement, no array
- * parameters to serialise: the rows travel once, as COPY text.
+ * by event_id. The rows are first COPied straight into the table, behind a savepoint: a
+ * batch whose event_ids are all new (a file read for the first time, the common case)
+ * costs one COPY, as PostgreSQL's own ceiling does. If one of them is stored already (an
+ * earlier attempt, another file, the ingest API) the COPY fails with a unique violation
+ * (or a deadlock with a writer sharing its keys), the savepoint undoes it, and the batch
+ * goes the careful way: COPY into a session-local temporary table, then one INSERT ...
+ * SELECT ... ON CONFLICT (event_id) DO NOTHING in event_id order. Both run inside the
+ * caller's transaction (the one that also moves the ledger's row offset); the temporary
+ * table empties itself at COMMIT or ROLLBACK. No per-row statement, no array parameters
+ * to serialise: the rows travel as COPY text.
  */
 
 const LOAD_TABLE = 'pg_temp.sluice_file_rows';
-const COLUMNS = 'event_id, event_type, agent_id, customer_id, amount_minor, currency, occurred_at, source, session_id, correlation_id, metadata';
+const COLUMNS = 'event_id, event_type, agent_id, customer_id, amount_minor, currency, occurred_at, source, session_id, correlation_id, metadata, received_at';
+const SAVEPOINT = 'sluice_file_rows_direct';
+/** A row stored already (23505), or a deadlock with a writer sharing event_ids (40P01): the batch takes the ON CONFLICT path. */
+const TAKE_CAREFUL_PATH = new Set(['23505', '40P01']);
 const NULL = '\\N';
 /** COPY data is sent in chunks of this many bytes. */
 const CHUNK_BYTES = 256 * 1024;
@@ -25,32 +33,48 @@ export async function prepareLoadTable(client: pg.ClientBase): Promise<void> {
   await client.query(
     `CREATE TEMPORARY TABLE IF NOT EXISTS sluice_file_rows
        (event_id uuid NOT NULL, event_type text NOT NULL, agent_id text NOT NULL, customer_id text, amount_minor bigint, currency text,
-        occurred_at timestamptz NOT NULL, source text, session_id text, correlation_id text, metadata jsonb)
+        occurred_at timestamptz NOT NULL, source text, session_id text, correlation_id text, metadata jsonb, received_at timestamptz NOT NULL)
      ON COMMIT DELETE ROWS`,
   );
 }
 
 /**
  * Inserts the rows (COPY text lines of distinct event_ids, see copyLine; as text or UTF-8
- * bytes) received at `receivedAt`; returns how many were new (the others were stored
- * before: an earlier attempt, another file, the ingest API). Must run inside a transaction
- * on a connection that ran prepareLoadTable.
+ * bytes); returns how many were new (the others were stored before: an earlier attempt,
+ * another file, the ingest API). Must run inside a transaction on a connection that ran
+ * prepareLoadTable.
  */
-export async function loadEvents(client: pg.ClientBase, copyText: readonly (string | Uint8Array)[], receivedAt: string): Promise<number> {
+export async function loadEvents(client: pg.ClientBase, copyText: readonly (string | Uint8Array)[]): Promise<number> {
   if (copyText.every((t) => t.length === 0)) return 0;
-  await pipeline(Readable.from(chunks(copyText)), client.query(copyFrom(`COPY ${LOAD_TABLE} (${COLUMNS}) FROM STDIN`)));
+  await client.query(`SAVEPOINT ${SAVEPOINT}`);
+  try {
+    const stored = await copy(client, `COPY staging.agent_events (${COLUMNS}) FROM STDIN`, copyText);
+    await client.query(`RELEASE SAVEPOINT ${SAVEPOINT}`);
+    return stored;
+  } catch (error) {
+    if (!TAKE_CAREFUL_PATH.has((error as { code?: string }).code ?? '')) throw error;
+    await client.query(`ROLLBACK TO SAVEPOINT ${SAVEPOINT}`);
+    await client.query(`RELEASE SAVEPOINT ${SAVEPOINT}`);
+  }
+  await copy(client, `COPY ${LOAD_TABLE} (${COLUMNS}) FROM STDIN`, copyText);
   // In event_id order: two writers sharing events wait on each other's keys in the same
   // order instead of deadlocking (as the ingest API's insert does).
   const { rowCount } = await client.query(
-    `INSERT INTO staging.agent_events (${COLUMNS}, received_at)
-     SELECT ${COLUMNS}, $1::timestamptz FROM ${LOAD_TABLE} ORDER BY event_id
+    `INSERT INTO staging.agent_events (${COLUMNS})
+     SELECT ${COLUMNS} FROM ${LOAD_TABLE} ORDER BY event_id
      ON CONFLICT (event_id) DO NOTHING`,
-    [receivedAt],
   );
   return rowCount ?? 0;
 }
 
-/** One event as a line of COPY text (without its newline). */
+/** COPY ... FROM STDIN of the text; the rows it stored. */
+async function copy(client: pg.ClientBase, statement: string, copyText: readonly (string | Uint8Array)[]): Promise<number> {
+  const stream = client.query(copyFrom(statement));
+  await pipeline(Readable.from(chunks(copyText)), stream);
+  return stream.rowCount;
+}
+
+/** One event as a line of COPY text (without its newline), in the order of COLUMNS. */
 export function copyLine(e: StagedEvent): string {
   return [
     e.eventId,
@@ -65,6 +89,7 @@ export function copyLine(e: StagedEvent): string {
     e.sessionId === null ? NULL : escapeText(e.sessionId),
     e.correlationId === null ? NULL : escapeText(e.correlationId),
     e.metadata === null ? NULL : escapeText(e.metadata),
+    e.receivedAt,
   ].join('\t');
 }
 

@@ -38,6 +38,10 @@ export const normalizerSettings = {
     }),
     maxBatchRecords: setting(positiveInt, { doc: 'most CDC records in one transaction (a fetched batch is split into transactions of this size)', default: 5000 }),
     maxBytesPerPartition: setting(positiveInt, { doc: 'most bytes fetched per partition and request (bounds memory)', default: 4 * 1024 * 1024 }),
+    transactionPerFetch: setting(bool, {
+      doc: "one Kafka transaction for all the CDC partitions a fetch brings, pipelined (the next fetch is read and routed while it commits), instead of one transaction per partition's batch, each waited for: a transaction's round trips (AddPartitionsToTxn, Produce, AddOffsetsToTxn, TxnOffsetCommit, EndTxn) are paid once a fetch, which is most of the normalizer's share of commit -> events-topic latency and of its throughput. Exactly once either way. false: the per-partition transactions of earlier versions",
+      default: true,
+    }),
     sessionTimeoutMs: setting(z.coerce.number().int().min(6000), { doc: 'consumer group session timeout: how long a dead instance holds its partitions', default: 30_000 }),
     transactionTimeoutMs: setting(z.coerce.number().int().min(1000), { doc: 'transaction timeout: the broker aborts a transaction left open this long', default: 60_000 }),
     dedupe: setting(bool, {

@@ -87,6 +87,12 @@ describe('sluice files', () => {
     expect(Number(row.rows_duplicate)).toBe(0);
     expect(await storedCount(pool, file.valid)).toBe(file.valid.length);
     expect(await storedCount(pool, file.invalid.map((r) => r.eventId))).toBe(0);
+    // The parsing thread's own heap, in /metrics (its last report, at the end of the file).
+    const exposed = await files.metrics.metrics();
+    for (const kind of ['used', 'total', 'new_space']) {
+      const m = new RegExp(`^sluice_files_parse_thread_heap_bytes\\{kind="${kind}"[^}]*\\} (\\d+)`, 'm').exec(exposed);
+      expect(Number(m?.[1]), `${kind} in\n${exposed.slice(0, 300)}`).toBeGreaterThan(0);
+    }
     // A metadata cell with a quote, a comma and a line break arrives whole.
     const { rows: tricky } = await pool.query<{ metadata: { note: string } }>('SELECT metadata FROM staging.agent_events WHERE event_id = $1', [fileEventId(run, 7)]);
     expect(tricky[0]!.metadata.note).toBe('said "hi", then\nleft');
@@ -193,6 +199,19 @@ describe('sluice files', () => {
     expect(Number(second.rows_read)).toBe(0);
     expect((await receiptOf('partner-csv', 'resent/dup-b.csv.gz', second)).duplicate_of).toEqual({ file_id: Number(first.file_id), key: a });
     expect(await storedCount(pool, file.valid)).toBe(500);
+
+    // Other bytes holding 200 of the same events (stored by the first file) and 100 new ones:
+    // the batch's straight COPY meets stored event_ids and falls back to ON CONFLICT DO NOTHING.
+    const overlap = generateCsv({ run, rows: 300, from: 400_300 });
+    const c = incoming('partner-csv', 'overlap.csv.gz');
+    await put(s3, bucket, c, gzipSync(overlap.text));
+    const third = await waitDone(pool, bucket, c, 60_000);
+    expect(third.status, third.first_error ?? '').toBe('succeeded');
+    expect(Number(third.rows_accepted)).toBe(100);
+    expect(Number(third.rows_duplicate)).toBe(200);
+    expect(await storedCount(pool, overlap.valid)).toBe(300);
+    const { rows: receivedAt } = await pool.query<{ n: string }>('SELECT count(*) AS n FROM staging.agent_events WHERE event_id = ANY($1::uuid[]) AND received_at = $2', [overlap.valid.slice(200), third.received_at]);
+    expect(Number(receivedAt[0]!.n)).toBe(100);
 
     // The same key again, other content: a new version, processed on its own.
     const next = generateCsv({ run, rows: 200, from: 500_000 });

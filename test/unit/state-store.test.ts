@@ -1,6 +1,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import type { Message, TopicMessages } from 'kafkajs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../processors/core/log/logger.js';
@@ -133,6 +135,33 @@ describe('state stores restored from their changelog', () => {
     expect(stores.begin(0).get('n')?.value).toEqual(Buffer.from('1'));
     stores.aborted(first);
     expect(stores.begin(0).get('n')).toBeUndefined();
+    await stores.close();
+  });
+
+  it('lets a committed pipelined transaction go: the open ones do not keep the chain of earlier ones alive', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const changelog = new FakeChangelog();
+    const stores = open(changelog);
+    await stores.ready(0);
+    // A pipelined loop: each transaction begins while the one before it still commits.
+    let previous = stores.begin(0);
+    previous.put('k0', Buffer.alloc(1024), 100);
+    const first = new WeakRef(previous);
+    for (let i = 1; i <= 5; i++) {
+      const next = stores.begin(0);
+      next.put(`k${i}`, Buffer.alloc(1024), 100);
+      stores.committed(previous, changelog.commit(0, previous.messages()));
+      previous = next;
+    }
+    // The newest is open and still reads what the committed ones wrote.
+    expect(previous.get('k0')?.value.length).toBe(1024);
+    await stores.flushed();
+    await new Promise((r) => setImmediate(r));
+    gc();
+    expect(first.deref()).toBeUndefined();
+    expect(previous.get('k4')?.value.length).toBe(1024);
+    stores.committed(previous, changelog.commit(0, previous.messages()));
     await stores.close();
   });
 

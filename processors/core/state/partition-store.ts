@@ -54,13 +54,20 @@ export function decodeEntry(entry: Buffer): StoredEntry | undefined {
 }
 
 /**
- * The LMDB environment of a store. noReadAhead (MDB_NORDAHEAD): point reads and writes
+ * The LMDB environment of a store. mapSize: the address space reserved up front (virtual
+ * only: the file grows with its data, nothing is allocated). lmdb-js otherwise starts
+ * with a 128 KiB map and, each time the file outgrows it, maps the file again at twice
+ * the size while keeping every earlier mapping open until the store closes (readers may
+ * still point into them): the pages read through the old mappings stay resident there,
+ * so the RSS counted the same file up to twice (measured: 429 MB mapped for 136 MiB of
+ * LMDB files at 1M events, BENCHMARKS.md "Live: memory"). A store that outgrows this
+ * still works (lmdb-js grows the map as before). noReadAhead (MDB_NORDAHEAD): point reads and writes
  * of random keys (event ids) touch one page each; the kernel's read-ahead would map the
  * pages around it too, and every mapped page counts in the process's RSS (measured in
  * BENCHMARKS.md, live: the mapped part of the peak RSS). Exported for the other LMDB
  * environments of a process (processors/live/view.ts).
  */
-export const LMDB_ENV = { maxDbs: 4, noSync: true, compression: false, noReadAhead: true } as const;
+export const LMDB_ENV = { maxDbs: 4, noSync: true, compression: false, noReadAhead: true, mapSize: 32 * 1024 ** 3 } as const;
 
 export class PartitionStore {
   private constructor(
