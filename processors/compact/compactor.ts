@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
@@ -156,15 +156,16 @@ export async function compactPartition(o: CompactOptions, p: LakePartitionDir): 
         await uploadDurably(o.s3, {
           bucket: o.bucket,
           key: pl.keys[i]!,
-          body: await readFile(part.path),
+          // Streamed from the temp file: memory holds a part or a few, not the output (up to --target-bytes).
+          body: { file: part.path },
           contentType: 'application/vnd.apache.parquet',
           metadata: {
             ...pl.objectMetadata,
             [OBJECT_METADATA.records]: String(part.rows),
             'sluice-compacted-inputs': String(pl.inputs.length),
           },
-          partSize: 64 * 1024 * 1024,
-          partConcurrency: 4,
+          partSize: UPLOAD_PART_BYTES,
+          partConcurrency: UPLOAD_PART_CONCURRENCY,
           logger: o.logger,
           policy: { maxAttempts: 8 },
         });
@@ -316,6 +317,10 @@ async function lastOffsetOf(o: CompactOptions, key: string): Promise<bigint | un
     throw error;
   }
 }
+
+/** Outputs are uploaded from their temp file in parts of this size, this many at once: at most 64 MiB of an output in memory. */
+const UPLOAD_PART_BYTES = 16 * 1024 * 1024;
+const UPLOAD_PART_CONCURRENCY = 4;
 
 /** Bytes of input objects downloaded ahead of the sort (one object at least, whatever its size). */
 const PREFETCH_BYTES = 64 * 1024 * 1024;

@@ -1,7 +1,7 @@
 import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { PermanentError } from '../core/errors/errors.js';
-import type { LakeColumn, LakeValue } from '../core/parquet/lake-schema.js';
+import type { LakeColumn, LakeType, LakeValue } from '../core/parquet/lake-schema.js';
 
 /**
  * The external sort behind compaction: rows of a partition of any size sorted by
@@ -37,35 +37,87 @@ export interface SortedRow {
   seq: number;
 }
 
-type Kind = 'string' | 'bytes' | 'i64' | 'i32' | 'f32' | 'f64' | 'bool';
+/** How a column is held in the arena and in run files: what compaction copies exactly (int64 and timestamps as their 64 bits). */
+export type Kind = 'string' | 'bytes' | 'i64' | 'i32' | 'f32' | 'f64' | 'bool';
 
-function kindOf(c: LakeColumn): Kind {
-  switch (c.type) {
-    case 'string':
-      return 'string';
-    case 'bytes':
-      return 'bytes';
-    case 'int64':
-    case 'time_us':
-    case 'timestamp_us':
-    case 'timestamp_ms':
-    case 'local_timestamp_us':
-    case 'local_timestamp_ms':
-      return 'i64';
-    case 'int32':
-    case 'date':
-    case 'time_ms':
-      return 'i32';
-    case 'float':
-      return 'f32';
-    case 'double':
-      return 'f64';
-    case 'boolean':
-      return 'bool';
-    default:
-      throw new PermanentError(`compaction cannot copy column ${c.name} of type ${String(c.type)}`);
-  }
+/** The kind of each lake type (one table: the sort's codec and rewrite's column getters share it). */
+const KIND_OF: Record<LakeType, Kind> = {
+  string: 'string',
+  bytes: 'bytes',
+  boolean: 'bool',
+  int32: 'i32',
+  date: 'i32',
+  time_ms: 'i32',
+  int64: 'i64',
+  time_us: 'i64',
+  timestamp_us: 'i64',
+  timestamp_ms: 'i64',
+  local_timestamp_us: 'i64',
+  local_timestamp_ms: 'i64',
+  float: 'f32',
+  double: 'f64',
+};
+
+export function kindOf(c: LakeColumn): Kind {
+  const kind = KIND_OF[c.type];
+  if (!kind) throw new PermanentError(`compaction cannot copy column ${c.name} of type ${String(c.type)}`);
+  return kind;
 }
+
+/** One kind's encoding of a present value: its bytes at most (to grow the arena), writer and reader. */
+interface KindCodec {
+  maxBytes(v: LakeValue): number;
+  /** Writes `v` at `at`; returns the bytes written. */
+  write(buf: Buffer, at: number, v: LakeValue): number;
+  /** The bytes of the value at `at`. */
+  width(buf: Buffer, at: number): number;
+  read(buf: Buffer, at: number): LakeValue;
+}
+
+function fixed(width: number, write: (buf: Buffer, at: number, v: LakeValue) => void, read: (buf: Buffer, at: number) => LakeValue): KindCodec {
+  return {
+    maxBytes: () => width,
+    write: (buf, at, v) => {
+      write(buf, at, v);
+      return width;
+    },
+    width: () => width,
+    read,
+  };
+}
+
+/** Strings and bytes: u32 length + bytes. */
+const lengthPrefixed = (read: (buf: Buffer, start: number, end: number) => LakeValue, maxBytes: (v: LakeValue) => number, put: (buf: Buffer, at: number, v: LakeValue) => number): KindCodec => ({
+  maxBytes: (v) => 4 + maxBytes(v),
+  write: (buf, at, v) => {
+    const n = put(buf, at + 4, v);
+    buf.writeUInt32LE(n, at);
+    return 4 + n;
+  },
+  width: (buf, at) => 4 + buf.readUInt32LE(at),
+  read: (buf, at) => read(buf, at + 4, at + 4 + buf.readUInt32LE(at)),
+});
+
+const CODECS: Record<Kind, KindCodec> = {
+  string: lengthPrefixed(
+    (buf, start, end) => buf.toString('utf8', start, end),
+    (v) => (v as string).length * 3,
+    (buf, at, v) => buf.write(v as string, at, 'utf8'),
+  ),
+  bytes: lengthPrefixed(
+    (buf, start, end) => new Uint8Array(buf.subarray(start, end)),
+    (v) => (v as Uint8Array).byteLength,
+    (buf, at, v) => {
+      buf.set(v as Uint8Array, at);
+      return (v as Uint8Array).byteLength;
+    },
+  ),
+  i64: fixed(8, (buf, at, v) => buf.writeBigInt64LE(typeof v === 'bigint' ? v : BigInt(v as number), at), (buf, at) => buf.readBigInt64LE(at)),
+  i32: fixed(4, (buf, at, v) => buf.writeInt32LE(v as number, at), (buf, at) => buf.readInt32LE(at)),
+  f32: fixed(4, (buf, at, v) => buf.writeFloatLE(v as number, at), (buf, at) => buf.readFloatLE(at)),
+  f64: fixed(8, (buf, at, v) => buf.writeDoubleLE(v as number, at), (buf, at) => buf.readDoubleLE(at)),
+  bool: fixed(1, (buf, at, v) => void (buf[at] = v ? 1 : 0), (buf, at) => buf[at] === 1),
+};
 
 /** Per in-memory row, besides its encoded bytes: its keys and offsets (an estimate, used to keep the budget). */
 const ROW_OVERHEAD = 120;
@@ -86,9 +138,12 @@ class Arena {
 }
 
 export class RowCodec {
-  private readonly kinds: Kind[];
+  private readonly codecs: KindCodec[];
+  private readonly strings: boolean[];
   constructor(readonly columns: readonly LakeColumn[]) {
-    this.kinds = columns.map(kindOf);
+    const kinds = columns.map(kindOf);
+    this.codecs = kinds.map((k) => CODECS[k]);
+    this.strings = kinds.map((k) => k === 'string');
   }
 
   /** Appends one encoded row (length prefix included) to the arena; returns its start. */
@@ -98,111 +153,37 @@ export class RowCodec {
     a.len += 4;
     a.buf.writeDoubleLE(seq, a.len);
     a.len += 8;
-    for (let c = 0; c < this.kinds.length; c++) {
+    for (let c = 0; c < this.codecs.length; c++) {
       const v = values[c];
       if (v === null || v === undefined) {
         a.ensure(1);
         a.buf[a.len++] = 0;
         continue;
       }
-      switch (this.kinds[c]!) {
-        case 'string': {
-          const s = v as string;
-          a.ensure(5 + s.length * 3);
-          a.buf[a.len++] = 1;
-          const n = a.buf.write(s, a.len + 4, 'utf8');
-          a.buf.writeUInt32LE(n, a.len);
-          a.len += 4 + n;
-          break;
-        }
-        case 'bytes': {
-          const b = v as Uint8Array;
-          a.ensure(5 + b.byteLength);
-          a.buf[a.len++] = 1;
-          a.buf.writeUInt32LE(b.byteLength, a.len);
-          a.buf.set(b, a.len + 4);
-          a.len += 4 + b.byteLength;
-          break;
-        }
-        case 'i64':
-          a.ensure(9);
-          a.buf[a.len++] = 1;
-          a.buf.writeBigInt64LE(typeof v === 'bigint' ? v : BigInt(v as number), a.len);
-          a.len += 8;
-          break;
-        case 'i32':
-          a.ensure(5);
-          a.buf[a.len++] = 1;
-          a.buf.writeInt32LE(v as number, a.len);
-          a.len += 4;
-          break;
-        case 'f32':
-          a.ensure(5);
-          a.buf[a.len++] = 1;
-          a.buf.writeFloatLE(v as number, a.len);
-          a.len += 4;
-          break;
-        case 'f64':
-          a.ensure(9);
-          a.buf[a.len++] = 1;
-          a.buf.writeDoubleLE(v as number, a.len);
-          a.len += 8;
-          break;
-        case 'bool':
-          a.ensure(2);
-          a.buf[a.len++] = 1;
-          a.buf[a.len++] = v ? 1 : 0;
-          break;
-      }
+      const codec = this.codecs[c]!;
+      a.ensure(1 + codec.maxBytes(v));
+      a.buf[a.len++] = 1;
+      a.len += codec.write(a.buf, a.len, v);
     }
     a.buf.writeUInt32LE(a.len - start - 4, start);
     return start;
   }
 
-  /** Decodes the row at `at` (its length prefix) into `values`; returns its sequence number. */
+  /** Decodes the row at `at` (its length prefix) into `values`; returns its sequence number. `latin1Of` gets the UTF-8 bytes of each string value. */
   decode(buf: Buffer, at: number, values: LakeValue[], latin1Of?: (column: number, start: number, end: number) => void): number {
     let p = at + 4;
     const seq = buf.readDoubleLE(p);
     p += 8;
-    for (let c = 0; c < this.kinds.length; c++) {
+    for (let c = 0; c < this.codecs.length; c++) {
       if (buf[p++] === 0) {
         values[c] = null;
         continue;
       }
-      switch (this.kinds[c]!) {
-        case 'string': {
-          const n = buf.readUInt32LE(p);
-          values[c] = buf.toString('utf8', p + 4, p + 4 + n);
-          latin1Of?.(c, p + 4, p + 4 + n);
-          p += 4 + n;
-          break;
-        }
-        case 'bytes': {
-          const n = buf.readUInt32LE(p);
-          values[c] = new Uint8Array(buf.subarray(p + 4, p + 4 + n));
-          p += 4 + n;
-          break;
-        }
-        case 'i64':
-          values[c] = buf.readBigInt64LE(p);
-          p += 8;
-          break;
-        case 'i32':
-          values[c] = buf.readInt32LE(p);
-          p += 4;
-          break;
-        case 'f32':
-          values[c] = buf.readFloatLE(p);
-          p += 4;
-          break;
-        case 'f64':
-          values[c] = buf.readDoubleLE(p);
-          p += 8;
-          break;
-        case 'bool':
-          values[c] = buf[p++] === 1;
-          break;
-      }
+      const codec = this.codecs[c]!;
+      const width = codec.width(buf, p);
+      values[c] = codec.read(buf, p);
+      if (latin1Of && this.strings[c]) latin1Of(c, p + 4, p + width);
+      p += width;
     }
     return seq;
   }

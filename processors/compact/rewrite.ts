@@ -7,7 +7,7 @@ import type { ParquetCompression } from '../core/parquet/batch-writer.js';
 import type { LakeColumn, LakeRow, LakeSchema, LakeValue } from '../core/parquet/lake-schema.js';
 import { readParquetTable, stringColumn } from '../core/parquet/reader.js';
 import { writeParquetFile } from '../core/parquet/stream-writer.js';
-import { ExternalSorter, type SortedRow } from './external-sort.js';
+import { ExternalSorter, kindOf, type SortedRow } from './external-sort.js';
 import { bucketCount, IdBuckets } from './id-check.js';
 
 /**
@@ -65,39 +65,30 @@ function isNullAt(data: Data, i: number): boolean {
   return (data.nullBitmap[j >> 3]! & (1 << (j & 7))) === 0;
 }
 
-/** Reads one column of one batch with its exact values, typed as the lake column says. */
+/** Reads one column of one batch with its exact values, by the column's kind (external-sort.ts's table). */
 function getter(column: LakeColumn, data: Data): Getter {
-  switch (column.type) {
+  switch (kindOf(column)) {
     case 'string': {
       const s = stringColumn(data);
       return (i) => (s.isNull(i) ? null : s.text(i));
     }
-    case 'int64':
-    case 'time_us':
-    case 'timestamp_us':
-    case 'timestamp_ms':
-    case 'local_timestamp_us':
-    case 'local_timestamp_ms': {
+    case 'i64': {
       const v = data.values as unknown as BigInt64Array | Int32Array;
       const big = v instanceof BigInt64Array ? v : new BigInt64Array(v.buffer, v.byteOffset, v.length / 2);
       return (i) => (isNullAt(data, i) ? null : big[data.offset + i]!);
     }
-    case 'int32':
-    case 'date':
-    case 'time_ms':
-    case 'float':
-    case 'double': {
+    case 'i32':
+    case 'f32':
+    case 'f64': {
       const v = data.values as Int32Array | Float32Array | Float64Array;
       return (i) => (isNullAt(data, i) ? null : v[data.offset + i]!);
     }
-    case 'boolean':
+    case 'bool':
     case 'bytes': {
       // Rare in the lake: read through Arrow's own getter.
       const vector = makeVector(data);
       return (i) => (isNullAt(data, i) ? null : (vector.get(i) as LakeValue));
     }
-    default:
-      throw new PermanentError(`compaction cannot copy column ${column.name} of type ${String(column.type)}`);
   }
 }
 

@@ -1,9 +1,9 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import type pg from 'pg';
 import type { Logger } from '../core/log/logger.js';
-import { readParquetTable, stringColumn } from '../core/parquet/reader.js';
+import { readColumns } from '../core/parquet/s3-columns.js';
 import { escapePathValue } from '../core/pipeline/path-template.js';
-import { download, isNotFound, listKeys } from '../core/s3/objects.js';
+import { isNotFound, listObjects } from '../core/s3/objects.js';
 
 /**
  * The staging pruner: deletes staging rows older than the retention only once their
@@ -48,13 +48,12 @@ async function partitionIds(s3: S3Client, bucket: string, partition: string, cou
   for (let attempt = 1; ; attempt++) {
     const ids = new Set<string>();
     try {
-      for (const key of await listKeys(s3, bucket, partition)) {
+      for (const { key, size } of await listObjects(s3, bucket, partition)) {
         if (!key.endsWith('.parquet')) continue;
-        const table = readParquetTable(await download(s3, bucket, key), ['event_id']);
-        for (const batch of table.batches) {
-          const col = stringColumn(batch.getChild('event_id')!.data[0]!);
-          for (let i = 0; i < batch.numRows; i++) if (!col.isNull(i)) ids.add(col.text(i));
-        }
+        // The report's reader (hyparquet): only the event_id column, a large compacted file by ranged GETs a row group at a time.
+        await readColumns(s3, bucket, { key, size, columns: ['event_id'] }, (columns) => {
+          for (const id of columns.get('event_id')! as (string | null | undefined)[]) if (id !== null && id !== undefined) ids.add(id);
+        });
         counts.lakeFilesRead++;
       }
       return ids;

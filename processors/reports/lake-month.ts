@@ -230,11 +230,22 @@ function mergeInto(into: PartialAggregate, p: PartialAggregate): void {
       into.agents.set(key, a);
       continue;
     }
-    m.events += a.events;
-    m.depositsMinor += a.depositsMinor;
-    m.withdrawalsMinor += a.withdrawalsMinor;
-    m.investmentsMinor += a.investmentsMinor;
-    if (a.customers) for (const c of a.customers) (m.customers ??= new Set()).add(c);
+    addAgent(m, a);
+  }
+}
+
+/**
+ * Adds one agent's counts into another. A partition holds one event type, so two of the three
+ * sums are zero: skipped (a bigint add allocates, and this runs per agent and partition).
+ */
+function addAgent(m: AgentAcc, a: AgentAcc): void {
+  m.events += a.events;
+  if (a.depositsMinor !== 0n) m.depositsMinor += a.depositsMinor;
+  if (a.withdrawalsMinor !== 0n) m.withdrawalsMinor += a.withdrawalsMinor;
+  if (a.investmentsMinor !== 0n) m.investmentsMinor += a.investmentsMinor;
+  if (a.customers) {
+    if (!m.customers) m.customers = a.customers;
+    else for (const c of a.customers) m.customers.add(c);
   }
 }
 
@@ -252,11 +263,7 @@ function merge(parts: PartialAggregate[]): MonthAggregate {
         byKey.set(key, a);
         continue;
       }
-      m.events += a.events;
-      m.depositsMinor += a.depositsMinor;
-      m.withdrawalsMinor += a.withdrawalsMinor;
-      m.investmentsMinor += a.investmentsMinor;
-      if (a.customers) for (const c of a.customers) (m.customers ??= new Set()).add(c);
+      addAgent(m, a);
     }
   }
   for (const { customers, ...a } of byKey.values()) out.agents.set(a.agentId, { ...a, customersOnboarded: customers?.size ?? 0 });
@@ -300,6 +307,7 @@ function runWorker(input: WorkerInput, onFile: () => void): Promise<PartialAggre
 const LITTLE_ENDIAN = endianness() === 'LE';
 /** Sums of small amounts are kept in a double while exact (below 2^53) and moved into the bigint before. */
 const EXACT_LIMIT = 2 ** 52;
+const SMALL_LIMIT = 2n ** 32n;
 
 /**
  * One row group's rows into its partition's counts. Compacted files are sorted by agent_id:
@@ -349,8 +357,13 @@ function addRowGroup(cols: Map<string, DecodedArray>, rows: number, money: (type
           if (small >= EXACT_LIMIT) flush();
         } else a[money] += (amounts as BigInt64Array)[i]!;
       } else {
+        // A nullable column comes as an array of bigint | null: small amounts summed as doubles too.
         const v = (amounts as unknown as (bigint | null | undefined)[])[i];
-        if (v !== null && v !== undefined) a[money] += BigInt(v);
+        if (v === null || v === undefined) continue;
+        if (v >= 0n && v < SMALL_LIMIT) {
+          small += Number(v);
+          if (small >= EXACT_LIMIT) flush();
+        } else a[money] += BigInt(v);
       }
     } else {
       const c = customers![i];

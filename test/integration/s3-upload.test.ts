@@ -1,5 +1,8 @@
 import { GetObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
 import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../processors/core/log/logger.js';
 import { createS3Client } from '../../processors/core/s3/client.js';
@@ -31,6 +34,32 @@ describe('durable S3 upload', () => {
     expect(smallHead.ETag).not.toMatch(/-\d+"?$/);
     const back = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: `${prefix}big.parquet` }));
     expect(Buffer.from(await back.Body!.transformToByteArray()).equals(big)).toBe(true);
+  });
+
+  it('streams a file body from disk: multipart above the part size, one PUT below, the bytes exact', async () => {
+    const prefix = `test/upload-${randomUUID()}/`;
+    const dir = await mkdtemp(join(tmpdir(), 'sluice-upload-'));
+    try {
+      const big = randomBytes(11 * MiB);
+      const small = randomBytes(3000);
+      await writeFile(join(dir, 'big.parquet'), big);
+      await writeFile(join(dir, 'small.parquet'), small);
+      for (const name of ['big.parquet', 'small.parquet']) {
+        await uploadDurably(s3, { bucket, key: `${prefix}${name}`, body: { file: join(dir, name) }, contentType: 'application/vnd.apache.parquet', metadata: { 'sluice-records': '7' }, partSize: 5 * MiB, partConcurrency: 2, logger });
+      }
+      const bigHead = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: `${prefix}big.parquet` }));
+      expect(bigHead.ETag).toMatch(/-3"?$/); // 5 + 5 + 1 MiB
+      expect(bigHead.Metadata?.['sluice-records']).toBe('7');
+      const smallHead = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: `${prefix}small.parquet` }));
+      expect(smallHead.ETag).not.toMatch(/-\d+"?$/);
+      expect(smallHead.ContentLength).toBe(3000);
+      for (const [name, bytes] of [['big.parquet', big], ['small.parquet', small]] as const) {
+        const back = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: `${prefix}${name}` }));
+        expect(Buffer.from(await back.Body!.transformToByteArray()).equals(bytes)).toBe(true);
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('keeps retrying a refused upload until its owner gives it up, and then throws UploadAbandonedError', async () => {

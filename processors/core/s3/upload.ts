@@ -1,5 +1,6 @@
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
+import { createReadStream } from 'node:fs';
 import { isRetriable } from '../errors/errors.js';
 import { BLOCKING_RETRY, withRetry, type RetryPolicy } from '../errors/retry.js';
 import type { Logger } from '../log/logger.js';
@@ -10,7 +11,8 @@ export class UploadAbandonedError extends Error {}
 export interface DurableUploadOptions {
   bucket: string;
   key: string;
-  body: Uint8Array;
+  /** The bytes, or a local file streamed from disk (each attempt reads it again; memory holds at most partSize x partConcurrency of it). */
+  body: Uint8Array | { file: string };
   contentType: string;
   /** User metadata (x-amz-meta-*) stored with the object. */
   metadata?: Record<string, string> | undefined;
@@ -67,13 +69,15 @@ export async function uploadDurably(s3: S3Client, o: DurableUploadOptions): Prom
 }
 
 async function uploadOnce(s3: S3Client, o: DurableUploadOptions): Promise<void> {
-  if (o.body.byteLength <= o.partSize) {
+  if (o.body instanceof Uint8Array && o.body.byteLength <= o.partSize) {
     await s3.send(new PutObjectCommand({ Bucket: o.bucket, Key: o.key, Body: o.body, ContentType: o.contentType, ContentLength: o.body.byteLength, Metadata: o.metadata }), o.signal ? { abortSignal: o.signal } : {});
     return;
   }
+  // A file goes through lib-storage, which reads the stream a part at a time: one PutObject when it fits in a part, else a multipart upload.
+  const body = o.body instanceof Uint8Array ? o.body : createReadStream(o.body.file);
   const upload = new Upload({
     client: s3,
-    params: { Bucket: o.bucket, Key: o.key, Body: o.body, ContentType: o.contentType, Metadata: o.metadata },
+    params: { Bucket: o.bucket, Key: o.key, Body: body, ContentType: o.contentType, Metadata: o.metadata },
     partSize: o.partSize,
     queueSize: o.partConcurrency,
     leavePartsOnError: false, // abort the multipart upload so no parts linger
@@ -84,6 +88,7 @@ async function uploadOnce(s3: S3Client, o: DurableUploadOptions): Promise<void> 
     await upload.done();
   } finally {
     o.signal?.removeEventListener('abort', abort);
+    if (!(body instanceof Uint8Array)) body.destroy();
   }
 }
 
