@@ -108,7 +108,7 @@ async function main(): Promise<void> {
         SLUICE_FILES_RECEIPTS_PREFIX: `${root}receipts/`,
         SLUICE_FILES_DLQ_TOPIC: `bench-files-${run}.dlq`,
         SLUICE_FILES_POLL_INTERVAL_MS: '500',
-        SLUICE_FILES_HTTP_PORT: '0',
+        SLUICE_FILES_HTTP_PORT: process.env.BENCH_FILE_HTTP_PORT ?? '0',
         ...(process.env.BENCH_FILE_BATCH ? { SLUICE_FILES_BATCH_ROWS: process.env.BENCH_FILE_BATCH } : {}),
       },
       stdio: ['ignore', 'inherit', 'inherit'],

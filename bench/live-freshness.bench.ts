@@ -20,7 +20,10 @@
  *         count reaches the event's ordinal among the agent's events),
  *       - `GET /live/agents/{id}/months/{m}` answering those totals: a sample of ~10 events
  *         a second, each polled every 20 ms;
- *     p50/p90/p99/max of each, and the stages between them.
+ *     p50/p90/p99/max of each, and the stages between them; the Debezium stage also split
+ *     by the CDC record's own clocks (Postgres commit `source.ts_ms` -> the record's
+ *     timestamp: Debezium's queue; record timestamp -> observed: Connect's producer, the
+ *     broker, a fetch), and events topic -> API for the sampled events.
  *     A rate is held when the writers kept it (>= 95 %), every event reached the SSE stream
  *     within 20 s of the last commit, and the lag did not grow (the p50 of the step's last
  *     third is at most twice the first third's + 250 ms). The steps stop at the first rate

@@ -134,7 +134,8 @@ async function processRows(deps: FileIngestDeps, ledger: Ledger, client: pg.Pool
   };
   try {
     const body = await getObject(deps.s3, row, deps.signal);
-    for await (const batch of parseInThread(body, job, counter)) {
+    const heap = deps.metrics.parseThreadHeap;
+    for await (const batch of parseInThread(body, job, counter, (h) => Object.entries(h).forEach(([kind, bytes]) => heap.set({ kind }, bytes)))) {
       if (writing) offset = await writing;
       writing = writeBatch(deps, ledger, client, row, batch, context);
       // Awaited before the next batch or at the end; this keeps an early failure from being unhandled meanwhile.

@@ -9,6 +9,7 @@ export class FilesMetrics {
   readonly fileSeconds: Histogram<'source'>;
   readonly notifications: Counter<'channel' | 'outcome'>;
   readonly dlq: Counter<'source'>;
+  readonly parseThreadHeap: Gauge<'kind'>;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -18,6 +19,12 @@ export class FilesMetrics {
     this.oldestUnprocessed = new Gauge({ name: 'sluice_files_oldest_unprocessed_seconds', help: 'age (since its last modification) of the oldest object under incoming/<source>/ not yet processed, at the last listing; 0 when none waits', labelNames: ['source'], registers });
     this.fileSeconds = new Histogram({ name: 'sluice_files_file_seconds', help: 'time to ingest one file, from its first row to its receipt', labelNames: ['source'], buckets: [0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600], registers });
     this.notifications = new Counter({ name: 'sluice_files_notifications_total', help: 'notifications of failed files or high reject rates, by channel (email, webhook) and outcome (sent, failed)', labelNames: ['channel', 'outcome'], registers });
+    this.parseThreadHeap = new Gauge({
+      name: 'sluice_files_parse_thread_heap_bytes',
+      help: "V8 heap of the file parsing thread (its own heap: not in nodejs_heap_*), reported every second while a file is read and at its end (between files: the last report), by kind: used (live and not yet collected), total (reserved by V8), new_space (the young generation reserved), external (memory outside the heap held by its objects: buffers)",
+      labelNames: ['kind'],
+      registers,
+    });
     this.dlq = new Counter({ name: 'sluice_files_dead_letters_total', help: 'rejected rows written to the DLQ topic', labelNames: ['source'], registers });
   }
 }

@@ -31,9 +31,19 @@ export type ToParser =
   /** A batch's COPY text buffer, written: the parser fills it again (no new buffer, no garbage per batch). */
   | { type: 'recycle'; buffer: ArrayBuffer };
 
+/** The parsing thread's V8 heap (v8.getHeapStatistics), in bytes. */
+export interface ThreadHeap {
+  used: number;
+  total: number;
+  new_space: number;
+  external: number;
+}
+
 export type FromParser =
   /** Took a chunk off its queue: one more may be sent. */
   | { type: 'pull' }
+  /** Its heap, every HEAP_REPORT_MS while it works. */
+  | { type: 'heap'; heap: ThreadHeap }
   | { type: 'batch'; batch: PreparedBatch }
   | { type: 'done'; uncompressed: number }
   /** The file is bad (after the batch of the records before the failure). */

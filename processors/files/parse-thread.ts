@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { PermanentError } from '../core/errors/errors.js';
-import type { FromParser, ParseJob, ToParser } from './parse-protocol.js';
+import type { FromParser, ParseJob, ThreadHeap, ToParser } from './parse-protocol.js';
 import type { PreparedBatch } from './prepare-batch.js';
 import { FileFormatError } from './reasons.js';
 
@@ -18,6 +18,15 @@ import { FileFormatError } from './reasons.js';
 
 /** Chunks of the object (as S3's stream yields them, ~16-64 KiB) sent ahead of the parser. */
 const CHUNKS_IN_FLIGHT = 8;
+
+/**
+ * The parsing thread's young generation, bounded. Its live data is small (the batch being
+ * built, the chunks in flight); the rest is the garbage of parsing. Left to V8, the young
+ * generation grows with the allocation rate to 3 x 16 MiB and the thread's heap peaked at
+ * ~70 MiB on a 1M-row file; at 12 MiB it stays at 20-45 MiB (sluice_files_parse_thread_heap_bytes,
+ * measured in BENCHMARKS.md: File drops).
+ */
+const PARSE_THREAD_LIMITS = { maxYoungGenerationSizeMb: 12 };
 
 const SIBLING = fileURLToPath(new URL('./parse-worker.js', import.meta.url));
 /** From the TypeScript sources (tests), the compiled thread of the build (npm run build). */
@@ -37,8 +46,9 @@ export interface ParseCounter {
 /** A batch as the writer gets it: release() once its COPY text is written (the thread fills the buffer again). */
 export type ParsedBatch = PreparedBatch & { release(): void };
 
-export async function* parseInThread(body: AsyncIterable<Uint8Array>, job: ParseJob, counter: ParseCounter): AsyncGenerator<ParsedBatch> {
-  const worker = new Worker(workerFile(), { workerData: job });
+/** `onHeap`: the thread's heap, every second while it works (for the metrics). */
+export async function* parseInThread(body: AsyncIterable<Uint8Array>, job: ParseJob, counter: ParseCounter, onHeap: (heap: ThreadHeap) => void = () => undefined): AsyncGenerator<ParsedBatch> {
+  const worker = new Worker(workerFile(), { workerData: job, resourceLimits: PARSE_THREAD_LIMITS });
   const send = (m: ToParser, transfer: ArrayBuffer[] = []) => worker.postMessage(m, transfer);
   const inbox: FromParser[] = [];
   let fault: Error | undefined;
@@ -53,6 +63,10 @@ export async function* parseInThread(body: AsyncIterable<Uint8Array>, job: Parse
   let creditWaiter: (() => void) | undefined;
   let stopped = false;
   worker.on('message', (m: FromParser) => {
+    if (m.type === 'heap') {
+      onHeap(m.heap);
+      return;
+    }
     if (m.type === 'pull') {
       credits++;
       const w = creditWaiter;

@@ -1,3 +1,4 @@
+import { getHeapSpaceStatistics, getHeapStatistics } from 'node:v8';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { FromParser, ParseJob, ToParser } from './parse-protocol.js';
 import { BatchBuilder } from './prepare-batch.js';
@@ -13,6 +14,16 @@ import { readRecords } from './records.js';
 const job = workerData as ParseJob;
 const port = parentPort!;
 const post = (m: FromParser) => port.postMessage(m);
+
+/** How often the thread reports its heap (sluice_files_parse_thread_heap_bytes). */
+const HEAP_REPORT_MS = 1000;
+
+function reportHeap(): void {
+  const h = getHeapStatistics();
+  const young = getHeapSpaceStatistics().find((s) => s.space_name === 'new_space');
+  post({ type: 'heap', heap: { used: h.used_heap_size, total: h.total_heap_size, new_space: young?.space_size ?? 0, external: (h as { external_memory?: number }).external_memory ?? 0 } });
+}
+setInterval(reportHeap, HEAP_REPORT_MS).unref();
 
 const chunks: Uint8Array[] = [];
 let ended = false;
@@ -69,6 +80,7 @@ async function parse(): Promise<void> {
       }
     }
     if (batch.read > 0) await send(batch);
+    reportHeap();
     post({ type: 'done', uncompressed: counter.uncompressed });
   } catch (error) {
     if (!(error instanceof FileFormatError)) throw error;

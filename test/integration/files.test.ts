@@ -87,6 +87,12 @@ describe('sluice files', () => {
     expect(Number(row.rows_duplicate)).toBe(0);
     expect(await storedCount(pool, file.valid)).toBe(file.valid.length);
     expect(await storedCount(pool, file.invalid.map((r) => r.eventId))).toBe(0);
+    // The parsing thread's own heap, in /metrics (its last report, at the end of the file).
+    const exposed = await files.metrics.metrics();
+    for (const kind of ['used', 'total', 'new_space']) {
+      const m = new RegExp(`^sluice_files_parse_thread_heap_bytes\\{kind="${kind}"[^}]*\\} (\\d+)`, 'm').exec(exposed);
+      expect(Number(m?.[1]), `${kind} in\n${exposed.slice(0, 300)}`).toBeGreaterThan(0);
+    }
     // A metadata cell with a quote, a comma and a line break arrives whole.
     const { rows: tricky } = await pool.query<{ metadata: { note: string } }>('SELECT metadata FROM staging.agent_events WHERE event_id = $1', [fileEventId(run, 7)]);
     expect(tricky[0]!.metadata.note).toBe('said "hi", then\nleft');
