@@ -198,7 +198,7 @@ async function readPartitions(
           const money = MONEY_TYPES[state.partition.type as keyof typeof MONEY_TYPES];
           const columns = ['agent_id', ...(money ? ['amount_minor'] : ['customer_id']), ...(state.seen ? ['event_id'] : [])];
           const read = await readColumns(s3, bucket, { key: file.key, size: file.size, columns, prune: prune ? { column: 'agent_id', values: prune } : undefined }, (cols, rows) =>
-            addRowGroup(cols, rows, money, state, only),
+            addRowGroup(cols, rows, money, state, only, into),
           );
           state.acc.bytes += read.bytesFetched;
           state.acc.files++;
@@ -266,7 +266,8 @@ function merge(parts: PartialAggregate[]): MonthAggregate {
       addAgent(m, a);
     }
   }
-  for (const { customers, ...a } of byKey.values()) out.agents.set(a.agentId, { ...a, customersOnboarded: customers?.size ?? 0 });
+  // An agent with no event counted (its customers were added before its partition was found replaced and read again, and it is not there) is not in the month.
+  for (const { customers, ...a } of byKey.values()) if (a.events > 0) out.agents.set(a.agentId, { ...a, customersOnboarded: customers?.size ?? 0 });
   return out;
 }
 
@@ -316,7 +317,14 @@ const SMALL_LIMIT = 2n ** 32n;
  * 32-bit halves, no BigInt a row) and moved into the agent's exact bigint sum at the end of
  * the run or before the double could round.
  */
-function addRowGroup(cols: Map<string, DecodedArray>, rows: number, money: (typeof MONEY_TYPES)[keyof typeof MONEY_TYPES] | undefined, state: PartitionState, only: ReadonlySet<string> | undefined): void {
+function addRowGroup(
+  cols: Map<string, DecodedArray>,
+  rows: number,
+  money: (typeof MONEY_TYPES)[keyof typeof MONEY_TYPES] | undefined,
+  state: PartitionState,
+  only: ReadonlySet<string> | undefined,
+  into: PartialAggregate,
+): void {
   const acc = state.acc;
   const seen = state.seen;
   const agents = cols.get('agent_id')! as (string | null | undefined)[];
@@ -327,6 +335,7 @@ function addRowGroup(cols: Map<string, DecodedArray>, rows: number, money: (type
   acc.rows += rows;
   let previous: string | null | undefined;
   let a: AgentAcc | undefined;
+  let customerSet: Set<string> | undefined;
   let small = 0;
   const flush = () => {
     if (small !== 0) a![money!] += BigInt(small);
@@ -338,6 +347,8 @@ function addRowGroup(cols: Map<string, DecodedArray>, rows: number, money: (type
       if (a && money) flush();
       previous = agentId;
       a = agentId === null || agentId === undefined || (only && !only.has(agentId)) ? undefined : agentOf(acc.agents, agentId);
+      // Customers go straight into the thread's set of the agent: a union, so a partition counted again adds nothing twice.
+      if (a && !money) customerSet = (agentOf(into.agents, agentId!).customers ??= new Set());
     }
     if (!a) continue;
     if (ids) {
@@ -367,7 +378,7 @@ function addRowGroup(cols: Map<string, DecodedArray>, rows: number, money: (type
       }
     } else {
       const c = customers![i];
-      if (c !== null && c !== undefined) (a.customers ??= new Set()).add(c);
+      if (c !== null && c !== undefined) customerSet!.add(c);
     }
   }
   if (a && money) flush();
