@@ -264,7 +264,7 @@ async function step(rate: number, livePort: number, processes: SluiceProcess[]):
   }, 15_000);
   try {
     await Promise.race([Promise.all(Array.from({ length: WRITERS }, writer)), ...processes.map((p) => p.exited)]);
-    const writeMs = Math.max(...commits.map((c) => c.committedAt)) - started;
+    const writeMs = commits.reduce((latest, c) => Math.max(latest, c.committedAt), -Infinity) - started;
     const lastCommit = started + writeMs;
     while (performance.now() < lastCommit + DRAIN_MS && commits.some((c) => sseAt(c) === undefined)) await Promise.race([sleep(100), ...processes.map((p) => p.exited)]);
     await Promise.all(polls);
