@@ -1,3 +1,5 @@
+import { whileBeating } from '../core/runtime/timeouts.js';
+
 /**
  * One partition's work (consuming a fetched batch, starting a flush) runs one at a time:
  * a promise chain. A waiter calls `whileWaiting` (a consumer heartbeat) every second, and
@@ -28,17 +30,5 @@ export class PartitionLock {
         void previous.then(release);
       }
     }
-  }
-}
-
-/** Waits for `p`, calling `beat` (a consumer heartbeat) every `everyMs` meanwhile; an error of `beat` ends the wait. */
-export async function whileBeating<T>(p: Promise<T>, beat: () => Promise<void>, everyMs = 1000): Promise<T> {
-  const pending = Symbol('pending');
-  for (;;) {
-    let timer: NodeJS.Timeout | undefined;
-    const result = await Promise.race([p, new Promise<typeof pending>((resolve) => (timer = setTimeout(() => resolve(pending), everyMs)))]);
-    clearTimeout(timer);
-    if (result !== pending) return result as T;
-    await beat();
   }
 }

@@ -15,7 +15,8 @@ import type { ExportMetrics } from './metrics.js';
 import { outputComponent } from './outputs/index.js';
 import type { Output } from './outputs/output.js';
 import { PartitionBatch } from './partition-batch.js';
-import { PartitionLock, whileBeating } from './partition-lock.js';
+import { PartitionLock } from './partition-lock.js';
+import { settlesWithin, whileBeating } from '../core/runtime/timeouts.js';
 import { RecordConsumer, RecordPath } from './record-path.js';
 
 /**
@@ -587,20 +588,6 @@ export class PipelineRunner {
     let lag = 0;
     for (const v of this.lagByPartition.values()) lag += v;
     this.log.info({ ...this.totals, lag, partitions: this.states.size }, 'progress');
-  }
-}
-
-/** Whether `p` settles within `ms` (it keeps running either way). */
-async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const settled = p.then(
-    () => true,
-    () => true,
-  );
-  try {
-    return await Promise.race([settled, new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)))]);
-  } finally {
-    clearTimeout(timer);
   }
 }
 

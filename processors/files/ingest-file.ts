@@ -5,6 +5,7 @@ import type { Logger } from '../core/log/logger.js';
 import { customersToResolve, resolveAgents, type RequestContext } from '../ingest-api/enrichment.js';
 import { IngestTransaction } from '../ingest-api/repository.js';
 import { timestampOfDate } from '../ingest-api/timestamp.js';
+import { DirectCopyGate } from '../core/db/direct-copy-gate.js';
 import { copyLine, prepareLoadTable, loadEvents } from './staging-load.js';
 import { isFinal, Ledger, type LedgerRow, type ObjectIdentity, type Reject } from './ledger.js';
 import type { FilesMetrics } from './metrics.js';
@@ -121,6 +122,7 @@ async function processRows(deps: FileIngestDeps, ledger: Ledger, client: pg.Pool
     batchesAhead: BATCHES_AHEAD,
   };
   await prepareLoadTable(client);
+  const gate = { gate: new DirectCopyGate(), key: row.key };
   // One batch is written while the next ones are parsed and validated on the parsing
   // thread: the database's work and ours overlap, and commits stay in file order on the
   // one connection that holds the lock.
@@ -137,7 +139,7 @@ async function processRows(deps: FileIngestDeps, ledger: Ledger, client: pg.Pool
     const heap = deps.metrics.parseThreadHeap;
     for await (const batch of parseInThread(body, job, counter, (h) => Object.entries(h).forEach(([kind, bytes]) => heap.set({ kind }, bytes)))) {
       if (writing) offset = await writing;
-      writing = writeBatch(deps, ledger, client, row, batch, context);
+      writing = writeBatch(deps, ledger, client, row, batch, context, gate);
       // Awaited before the next batch or at the end; this keeps an early failure from being unhandled meanwhile.
       writing.catch(() => undefined);
       if (deps.signal.aborted) {
@@ -166,10 +168,10 @@ async function processRows(deps: FileIngestDeps, ledger: Ledger, client: pg.Pool
 
 /**
  * One transaction: the agents of rows that name none (the customers' assignments), the
- * rows (COPY into a temporary table, then INSERT ... ON CONFLICT DO NOTHING), the rejects
- * and the ledger's new offset.
+ * rows (staging-load.ts: a direct COPY, or a temporary table and INSERT ... ON CONFLICT DO
+ * NOTHING when an event_id is stored already), the rejects and the ledger's new offset.
  */
-async function writeBatch(deps: FileIngestDeps, ledger: Ledger, client: pg.PoolClient, row: LedgerRow, batch: ParsedBatch, context: RequestContext): Promise<number> {
+async function writeBatch(deps: FileIngestDeps, ledger: Ledger, client: pg.PoolClient, row: LedgerRow, batch: ParsedBatch, context: RequestContext, gate: Parameters<typeof loadEvents>[2]): Promise<number> {
   const rejects = [...batch.rejects];
   await client.query('BEGIN');
   try {
@@ -188,7 +190,7 @@ async function writeBatch(deps: FileIngestDeps, ledger: Ledger, client: pg.PoolC
       const seen = new Set<string>();
       copyText.push(resolved.events.filter((e) => !seen.has(e.eventId) && seen.add(e.eventId) !== undefined).map((e) => `${copyLine(e)}\n`).join(''));
     }
-    const accepted = await loadEvents(client, copyText);
+    const accepted = await loadEvents(client, copyText, gate);
     // The server has every byte of the COPY: its buffer goes back to the parsing thread.
     batch.release();
     const progress = { read: batch.read, accepted, rejected: rejects.length, duplicate: staged - accepted, committedRows: batch.last };

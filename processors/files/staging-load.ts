@@ -1,7 +1,6 @@
 import type pg from 'pg';
-import { from as copyFrom } from 'pg-copy-streams';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { copyIn, sqlState, withSavepoint } from '../core/db/copy.js';
+import type { DirectCopyGate } from '../core/db/direct-copy-gate.js';
 import { escapeText } from '../export/sql/copy-text.js';
 import type { StagedEvent } from '../ingest-api/enrichment.js';
 
@@ -16,7 +15,10 @@ import type { StagedEvent } from '../ingest-api/enrichment.js';
  * SELECT ... ON CONFLICT (event_id) DO NOTHING in event_id order. Both run inside the
  * caller's transaction (the one that also moves the ledger's row offset); the temporary
  * table empties itself at COMMIT or ROLLBACK. No per-row statement, no array parameters
- * to serialise: the rows travel as COPY text.
+ * to serialise: the rows travel as COPY text. A refused direct COPY is remembered for the
+ * file (DirectCopyGate, as the sql output does per partition): a file that overlaps stored
+ * events all along (the same rows dropped again with a change) does not pay a rolled-back
+ * COPY on every batch.
  */
 
 const LOAD_TABLE = 'pg_temp.sluice_file_rows';
@@ -24,6 +26,7 @@ const COLUMNS = 'event_id, event_type, agent_id, customer_id, amount_minor, curr
 const SAVEPOINT = 'sluice_file_rows_direct';
 /** A row stored already (23505), or a deadlock with a writer sharing event_ids (40P01): the batch takes the ON CONFLICT path. */
 const TAKE_CAREFUL_PATH = new Set(['23505', '40P01']);
+const takesCarefulPath = (error: unknown): boolean => TAKE_CAREFUL_PATH.has(sqlState(error) ?? '');
 const NULL = '\\N';
 /** COPY data is sent in chunks of this many bytes. */
 const CHUNK_BYTES = 256 * 1024;
@@ -42,21 +45,22 @@ export async function prepareLoadTable(client: pg.ClientBase): Promise<void> {
  * Inserts the rows (COPY text lines of distinct event_ids, see copyLine; as text or UTF-8
  * bytes); returns how many were new (the others were stored before: an earlier attempt,
  * another file, the ingest API). Must run inside a transaction on a connection that ran
- * prepareLoadTable.
+ * prepareLoadTable. `gate` (one per file) says whether this batch tries the direct COPY.
  */
-export async function loadEvents(client: pg.ClientBase, copyText: readonly (string | Uint8Array)[]): Promise<number> {
+export async function loadEvents(client: pg.ClientBase, copyText: readonly (string | Uint8Array)[], gate: { gate: DirectCopyGate; key: string }): Promise<number> {
   if (copyText.every((t) => t.length === 0)) return 0;
-  await client.query(`SAVEPOINT ${SAVEPOINT}`);
-  try {
-    const stored = await copy(client, `COPY staging.agent_events (${COLUMNS}) FROM STDIN`, copyText);
-    await client.query(`RELEASE SAVEPOINT ${SAVEPOINT}`);
-    return stored;
-  } catch (error) {
-    if (!TAKE_CAREFUL_PATH.has((error as { code?: string }).code ?? '')) throw error;
-    await client.query(`ROLLBACK TO SAVEPOINT ${SAVEPOINT}`);
-    await client.query(`RELEASE SAVEPOINT ${SAVEPOINT}`);
+  if (gate.gate.shouldTry(gate.key)) {
+    let stored = 0;
+    const refused = await withSavepoint(client, SAVEPOINT, async () => {
+      stored = await copyIn(client, `COPY staging.agent_events (${COLUMNS}) FROM STDIN`, chunks(copyText));
+    }, takesCarefulPath);
+    if (refused === undefined) {
+      gate.gate.loaded(gate.key);
+      return stored;
+    }
+    gate.gate.refused(gate.key);
   }
-  await copy(client, `COPY ${LOAD_TABLE} (${COLUMNS}) FROM STDIN`, copyText);
+  await copyIn(client, `COPY ${LOAD_TABLE} (${COLUMNS}) FROM STDIN`, chunks(copyText));
   // In event_id order: two writers sharing events wait on each other's keys in the same
   // order instead of deadlocking (as the ingest API's insert does).
   const { rowCount } = await client.query(
@@ -65,13 +69,6 @@ export async function loadEvents(client: pg.ClientBase, copyText: readonly (stri
      ON CONFLICT (event_id) DO NOTHING`,
   );
   return rowCount ?? 0;
-}
-
-/** COPY ... FROM STDIN of the text; the rows it stored. */
-async function copy(client: pg.ClientBase, statement: string, copyText: readonly (string | Uint8Array)[]): Promise<number> {
-  const stream = client.query(copyFrom(statement));
-  await pipeline(Readable.from(chunks(copyText)), stream);
-  return stream.rowCount;
 }
 
 /** One event as a line of COPY text (without its newline), in the order of COLUMNS. */

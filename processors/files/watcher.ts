@@ -86,11 +86,21 @@ export class FileWatcher {
   }
 
   private reportLag(source: string, waiting: ReadonlyMap<string, number>): void {
-    const oldest = Math.min(...waiting.values());
-    this.deps.metrics.oldestUnprocessed.set({ source }, waiting.size === 0 ? 0 : Math.max(0, (Date.now() - oldest) / 1000));
+    this.deps.metrics.oldestUnprocessed.set({ source }, oldestWaitingSeconds(waiting.values(), Date.now()));
   }
 
   get passCount(): number {
     return this.passes;
   }
+}
+
+/**
+ * Seconds the oldest waiting object has waited (0 when none waits): the lag alert's gauge.
+ * A loop, not Math.min(...times): a spread passes every time as an argument and throws a
+ * RangeError past ~100k waiting objects (a backlog after an outage can be that large).
+ */
+export function oldestWaitingSeconds(since: Iterable<number>, now: number): number {
+  let oldest = Infinity;
+  for (const t of since) if (t < oldest) oldest = t;
+  return oldest === Infinity ? 0 : Math.max(0, (now - oldest) / 1000);
 }

@@ -102,7 +102,6 @@ async function start(ctx: ProcessorContext<typeof normalizerSettings>): Promise<
   const dedupeOptions = { windowMs: s.dedupeWindowDays * 86_400_000 };
 
   const rules = { baseCurrency: s.baseCurrency };
-  const cdcPartitions = s.transactionPerFetch ? await startup.dependency(kafkaAt, async () => (await admin.fetchTopicMetadata({ topics: [s.cdcTopic] })).topics[0]?.partitions.length ?? 1) : 1;
   const loop = new TransactionalLoop<ChunkStats>({
     kafka,
     admin,
@@ -111,7 +110,7 @@ async function start(ctx: ProcessorContext<typeof normalizerSettings>): Promise<
     inputTopic: s.cdcTopic,
     maxBatchRecords: s.maxBatchRecords,
     // SLUICE_NORMALIZER_TRANSACTION_PER_FETCH: every partition of a fetch in one transaction, pipelined (as `sluice live`).
-    partitionsPerTransaction: cdcPartitions,
+    transactionPerFetch: s.transactionPerFetch,
     pipeline: s.transactionPerFetch,
     maxBytesPerPartition: s.maxBytesPerPartition,
     sessionTimeoutMs: s.sessionTimeoutMs,

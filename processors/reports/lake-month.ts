@@ -4,9 +4,9 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { S3Settings } from '../core/s3/client.js';
 import { endianness } from 'node:os';
-import type { DecodedArray } from 'hyparquet';
 import { isNotFound, listObjects } from '../core/s3/objects.js';
-import { readColumns } from '../core/parquet/s3-columns.js';
+import { readTypedColumns } from '../core/parquet/s3-columns.js';
+import type { StringColumn, TypedColumn } from '../core/parquet/chunk-decoder.js';
 import { compactionOf } from '../compact/layout.js';
 import type { AgentMonth } from './commission.js';
 
@@ -48,6 +48,8 @@ export interface MonthAggregate {
 interface AgentAcc extends AgentMonth {
   /** Distinct customers onboarded (created with the agent's first onboarding: most partitions hold money events only). */
   customers: Set<string> | undefined;
+  /** Small amounts of the partition's money type summed as a double while exact (see addRowGroup); 0 once the partition is settled. */
+  pending: number;
 }
 
 /** One partition: an event type and a day, and its objects (with their sizes, from the listing). */
@@ -197,7 +199,7 @@ async function readPartitions(
         try {
           const money = MONEY_TYPES[state.partition.type as keyof typeof MONEY_TYPES];
           const columns = ['agent_id', ...(money ? ['amount_minor'] : ['customer_id']), ...(state.seen ? ['event_id'] : [])];
-          const read = await readColumns(s3, bucket, { key: file.key, size: file.size, columns, prune: prune ? { column: 'agent_id', values: prune } : undefined }, (cols, rows) =>
+          const read = await readTypedColumns(s3, bucket, { key: file.key, size: file.size, columns, prune: prune ? { column: 'agent_id', values: prune } : undefined }, (cols, rows) =>
             addRowGroup(cols, rows, money, state, only, into),
           );
           state.acc.bytes += read.bytesFetched;
@@ -211,7 +213,10 @@ async function readPartitions(
           if (!state.gone) gone.push(state.partition);
           state.gone = true;
         }
-        if (--state.left === 0 && !state.gone) mergeInto(into, state.acc);
+        if (--state.left === 0 && !state.gone) {
+          settle(state);
+          mergeInto(into, state.acc);
+        }
       }
     }),
   );
@@ -267,7 +272,7 @@ function merge(parts: PartialAggregate[]): MonthAggregate {
     }
   }
   // An agent with no event counted (its customers were added before its partition was found replaced and read again, and it is not there) is not in the month.
-  for (const { customers, ...a } of byKey.values()) if (a.events > 0) out.agents.set(a.agentId, { ...a, customersOnboarded: customers?.size ?? 0 });
+  for (const { customers, pending: _, ...a } of byKey.values()) if (a.events > 0) out.agents.set(a.agentId, { ...a, customersOnboarded: customers?.size ?? 0 });
   return out;
 }
 
@@ -305,20 +310,21 @@ function runWorker(input: WorkerInput, onFile: () => void): Promise<PartialAggre
   });
 }
 
-const LITTLE_ENDIAN = endianness() === 'LE';
 /** Sums of small amounts are kept in a double while exact (below 2^53) and moved into the bigint before. */
 const EXACT_LIMIT = 2 ** 52;
-const SMALL_LIMIT = 2n ** 32n;
 
 /**
- * One row group's rows into its partition's counts. Compacted files are sorted by agent_id:
- * the agent is looked up once per run of equal ids (a dictionary-decoded column repeats the
- * same string object), amounts below 2^32 are added as doubles (read from the int64's two
- * 32-bit halves, no BigInt a row) and moved into the agent's exact bigint sum at the end of
- * the run or before the double could round.
+ * One row group's rows into its partition's counts. Columns come as typed arrays
+ * (chunk-decoder.ts): agent_id and customer_id as indices into their strings, amount_minor as
+ * a BigInt64Array with a presence bitmap. The agent of a string index is looked up once per
+ * row group (a dictionary page gives each agent one index; compacted files are sorted by
+ * agent, so a PLAIN page's runs are looked up once per run). Amounts below 2^32 are summed
+ * as doubles in the agent's `pending` (read from the int64's two 32-bit halves: no BigInt a
+ * row or a run) and moved into its exact bigint sum before the double could round and when
+ * the partition is complete (settle).
  */
 function addRowGroup(
-  cols: Map<string, DecodedArray>,
+  cols: Map<string, TypedColumn>,
   rows: number,
   money: (typeof MONEY_TYPES)[keyof typeof MONEY_TYPES] | undefined,
   state: PartitionState,
@@ -327,32 +333,52 @@ function addRowGroup(
 ): void {
   const acc = state.acc;
   const seen = state.seen;
-  const agents = cols.get('agent_id')! as (string | null | undefined)[];
-  const ids = seen ? (cols.get('event_id')! as string[]) : undefined;
-  const customers = money ? undefined : (cols.get('customer_id')! as (string | null | undefined)[]);
-  const amounts = money ? cols.get('amount_minor')! : undefined;
-  const words = amounts instanceof BigInt64Array && LITTLE_ENDIAN ? new Int32Array(amounts.buffer, amounts.byteOffset, amounts.length * 2) : undefined;
+  const agentCol = stringColumn(cols, 'agent_id');
+  const agentStrings = agentCol.strings;
+  const agentIndex = agentCol.indices;
+  const idCol = seen ? stringColumn(cols, 'event_id') : undefined;
+  const customerCol = money ? undefined : stringColumn(cols, 'customer_id');
+  const amountCol = money ? cols.get('amount_minor') : undefined;
+  if (money && amountCol?.kind !== 'int64') throw new Error(`lake column amount_minor is ${amountCol ? amountCol.kind : 'missing'}, not int64`);
+  const amounts = amountCol?.kind === 'int64' ? amountCol.values : undefined;
+  const present = amountCol?.kind === 'int64' ? amountCol.present : undefined;
+  const words = amounts ? new Int32Array(amounts.buffer, amounts.byteOffset, amounts.length * 2) : undefined;
+  const lo = LITTLE_ENDIAN ? 0 : 1;
+  const hi = 1 - lo;
   acc.rows += rows;
-  let previous: string | null | undefined;
-  let a: AgentAcc | undefined;
+  // Per string index of agent_id: its agent (null: not counted) and, for onboardings, its customer set in the thread.
+  const slots: (AgentAcc | null | undefined)[] = new Array(agentStrings.length);
+  const customerSlots: (Set<string> | undefined)[] | undefined = money ? undefined : new Array(agentStrings.length);
+  let previousIndex = -2;
+  let previous: string | undefined;
+  let a: AgentAcc | null | undefined = null;
   let customerSet: Set<string> | undefined;
-  let small = 0;
-  const flush = () => {
-    if (small !== 0) a![money!] += BigInt(small);
-    small = 0;
-  };
   for (let i = 0; i < rows; i++) {
-    const agentId = agents[i];
-    if (agentId !== previous || i === 0) {
-      if (a && money) flush();
-      previous = agentId;
-      a = agentId === null || agentId === undefined || (only && !only.has(agentId)) ? undefined : agentOf(acc.agents, agentId);
-      // Customers go straight into the thread's set of the agent: a union, so a partition counted again adds nothing twice.
-      if (a && !money) customerSet = (agentOf(into.agents, agentId!).customers ??= new Set());
+    const k = agentIndex[i]!;
+    if (k !== previousIndex) {
+      previousIndex = k;
+      if (k < 0) {
+        a = null;
+        previous = undefined;
+      } else {
+        const agentId = agentStrings[k]!;
+        const last: AgentAcc | null | undefined = a;
+        a = slots[k];
+        if (a === undefined) {
+          // A PLAIN page gives every row its own index: the previous row's agent when the string is the same.
+          a = agentId === previous && i > 0 ? last : only && !only.has(agentId) ? null : agentOf(acc.agents, agentId);
+          slots[k] = a;
+          // Customers go straight into the thread's set of the agent: a union, so a partition counted again adds nothing twice.
+          if (a && customerSlots) customerSlots[k] = agentOf(into.agents, agentId).customers ??= new Set();
+        }
+        previous = agentId;
+        if (customerSlots) customerSet = customerSlots[k];
+      }
     }
     if (!a) continue;
-    if (ids) {
-      const id = ids[i]!;
+    if (idCol) {
+      const j = idCol.indices[i]!;
+      const id = j < 0 ? '' : idCol.strings[j]!;
       if (seen!.has(id)) {
         acc.duplicates++;
         continue;
@@ -361,31 +387,42 @@ function addRowGroup(
     }
     a.events++;
     if (money) {
-      if (words) {
-        const hi = words[2 * i + 1]!;
-        if (hi === 0) {
-          small += words[2 * i]! >>> 0;
-          if (small >= EXACT_LIMIT) flush();
-        } else a[money] += (amounts as BigInt64Array)[i]!;
-      } else {
-        // A nullable column comes as an array of bigint | null: small amounts summed as doubles too.
-        const v = (amounts as unknown as (bigint | null | undefined)[])[i];
-        if (v === null || v === undefined) continue;
-        if (v >= 0n && v < SMALL_LIMIT) {
-          small += Number(v);
-          if (small >= EXACT_LIMIT) flush();
-        } else a[money] += BigInt(v);
-      }
+      if (present !== undefined && present[i] === 0) continue;
+      if (words![2 * i + hi] === 0) {
+        a.pending += words![2 * i + lo]! >>> 0;
+        if (a.pending >= EXACT_LIMIT) {
+          a[money] += BigInt(a.pending);
+          a.pending = 0;
+        }
+      } else a[money] += amounts![i]!;
     } else {
-      const c = customers![i];
-      if (c !== null && c !== undefined) customerSet!.add(c);
+      const j = customerCol!.indices[i]!;
+      if (j >= 0) customerSet!.add(customerCol!.strings[j]!);
     }
   }
-  if (a && money) flush();
 }
+
+/** Moves a complete partition's pending small sums into its agents' exact sums. */
+function settle(state: PartitionState): void {
+  const money = MONEY_TYPES[state.partition.type as keyof typeof MONEY_TYPES];
+  if (!money) return;
+  for (const a of state.acc.agents.values()) {
+    if (a.pending === 0) continue;
+    a[money] += BigInt(a.pending);
+    a.pending = 0;
+  }
+}
+
+function stringColumn(cols: Map<string, TypedColumn>, name: string): StringColumn {
+  const c = cols.get(name);
+  if (c?.kind !== 'string') throw new Error(`lake column ${name} is ${c ? c.kind : 'missing'}, not a string`);
+  return c;
+}
+
+const LITTLE_ENDIAN = endianness() === 'LE';
 
 function agentOf(agents: Map<string, AgentAcc>, agentId: string): AgentAcc {
   let a = agents.get(agentId);
-  if (!a) agents.set(agentId, (a = { agentId, events: 0, customersOnboarded: 0, depositsMinor: 0n, withdrawalsMinor: 0n, investmentsMinor: 0n, customers: undefined }));
+  if (!a) agents.set(agentId, (a = { agentId, events: 0, customersOnboarded: 0, depositsMinor: 0n, withdrawalsMinor: 0n, investmentsMinor: 0n, customers: undefined, pending: 0 }));
   return a;
 }

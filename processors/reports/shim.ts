@@ -5,6 +5,7 @@ import type { Producer } from 'kafkajs';
 import { refuseKeyInQuery, type ApiKeyCheck } from '../core/http/api-key.js';
 import type { OutboundGuard } from '../core/http/outbound-guard.js';
 import type { Logger } from '../core/log/logger.js';
+import { within } from '../core/runtime/timeouts.js';
 import type { ReportsMetrics } from './metrics.js';
 import { parseReportRequest, shownRequest, type FieldError } from './request.js';
 import type { ReportsSettings } from './settings.js';
@@ -81,10 +82,10 @@ export async function registerShimRoutes(app: FastifyInstance, d: ShimDeps): Pro
       // behind a 503 (a produce that timed out on the wire may still have been written, as
       // with any Kafka client: a retry with the same request_id is answered once).
       const outcome = await within(sent, d.settings.publishTimeoutMs + 2000);
-      if (outcome !== 'sent') {
-        const late = outcome === 'timeout';
+      if (!outcome.settled || 'error' in outcome) {
+        const late = !outcome.settled;
         if (late) sent.then(() => d.logger.warn({ requestId: req.request_id }, 'a report request answered 503 reached Kafka afterwards; a retry with its request_id is answered once'), () => undefined);
-        d.logger.warn({ requestId: req.request_id, err: late ? undefined : outcome.error, timeoutMs: d.settings.publishTimeoutMs }, 'Kafka did not take the report request: answered 503');
+        d.logger.warn({ requestId: req.request_id, err: 'error' in outcome ? outcome.error : undefined, timeoutMs: d.settings.publishTimeoutMs }, 'Kafka did not take the report request: answered 503');
         return reply
           .code(503)
           .header('retry-after', '5')
@@ -116,19 +117,6 @@ export async function registerShimRoutes(app: FastifyInstance, d: ShimDeps): Pro
       return body;
     });
   });
-}
-
-/** Whether `p` settles within `ms`: 'sent', its error, or 'timeout' (then `p` is left to settle on its own). */
-async function within(p: Promise<unknown>, ms: number): Promise<'sent' | 'timeout' | { error: unknown }> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      p.then(() => 'sent' as const, (error: unknown) => ({ error })),
-      new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), ms))),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 function accepted(status: ReportStatus, url: string) {

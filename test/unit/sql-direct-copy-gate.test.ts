@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DirectCopyGate } from '../../processors/export/sql/direct-copy-gate.js';
+import { DirectCopyGate } from '../../processors/core/db/direct-copy-gate.js';
 
 /** Which of `n` flushes of a partition try the direct COPY, the table refusing it on the flushes in `refusedAt`. */
 function tries(gate: DirectCopyGate, partition: string, n: number, refusedAt: (flush: number) => boolean): number[] {

@@ -1,6 +1,7 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
 import type { Logger } from '../log/logger.js';
+import { withTimeout } from '../runtime/timeouts.js';
 
 const LOOPBACK = '127.0.0.1';
 
@@ -79,14 +80,4 @@ export async function startHealthServer(options: HealthServerOptions, addRoutes?
     },
     close: () => app.close(),
   };
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
-  let timer: NodeJS.Timeout;
-  return Promise.race([
-    p.finally(() => clearTimeout(timer)),
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(message)), ms);
-    }),
-  ]);
 }

@@ -1,4 +1,5 @@
 import type { Logger } from '../log/logger.js';
+import { withTimeout } from '../runtime/timeouts.js';
 
 type Closer = { name: string; close: () => Promise<void> | void };
 
@@ -51,10 +52,7 @@ export class Shutdown {
       for (const closer of [...this.closers].reverse()) {
         const started = Date.now();
         try {
-          await Promise.race([
-            Promise.resolve(closer.close()),
-            new Promise((_, reject) => setTimeout(() => reject(new Error(`did not close within ${this.deadlineMs} ms`)), this.deadlineMs).unref()),
-          ]);
+          await withTimeout(Promise.resolve(closer.close()), this.deadlineMs, `did not close within ${this.deadlineMs} ms`);
           this.logger.info({ closer: closer.name, ms: Date.now() - started }, 'closed');
         } catch (error) {
           ok = false;

@@ -6,6 +6,7 @@ import { byteSize, duration, int, list, object, string, type Infer } from '../..
 import { StreamDeadLetters } from '../dead-letters.js';
 import type { Input, InputComponent, InputContext, InputHandler } from './input.js';
 import { LocalDelivery, type ConsumedRecordInput, type RecordSource } from './local-delivery.js';
+import { within } from '../../core/runtime/timeouts.js';
 
 /**
  * The `http_server` input: clients POST a JSON array of records; the answer is 202 only once
@@ -208,16 +209,9 @@ export class HttpServerInput implements Input {
       this.nextOffset += BigInt(values.length);
       const durable = new Promise<void>((resolve, reject) => this.waiters.push({ until: this.nextOffset, resolve, reject }));
       this.source.push(values.map((v, i) => ({ value: Buffer.from(v, 'utf8'), offset: first + BigInt(i) })));
-      let timer: NodeJS.Timeout | undefined;
-      const timedOut = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), this.config.timeout)));
-      try {
-        const outcome = await Promise.race([durable, timedOut]);
-        if (outcome === 'timeout') return reply.code(503).header('retry-after', '1').send({ error: 'not_durable', message: `the records were not durable within ${this.config.timeout} ms; send them again` });
-      } catch (error) {
-        return reply.code(503).send({ error: 'unavailable', message: `the records may not be durable: ${(error as Error).message}; send them again` });
-      } finally {
-        clearTimeout(timer);
-      }
+      const outcome = await within(durable, this.config.timeout);
+      if (!outcome.settled) return reply.code(503).header('retry-after', '1').send({ error: 'not_durable', message: `the records were not durable within ${this.config.timeout} ms; send them again` });
+      if ('error' in outcome) return reply.code(503).send({ error: 'unavailable', message: `the records may not be durable: ${(outcome.error as Error).message}; send them again` });
       return reply.code(202).send({ accepted: values.length, first_offset: first.toString() });
     });
     return app;

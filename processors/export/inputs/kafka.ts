@@ -10,6 +10,7 @@ import { exportTopics } from '../../core/kafka/topic-plan.js';
 import type { Logger } from '../../core/log/logger.js';
 import type { PipelineConfig } from '../../core/pipeline/pipeline.js';
 import { FAIL_FAST_RETRY, type StartupState } from '../../core/runtime/startup.js';
+import { within } from '../../core/runtime/timeouts.js';
 import { KafkaDeadLetters } from '../dead-letters.js';
 import type { Input, InputComponent, InputContext, InputHandler } from './input.js';
 
@@ -237,15 +238,11 @@ export class KafkaInput implements Input {
    * the member after session_timeout and the partitions are read from their committed offsets.
    */
   async stop(): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
     const disconnected = this.consumer.disconnect();
     // Past the wait nobody awaits it any more: a late failure is logged, never an unhandled rejection.
     disconnected.catch((error: unknown) => this.log.warn({ err: error }, 'consumer disconnect failed'));
-    const left = await Promise.race([
-      disconnected.then(() => true),
-      new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), this.leaveTimeoutMs))),
-    ]).finally(() => clearTimeout(timer));
-    if (!left) {
+    const left = await within(disconnected, this.leaveTimeoutMs);
+    if (!left.settled) {
       this.log.warn(
         { group: this.config.consumer_group, waitedMs: this.leaveTimeoutMs },
         'the consumer did not leave its group in time (it is re-joining the group); stopping without leaving: nothing uncommitted is lost, the coordinator drops this member after session_timeout',

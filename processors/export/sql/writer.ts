@@ -1,14 +1,12 @@
-import { Readable } from 'node:stream';
-import { pipeline as pipe } from 'node:stream/promises';
 import type pg from 'pg';
-import { from as copyFrom } from 'pg-copy-streams';
+import { copyIn, sqlState, withSavepoint } from '../../core/db/copy.js';
+import { DirectCopyGate } from '../../core/db/direct-copy-gate.js';
 import { createPool } from '../../core/db/pool.js';
 import { ConfigError, isPostgresTransient, PermanentError } from '../../core/errors/errors.js';
 import { BLOCKING_RETRY, withRetry } from '../../core/errors/retry.js';
 import type { Logger } from '../../core/log/logger.js';
 import type { SqlOutputConfig } from '../outputs/sql.js';
 import { CopyLines } from './copy-lines.js';
-import { DirectCopyGate } from './direct-copy-gate.js';
 import { SQL_TYPES } from './types.js';
 import { ident, offsetStatements, qualified, statements, type OffsetStatements, type Statements } from './statements.js';
 
@@ -69,8 +67,8 @@ export class StaleBatchError extends PermanentError {}
 
 /** A data error of some row (SQLSTATE class 22: a value; 23: a constraint), as opposed to a fault of the whole load. */
 function isRowError(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && (code.startsWith('22') || code.startsWith('23'));
+  const code = sqlState(error);
+  return code !== undefined && (code.startsWith('22') || code.startsWith('23'));
 }
 
 function describe(error: unknown): string {
@@ -79,26 +77,6 @@ function describe(error: unknown): string {
 }
 
 const CHUNK_CHARS = 256 * 1024;
-
-/**
- * Runs `fn` inside the open transaction under a savepoint: released when it succeeds
- * (undefined), rolled back to and released when the database refuses a row (that error is
- * returned: the rest of the transaction goes on). Any other error throws (the transaction
- * is lost: the caller rolls it back).
- */
-async function withSavepoint(client: pg.PoolClient, name: string, fn: () => Promise<unknown>): Promise<unknown> {
-  await client.query(`SAVEPOINT ${name}`);
-  try {
-    await fn();
-  } catch (error) {
-    if (!isRowError(error)) throw error;
-    await client.query(`ROLLBACK TO SAVEPOINT ${name}`);
-    await client.query(`RELEASE SAVEPOINT ${name}`);
-    return error;
-  }
-  await client.query(`RELEASE SAVEPOINT ${name}`);
-  return undefined;
-}
 
 export class SqlWriter {
   private readonly pool: pg.Pool;
@@ -294,7 +272,7 @@ export class SqlWriter {
    */
   private async copyDirect(client: pg.PoolClient, lines: CopyRows, phases: { copy: number }): Promise<boolean> {
     const t = performance.now();
-    const refused = await withSavepoint(client, 'sluice_direct', () => pipe(Readable.from(copyChunks(lines, 0, lines.length, false)), client.query(copyFrom(this.sql.copyTarget))));
+    const refused = await withSavepoint(client, 'sluice_direct', () => copyIn(client, this.sql.copyTarget, copyChunks(lines, 0, lines.length, false)), isRowError);
     phases.copy += performance.now() - t;
     if (refused === undefined) return true;
     this.log.debug({ err: { message: (refused as Error).message, code: (refused as { code?: string }).code } }, 'direct COPY refused (a key already stored, or a refused row): loading through MERGE');
@@ -310,14 +288,14 @@ export class SqlWriter {
     const refused = await withSavepoint(client, 'sluice_load', async () => {
       if (!first) await client.query(this.sql.truncateLoad);
       const t0 = performance.now();
-      await pipe(Readable.from(copyChunks(lines, lo, hi, true)), client.query(copyFrom(this.sql.copy)));
+      await copyIn(client, this.sql.copy, copyChunks(lines, lo, hi, true));
       const t1 = performance.now();
       await client.query(load);
       if (phases) {
         phases.copy += t1 - t0;
         phases.load += performance.now() - t1;
       }
-    });
+    }, isRowError);
     if (refused === undefined) return [];
     if (hi - lo === 1) return [{ index: lo, message: describe(refused) }];
     const mid = lo + Math.ceil((hi - lo) / 2);

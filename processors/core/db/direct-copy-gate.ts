@@ -1,5 +1,6 @@
 /**
- * Whether a flush of a partition tries the direct COPY into the table first (sql/writer.ts).
+ * Whether a batch tries the direct COPY into its table first (core/db/copy.ts): the sql
+ * output keys it by Kafka partition, the file drops by file.
  * A refused direct COPY (the table holds one of the keys already: a replay, a producer's
  * duplicate, another pipeline writing the same table; or a row the table refuses) costs a
  * rolled-back COPY on top of the MERGE way, and in a replay every flush would pay it again.
