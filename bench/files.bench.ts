@@ -96,7 +96,9 @@ async function main(): Promise<void> {
     // 2. sluice files.
     // BENCH_FILE_CPU_PROF=<dir>: a V8 CPU profile of the `sluice files` process, written there when it stops.
     const profile = process.env.BENCH_FILE_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_FILE_CPU_PROF}`] : [];
-    const child = spawn(process.execPath, [...profile, `${ROOT}bin/sluice.mjs`, 'files'], {
+    // BENCH_FILE_NODE_FLAGS: V8/Node flags for the `sluice files` process (e.g. --max-semi-space-size=2), to measure their effect.
+    const flags = (process.env.BENCH_FILE_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '');
+    const child = spawn(process.execPath, [...profile, ...flags, `${ROOT}bin/sluice.mjs`, 'files'], {
       env: {
         ...process.env,
         SLUICE_LOG_LEVEL: 'warn',

@@ -12,6 +12,9 @@ const MICROS_PER_MS = 1000n;
 /** 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999999Z: what PostgreSQL and ISO years hold. */
 const MIN_MICROS = epochMicros(1, 1, 1);
 const MAX_MICROS = epochMicros(9999, 12, 31) + 24n * MICROS_PER_HOUR - 1n;
+const MIN_MS = Number(MIN_MICROS / MICROS_PER_MS);
+/** The last millisecond (its µs up to 999 are in range too). */
+const MAX_MS = Number(MAX_MICROS / MICROS_PER_MS);
 
 export interface Timestamp {
   /** Microseconds since 1970-01-01T00:00:00Z. */
@@ -28,7 +31,11 @@ export interface Timestamp {
 export function parseTimestamp(text: string): Timestamp | undefined {
   const m = ISO_WITH_ZONE.exec(text);
   if (!m) return undefined;
-  const [year, month, day, hour, minute] = [m[1], m[2], m[3], m[4], m[5]].map(Number) as [number, number, number, number, number];
+  const year = Number(m[1]);
+  const month = Number(m[2]);
+  const day = Number(m[3]);
+  const hour = Number(m[4]);
+  const minute = Number(m[5]);
   const second = m[6] === undefined ? 0 : Number(m[6]);
   if (year < 1 || month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month)) return undefined;
   if (hour > 23 || minute > 59 || second > 59) return undefined;
@@ -40,40 +47,39 @@ export function parseTimestamp(text: string): Timestamp | undefined {
     if (om > 59 || oh * 60 + om > 14 * 60) return undefined;
     offsetMinutes = (m[9] === '-' ? -1 : 1) * (oh * 60 + om);
   }
-  const fractionMicros = BigInt(((m[7] ?? '') + '000000').slice(0, 6));
-  const micros =
-    epochMicros(year, month, day) + BigInt(((hour * 60 + minute) * 60 + second) * 1000) * MICROS_PER_MS + fractionMicros - BigInt(offsetMinutes) * 60_000_000n;
-  if (micros < MIN_MICROS || micros > MAX_MICROS) return undefined;
-  return { micros, iso: isoFromMicros(micros) };
+  const fractionMicros = m[7] === undefined ? 0 : Number((m[7] + '00000').slice(0, 6));
+  // Milliseconds as a double (exact: years 1..9999 are within ±2^53 ms), the rest in µs:
+  // the one BigInt is built at the end (this runs for every row of a file).
+  const ms = epochMs(year, month, day) + ((hour * 60 + minute) * 60 + second) * 1000 - offsetMinutes * 60_000 + Math.floor(fractionMicros / 1000);
+  if (ms < MIN_MS || ms > MAX_MS) return undefined;
+  return timestampOfMs(ms, fractionMicros % 1000);
 }
 
 /** The canonical form of a JavaScript Date (millisecond precision). */
 export function timestampOfDate(date: Date): Timestamp {
-  const micros = BigInt(date.getTime()) * MICROS_PER_MS;
-  return { micros, iso: isoFromMicros(micros) };
+  return timestampOfMs(date.getTime(), 0);
 }
 
-function isoFromMicros(micros: bigint): string {
-  const ms = floorDiv(micros, MICROS_PER_MS);
-  const subMs = micros - ms * MICROS_PER_MS;
+/** `ms` since the epoch plus `subMs` µs (0..999). */
+function timestampOfMs(ms: number, subMs: number): Timestamp {
   // toISOString: YYYY-MM-DDTHH:MM:SS.mmmZ for years 1..9999.
-  const iso = new Date(Number(ms)).toISOString();
-  return `${iso.slice(0, 23)}${subMs.toString().padStart(3, '0')}Z`;
+  const iso = `${new Date(ms).toISOString().slice(0, 23)}${subMs < 10 ? '00' : subMs < 100 ? '0' : ''}${subMs}Z`;
+  return { micros: BigInt(ms) * MICROS_PER_MS + BigInt(subMs), iso };
+}
+
+function epochMs(year: number, month: number, day: number): number {
+  // Date.UTC maps years 0..99 to 1900..1999; setUTCFullYear does not.
+  if (year >= 100) return Date.UTC(year, month - 1, day);
+  const d = new Date(0);
+  d.setUTCFullYear(year, month - 1, day);
+  return d.getTime();
 }
 
 function epochMicros(year: number, month: number, day: number): bigint {
-  // Date.UTC maps years 0..99 to 1900..1999; setUTCFullYear does not.
-  const d = new Date(0);
-  d.setUTCFullYear(year, month - 1, day);
-  return BigInt(d.getTime()) * MICROS_PER_MS;
+  return BigInt(epochMs(year, month, day)) * MICROS_PER_MS;
 }
 
 function daysInMonth(year: number, month: number): number {
   if (month === 2) return (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0 ? 29 : 28;
   return [4, 6, 9, 11].includes(month) ? 30 : 31;
-}
-
-function floorDiv(a: bigint, b: bigint): bigint {
-  const q = a / b;
-  return a % b !== 0n && (a < 0n) !== (b < 0n) ? q - 1n : q;
 }

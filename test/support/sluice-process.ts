@@ -24,6 +24,8 @@ export class SluiceProcess {
     private readonly args: string[],
     private readonly env: Record<string, string>,
     readonly port: number,
+    /** Another copy of the CLI (bin/sluice.mjs) and the folder it runs in (default: this checkout's, from its root). */
+    private readonly at: { bin?: string; cwd?: string } = {},
   ) {
     this.log = join(ROOT, 'test-results', `${name}.log`);
     mkdirSync(dirname(this.log), { recursive: true });
@@ -32,7 +34,8 @@ export class SluiceProcess {
   start(): this {
     const out = createWriteStream(this.log, { flags: 'a' });
     this.exitCode = null;
-    const child = spawn(process.execPath, [join(ROOT, 'bin/sluice.mjs'), ...this.args], {
+    const child = spawn(process.execPath, [this.at.bin ?? join(ROOT, 'bin/sluice.mjs'), ...this.args], {
+      cwd: this.at.cwd ?? ROOT,
       env: { ...process.env, KAFKAJS_NO_PARTITIONER_WARNING: '1', ...this.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

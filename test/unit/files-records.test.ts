@@ -70,6 +70,40 @@ describe('readRecords (CSV)', () => {
     await expect(read('', csv)).rejects.toMatchObject({ reason: 'empty_file' });
     await expect(read(`${HEADER}\n1,deposit_made,${'c'.repeat(5000)},t,\n`, csv, 100, 2048)).rejects.toMatchObject({ reason: 'record_too_large', line: 2 });
   });
+  it('reads quote-free lines, quoted records, stray quotes, lone CRs and a last line without its break as csv-parse does, whatever the chunking', async () => {
+    // Expected values: what the reader gave when every byte went through csv-parse (lone CRs count as line breaks for line numbers).
+    const cases: [string, unknown[]][] = [
+      [
+        `${HEADER}\r\n1,a,\r,t,\r\r\n2,a,c,t,\n3,a,c,t,\r`,
+        [
+          ['row', 0, 2, '1,a,\r,t,\r', { event_id: '1', event_type: 'a', customer_id: '\r', occurred_at: 't', metadata: '\r' }],
+          ['row', 1, 5, '2,a,c,t,', { event_id: '2', event_type: 'a', customer_id: 'c', occurred_at: 't' }],
+          ['row', 2, 6, '3,a,c,t,', { event_id: '3', event_type: 'a', customer_id: 'c', occurred_at: 't', metadata: '\r' }],
+        ],
+      ],
+      [
+        `${HEADER}\n1,"a\nb",c,t,\n2,a"b,c,t,\n3,"x"y,c,t,\n4,a,c,t,`,
+        [
+          ['row', 0, 2, '1,"a\nb",c,t,', { event_id: '1', event_type: 'a\nb', customer_id: 'c', occurred_at: 't' }],
+          ['malformed_csv', 1, 4, '2,a"'],
+          ['malformed_csv', 2, 5, '3,"x"'],
+          ['malformed_csv', 3, 6, '3,"x"y,c,t,\n4,a,c,t,'],
+        ],
+      ],
+      [`${HEADER}\n1,"unclosed,c,t,\n2,a,c,t,\n3,a,${'c'.repeat(3000)},t,\n`, [['throws', 'record_too_large', 2]]],
+    ];
+    for (const [text, expected] of cases) {
+      for (const size of [1, 5, 1000]) {
+        const out: unknown[] = [];
+        try {
+          for (const r of await read(text, csv, size, 2048)) out.push(r.kind === 'row' ? [r.kind, r.index, r.line, r.raw, r.fields] : [r.reason, r.index, r.line, r.raw]);
+        } catch (e) {
+          out.push(['throws', (e as { reason?: string }).reason, (e as { line?: number }).line]);
+        }
+        expect(out).toEqual(expected);
+      }
+    }
+  });
 });
 
 describe('readRecords (JSON lines)', () => {
