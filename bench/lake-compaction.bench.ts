@@ -203,22 +203,30 @@ async function compact(): Promise<void> {
   console.log(`lake: ${before.count} objects (${mib(before.bytes)} MiB) before, ${after.count} objects (${mib(after.bytes)} MiB) after`);
 }
 
+/** CPU seconds of this process (every thread: the report's readers, DuckDB's) since `from`. */
+const cpuSince = (from: NodeJS.CpuUsage) => {
+  const c = process.cpuUsage(from);
+  return ((c.user + c.system) / 1e6).toFixed(2);
+};
+
 async function report(): Promise<number> {
   const started = Date.now();
+  const cpu = process.cpuUsage();
   const result = await generateReport(
     { request_id: `bench-${randomUUID()}`, report_type: 'agent_commissions', month: MONTH, format: 'csv', requested_at: new Date().toISOString() },
     { s3, bucket, lakePrefix: prefix, reportsPrefix: 'bench/reports-out/', currency: 'USD', rules: DEFAULT_RULES, readers: { count: availableParallelism(), s3: settings.s3 } },
   );
   const ms = Date.now() - started;
   if (result.rows !== 2000) throw new Error(`report has ${result.rows} agents, expected 2000`);
-  process.stdout.write(`  report ${(ms / 1000).toFixed(2)} s (${result.lake_files} files)`);
+  process.stdout.write(`  report ${(ms / 1000).toFixed(2)} s, ${cpuSince(cpu)} s CPU (${result.lake_files} files)`);
   return ms;
 }
 
 async function duckdb(dir: string): Promise<number> {
+  const cpu = process.cpuUsage();
   const { ms, rows } = await duckdbMonthReport(dir, MONTH);
   if (rows !== 2000) throw new Error(`DuckDB found ${rows} agents, expected 2000`);
-  process.stdout.write(`, DuckDB ${(ms / 1000).toFixed(2)} s`);
+  process.stdout.write(`, DuckDB ${(ms / 1000).toFixed(2)} s, ${cpuSince(cpu)} s CPU`);
   return ms;
 }
 

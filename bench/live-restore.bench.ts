@@ -85,7 +85,7 @@ async function writeChangelog(): Promise<{ bytes: number; records: number; entri
       const changes: StateChange[] = [];
       for (let i = from + p; i < Math.min(AGENT_MONTHS, from + CHUNK * PARTITIONS); i += PARTITIONS) {
         const agent = `agent-${String(i).padStart(7, '0')}`;
-        for (let k = 0; k < EVENTS_PER; k++) changes.push({ key: eventKey(randomUUID()), entry: empty });
+        for (let k = 0; k < EVENTS_PER; k++) changes.push({ key: eventKey(randomUUID(), BigInt(Date.now()) * 1000n), entry: empty });
         const onboarded = i % 3 === 0 ? 1 : 0;
         if (onboarded) changes.push({ key: customerKey(agent, month, `customer-${i}`), entry: empty });
         const totals = { events: EVENTS_PER, customersOnboarded: onboarded, depositsMinor: BigInt(i) * 100n, withdrawalsMinor: 0n, investmentsMinor: 0n };

@@ -9,5 +9,12 @@ if (!existsSync(fileURLToPath(main))) {
   console.error('sluice: the build is missing (dist/). Run `npm ci` or `npm run build` in the project folder.');
   process.exit(1);
 }
+// `sluice live` sets its own V8 heap limits: it runs itself again with them, decided here,
+// before the CLI loads (processors/core/runtime/v8-heap.ts).
+const heap = await import(new URL('../dist/processors/core/runtime/v8-heap.js', import.meta.url).href);
+if (heap.commandOf(process.argv.slice(2)) === 'live') {
+  const { LIVE_HEAP_DEFAULTS } = await import(new URL('../dist/processors/live/heap-defaults.js', import.meta.url).href);
+  await heap.relaunchWithHeapLimits(heap.heapLimitsFromEnv('SLUICE_LIVE_', LIVE_HEAP_DEFAULTS));
+}
 const { run } = await import(main.href);
 await run(process.argv);

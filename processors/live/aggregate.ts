@@ -7,8 +7,17 @@ import { closesAt, isOpen, monthOfMicros } from './months.js';
 /**
  * The live state of one events partition (core/state, a StateTransaction per Kafka
  * transaction) and how an event changes it. Keys:
- *   - `e\0<id>`: the event was counted (each event_id counts once, however often it comes); `<id>`
- *     is the normalizer's dedupe key of the event_id (its 16 bytes in base64url, 22 characters);
+ *   - `i\0<hour><id>`: the event was counted (each event_id counts once, however often it comes); `<id>`
+ *     is the normalizer's dedupe key of the event_id (its 16 bytes in base64url, 22 characters),
+ *     `<hour>` the UTC hour of its occurred_at (6 hex digits, sortable). The hour first keeps the
+ *     keys of the events that arrive together (events come roughly in time order) on the same few
+ *     LMDB pages: with the bare random event id every insert and lookup touched a random page
+ *     of the whole B-tree, and every page read through the memory map stayed resident (the
+ *     mapped half of the peak RSS grew with the store, ~100 bytes an event: BENCHMARKS.md
+ *     "Live: memory"). Every copy of an event carries the same occurred_at (rows are
+ *     immutable: an UPDATE is a dead letter at the normalizer, DOMAIN.md), so its copies
+ *     meet the same key. Stores written before this held `e\0<id>` (legacyEventKey): those
+ *     are looked up too while a store still holds any (they expire with their month);
  *   - `c\0<agent>\0<month>\0<customer>`: the customer was onboarded by the agent in the month (N counts distinct ones);
  *   - `a\0<agent>\0<month>`: the agent-month's totals (events, N, D, W, I; exact decimal text).
  * Every entry expires when its month leaves the window of open months (closesAt): after
@@ -47,7 +56,17 @@ export interface ApplyResult {
 
 const SEP = '\u0000';
 const EMPTY = Buffer.alloc(0);
-export const eventKey = (eventId: string): string => `e${SEP}${dedupeKey(eventId)}`;
+const HOUR_US = 3_600_000_000n;
+const HOUR_OFFSET = 0x800000;
+/** The UTC hour of a time (µs since the epoch) as 6 sortable hex digits (±957 years around 1970). */
+export function hourKey(micros: bigint): string {
+  const h = Math.min(Math.max(Number(micros / HOUR_US) + HOUR_OFFSET, 0), 0xffffff);
+  return h.toString(16).padStart(6, '0');
+}
+export const eventKey = (eventId: string, occurredAtMicros: bigint): string => `i${SEP}${hourKey(occurredAtMicros)}${dedupeKey(eventId)}`;
+/** Where the key of a counted event was before the hour led it: `e\0<id>`. */
+export const LEGACY_EVENT_PREFIX = `e${SEP}`;
+export const legacyEventKey = (eventId: string): string => `${LEGACY_EVENT_PREFIX}${dedupeKey(eventId)}`;
 export const customerKey = (agentId: string, month: string, customerId: string): string => `c${SEP}${agentId}${SEP}${month}${SEP}${customerId}`;
 export const totalsKey = (agentId: string, month: string): string => `a${SEP}${agentId}${SEP}${month}`;
 
@@ -67,6 +86,8 @@ export function applyEvents(state: StateTransaction, events: readonly LiveEvent[
   const result: ApplyResult = { changed: new Map(), counted: 0, duplicates: 0, late: [] };
   const totals = new Map<string, { agentId: string; month: string; t: Totals }>();
   const months = new MonthCache(o);
+  // Counted events of a store written before the hour-led keys: looked up under their old key too, until they expire.
+  const legacy = state.storeHasKeysFrom(LEGACY_EVENT_PREFIX);
   for (const e of events) {
     const m = months.of(e.occurredAtMicros);
     const month = m.month;
@@ -74,8 +95,8 @@ export function applyEvents(state: StateTransaction, events: readonly LiveEvent[
       result.late.push(e);
       continue;
     }
-    const idKey = eventKey(e.eventId);
-    if (state.has(idKey)) {
+    const idKey = eventKey(e.eventId, e.occurredAtMicros);
+    if (state.has(idKey) || (legacy && state.has(legacyEventKey(e.eventId)))) {
       result.duplicates++;
       continue;
     }

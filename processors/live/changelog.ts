@@ -1,7 +1,7 @@
 import type { KafkaMessage, Message } from 'kafkajs';
 import { PER_CHANGE_CODEC, type ChangelogCodec } from '../core/state/changelog.js';
 import { encodeEntry, type StateChange } from '../core/state/partition-store.js';
-import { eventKey } from './aggregate.js';
+import { legacyEventKey } from './aggregate.js';
 
 /**
  * Live's changelog format (core/state's ChangelogCodec). Kafka Streams' one record per
@@ -74,8 +74,8 @@ export const LIVE_CHANGELOG_CODEC: ChangelogCodec = {
     if (!message.key) return [];
     const key = message.key.toString('utf8');
     if (!key.startsWith(PACK_PREFIX)) {
-      // The one-record-per-change format kept event ids as `e\0<event_id>`: read as the key they have now.
-      return PER_CHANGE_CODEC.decode(message).map((c) => (c.key.startsWith('e\u0000') && c.key.length === 38 ? { key: eventKey(c.key.slice(2)), entry: c.entry } : c));
+      // The one-record-per-change format kept event ids as `e\0<event_id>`: read as the packed format's legacy key (no occurred_at here).
+      return PER_CHANGE_CODEC.decode(message).map((c) => (c.key.startsWith('e\u0000') && c.key.length === 38 ? { key: legacyEventKey(c.key.slice(2)), entry: c.entry } : c));
     }
     const v = message.value;
     if (!v || v.length < 8) return [];

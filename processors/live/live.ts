@@ -224,6 +224,10 @@ async function openState(ctx: ProcessorContext<typeof liveSettings>, kafka: Kafk
     source: new KafkaChangelogSource(kafka, admin, topic, `${s.groupId}-${LIVE_STORE}-restore-${instanceId}`, logger),
     logger,
     metrics: new StateMetrics(ctx.metrics),
+    ...(s.stateRemapSeconds > 0 ? { remapIntervalMs: s.stateRemapSeconds * 1000 } : {}),
+    // Live's entries expire only when a month closes: a slow sweep (20,000 entries a minute per
+    // partition, a round every 6 h) finds them in time, and reads few pages through the memory map between reopens.
+    sweep: { stepIntervalMs: 60_000, roundIntervalMs: 6 * 3_600_000 },
   });
   ctx.shutdown.add('live state stores', () => state.close());
   logger.info({ changelog: topic, partitions: eventsPartitions, dir }, 'live state stores ready');

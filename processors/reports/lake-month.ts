@@ -68,11 +68,13 @@ export interface PartialAggregate {
 }
 
 /**
- * Worker threads pay ~0.1 s each to start on an idle machine (seconds on a loaded one: each
- * loads the S3 client and the Parquet reader), so they are used only for enough work: bytes
- * to decode plus a per-object cost (a request, a footer) counted as 256 KiB an object.
+ * Worker threads pay ~0.1-0.3 s each to start on an idle machine (seconds on a loaded one:
+ * each loads the S3 client and the Parquet reader), paid once: they are kept between reports
+ * (see acquireWorker). They are used only for enough work: bytes to decode plus a per-object
+ * cost (a request, a footer) counted as 256 KiB an object; a 1M-event compacted month (124
+ * objects, 16 MiB) is ~47 MiB of work, read on 2 threads.
  */
-const WORK_PER_WORKER = 64 * 1024 * 1024;
+const WORK_PER_WORKER = 16 * 1024 * 1024;
 const OBJECT_COST = 256 * 1024;
 const WORKER_FILE = fileURLToPath(new URL('./lake-worker.js', import.meta.url));
 
@@ -95,7 +97,7 @@ export async function aggregateMonth(s3: S3Client, q: MonthQuery): Promise<Month
     let done = 0;
     parts = await Promise.all(
       groups.map((g) =>
-        runWorker({ s3: q.workers!.s3, bucket: q.bucket, partitions: g, agentIds: q.agentIds ? [...q.agentIds] : undefined, concurrency: q.concurrency }, () => q.onProgress?.(++done, total)),
+        runWorker(q.workers!.s3, { bucket: q.bucket, partitions: g, agentIds: q.agentIds ? [...q.agentIds] : undefined, concurrency: q.concurrency }, q.workers!.count, () => q.onProgress?.(++done, total)),
       ),
     );
   } else {
@@ -276,8 +278,13 @@ function merge(parts: PartialAggregate[]): MonthAggregate {
   return out;
 }
 
-export interface WorkerInput {
+/** A reader thread's S3 client settings (given once, when the thread starts). */
+export interface WorkerStart {
   s3: S3Settings;
+}
+
+/** One job of a reader thread: its partitions in, its partial aggregate out. */
+export interface WorkerInput {
   bucket: string;
   partitions: LakePartition[];
   agentIds: string[] | undefined;
@@ -294,19 +301,82 @@ function emitThreadWarning(name: string, message: string): void {
   process.emitWarning(message, { type: name });
 }
 
-function runWorker(input: WorkerInput, onFile: () => void): Promise<PartialAggregate> {
-  return new Promise((resolve, reject) => {
-    const worker = new Worker(WORKER_FILE, { workerData: input });
-    worker.on('message', (m: WorkerMessage) => {
-      if (m.kind === 'file') onFile();
-      else if (m.kind === 'warning') emitThreadWarning(m.name, m.message);
-      else if (m.kind === 'done') resolve(m.result);
-      else reject(new Error(`lake reader thread: ${m.message}`));
-    });
-    worker.on('error', reject);
-    worker.on('exit', (code) => {
-      if (code !== 0) reject(new Error(`lake reader thread exited with ${code}`));
-    });
+/**
+ * Reader threads are kept between reports (a thread's start, its S3 client and Parquet reader
+ * loaded, costs ~0.1-0.3 s idle and seconds on a loaded machine: more than a small month's
+ * reading). An idle thread is unref'd, so it never keeps the process alive; a thread that
+ * failed is dropped. At most `count` idle threads are kept per S3 settings.
+ */
+interface PooledWorker {
+  worker: Worker;
+  key: string;
+  busy: boolean;
+  /** The job's handlers while busy. */
+  job: { onFile: () => void; resolve: (r: PartialAggregate) => void; reject: (e: Error) => void } | undefined;
+}
+const pool: PooledWorker[] = [];
+
+function acquireWorker(s3: S3Settings): PooledWorker {
+  const key = JSON.stringify(s3);
+  const idle = pool.find((w) => !w.busy && w.key === key);
+  if (idle) {
+    idle.busy = true;
+    idle.worker.ref();
+    return idle;
+  }
+  const start: WorkerStart = { s3 };
+  const p: PooledWorker = { worker: new Worker(WORKER_FILE, { workerData: start }), key, busy: true, job: undefined };
+  const fail = (error: Error) => {
+    const i = pool.indexOf(p);
+    if (i >= 0) pool.splice(i, 1);
+    const job = p.job;
+    p.job = undefined;
+    job?.reject(error);
+  };
+  p.worker.on('message', (m: WorkerMessage) => {
+    if (m.kind === 'warning') return emitThreadWarning(m.name, m.message);
+    const job = p.job;
+    if (!job) return;
+    if (m.kind === 'file') job.onFile();
+    else if (m.kind === 'done') {
+      p.job = undefined;
+      releaseWorker(p);
+      job.resolve(m.result);
+    } else {
+      p.job = undefined;
+      releaseWorker(p);
+      job.reject(new Error(`lake reader thread: ${m.message}`));
+    }
+  });
+  p.worker.on('error', fail);
+  p.worker.on('exit', (code) => fail(new Error(`lake reader thread exited with ${code}`)));
+  pool.push(p);
+  return p;
+}
+
+function releaseWorker(p: PooledWorker): void {
+  p.busy = false;
+  p.worker.unref();
+}
+
+/** Stops the kept reader threads (tests, shutdown); the next report starts new ones. */
+export async function stopReaderThreads(): Promise<void> {
+  const all = pool.splice(0);
+  await Promise.all(all.map((p) => p.worker.terminate()));
+}
+
+function runWorker(s3: S3Settings, input: WorkerInput, keep: number, onFile: () => void): Promise<PartialAggregate> {
+  const p = acquireWorker(s3);
+  return new Promise<PartialAggregate>((resolve, reject) => {
+    p.job = { onFile, resolve, reject };
+    p.worker.postMessage(input);
+  }).finally(() => {
+    // Keep at most `keep` idle threads for these settings.
+    const idle = pool.filter((w) => !w.busy && w.key === p.key);
+    for (const extra of idle.slice(keep)) {
+      pool.splice(pool.indexOf(extra), 1);
+      void extra.worker.terminate();
+    }
   });
 }
 

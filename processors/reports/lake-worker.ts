@@ -1,22 +1,21 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { createS3Client } from '../core/s3/client.js';
-import { aggregatePartitions, type WorkerInput } from './lake-month.js';
+import { aggregatePartitions, type WorkerInput, type WorkerStart } from './lake-month.js';
 
-/** A lake reader thread (see aggregateMonth): its partitions in, its partial aggregate out. */
-const input = workerData as WorkerInput;
+/**
+ * A lake reader thread (see aggregateMonth), kept between reports: its S3 client is made once;
+ * each message is a job (partitions in), answered with its partial aggregate, one job at a time.
+ */
+const start = workerData as WorkerStart;
+const s3 = createS3Client(start.s3);
 // Process warnings (the AWS SDK's Node version notice, once per thread) go to the main thread, which emits each once.
 process.removeAllListeners('warning');
 process.on('warning', (w) => parentPort!.postMessage({ kind: 'warning', name: w.name, message: w.message }));
-try {
-  const result = await aggregatePartitions(
-    createS3Client(input.s3),
-    input.bucket,
-    input.partitions,
-    input.agentIds ? new Set(input.agentIds) : undefined,
-    input.concurrency ?? 16,
-    () => parentPort!.postMessage({ kind: 'file' }),
+parentPort!.on('message', (input: WorkerInput) => {
+  aggregatePartitions(s3, input.bucket, input.partitions, input.agentIds ? new Set(input.agentIds) : undefined, input.concurrency ?? 16, () =>
+    parentPort!.postMessage({ kind: 'file' }),
+  ).then(
+    (result) => parentPort!.postMessage({ kind: 'done', result }),
+    (error: unknown) => parentPort!.postMessage({ kind: 'error', message: (error as Error).message }),
   );
-  parentPort!.postMessage({ kind: 'done', result });
-} catch (error) {
-  parentPort!.postMessage({ kind: 'error', message: (error as Error).message });
-}
+});

@@ -6,7 +6,7 @@ import { createLogger } from '../../processors/core/log/logger.js';
 import { PER_CHANGE_CODEC } from '../../processors/core/state/changelog.js';
 import { encodeEntry, type StateChange } from '../../processors/core/state/partition-store.js';
 import { StateStores } from '../../processors/core/state/state-stores.js';
-import { applyEvents, decodeTotals, encodeTotals, eventKey, totalsKey } from '../../processors/live/aggregate.js';
+import { applyEvents, decodeTotals, encodeTotals, eventKey, hourKey, legacyEventKey, totalsKey } from '../../processors/live/aggregate.js';
 import { liveOpenApi } from '../../processors/live/api.js';
 import { LIVE_CHANGELOG_CODEC, PACK_BYTES, PACK_PREFIX } from '../../processors/live/changelog.js';
 import { toLiveEvent, type LiveEvent } from '../../processors/live/event.js';
@@ -92,28 +92,47 @@ describe('live aggregate (state in core/state)', () => {
     await stores.close();
   });
 
+  it('keys a counted event by the hour of its occurred_at, and still finds one counted under the key of an older store', async () => {
+    expect(hourKey(us('2026-10-04T10:59:59.999Z', 999n))).toBe(hourKey(us('2026-10-04T10:00:00Z')));
+    expect(hourKey(us('2026-10-04T11:00:00Z')) > hourKey(us('2026-10-04T10:00:00Z'))).toBe(true);
+    expect(hourKey(us('1969-12-31T23:00:00Z')) < hourKey(us('1970-01-01T00:00:00Z'))).toBe(true);
+    const changelog = new FakeChangelog();
+    const oct = closesAt('2026-10', 3);
+    const counted = '2b3e2c4a-7f10-4c1e-9a7d-5d2f8e6b1c00';
+    // A changelog written before the hour-led keys: the event id as `e\0<id>`.
+    changelog.commit(0, PER_CHANGE_CODEC.encode([{ key: `e\u0000${counted}`, entry: encodeEntry(Buffer.alloc(0), oct) }], 0));
+    const stores = new StateStores({ name: 'live', dir: join(dir, 'legacy'), changelogTopic: 'g-live-changelog', codec: LIVE_CHANGELOG_CODEC, source: changelog, logger });
+    await stores.ready(0);
+    const txn = stores.begin(0);
+    const r = applyEvents(txn, [ev(counted, 'deposit_made', 'ag', 'A', 5n, '2026-10-04T10:00:00Z'), ev('3b3e2c4a-7f10-4c1e-9a7d-5d2f8e6b1c00', 'deposit_made', 'ag', 'A', 7n, '2026-10-04T10:00:00Z')], options);
+    expect([r.counted, r.duplicates, r.changed.get(totalsKey('ag', '2026-10'))?.depositsMinor]).toEqual([1, 1, 7n]);
+    expect(txn.has(eventKey('3b3e2c4a-7f10-4c1e-9a7d-5d2f8e6b1c00', us('2026-10-04T10:00:00Z')))).toBe(true);
+    await stores.close();
+  });
+
   it('packs a transaction\'s changes of a month in one changelog record, reads them back in order, and still reads the per-change format', () => {
     const oct = closesAt('2026-10', 3);
     const nov = closesAt('2026-11', 3);
     const id = '0b3e2c4a-7f10-4c1e-9a7d-5d2f8e6b1c00';
+    const at = us('2026-10-04T10:00:00Z');
     const changes: StateChange[] = [
-      { key: eventKey(id), entry: encodeEntry(Buffer.alloc(0), oct) },
+      { key: eventKey(id, at), entry: encodeEntry(Buffer.alloc(0), oct) },
       { key: 'c\u0000ag\u00002026-10\u0000cust-\u{1F600}', entry: encodeEntry(Buffer.alloc(0), oct) },
-      { key: eventKey('1d3e2c4a-7f10-4c1e-9a7d-5d2f8e6b1c00'), entry: encodeEntry(Buffer.alloc(0), nov) },
+      { key: eventKey('1d3e2c4a-7f10-4c1e-9a7d-5d2f8e6b1c00', at), entry: encodeEntry(Buffer.alloc(0), nov) },
       { key: totalsKey('ag', '2026-10'), entry: encodeEntry(encodeTotals({ events: 1, customersOnboarded: 1, depositsMinor: 2n ** 70n, withdrawalsMinor: 0n, investmentsMinor: 0n }), oct) },
       { key: totalsKey('ag', '2026-11'), entry: null }, // an expiry: no record (restore drops what expired)
     ];
     const records = LIVE_CHANGELOG_CODEC.encode(changes, 4);
     expect(records.map((r) => [r.key, r.partition])).toEqual([
-      [PACK_PREFIX + eventKey(id), 4],
-      [PACK_PREFIX + eventKey('1d3e2c4a-7f10-4c1e-9a7d-5d2f8e6b1c00'), 4],
+      [PACK_PREFIX + eventKey(id, at), 4],
+      [PACK_PREFIX + eventKey('1d3e2c4a-7f10-4c1e-9a7d-5d2f8e6b1c00', at), 4],
     ]);
     const back = records.flatMap((r) => LIVE_CHANGELOG_CODEC.decode({ key: Buffer.from(r.key as string), value: r.value as Buffer }));
     expect(back).toEqual([changes[0], changes[1], changes[3], changes[2]]);
-    expect(eventKey(id)).toHaveLength(2 + 22); // the id's 16 bytes in base64url
-    // The one-record-per-change format (event ids as text) reads as today's keys.
+    expect(eventKey(id, at)).toHaveLength(2 + 6 + 22); // the hour, then the id's 16 bytes in base64url
+    // The one-record-per-change format (event ids as text) reads as the legacy key (no occurred_at in it).
     const legacy = PER_CHANGE_CODEC.encode([{ key: `e\u0000${id}`, entry: encodeEntry(Buffer.alloc(0), oct) }], 0)[0]!;
-    expect(LIVE_CHANGELOG_CODEC.decode({ key: Buffer.from(legacy.key as string), value: legacy.value as Buffer })).toEqual([{ key: eventKey(id), entry: encodeEntry(Buffer.alloc(0), oct) }]);
+    expect(LIVE_CHANGELOG_CODEC.decode({ key: Buffer.from(legacy.key as string), value: legacy.value as Buffer })).toEqual([{ key: legacyEventKey(id), entry: encodeEntry(Buffer.alloc(0), oct) }]);
     // A transaction bigger than a record's budget is split, nothing lost.
     const many = Array.from({ length: 30_000 }, (_, i): StateChange => ({ key: `c\u0000agent\u00002026-10\u0000customer-${i}`, entry: encodeEntry(Buffer.alloc(0), oct) }));
     const split = LIVE_CHANGELOG_CODEC.encode(many, 0);

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { Message, TopicMessages } from 'kafkajs';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createLogger } from '../../processors/core/log/logger.js';
 import { createMetricsRegistry } from '../../processors/core/metrics/metrics.js';
 import { changelogTopicName, fromChangelogMessage, toChangelogMessage, type ChangelogCodec } from '../../processors/core/state/changelog.js';
@@ -163,6 +163,39 @@ describe('state stores restored from their changelog', () => {
     expect(previous.get('k4')?.value.length).toBe(1024);
     stores.committed(previous, changelog.commit(0, previous.messages()));
     await stores.close();
+  });
+
+  it('reopens a store (remapIntervalMs) only once no transaction of it is open, holding the next one meanwhile, and loses nothing', async () => {
+    const changelog = new FakeChangelog();
+    const stores = new StateStores({ name: 'dedupe', dir, changelogTopic: 'g-dedupe-changelog', source: changelog, logger, now: () => 0, remapIntervalMs: 0 });
+    const reopen = vi.spyOn(PartitionStore.prototype, 'reopen');
+    try {
+      await stores.ready(0);
+      transact(stores, changelog, 0, (t) => t.put('a', Buffer.from('1'), 9000));
+      // A pipelined transaction still committing: the reopen waits for it.
+      const open = stores.begin(0);
+      open.put('b', Buffer.from('2'), 9000);
+      let done = false;
+      const writable = stores.writable(0).then(() => void (done = true));
+      await new Promise((r) => setTimeout(r, 50));
+      expect([done, reopen.mock.calls.length]).toEqual([false, 0]);
+      stores.committed(open, changelog.commit(0, open.messages()));
+      await writable;
+      expect(reopen).toHaveBeenCalledTimes(1);
+      // The reopened store has every committed change, and takes new ones.
+      const after = stores.begin(0);
+      expect([after.get('a')?.value.toString(), after.get('b')?.value.toString()]).toEqual(['1', '2']);
+      after.put('c', Buffer.from('3'), 9000);
+      stores.committed(after, changelog.commit(0, after.messages()));
+      await stores.flushed();
+      expect(stores.count(0)).toBe(3);
+      await stores.writable(0);
+      expect(reopen).toHaveBeenCalledTimes(2);
+      expect(stores.begin(0).get('c')?.value.toString()).toBe('3');
+    } finally {
+      reopen.mockRestore();
+      await stores.close();
+    }
   });
 
   it('rebuilds a lost local store from the changelog, and reuses a kept one (reading only what it misses)', async () => {

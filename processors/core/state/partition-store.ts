@@ -70,20 +70,38 @@ export function decodeEntry(entry: Buffer): StoredEntry | undefined {
 export const LMDB_ENV = { maxDbs: 4, noSync: true, compression: false, noReadAhead: true, mapSize: 32 * 1024 ** 3 } as const;
 
 export class PartitionStore {
-  private constructor(
-    readonly dir: string,
-    private readonly root: RootDatabase,
-    private readonly data: Database<Buffer, string>,
-    private readonly meta: Database<string, string>,
-  ) {}
+  private root!: RootDatabase;
+  private data!: Database<Buffer, string>;
+  private meta!: Database<string, string>;
+
+  private constructor(readonly dir: string) {
+    this.openEnv();
+  }
+
+  private openEnv(): void {
+    this.root = open({ path: this.dir, ...LMDB_ENV });
+    this.data = this.root.openDB<Buffer, string>('data', { encoding: 'binary', keyEncoding: 'ordered-binary' });
+    this.meta = this.root.openDB<string, string>('meta', { encoding: 'string' });
+  }
 
   /** Opens (creating when absent) the store in `dir`. */
   static open(dir: string): PartitionStore {
     mkdirSync(dir, { recursive: true });
-    const root = open({ path: dir, ...LMDB_ENV });
-    const data = root.openDB<Buffer, string>('data', { encoding: 'binary', keyEncoding: 'ordered-binary' });
-    const meta = root.openDB<string, string>('meta', { encoding: 'string' });
-    return new PartitionStore(dir, root, data, meta);
+    return new PartitionStore(dir);
+  }
+
+  /**
+   * Closes the environment and opens it again (same files, same data): its memory map
+   * goes and with it every page the process had read through it. A page once read
+   * through the map stays in the process's RSS as long as the map lives (nothing
+   * evicts it but memory pressure), so a store read at random keys ends up with all of
+   * its file resident; after a reopen only the pages read again count. The caller makes
+   * sure nothing reads or writes the store until this resolves (StateStores.writable).
+   */
+  async reopen(): Promise<void> {
+    await this.root.flushed;
+    await this.root.close();
+    this.openEnv();
   }
 
   /** Removes a store's files (a store that no longer matches its changelog is rebuilt from it). */
@@ -101,6 +119,12 @@ export class PartitionStore {
   /** Whether the key has an entry (no copy of it is made). */
   has(key: string): boolean {
     return this.data.getBinaryFast(key) !== undefined;
+  }
+
+  /** Whether the store holds a key starting with `prefix` (one B-tree descent). */
+  hasKeysFrom(prefix: string): boolean {
+    for (const key of this.data.getKeys({ start: prefix, limit: 1 })) return (key as string).startsWith(prefix);
+    return false;
   }
 
   /** The next changelog offset this store has not applied; undefined for a new store. */

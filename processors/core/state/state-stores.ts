@@ -42,6 +42,14 @@ export interface StateStoresOptions {
    * million entries are swept in about 4 minutes at well under 1 % of a core.
    */
   sweep?: { stepEntries?: number; stepIntervalMs?: number; roundIntervalMs?: number };
+  /**
+   * Reopen a partition's store at most this often (PartitionStore.reopen): every page the
+   * process read through LMDB's memory map stays in its RSS until the map goes, so without
+   * it the resident pages grow to the whole store. Worth it when the keys a processor
+   * touches are mostly recent ones (keys led by time): after a reopen only those are read
+   * again. Default: never.
+   */
+  remapIntervalMs?: number;
 }
 
 /** An open partition: its store, the committed changes LMDB has not written yet, and the expiry sweep's place. */
@@ -58,6 +66,12 @@ interface OpenPartition {
   staged: StateTransaction[];
   sweepAfter: string | undefined;
   nextSweepAt: number;
+  /** When the store is next reopened (performance.now(), see remapIntervalMs). */
+  remapAt: number;
+  /** The reopen under way: nothing touches the store until it resolves. */
+  remapping: Promise<void> | undefined;
+  /** Called when the last staged transaction commits or aborts (a reopen waits for it). */
+  onIdle: (() => void) | undefined;
 }
 
 export class StateTransaction {
@@ -149,6 +163,11 @@ export class StateTransaction {
     return this.pending.size;
   }
 
+  /** Whether the partition's local store holds a key starting with `prefix` (only the store: not this or other open transactions' changes). */
+  storeHasKeysFrom(prefix: string): boolean {
+    return this.open.store.hasKeysFrom(prefix);
+  }
+
   /** This transaction committed or aborted: it no longer reads the ones before it (see `before`). */
   settle(): void {
     this.before.length = 0;
@@ -204,6 +223,7 @@ export class StateStores {
     for (const [partition, open] of [...this.open]) {
       if (keep.has(partition)) continue;
       await this.restoring.get(partition)?.catch(() => undefined);
+      await open.remapping;
       this.open.delete(partition);
       this.options.metrics?.entries.remove({ store: this.name, partition: String(partition) });
       await open.store.flushed().catch(() => undefined);
@@ -251,6 +271,7 @@ export class StateStores {
     const generation = this.generation;
     const started = performance.now();
     const dir = join(o.dir, String(partition));
+    await this.open.get(partition)?.remapping;
     let open = this.open.get(partition);
     if (!open) this.open.set(partition, (open = this.newPartition(PartitionStore.open(dir))));
     let store = open.store;
@@ -318,7 +339,35 @@ export class StateStores {
    */
   async writable(partition: number): Promise<void> {
     const open = this.open.get(partition);
-    if (open && open.unwritten.size > MAX_UNWRITTEN) await open.store.flushed();
+    if (!open) return;
+    await open.remapping;
+    if (open.unwritten.size > MAX_UNWRITTEN) await open.store.flushed();
+    const every = this.options.remapIntervalMs;
+    if (every !== undefined && performance.now() >= open.remapAt) await this.remap(partition, open, every);
+  }
+
+  /**
+   * Reopens the partition's store (remapIntervalMs) once no transaction of it is open:
+   * waits (at most 5 s, else tries again next time) for the pipelined one still
+   * committing; the caller (`writable`, before `begin`) holds the partition's next batch
+   * meanwhile, and the restore, revoke and close paths wait for the reopen.
+   */
+  private async remap(partition: number, open: OpenPartition, every: number): Promise<void> {
+    open.remapAt = performance.now() + every;
+    if (open.staged.length > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
+        open.onIdle = resolve;
+        timer = setTimeout(resolve, 5_000);
+      });
+      clearTimeout(timer);
+      open.onIdle = undefined;
+    }
+    if (open.staged.length > 0 || open.remapping || this.closed || this.open.get(partition) !== open || !this.current.has(partition)) return;
+    const started = performance.now();
+    open.remapping = open.store.reopen().finally(() => (open.remapping = undefined));
+    await open.remapping;
+    this.options.logger.debug({ store: this.name, partition, ms: Math.round(performance.now() - started) }, 'state store reopened (its memory-mapped pages let go)');
   }
 
   /** A pending view of the partition's state for one Kafka transaction (the partition must be ready). */
@@ -330,7 +379,7 @@ export class StateStores {
   }
 
   private newPartition(store: PartitionStore): OpenPartition {
-    return { store, unwritten: new Map(), staged: [], sweepAfter: undefined, nextSweepAt: 0 };
+    return { store, unwritten: new Map(), staged: [], sweepAfter: undefined, nextSweepAt: 0, remapAt: performance.now() + (this.options.remapIntervalMs ?? 0), remapping: undefined, onIdle: undefined };
   }
 
   /**
@@ -344,6 +393,7 @@ export class StateStores {
     if (!open) return; // revoked meanwhile: the changelog has the changes
     const at = open.staged.indexOf(txn);
     if (at >= 0) open.staged.splice(at, 1);
+    if (open.staged.length === 0) open.onIdle?.();
     if (txn.size === 0 && changelogNext === undefined) return;
     const changes = txn.changes();
     for (const c of changes) open.unwritten.set(c.key, c);
@@ -352,7 +402,7 @@ export class StateStores {
     open.store.applyAsync(changes, changelogNext).then(
       () => {
         for (const c of changes) if (open.unwritten.get(c.key) === c) open.unwritten.delete(c.key);
-        m?.entries.set({ store: this.name, partition: String(txn.partition) }, open.store.count());
+        if (!open.remapping) m?.entries.set({ store: this.name, partition: String(txn.partition) }, open.store.count());
       },
       (error: unknown) => {
         // The changelog has the changes; the local store cannot take them (disk full?).
@@ -374,22 +424,28 @@ export class StateStores {
     const at = open.staged.indexOf(txn);
     if (at < 0) return;
     for (const dropped of open.staged.splice(at)) dropped.settle();
+    if (open.staged.length === 0) open.onIdle?.();
   }
 
   /** Entries of an open partition store (for the metrics and tests). */
   count(partition: number): number | undefined {
-    return this.open.get(partition)?.store.count();
+    const open = this.open.get(partition);
+    return open && !open.remapping ? open.store.count() : undefined;
   }
 
   /** Resolves when every committed change has reached the local stores. */
   async flushed(): Promise<void> {
-    for (const open of this.open.values()) await open.store.flushed();
+    for (const open of this.open.values()) {
+      await open.remapping;
+      await open.store.flushed();
+    }
   }
 
   async close(): Promise<void> {
     this.closed = true;
     this.current.clear();
     for (const open of this.open.values()) {
+      await open.remapping?.catch(() => undefined);
       await open.store.flushed().catch(() => undefined);
       await open.store.close();
     }
