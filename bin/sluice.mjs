@@ -16,5 +16,10 @@ if (heap.commandOf(process.argv.slice(2)) === 'live') {
   const { LIVE_HEAP_DEFAULTS } = await import(new URL('../dist/processors/live/heap-defaults.js', import.meta.url).href);
   await heap.relaunchWithHeapLimits(heap.heapLimitsFromEnv('SLUICE_LIVE_', LIVE_HEAP_DEFAULTS));
 }
+// `sluice files` too: a small young generation keeps its peak RSS flat (processors/files/heap-defaults.ts).
+if (heap.commandOf(process.argv.slice(2)) === 'files') {
+  const { FILES_HEAP_DEFAULTS } = await import(new URL('../dist/processors/files/heap-defaults.js', import.meta.url).href);
+  await heap.relaunchWithHeapLimits(heap.heapLimitsFromEnv('SLUICE_FILES_', FILES_HEAP_DEFAULTS));
+}
 const { run } = await import(main.href);
 await run(process.argv);

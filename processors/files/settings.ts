@@ -3,17 +3,7 @@ import { z } from 'zod';
 import { setting, type SettingsOf } from '../core/config/settings.js';
 import { commaList, hostList, networkList, topicName } from '../core/config/values.js';
 import { CHANNELS } from '../ingest-api/validation.js';
-
-/**
- * The Node options a `sluice files` process runs with (NODE_OPTIONS; docker-compose.yml
- * sets them). A young generation of 2 MiB semi-spaces instead of V8's 16: the object's
- * bytes pass through this thread as S3's socket buffers (the SHA-256 pass, then the feed to
- * the parsing thread), and a buffer no longer used is freed only by the next scavenge of its
- * small wrapper; with a large young generation that comes seldom, so tens of MiB of dead
- * buffers piled up and the peak RSS grew with the file (+30-46 MiB from 100k to 1M rows);
- * with 2 MiB it stays flat (BENCHMARKS.md, File drops), at no measurable cost in rate.
- */
-export const FILES_NODE_OPTIONS = '--max-semi-space-size=2';
+import { FILES_HEAP_DEFAULTS } from './heap-defaults.js';
 
 const prefix = z.string().regex(/^[^/\s][^\s]*\/$/, 'a key prefix ending with "/"');
 
@@ -107,6 +97,14 @@ export const filesSettings = {
     }),
     webhookTimeoutMs: setting(z.coerce.number().int().min(100).max(120_000), { doc: 'how long one webhook call may take', default: 10_000 }),
     dbPoolMax: setting(z.coerce.number().int().min(2).max(100), { doc: 'most PostgreSQL connections of this instance', default: 4 }),
+    maxOldSpaceMb: setting(z.coerce.number().int().min(0), {
+      doc: "V8 old-generation limit of the files process, MiB (node --max-old-space-size; 0 = V8's default): `sluice files` runs itself again with its limits (bin/sluice.mjs, before anything loads: so only from the environment, not a config file) unless NODE_OPTIONS or the command line already set them",
+      default: FILES_HEAP_DEFAULTS.maxOldSpaceMb,
+    }),
+    maxSemiSpaceMb: setting(z.coerce.number().int().min(0), {
+      doc: "V8 young-generation semi-space limit of the files process, MiB (node --max-semi-space-size; 0 = V8's default, 16); from the environment only, as SLUICE_FILES_MAX_SEMI_SPACE_MB. 2 keeps the peak RSS flat whatever the file size (S3's dead socket buffers are freed by frequent scavenges)",
+      default: FILES_HEAP_DEFAULTS.maxSemiSpaceMb,
+    }),
     httpPort: setting(z.coerce.number().int().min(0).max(65535), { doc: 'port of /healthz, /readyz and /metrics (0 picks a free one)', default: 9470 }),
   },
 };
