@@ -11,6 +11,9 @@
  *     each event a new agent; from the produce acknowledgement to the SSE event and to the
  *     API answering 200 (polled every 10 ms for one event in 10). It starts at the events
  *     topic: Postgres, Debezium and the normalizer are not in this path.
+ * BENCH_LIVE_PRODUCE_ONLY=1 BENCH_KEEP=1: only produces the backlog and prints its topic, for
+ * runs with BENCH_LIVE_TOPIC=<topic>. The memory figures are the worker's (`sluice live` runs
+ * itself again with its V8 heap limits: workerPid), with the peaks of its V8 heap and external memory.
  */
 import './support/stack-env.js';
 import { execFileSync } from 'node:child_process';
