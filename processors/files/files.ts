@@ -14,7 +14,7 @@ import type { FileIngestDeps } from './ingest-file.js';
 import { Ledger } from './ledger.js';
 import { FilesMetrics } from './metrics.js';
 import { PROCESSOR } from './outputs.js';
-import { filesSettings } from './settings.js';
+import { FILES_NODE_OPTIONS, filesSettings } from './settings.js';
 import { NotificationListener } from './notifications.js';
 import { FileWatcher } from './watcher.js';
 
@@ -49,6 +49,9 @@ async function start(ctx: ProcessorContext<typeof filesSettings>): Promise<Runni
   }
   if (s.notifyEmail && !s.smtpUrl) {
     throw new ConfigError([{ source: 'env SLUICE_FILES_NOTIFY_EMAIL', setting: 'files.notifyEmail', message: 'email notifications need an SMTP server', fix: 'set SLUICE_FILES_SMTP_URL (smtps://user:pass@mail.example.com:465), or unset SLUICE_FILES_NOTIFY_EMAIL' }]);
+  }
+  if (!`${process.env.NODE_OPTIONS ?? ''} ${process.execArgv.join(' ')}`.includes('--max-semi-space-size')) {
+    logger.warn({ recommended: `NODE_OPTIONS=${FILES_NODE_OPTIONS}` }, 'running without a bounded young generation: the peak RSS grows with the size of the files read (set NODE_OPTIONS as docker-compose.yml does)');
   }
   const pool = createPool(core.database.url, { max: s.dbPoolMax, applicationName: 'sluice-files' });
   ctx.shutdown.add('postgres pool', () => pool.end());

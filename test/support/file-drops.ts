@@ -6,6 +6,7 @@ import type { CoreSettings } from '../../processors/core/config/core-settings.js
 import { createPool } from '../../processors/core/db/pool.js';
 import { createKafka } from '../../processors/core/kafka/client.js';
 import { createS3Client } from '../../processors/core/s3/client.js';
+import { FILES_NODE_OPTIONS } from '../../processors/files/settings.js';
 import { eventually, hostPortOf, requireServer } from './servers.js';
 
 /**
@@ -206,6 +207,8 @@ export function filesEnv(root: string, o: { sources: string; dlqTopic: string; h
     SLUICE_FILES_POLL_INTERVAL_MS: String(o.pollMs ?? 300),
     ...(o.batchRows !== undefined ? { SLUICE_FILES_BATCH_ROWS: String(o.batchRows) } : {}),
     SLUICE_FILES_HTTP_PORT: String(o.httpPort),
+    // As docker-compose.yml runs it: the processes under test are the deployed configuration.
+    NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} ${FILES_NODE_OPTIONS}`.trim(),
   };
 }
 
