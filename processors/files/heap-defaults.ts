@@ -11,7 +11,7 @@
  * buffers piled up and the peak RSS grew with the file (+30-46 MiB from 100k to 1M rows);
  * with 2 MiB it stays flat (BENCHMARKS.md, File drops), at no measurable cost in rate.
  */
-export const FILES_HEAP_DEFAULTS = { maxOldSpaceMb: 0, maxSemiSpaceMb: 2 } as const;
+export const HEAP_DEFAULTS = { maxOldSpaceMb: 0, maxSemiSpaceMb: 2 } as const;
 
 /** The same limits as Node options, for a files process started by a test or a bench (no relaunch, so its own RSS is measured). */
-export const FILES_NODE_OPTIONS = `--max-semi-space-size=${FILES_HEAP_DEFAULTS.maxSemiSpaceMb}`;
+export const FILES_NODE_OPTIONS = `--max-semi-space-size=${HEAP_DEFAULTS.maxSemiSpaceMb}`;

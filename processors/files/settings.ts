@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { setting, type SettingsOf } from '../core/config/settings.js';
 import { commaList, hostList, networkList, topicName } from '../core/config/values.js';
 import { CHANNELS } from '../ingest-api/validation.js';
-import { FILES_HEAP_DEFAULTS } from './heap-defaults.js';
+import { HEAP_DEFAULTS } from './heap-defaults.js';
 
 const prefix = z.string().regex(/^[^/\s][^\s]*\/$/, 'a key prefix ending with "/"');
 
@@ -99,11 +99,11 @@ export const filesSettings = {
     dbPoolMax: setting(z.coerce.number().int().min(2).max(100), { doc: 'most PostgreSQL connections of this instance', default: 4 }),
     maxOldSpaceMb: setting(z.coerce.number().int().min(0), {
       doc: "V8 old-generation limit of the files process, MiB (node --max-old-space-size; 0 = V8's default): `sluice files` runs itself again with its limits (bin/sluice.mjs, before anything loads: so only from the environment, not a config file) unless NODE_OPTIONS or the command line already set them",
-      default: FILES_HEAP_DEFAULTS.maxOldSpaceMb,
+      default: HEAP_DEFAULTS.maxOldSpaceMb,
     }),
     maxSemiSpaceMb: setting(z.coerce.number().int().min(0), {
       doc: "V8 young-generation semi-space limit of the files process, MiB (node --max-semi-space-size; 0 = V8's default, 16); from the environment only, as SLUICE_FILES_MAX_SEMI_SPACE_MB. 2 keeps the peak RSS flat whatever the file size (S3's dead socket buffers are freed by frequent scavenges)",
-      default: FILES_HEAP_DEFAULTS.maxSemiSpaceMb,
+      default: HEAP_DEFAULTS.maxSemiSpaceMb,
     }),
     httpPort: setting(z.coerce.number().int().min(0).max(65535), { doc: 'port of /healthz, /readyz and /metrics (0 picks a free one)', default: 9470 }),
   },

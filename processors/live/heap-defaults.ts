@@ -4,4 +4,4 @@
  * A file of its own: bin/sluice.mjs reads it before anything else loads, to run `sluice
  * live` again with these limits (core/runtime/v8-heap.ts).
  */
-export const LIVE_HEAP_DEFAULTS = { maxOldSpaceMb: 128, maxSemiSpaceMb: 4 } as const;
+export const HEAP_DEFAULTS = { maxOldSpaceMb: 128, maxSemiSpaceMb: 4 } as const;

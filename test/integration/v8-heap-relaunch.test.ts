@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { commandOf, heapFlags } from '../../processors/core/runtime/v8-heap.js';
+import { commandOf, heapFlags, ownHeapLimits } from '../../processors/core/runtime/v8-heap.js';
 import { buildDist } from '../support/build.js';
 import { eventually } from '../support/servers.js';
 
@@ -63,6 +63,15 @@ describe('a process that sets its own V8 heap limits', () => {
     expect(commandOf(['-c', 'live', 'live'])).toBe('live');
     expect(commandOf(['--config', 'x.yaml', 'normalizer'])).toBe('normalizer');
     expect(commandOf(['--help'])).toBeUndefined();
+  });
+
+  it('applies to the processors that have limits of their own, not to their subcommands, and the environment overrides a default', async () => {
+    expect(await ownHeapLimits(['live'], {})).toEqual({ maxOldSpaceMb: 128, maxSemiSpaceMb: 4 });
+    expect(await ownHeapLimits(['-c', 'sluice.yaml', 'files'], {})).toEqual({ maxOldSpaceMb: 0, maxSemiSpaceMb: 2 });
+    expect(await ownHeapLimits(['files'], { SLUICE_FILES_MAX_SEMI_SPACE_MB: '8' })).toEqual({ maxOldSpaceMb: 0, maxSemiSpaceMb: 8 });
+    expect(await ownHeapLimits(['files', 'status', '--since', '1h'], {})).toBeUndefined();
+    expect(await ownHeapLimits(['normalizer'], {})).toBeUndefined();
+    expect(await ownHeapLimits(['--help'], {})).toBeUndefined();
   });
 
   it('runs as a child with them; a SIGTERM reaches the child (its exit code), a SIGKILLed parent takes the child with it', async () => {

@@ -26,17 +26,45 @@ export interface HeapLimits {
 const RELAUNCHED = 'SLUICE_V8_HEAP_CHILD';
 
 /**
- * The command's name in `sluice [-c file] <command> ...` (the relaunch is decided in
- * bin/sluice.mjs before the CLI loads: a parent that had loaded it would hold ~100 MB
- * for nothing).
+ * The words of `sluice [-c file] <command> [<subcommand>...]` before any other option (the
+ * relaunch is decided in bin/sluice.mjs before the CLI loads: a parent that had loaded it
+ * would hold ~100 MB for nothing).
  */
-export function commandOf(argv: readonly string[]): string | undefined {
+export function commandWords(argv: readonly string[]): string[] {
+  const words: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '-c' || a === '--config') i++;
-    else if (!a.startsWith('-')) return a;
+    else if (a.startsWith('-')) break;
+    else words.push(a);
   }
-  return undefined;
+  return words;
+}
+
+/** The command's name in `sluice [-c file] <command> ...`. */
+export function commandOf(argv: readonly string[]): string | undefined {
+  return commandWords(argv)[0];
+}
+
+/**
+ * The processors that run with heap limits of their own: the command, the prefix of its
+ * SLUICE_<X>_MAX_OLD_SPACE_MB / _MAX_SEMI_SPACE_MB variables, and the module (relative to
+ * this one) exporting its HEAP_DEFAULTS, a file of its own so that nothing else loads.
+ * Only the processor itself (`sluice live`, `sluice files`), not its subcommands
+ * (`sluice files status`), which are short CLI runs.
+ */
+export const OWN_HEAP_LIMITS: Readonly<Record<string, { envPrefix: string; defaults: string }>> = {
+  live: { envPrefix: 'SLUICE_LIVE_', defaults: '../../live/heap-defaults.js' },
+  files: { envPrefix: 'SLUICE_FILES_', defaults: '../../files/heap-defaults.js' },
+};
+
+/** The heap limits the command line's processor runs with, if it has its own (see OWN_HEAP_LIMITS). */
+export async function ownHeapLimits(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<HeapLimits | undefined> {
+  const words = commandWords(argv);
+  const own = words.length === 1 ? OWN_HEAP_LIMITS[words[0]!] : undefined;
+  if (!own) return undefined;
+  const { HEAP_DEFAULTS } = (await import(own.defaults)) as { HEAP_DEFAULTS: HeapLimits };
+  return heapLimitsFromEnv(own.envPrefix, HEAP_DEFAULTS, env);
 }
 
 /** Limits from environment variables (`prefix` + MAX_OLD_SPACE_MB / MAX_SEMI_SPACE_MB), else the defaults; a bad value is left to the settings check. */
