@@ -121,7 +121,7 @@ async function start(ctx: ProcessorContext<typeof liveSettings>): Promise<Runnin
     inputTopic: s.eventsTopic,
     maxBatchRecords: s.maxBatchRecords,
     // Every partition of a fetch in one transaction: its round trips paid once a fetch.
-    transactionPerFetch: true,
+    partitionsPerTransaction: eventsPartitions,
     // The next fetch is decoded and applied while the transaction before it commits.
     pipeline: true,
     maxBytesPerPartition: s.maxBytesPerPartition,

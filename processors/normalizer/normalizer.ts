@@ -102,6 +102,7 @@ async function start(ctx: ProcessorContext<typeof normalizerSettings>): Promise<
   const dedupeOptions = { windowMs: s.dedupeWindowDays * 86_400_000 };
 
   const rules = { baseCurrency: s.baseCurrency };
+  const cdcPartitions = s.transactionPerFetch ? await startup.dependency(kafkaAt, async () => (await admin.fetchTopicMetadata({ topics: [s.cdcTopic] })).topics[0]?.partitions.length ?? 1) : 1;
   const loop = new TransactionalLoop<ChunkStats>({
     kafka,
     admin,
@@ -110,7 +111,7 @@ async function start(ctx: ProcessorContext<typeof normalizerSettings>): Promise<
     inputTopic: s.cdcTopic,
     maxBatchRecords: s.maxBatchRecords,
     // SLUICE_NORMALIZER_TRANSACTION_PER_FETCH: every partition of a fetch in one transaction, pipelined (as `sluice live`).
-    transactionPerFetch: s.transactionPerFetch,
+    partitionsPerTransaction: cdcPartitions,
     pipeline: s.transactionPerFetch,
     maxBytesPerPartition: s.maxBytesPerPartition,
     sessionTimeoutMs: s.sessionTimeoutMs,

@@ -2,14 +2,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { PARTITIONS_OF_A_FETCH, TransactionalLoop } from '../../processors/core/kafka/transactional-loop.js';
+import { TransactionalLoop } from '../../processors/core/kafka/transactional-loop.js';
 import { createLogger } from '../../processors/core/log/logger.js';
 import { StateStores } from '../../processors/core/state/state-stores.js';
 import { FakeChangelog } from '../support/fake-changelog.js';
 import { batchPayload, type FakeKafkaScript, fakeTransactionalKafka } from '../support/fake-transactional-kafka.js';
 
 /**
- * The transactional loop with several partitions a transaction (`transactionPerFetch`,
+ * The transactional loop with several partitions a transaction (`partitionsPerTransaction`,
  * what `sluice live` runs): kafkajs hands the batches of one fetch over at once; they are
  * routed, each against its partition's state, and written in one Kafka transaction with
  * every partition's offsets. A kafkajs stand-in records the requests; the state is the real
@@ -25,7 +25,7 @@ beforeEach(() => {
 });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-async function harness(script: FakeKafkaScript & { pipeline?: boolean; partitions?: number[] } = {}) {
+async function harness(script: FakeKafkaScript & { pipeline?: boolean } = {}) {
   const changelog = new FakeChangelog();
   const state = new StateStores({ name: 'count', dir, changelogTopic: 'g-count-changelog', source: changelog, logger, now: () => 0 });
   // The changelog records reach the changelog only when the transaction commits.
@@ -41,7 +41,7 @@ async function harness(script: FakeKafkaScript & { pipeline?: boolean; partition
     transactionalId: 't',
     inputTopic: 'in',
     maxBatchRecords: 100,
-    transactionPerFetch: true,
+    partitionsPerTransaction: 6,
     pipeline: script.pipeline ?? false,
     maxBytesPerPartition: 1 << 20,
     sessionTimeoutMs: 30_000,
@@ -63,7 +63,7 @@ async function harness(script: FakeKafkaScript & { pipeline?: boolean; partition
   });
   await loop.start();
   await state.assigned([]);
-  for (const p of script.partitions ?? [0, 1, 2]) await state.ready(p);
+  for (const p of [0, 1, 2]) await state.ready(p);
   /** One fetch's batches, handed over at once as kafkajs' workers do. */
   const fetch = (batches: [number, number[]][]) => Promise.allSettled(batches.map(([partition, offsets]) => fake.eachBatch(batchPayload({ topic: 'in', partition, offsets, key: (o) => Buffer.from(`p${partition}-k${o}`) }))));
   const count = (partition: number, key: string) => {
@@ -82,22 +82,10 @@ describe('transactions across partitions', () => {
       [2, [7, 8, 9]],
     ]);
     expect(results.every((r) => r.status === 'fulfilled')).toBe(true);
-    expect(h.runOptions()?.partitionsConsumedConcurrently).toBe(PARTITIONS_OF_A_FETCH);
+    expect(h.runOptions()?.partitionsConsumedConcurrently).toBe(6);
     expect(h.log).toEqual(['p1.connect', 'p1.send out:6,g-count-changelog:6', 'p1.offsets in[0]=12,in[1]=6,in[2]=10', 'p1.commit']);
     expect(h.committed.sort()).toEqual([1, 2, 3]);
     expect([h.count(0, 'p0-k10'), h.count(1, 'p1-k5'), h.count(2, 'p2-k9')]).toEqual([1, 1, 1]);
-    await h.state.close();
-  });
-
-  it('takes every partition of a fetch, however many the topic has (no count read at start-up: partitions added later join the transaction)', async () => {
-    const partitions = Array.from({ length: 12 }, (_, p) => p);
-    const h = await harness({ partitions });
-    const results = await h.fetch(partitions.map((p) => [p, [p * 10]]));
-    expect(results.every((r) => r.status === 'fulfilled')).toBe(true);
-    // One transaction: one send, one offsets commit with all twelve partitions, one commit.
-    expect(h.log.filter((l) => l.endsWith('.commit'))).toEqual(['p1.commit']);
-    expect(h.log.find((l) => l.includes('.offsets '))).toBe(`p1.offsets ${partitions.map((p) => `in[${p}]=${p * 10 + 1}`).join(',')}`);
-    expect(h.committed).toEqual(partitions.map(() => 1));
     await h.state.close();
   });
 

@@ -34,15 +34,13 @@ export interface TransactionalLoopOptions<R> {
   /** Most records of one partition per transaction (a bigger batch is split in chunks). */
   maxBatchRecords: number;
   /**
-   * One transaction a fetch: the batches of one fetch (one per partition) are routed as
-   * they arrive and written in ONE transaction, with every partition's offsets, so the
-   * round trips of a transaction (AddPartitionsToTxn, Produce, AddOffsetsToTxn,
-   * TxnOffsetCommit, EndTxn) are paid once a fetch instead of once a partition. The loop
-   * takes every partition of a fetch, however many the member is assigned now or after
-   * partitions are added to the topic (no count read at start-up to go stale). Default
-   * false: a transaction per partition's chunk.
+   * Partitions handled at once (kafkajs' partitionsConsumedConcurrently). Above 1, the
+   * batches of one fetch (one per partition) are routed as they arrive and written in ONE
+   * transaction, with every partition's offsets: the round trips of a transaction
+   * (AddPartitionsToTxn, Produce, AddOffsetsToTxn, TxnOffsetCommit, EndTxn) are paid once a
+   * fetch instead of once a partition. Default 1: a transaction per partition's chunk.
    */
-  transactionPerFetch?: boolean;
+  partitionsPerTransaction?: number;
   /**
    * Pipelined: a batch's work is handed back to kafkajs once its transaction is under way,
    * not committed, so the next fetch is read, decoded and applied to the state while the
@@ -152,15 +150,6 @@ export function nextOffset(part: TopicMessages[], written: RecordMetadata[], top
   return BigInt(meta.baseOffset) + BigInt(count);
 }
 
-/**
- * kafkajs' partitionsConsumedConcurrently when a transaction takes a whole fetch: a bound
- * above any member's assignment, so every batch of a fetch is handled at once however many
- * partitions the topic has (kafkajs starts at most one handler per batch of a fetch; an
- * idle worker costs nothing). The transaction forms from the batches actually under way
- * (`active`), never from a partition count.
- */
-export const PARTITIONS_OF_A_FETCH = 10_000;
-
 /** One partition's chunk, routed, waiting for (or in) its transaction. */
 interface Part<R> {
   topic: string;
@@ -254,7 +243,7 @@ export class TransactionalLoop<R> {
       eachBatchAutoResolve: false,
       // One transactional producer, one transaction at a time: with several partitions at
       // once, their batches meet in the collector and share the transaction (see Part).
-      partitionsConsumedConcurrently: o.transactionPerFetch === true ? PARTITIONS_OF_A_FETCH : 1,
+      partitionsConsumedConcurrently: Math.max(1, o.partitionsPerTransaction ?? 1),
       eachBatch: async (payload) => {
         try {
           await this.eachBatch(payload);
