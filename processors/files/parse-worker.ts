@@ -1,6 +1,7 @@
 import { getHeapSpaceStatistics, getHeapStatistics } from 'node:v8';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { FromParser, ParseJob, ToParser } from './parse-protocol.js';
+import { FirstCopies } from './first-copies.js';
 import { BatchBuilder } from './prepare-batch.js';
 import { FileFormatError } from './reasons.js';
 import { readRecords } from './records.js';
@@ -68,7 +69,9 @@ async function send(builder: BatchBuilder): Promise<void> {
 
 async function parse(): Promise<void> {
   const counter = { compressed: 0, uncompressed: 0 };
-  const newBatch = () => new BatchBuilder({ baseCurrency: job.baseCurrency, context: job.context }, spare.pop());
+  // One index of first copies for the whole file: a batch is finished before the next one starts.
+  const firstCopies = new FirstCopies();
+  const newBatch = () => new BatchBuilder({ baseCurrency: job.baseCurrency, context: job.context }, spare.pop(), firstCopies);
   let batch = newBatch();
   try {
     for await (const record of readRecords(body(), { source: job.source, maxRecordBytes: job.maxRecordBytes }, counter)) {

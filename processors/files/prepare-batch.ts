@@ -3,6 +3,7 @@ import { validateEvent } from '../ingest-api/validation.js';
 import type { Reject } from './ledger.js';
 import { reasonOf } from './reasons.js';
 import type { FileRecord } from './records.js';
+import { FirstCopies } from './first-copies.js';
 import { copyLine } from './staging-load.js';
 
 /**
@@ -45,26 +46,33 @@ export interface PrepareOptions {
  * A batch built record by record: each row is validated, enriched and written as COPY text
  * as it comes, so a batch keeps no parsed records (on a million rows, records held until
  * their batch is full survive into V8's old space and make the heap grow with the file).
- * What it keeps per row is the COPY line of each event_id's first copy, to tell a later
- * identical copy (a duplicate) from one with other content (conflicting_duplicate).
+ * To tell a later identical copy of an event_id (a duplicate) from one with other content
+ * (conflicting_duplicate), the first copy of a row that names its agent is found again in
+ * the COPY text itself (first-copies.ts: no string kept per row); only rows that name no
+ * agent, kept whole until their agent is resolved anyway, are remembered by their content.
  */
 export class BatchBuilder {
   private readonly rejects: Reject[] = [];
   private readonly unnamed: FileEvent[] = [];
   private readonly copyText: CopyText;
-  /** The content of each event_id's first valid copy in the batch. */
-  private readonly first = new Map<string, { content: string; line: number }>();
+  /** Where each event_id's first valid copy that names its agent is, in the COPY text. */
+  private readonly firstNamed: FirstCopies;
+  /** The content of each event_id's first valid copy that names no agent. */
+  private readonly firstUnnamed = new Map<string, { content: string; line: number }>();
   private rows = 0;
   read = 0;
   private last = 0;
   private readonly validation: { baseCurrency: string; receivedAtMicros: bigint };
 
-  /** `buffer`: a used COPY text buffer to fill again. */
+  /** `buffer`: a used COPY text buffer to fill again; `firstCopies`: the index of the previous batch (finished), to reuse. */
   constructor(
     private readonly options: PrepareOptions,
     buffer?: ArrayBuffer,
+    firstCopies = new FirstCopies(),
   ) {
     this.copyText = new CopyText(buffer);
+    this.firstNamed = firstCopies;
+    firstCopies.reset();
     this.validation = { baseCurrency: options.baseCurrency, receivedAtMicros: options.context.receivedAt.micros };
   }
 
@@ -82,22 +90,33 @@ export class BatchBuilder {
     }
     const event = enrich(verdict.event, r.index, this.options.context);
     // The agent is part of the content: one event_id is never both a named and an unnamed row.
-    const content = event.agentId === null ? fingerprint(event) : copyLine(event as StagedEvent);
-    const seen = this.first.get(event.eventId);
-    if (seen) {
-      if (seen.content !== content) {
-        this.rejects.push({ line: r.line, reasons: ['conflicting_duplicate'], message: `event_id ${event.eventId} appears earlier in the file (line ${seen.line}) with different content`, original: r.raw });
-        return;
-      }
-    } else this.first.set(event.eventId, { content, line: r.line });
-    if (event.agentId === null) {
+    const named = event.agentId !== null;
+    const content = named ? copyLine(event as StagedEvent) : fingerprint(event);
+    const earlier = this.earlierCopy(event.eventId, content, named);
+    if (earlier?.same === false) {
+      this.rejects.push({ line: r.line, reasons: ['conflicting_duplicate'], message: `event_id ${event.eventId} appears earlier in the file (line ${earlier.line}) with different content`, original: r.raw });
+      return;
+    }
+    if (!named) {
+      if (!earlier) this.firstUnnamed.set(event.eventId, { content, line: r.line });
       // Its agent comes from the customer's assignment at write time; identical copies are dropped there.
       this.unnamed.push({ event, line: r.line, raw: r.raw });
       return;
     }
     this.rows++;
     // A later identical copy is a duplicate (counted, not written twice).
-    if (!seen) this.copyText.line(content);
+    if (!earlier) {
+      const { start, end } = this.copyText.line(content);
+      this.firstNamed.add(event.eventId, start, end, r.line);
+    }
+  }
+
+  /** The batch's earlier copy of `eventId`, if any: its line in the file and whether its content is the same (a named and an unnamed copy never are). */
+  private earlierCopy(eventId: string, content: string, named: boolean): { line: number; same: boolean } | undefined {
+    const row = this.firstNamed.find(eventId, this.copyText.buffer);
+    if (row >= 0) return { line: this.firstNamed.fileLine(row), same: named && this.firstNamed.sameLine(row, this.copyText.buffer, content) };
+    const unnamed = this.firstUnnamed.size > 0 ? this.firstUnnamed.get(eventId) : undefined;
+    return unnamed && { line: unnamed.line, same: !named && unnamed.content === content };
   }
 
   finish(): PreparedBatch {
@@ -107,22 +126,26 @@ export class BatchBuilder {
 
 /** Lines of COPY text written as UTF-8 into one growing buffer of its own (not Node's shared pool). */
 class CopyText {
-  private buffer: Buffer;
+  buffer: Buffer;
   private length = 0;
 
   constructor(reuse?: ArrayBuffer) {
     this.buffer = reuse && reuse.byteLength > 0 ? Buffer.from(reuse) : Buffer.allocUnsafeSlow(256 * 1024);
   }
 
-  line(text: string): void {
+  /** Appends `text` and a line feed; where the text is, in bytes. */
+  line(text: string): { start: number; end: number } {
     const most = text.length * 3 + 1;
     if (this.length + most > this.buffer.length) {
       const bigger = Buffer.allocUnsafeSlow(Math.max(this.buffer.length * 2, this.length + most));
       this.buffer.copy(bigger, 0, 0, this.length);
       this.buffer = bigger;
     }
+    const start = this.length;
     this.length += this.buffer.write(text, this.length, 'utf8');
+    const end = this.length;
     this.buffer[this.length++] = 0x0a;
+    return { start, end };
   }
 
   bytes(): Uint8Array {

@@ -291,7 +291,7 @@ export interface WorkerInput {
   concurrency: number | undefined;
 }
 
-type WorkerMessage = { kind: 'file' } | { kind: 'done'; result: PartialAggregate } | { kind: 'error'; message: string } | { kind: 'warning'; name: string; message: string };
+type WorkerMessage = { kind: 'ready' } | { kind: 'file' } | { kind: 'done'; result: PartialAggregate } | { kind: 'error'; message: string } | { kind: 'warning'; name: string; message: string };
 
 /** Warnings of the reader threads, emitted in this thread (where the process routes them) once each, not once per thread and report. */
 const threadWarnings = new Set<string>();
@@ -311,6 +311,8 @@ interface PooledWorker {
   worker: Worker;
   key: string;
   busy: boolean;
+  /** The thread has loaded its modules (its 'ready' message). */
+  ready: boolean;
   /** The job's handlers while busy. */
   job: { onFile: () => void; resolve: (r: PartialAggregate) => void; reject: (e: Error) => void } | undefined;
 }
@@ -324,8 +326,50 @@ function acquireWorker(s3: S3Settings): PooledWorker {
     idle.worker.ref();
     return idle;
   }
+  return newWorker(s3, key);
+}
+
+/**
+ * Starts reader threads ahead of the first report, up to `count` for these S3 settings, idle
+ * (unref'd): `sluice reports` calls it when it starts, so that a fresh process's first report
+ * does not pay the threads' start (~0.6 s for two on an idle machine, BENCHMARKS.md, Reports
+ * over a compacted month). Fewer than two threads are never used (aggregateMonth), so none are
+ * started then. Resolves when each thread has loaded its modules, or failed (a failed thread
+ * is dropped, and the report that needs one starts another, which reports the error).
+ */
+export async function startReaderThreads(s3: S3Settings, count: number): Promise<void> {
+  if (count < 2 || !existsSync(WORKER_FILE)) return;
+  const key = JSON.stringify(s3);
+  const started: Promise<void>[] = [];
+  for (let n = pool.filter((w) => w.key === key).length; n < count; n++) {
+    const p = newWorker(s3, key);
+    started.push(
+      new Promise<void>((resolve) => {
+        const done = () => {
+          p.worker.off('message', onReady);
+          p.worker.off('exit', done);
+          resolve();
+        };
+        const onReady = (m: WorkerMessage) => m.kind === 'ready' && done();
+        p.worker.on('message', onReady);
+        p.worker.once('exit', done);
+      }),
+    );
+    releaseWorker(p);
+  }
+  await Promise.all(started);
+}
+
+let threadsStarted = 0;
+/** Reader threads started by this process so far, those alive now, and of those the loaded ones (tests). */
+export function readerThreadStats(): { started: number; alive: number; ready: number } {
+  return { started: threadsStarted, alive: pool.length, ready: pool.filter((w) => w.ready).length };
+}
+
+function newWorker(s3: S3Settings, key: string): PooledWorker {
+  threadsStarted++;
   const start: WorkerStart = { s3 };
-  const p: PooledWorker = { worker: new Worker(WORKER_FILE, { workerData: start }), key, busy: true, job: undefined };
+  const p: PooledWorker = { worker: new Worker(WORKER_FILE, { workerData: start }), key, busy: true, ready: false, job: undefined };
   const fail = (error: Error) => {
     const i = pool.indexOf(p);
     if (i >= 0) pool.splice(i, 1);
@@ -334,6 +378,7 @@ function acquireWorker(s3: S3Settings): PooledWorker {
     job?.reject(error);
   };
   p.worker.on('message', (m: WorkerMessage) => {
+    if (m.kind === 'ready') return void (p.ready = true);
     if (m.kind === 'warning') return emitThreadWarning(m.name, m.message);
     const job = p.job;
     if (!job) return;

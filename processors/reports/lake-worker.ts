@@ -19,3 +19,5 @@ parentPort!.on('message', (input: WorkerInput) => {
     (error: unknown) => parentPort!.postMessage({ kind: 'error', message: (error as Error).message }),
   );
 });
+// Loaded (the imports above ran): a thread started ahead of the first report is ready for it.
+parentPort!.postMessage({ kind: 'ready' });

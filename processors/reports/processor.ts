@@ -8,6 +8,7 @@ import type { Logger } from '../core/log/logger.js';
 import type { S3Settings } from '../core/s3/client.js';
 import type { CommissionRules } from './commission.js';
 import { generateReport } from './generate.js';
+import { startReaderThreads } from './lake-month.js';
 import type { ReportsMetrics } from './metrics.js';
 import type { Notifier } from './notify.js';
 import { parseReportRequest, type ReportRequest } from './request.js';
@@ -48,6 +49,12 @@ export class ReportProcessor {
   }
 
   async start(): Promise<void> {
+    // The lake's reader threads start now, beside the consumer, not with the first report (lake-month.ts).
+    if (!this.d.warehouse) {
+      startReaderThreads(this.d.readers.s3, this.d.readers.count).catch((error: unknown) =>
+        this.d.logger.warn({ err: error }, 'lake reader threads did not start ahead of the first report; the first report starts them'),
+      );
+    }
     await this.consumer.connect();
     await this.consumer.subscribe({ topic: this.d.settings.requestsTopic, fromBeginning: true });
     await this.consumer.run({

@@ -313,10 +313,16 @@ describe('reports: commission reports from the lake, by topic and REST, with lin
     const monthFiles = lake.keys.filter((k) => k.includes(`/dt=${MONTH}-`)).length;
     expect(monthFiles, 'enough files for 2 threads (48 each)').toBeGreaterThanOrEqual(96);
     const compiled = (await import(pathToFileURL(currentDist('processors/reports/reports.js')).href)) as typeof import('../../processors/reports/reports.js');
+    const reader = (await import(pathToFileURL(currentDist('processors/reports/lake-month.js')).href)) as typeof import('../../processors/reports/lake-month.js');
+    const before = reader.readerThreadStats().started;
     const i = await startInstance('threads', { SLUICE_REPORTS_READER_THREADS: '2' }, compiled.startReports);
+    // Started with the processor, not by the first report: the report uses those two.
+    await eventually(async () => (reader.readerThreadStats().ready === 2 ? true : undefined), 20_000, 'two reader threads loaded before any report');
+    expect(reader.readerThreadStats()).toEqual({ started: before + 2, alive: 2, ready: 2 });
     const id = `threads-${run}`;
     await generate(i, { request_id: id });
     const status = await finalState(i, id);
+    expect(reader.readerThreadStats(), 'the report ran on the two threads started with the processor').toEqual({ started: before + 2, alive: 2, ready: 2 });
     expect(status.result.rows).toBe(expected.length);
     const [header, ...rows] = parseCsv((await download(status.download.url)).text);
     expect(header).toEqual(REPORT_HEADER);

@@ -63,9 +63,10 @@ export function fakeTransactionalKafka(script: FakeKafkaScript = {}, onCommit?: 
       },
     };
   };
+  const handlers = new Map<string, ((e: unknown) => void)[]>();
   const consumer = {
     events: { FETCH_START: 'f', HEARTBEAT: 'h', START_BATCH_PROCESS: 's', GROUP_JOIN: 'j', CRASH: 'c' },
-    on: () => undefined,
+    on: (event: string, fn: (e: unknown) => void) => void handlers.set(event, [...(handlers.get(event) ?? []), fn]),
     connect: async () => undefined,
     subscribe: async () => undefined,
     disconnect: async () => undefined,
@@ -80,6 +81,10 @@ export function fakeTransactionalKafka(script: FakeKafkaScript = {}, onCommit?: 
     kafka: { producer, consumer: () => consumer } as never,
     /** The options the loop ran its consumer with. */
     runOptions: () => runOptions,
+    /** The group's join (kafkajs' GROUP_JOIN event) with this member's assignment, topic -> partitions. */
+    join: (memberAssignment: Record<string, number[]>) => {
+      for (const fn of handlers.get('j') ?? []) fn({ payload: { memberId: 'member-1', memberAssignment } });
+    },
     /** Hands one batch to the loop as kafkajs' fetch would. */
     eachBatch: (payload: EachBatchPayload) => eachBatch!(payload),
   };

@@ -25,7 +25,7 @@ beforeEach(() => {
 });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-async function harness(script: FakeKafkaScript & { pipeline?: boolean } = {}) {
+async function harness(script: FakeKafkaScript & { pipeline?: boolean; logger?: typeof logger } = {}) {
   const changelog = new FakeChangelog();
   const state = new StateStores({ name: 'count', dir, changelogTopic: 'g-count-changelog', source: changelog, logger, now: () => 0 });
   // The changelog records reach the changelog only when the transaction commits.
@@ -46,7 +46,7 @@ async function harness(script: FakeKafkaScript & { pipeline?: boolean } = {}) {
     maxBytesPerPartition: 1 << 20,
     sessionTimeoutMs: 30_000,
     transactionTimeoutMs: 60_000,
-    logger,
+    logger: script.logger ?? logger,
     signal: new AbortController().signal,
     state,
     // Counts each record's key in the partition's state: a count of 2 for a key sent once would be a double count.
@@ -70,7 +70,7 @@ async function harness(script: FakeKafkaScript & { pipeline?: boolean } = {}) {
     const v = state.begin(partition).get(key)?.value;
     return v === undefined ? 0 : Number(v.toString());
   };
-  return { log, committed, fetch, count, state, changelog, loop, runOptions: fake.runOptions };
+  return { log, committed, fetch, count, state, changelog, loop, runOptions: fake.runOptions, join: fake.join };
 }
 
 describe('transactions across partitions', () => {
@@ -86,6 +86,20 @@ describe('transactions across partitions', () => {
     expect(h.log).toEqual(['p1.connect', 'p1.send out:6,g-count-changelog:6', 'p1.offsets in[0]=12,in[1]=6,in[2]=10', 'p1.commit']);
     expect(h.committed.sort()).toEqual([1, 2, 3]);
     expect([h.count(0, 'p0-k10'), h.count(1, 'p1-k5'), h.count(2, 'p2-k9')]).toEqual([1, 1, 1]);
+    await h.state.close();
+  });
+
+  it('warns when assigned more partitions than it takes in one transaction (the input topic grew after the start), not otherwise', async () => {
+    const warnings: string[] = [];
+    const recording = Object.assign(Object.create(logger) as typeof logger, { warn: (_o: unknown, message: string) => void warnings.push(message) });
+    const h = await harness({ logger: recording });
+    expect(h.runOptions()?.partitionsConsumedConcurrently).toBe(6);
+    h.join({ in: [0, 1, 2, 3, 4, 5], other: [0, 1, 2, 3, 4, 5, 6, 7] });
+    expect(warnings).toEqual([]);
+    h.join({ in: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12] });
+    expect(warnings).toEqual([
+      'assigned 13 partitions of in, more than the 6 it had at start-up: a fetch of all of them takes 3 transactions (still exactly once); restart the processor to take them in one',
+    ]);
     await h.state.close();
   });
 

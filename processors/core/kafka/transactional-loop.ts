@@ -218,6 +218,17 @@ export class TransactionalLoop<R> {
     }
     consumer.on(consumer.events.GROUP_JOIN, (e) => {
       o.logger.info({ memberId: e.payload.memberId, assignment: e.payload.memberAssignment }, 'joined the consumer group');
+      const assigned = e.payload.memberAssignment[o.inputTopic]?.length ?? 0;
+      const perTransaction = o.partitionsPerTransaction ?? 1;
+      if (perTransaction > 1 && assigned > perTransaction) {
+        // The count is read when the processor starts (the topic's partitions then); kafkajs cannot
+        // widen partitionsConsumedConcurrently while running, and a pool sized for any count costs
+        // every fetch a wake-up per idle worker (BENCHMARKS.md, freshness: a regression reverted).
+        o.logger.warn(
+          { topic: o.inputTopic, assigned, partitionsPerTransaction: perTransaction },
+          `assigned ${assigned} partitions of ${o.inputTopic}, more than the ${perTransaction} it had at start-up: a fetch of all of them takes ${Math.ceil(assigned / perTransaction)} transactions (still exactly once); restart the processor to take them in one`,
+        );
+      }
       const state = o.state;
       if (state) {
         const partitions = e.payload.memberAssignment[o.inputTopic] ?? [];

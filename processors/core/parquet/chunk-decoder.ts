@@ -2,6 +2,8 @@ import type { ColumnChunk, Compressors, FileMetaData, SchemaElement } from 'hypa
 import { parquetHeader } from 'hyparquet/src/column.js';
 import { decompressPage } from 'hyparquet/src/datapage.js';
 import { readRleBitPackedHybrid } from 'hyparquet/src/encoding.js';
+// hyparquet's internal modules (src/*): not its public API, so package.json pins hyparquet's exact version;
+// an upgrade must pass test/unit/parquet-chunk-decoder.test.ts, which compares this decoder with hyparquet's own.
 
 /**
  * Decodes one column chunk of a flat Parquet column straight into typed arrays, for the
