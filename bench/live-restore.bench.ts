@@ -28,7 +28,9 @@ import { sleep } from '../processors/core/errors/retry.js';
 import { createKafka } from '../processors/core/kafka/client.js';
 import { changelogTopicName } from '../processors/core/state/changelog.js';
 import { encodeEntry, type StateChange } from '../processors/core/state/partition-store.js';
-import { customerKey, encodeTotals, eventKey, totalsKey } from '../processors/live/aggregate.js';
+import { encodeTotals, eventKey, totalsKey } from '../processors/live/aggregate.js';
+import { customerKey } from '../processors/live/customers.js';
+import { hourOf } from '../processors/live/months.js';
 import { LIVE_CHANGELOG_CODEC } from '../processors/live/changelog.js';
 import { closesAt } from '../processors/live/months.js';
 import { freePort, memoryKb, metricSum, startSluice, type SluiceProcess } from './support/processes.js';
@@ -87,7 +89,7 @@ async function writeChangelog(): Promise<{ bytes: number; records: number; entri
         const agent = `agent-${String(i).padStart(7, '0')}`;
         for (let k = 0; k < EVENTS_PER; k++) changes.push({ key: eventKey(randomUUID(), BigInt(Date.now()) * 1000n), entry: empty });
         const onboarded = i % 3 === 0 ? 1 : 0;
-        if (onboarded) changes.push({ key: customerKey(agent, month, `customer-${i}`), entry: empty });
+        if (onboarded) changes.push({ key: customerKey(hourOf(BigInt(Date.now()) * 1000n), agent, month, `customer-${i}`), entry: empty });
         const totals = { events: EVENTS_PER, customersOnboarded: onboarded, depositsMinor: BigInt(i) * 100n, withdrawalsMinor: 0n, investmentsMinor: 0n };
         changes.push({ key: totalsKey(agent, month), entry: encodeEntry(encodeTotals(totals), expiresAt) });
       }

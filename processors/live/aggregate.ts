@@ -1,8 +1,11 @@
 import { commission, type CommissionRow, type CommissionRules } from '../reports/commission.js';
 import type { StateTransaction } from '../core/state/state-stores.js';
 import { dedupeKey } from '../normalizer/dedupe.js';
+import { CustomerIndex, customerKey, customerKeyAt } from './customers.js';
 import type { LiveEvent } from './event.js';
-import { closesAt, isOpen, monthOfMicros } from './months.js';
+import { closesAt, hourKey, hourOf, isOpen, monthOfMicros, oldestOpenMonth } from './months.js';
+
+export { hourKey };
 
 /**
  * The live state of one events partition (core/state, a StateTransaction per Kafka
@@ -18,7 +21,8 @@ import { closesAt, isOpen, monthOfMicros } from './months.js';
  *     immutable: an UPDATE is a dead letter at the normalizer, DOMAIN.md), so its copies
  *     meet the same key. Stores written before this held `e\0<id>` (legacyEventKey): those
  *     are looked up too while a store still holds any (they expire with their month);
- *   - `c\0<agent>\0<month>\0<customer>`: the customer was onboarded by the agent in the month (N counts distinct ones);
+ *   - `C\0<hour><agent>\0<month>\0<customer>`: the customer was onboarded by the agent in the month (N counts
+ *     distinct ones), found through the partition's CustomerIndex (customers.ts: why, and the keys of older stores);
  *   - `a\0<agent>\0<month>`: the agent-month's totals (events, N, D, W, I; exact decimal text).
  * Every entry expires when its month leaves the window of open months (closesAt): after
  * that an event of the month is late_outside_window and never counted, so nothing needs
@@ -56,18 +60,10 @@ export interface ApplyResult {
 
 const SEP = '\u0000';
 const EMPTY = Buffer.alloc(0);
-const HOUR_US = 3_600_000_000n;
-const HOUR_OFFSET = 0x800000;
-/** The UTC hour of a time (µs since the epoch) as 6 sortable hex digits (±957 years around 1970). */
-export function hourKey(micros: bigint): string {
-  const h = Math.min(Math.max(Number(micros / HOUR_US) + HOUR_OFFSET, 0), 0xffffff);
-  return h.toString(16).padStart(6, '0');
-}
 export const eventKey = (eventId: string, occurredAtMicros: bigint): string => `i${SEP}${hourKey(occurredAtMicros)}${dedupeKey(eventId)}`;
 /** Where the key of a counted event was before the hour led it: `e\0<id>`. */
 export const LEGACY_EVENT_PREFIX = `e${SEP}`;
 export const legacyEventKey = (eventId: string): string => `${LEGACY_EVENT_PREFIX}${dedupeKey(eventId)}`;
-export const customerKey = (agentId: string, month: string, customerId: string): string => `c${SEP}${agentId}${SEP}${month}${SEP}${customerId}`;
 export const totalsKey = (agentId: string, month: string): string => `a${SEP}${agentId}${SEP}${month}`;
 
 export function encodeTotals(t: Totals): Buffer {
@@ -86,6 +82,9 @@ export function applyEvents(state: StateTransaction, events: readonly LiveEvent[
   const result: ApplyResult = { changed: new Map(), counted: 0, duplicates: 0, late: [] };
   const totals = new Map<string, { agentId: string; month: string; t: Totals }>();
   const months = new MonthCache(o);
+  const customers = state.index;
+  if (!(customers instanceof CustomerIndex)) throw new Error('the live state stores need their customer index (StateStoresOptions.index: () => new CustomerIndex())');
+  customers.dropMonthsBefore(oldestOpenMonth(o.nowMs, o.openMonths));
   // Counted events of a store written before the hour-led keys: looked up under their old key too, until they expire.
   const legacy = state.storeHasKeysFrom(LEGACY_EVENT_PREFIX);
   for (const e of events) {
@@ -112,9 +111,8 @@ export function applyEvents(state: StateTransaction, events: readonly LiveEvent[
     const t = entry.t;
     t.events++;
     if (e.type === 'customer_onboarded') {
-      const ck = customerKey(e.agentId, month, e.customerId);
-      if (!state.has(ck)) {
-        state.put(ck, EMPTY, expiresAt);
+      if (!onboarded(state, customers, e.agentId, month, e.customerId)) {
+        state.put(customerKey(hourOf(e.occurredAtMicros), e.agentId, month, e.customerId), EMPTY, expiresAt);
         t.customersOnboarded++;
       }
     } else if (e.type === 'deposit_made') t.depositsMinor += e.amountMinor ?? 0n;
@@ -127,6 +125,12 @@ export function applyEvents(state: StateTransaction, events: readonly LiveEvent[
     result.changed.set(key, { ...commission({ agentId, ...t }, o.rules), month });
   }
   return result;
+}
+
+/** Whether the agent onboarded the customer in the month before, as `state` sees it: the index's candidates, each read exactly. */
+function onboarded(state: StateTransaction, customers: CustomerIndex, agentId: string, month: string, customerId: string): boolean {
+  for (const locator of customers.locators(agentId, month, customerId)) if (state.has(customerKeyAt(locator, agentId, month, customerId))) return true;
+  return false;
 }
 
 interface MonthInfo {

@@ -25,6 +25,7 @@ import { defaultSchemasDir } from '../normalizer/contract.js';
 import { loadRules } from '../reports/rules.js';
 import { applyEvents } from './aggregate.js';
 import { LIVE_CHANGELOG_CODEC } from './changelog.js';
+import { CustomerIndex } from './customers.js';
 import { registerLiveRoutes } from './api.js';
 import { toLiveEvent, type LiveEvent } from './event.js';
 import { LiveMetrics } from './metrics.js';
@@ -225,6 +226,8 @@ async function openState(ctx: ProcessorContext<typeof liveSettings>, kafka: Kafk
     logger,
     metrics: new StateMetrics(ctx.metrics),
     ...(s.stateRemapSeconds > 0 ? { remapIntervalMs: s.stateRemapSeconds * 1000 } : {}),
+    // Onboarded customers are looked up in memory first (customers.ts): their store is only read to confirm.
+    index: () => new CustomerIndex(),
     // Live's entries expire only when a month closes: a slow sweep (20,000 entries a minute per
     // partition, a round every 6 h) finds them in time, and reads few pages through the memory map between reopens.
     sweep: { stepIntervalMs: 60_000, roundIntervalMs: 6 * 3_600_000 },

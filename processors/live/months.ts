@@ -34,3 +34,14 @@ export function closesAt(month: string, open: number): number {
   const i = index(month) + open;
   return Date.UTC(Math.floor(i / 12), i % 12, 1);
 }
+
+const HOUR_US = 3_600_000_000n;
+const HOUR_OFFSET = 0x800000;
+/** The UTC hour of a time (µs since the epoch), counted from ~957 years before 1970 (0 to 0xffffff, clamped). */
+export function hourOf(micros: bigint): number {
+  return Math.min(Math.max(Number(micros / HOUR_US) + HOUR_OFFSET, 0), 0xffffff);
+}
+/** hourOf as 6 sortable hex digits. */
+export const hourHex = (hour: number): string => hour.toString(16).padStart(6, '0');
+/** The UTC hour of a time (µs since the epoch) as 6 sortable hex digits (±957 years around 1970). */
+export const hourKey = (micros: bigint): string => hourHex(hourOf(micros));

@@ -127,6 +127,14 @@ export class PartitionStore {
     return false;
   }
 
+  /** The keys starting with `prefix`, in key order (read lazily). */
+  *keysFrom(prefix: string): Iterable<string> {
+    for (const key of this.data.getKeys({ start: prefix })) {
+      if (!(key as string).startsWith(prefix)) return;
+      yield key as string;
+    }
+  }
+
   /** The next changelog offset this store has not applied; undefined for a new store. */
   changelogNext(): bigint | undefined {
     const v = this.meta.get(CHANGELOG_NEXT);

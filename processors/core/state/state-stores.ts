@@ -3,6 +3,7 @@ import type { KafkaMessage, Message } from 'kafkajs';
 import type { Logger } from '../log/logger.js';
 import { PER_CHANGE_CODEC, type ChangelogCodec } from './changelog.js';
 import type { ChangelogSource } from './changelog-reader.js';
+import { indexes, type KeyIndex } from './key-index.js';
 import type { StateMetrics } from './metrics.js';
 import { decodeEntry, encodeEntry, entryExpiresAt, PartitionStore, type StateChange, type StoredEntry } from './partition-store.js';
 
@@ -50,6 +51,12 @@ export interface StateStoresOptions {
    * again. Default: never.
    */
   remapIntervalMs?: number;
+  /**
+   * An in-memory index of some keys per partition (key-index.ts), made by this for each
+   * partition opened: kept in step with the store and the transactions, read with
+   * `StateTransaction.index`.
+   */
+  index?: () => KeyIndex;
 }
 
 /** An open partition: its store, the committed changes LMDB has not written yet, and the expiry sweep's place. */
@@ -72,6 +79,8 @@ interface OpenPartition {
   remapping: Promise<void> | undefined;
   /** Called when the last staged transaction commits or aborts (a reopen waits for it). */
   onIdle: (() => void) | undefined;
+  /** StateStoresOptions.index's index of this partition. */
+  index: KeyIndex | undefined;
 }
 
 export class StateTransaction {
@@ -86,6 +95,8 @@ export class StateTransaction {
   private readonly before: StateTransaction[];
   /** Deletes queued by expireDue. */
   expiredCount = 0;
+  /** Keys this transaction added to the partition's index (taken back if it aborts). */
+  private indexed: string[] | undefined;
 
   constructor(
     readonly partition: number,
@@ -130,6 +141,21 @@ export class StateTransaction {
       entry = this.emptyEntry.entry;
     } else entry = encodeEntry(value, expiresAt);
     this.pending.set(key, { key, entry });
+    const index = this.open.index;
+    if (index && indexes(index, key) && index.add(key)) (this.indexed ??= []).push(key);
+  }
+
+  /** The partition's index (StateStoresOptions.index): may the partition hold a key? (a filter: confirm with `has`). */
+  get index(): KeyIndex | undefined {
+    return this.open.index;
+  }
+
+  /** Takes this transaction's keys out of the partition's index (it aborted). */
+  unindex(): void {
+    const keys = this.indexed;
+    this.indexed = undefined;
+    if (!keys) return;
+    for (let i = keys.length - 1; i >= 0; i--) this.open.index!.remove(keys[i]!);
   }
 
   private emptyEntry: { expiresAt: number; entry: Buffer } | undefined;
@@ -318,6 +344,10 @@ export class StateStores {
     );
     if (this.open.get(partition) !== open) throw new Error(`state store ${this.name} partition ${partition} was closed while restoring`);
     if (store.changelogNext() !== high) store.apply([], high);
+    if (open.index) {
+      open.index.clear();
+      for (const prefix of open.index.prefixes) for (const key of store.keysFrom(prefix)) open.index.add(key);
+    }
     if (generation === this.generation) this.current.add(partition);
     const seconds = (performance.now() - started) / 1000;
     const entries = store.count();
@@ -379,7 +409,7 @@ export class StateStores {
   }
 
   private newPartition(store: PartitionStore): OpenPartition {
-    return { store, unwritten: new Map(), staged: [], sweepAfter: undefined, nextSweepAt: 0, remapAt: performance.now() + (this.options.remapIntervalMs ?? 0), remapping: undefined, onIdle: undefined };
+    return { store, unwritten: new Map(), staged: [], sweepAfter: undefined, nextSweepAt: 0, remapAt: performance.now() + (this.options.remapIntervalMs ?? 0), remapping: undefined, onIdle: undefined, index: this.options.index?.() };
   }
 
   /**
@@ -423,7 +453,12 @@ export class StateStores {
     if (!open) return;
     const at = open.staged.indexOf(txn);
     if (at < 0) return;
-    for (const dropped of open.staged.splice(at)) dropped.settle();
+    const dropped = open.staged.splice(at);
+    // Newest first: the index goes back to what it held before `txn` (key-index.ts).
+    for (let i = dropped.length - 1; i >= 0; i--) {
+      dropped[i]!.settle();
+      dropped[i]!.unindex();
+    }
     if (open.staged.length === 0) open.onIdle?.();
   }
 
