@@ -27,7 +27,6 @@ import { coreSettings } from '../processors/core/config/core-settings.js';
 import { loadSettings } from '../processors/core/config/settings.js';
 import { createPool } from '../processors/core/db/pool.js';
 import { createS3Client } from '../processors/core/s3/client.js';
-import { FILES_NODE_OPTIONS } from '../processors/files/heap-defaults.js';
 import { startIngestApi } from '../processors/ingest-api/ingest-api.js';
 
 const N = Number(process.env.BENCH_FILE_ROWS ?? 1_000_000);
@@ -112,8 +111,6 @@ async function main(): Promise<void> {
         SLUICE_FILES_DLQ_TOPIC: `bench-files-${run}.dlq`,
         SLUICE_FILES_POLL_INTERVAL_MS: '500',
         SLUICE_FILES_HTTP_PORT: process.env.BENCH_FILE_HTTP_PORT ?? '0',
-        // The heap limits `sluice files` gives itself, as Node options: no relaunch, so its own peak RSS is measured.
-        NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} ${FILES_NODE_OPTIONS}`.trim(),
         ...(process.env.BENCH_FILE_BATCH ? { SLUICE_FILES_BATCH_ROWS: process.env.BENCH_FILE_BATCH } : {}),
       },
       stdio: ['ignore', 'inherit', 'inherit'],

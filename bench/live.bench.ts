@@ -12,8 +12,8 @@
  *     API answering 200 (polled every 10 ms for one event in 10). It starts at the events
  *     topic: Postgres, Debezium and the normalizer are not in this path.
  * BENCH_LIVE_PRODUCE_ONLY=1 BENCH_KEEP=1: only produces the backlog and prints its topic, for
- * runs with BENCH_LIVE_TOPIC=<topic>. The memory figures are the worker's (`sluice live` runs
- * itself again with its V8 heap limits: workerPid), with the peaks of its V8 heap and external memory.
+ * runs with BENCH_LIVE_TOPIC=<topic>. The memory figures are the one process's (`sluice live`
+ * runs in a worker thread with its V8 heap limits, in the same process), with the peaks of its V8 heap and external memory.
  */
 import './support/stack-env.js';
 import { execFileSync } from 'node:child_process';
@@ -30,7 +30,7 @@ import { RegistryRestClient } from '../processors/core/registry/ccompat.js';
 import { changelogTopicName } from '../processors/core/state/changelog.js';
 import { readSse } from '../test/support/sse.js';
 import { AgentEventBacklog, agentEventSchemaText, agentEventType } from './support/agent-events.js';
-import { freePort, memoryKb, metricSum, startSluice, workerPid, type SluiceProcess } from './support/processes.js';
+import { freePort, memoryKb, metricSum, startSluice, type SluiceProcess } from './support/processes.js';
 
 let N = Number(process.env.BENCH_LIVE_EVENTS ?? 1_000_000);
 /** BENCH_LIVE_TOPIC: the backlog topic of an earlier run (kept with BENCH_KEEP=1), read again instead of producing one: a 5M backlog takes ~17 min to produce on a loaded machine. */
@@ -226,14 +226,12 @@ async function main(): Promise<void> {
   let peak = 0;
   let peakAnon = 0;
   let peakFile = 0;
-  let relay = 0;
+  // The one process `node bin/sluice.mjs live` is (its worker thread included: core/runtime/v8-heap.ts).
   const sampler = setInterval(() => {
     try {
-      const pid = workerPid(p.pid);
-      peak = Math.max(peak, memoryKb(pid, 'VmHWM'));
-      peakAnon = Math.max(peakAnon, memoryKb(pid, 'RssAnon'));
-      peakFile = Math.max(peakFile, memoryKb(pid, 'RssFile'));
-      if (pid !== p.pid) relay = Math.max(relay, memoryKb(p.pid, 'VmHWM'));
+      peak = Math.max(peak, memoryKb(p.pid, 'VmHWM'));
+      peakAnon = Math.max(peakAnon, memoryKb(p.pid, 'RssAnon'));
+      peakFile = Math.max(peakFile, memoryKb(p.pid, 'RssFile'));
     } catch {
       /* exited */
     }
@@ -250,11 +248,11 @@ async function main(): Promise<void> {
   await Promise.race([p.ready(120_000), p.exited]);
   await Promise.race([drained(), p.exited]);
   const ms = Date.now() - started;
-  peak = Math.max(peak, memoryKb(workerPid(p.pid), 'VmHWM'));
+  peak = Math.max(peak, memoryKb(p.pid, 'VmHWM'));
   const metrics = await p.metrics();
   const agentMonths = metricSum(metrics, 'sluice_state_entries');
   line(`sluice live over the backlog: ${fmt((N / ms) * 1000)} events/s (${(ms / 1000).toFixed(1)} s from spawn to the group committing the end; ${(((N / ms) * 1000) / raw * 100).toFixed(0)} % of raw consume), counted ${fmt(metricSum(metrics, 'sluice_live_events_total'))}`);
-  line(`state: ${fmt(agentMonths)} entries (event ids + customers + agent-month totals); view ${fmt(metricSum(metrics, 'sluice_live_view_agent_months'))} agent-months; peak RSS (VmHWM) ${(peak / 1024).toFixed(0)} MB, of which at most ${(peakAnon / 1024).toFixed(0)} MB private (RssAnon: heap, buffers) and ${(peakFile / 1024).toFixed(0)} MB mapped files (RssFile: LMDB pages, code; sampled every 0.5 s)${relay ? `; the relaying parent (V8 heap flags, core/runtime/v8-heap.ts) ${(relay / 1024).toFixed(0)} MB` : ''}`);
+  line(`state: ${fmt(agentMonths)} entries (event ids + customers + agent-month totals); view ${fmt(metricSum(metrics, 'sluice_live_view_agent_months'))} agent-months; peak RSS (VmHWM) ${(peak / 1024).toFixed(0)} MB, of which at most ${(peakAnon / 1024).toFixed(0)} MB private (RssAnon: heap, buffers) and ${(peakFile / 1024).toFixed(0)} MB mapped files (RssFile: LMDB pages, code; sampled every 0.5 s)`);
   clearInterval(heapSampler);
   line(`  V8 heap (sampled every 1 s, peaks): used ${(heap.used / 1048576).toFixed(0)} MB, total ${(heap.total / 1048576).toFixed(0)} MB; external (Buffers outside the heap) ${(heap.external / 1048576).toFixed(0)} MB`);
   await freshness(p, b.schemaId);

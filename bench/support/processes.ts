@@ -33,20 +33,6 @@ export function memoryKb(pid: number, field: 'VmRSS' | 'VmHWM' | 'RssAnon' | 'Rs
   }
 }
 
-/**
- * The process doing the work under `pid`: its newest descendant (`sluice live` runs itself again
- * as a child with its V8 heap limits, core/runtime/v8-heap.ts; its parent only relays signals).
- */
-export function workerPid(pid: number): number {
-  try {
-    const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-    const last = children[children.length - 1];
-    return last === undefined ? pid : workerPid(last);
-  } catch {
-    return pid;
-  }
-}
-
 /** Children still running: a bench that dies (an uncaught error) must not leave processors behind it. */
 const live = new Set<ChildProcess>();
 process.once('exit', () => {

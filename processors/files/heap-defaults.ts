@@ -1,8 +1,8 @@
 /**
  * The files process's V8 heap limits unless SLUICE_FILES_MAX_OLD_SPACE_MB /
  * SLUICE_FILES_MAX_SEMI_SPACE_MB say otherwise (settings.ts documents them). A file of its
- * own: bin/sluice.mjs reads it before anything else loads, to run `sluice files` again with
- * these limits (core/runtime/v8-heap.ts).
+ * own: bin/sluice.mjs reads it before anything else loads, to run `sluice files` in a worker
+ * thread created with these limits (core/runtime/v8-heap.ts).
  *
  * A young generation of 2 MiB semi-spaces instead of V8's 16: the object's bytes pass
  * through the ingest thread as S3's socket buffers (the SHA-256 pass, then the feed to the
@@ -13,5 +13,3 @@
  */
 export const HEAP_DEFAULTS = { maxOldSpaceMb: 0, maxSemiSpaceMb: 2 } as const;
 
-/** The same limits as Node options, for a files process started by a test or a bench (no relaunch, so its own RSS is measured). */
-export const FILES_NODE_OPTIONS = `--max-semi-space-size=${HEAP_DEFAULTS.maxSemiSpaceMb}`;

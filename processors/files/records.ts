@@ -44,6 +44,11 @@ export async function* readRecords(body: AsyncIterable<Uint8Array>, options: Rec
   else yield* jsonLines(bytes, options);
 }
 
+/** The same bytes as a Buffer, without a copy (Buffer.from(Uint8Array) copies). */
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
 /** The object's bytes, gunzipped when they start with gzip's magic bytes. */
 async function* decompressed(body: AsyncIterable<Uint8Array>, counter: ByteCounter): AsyncGenerator<Buffer> {
   const it = body[Symbol.asyncIterator]();
@@ -52,7 +57,7 @@ async function* decompressed(body: AsyncIterable<Uint8Array>, counter: ByteCount
   while (head.length < 2 && !done) {
     const next = await it.next();
     if (next.done) done = true;
-    else head = Buffer.concat([head, Buffer.from(next.value)]);
+    else head = Buffer.concat([head, next.value]);
   }
   counter.compressed += head.length;
   if (head.length === 0) throw new FileFormatError('empty_file', 'the object has no bytes');
@@ -61,7 +66,7 @@ async function* decompressed(body: AsyncIterable<Uint8Array>, counter: ByteCount
     if (done) return;
     for (let next = await it.next(); !next.done; next = await it.next()) {
       counter.compressed += next.value.length;
-      yield Buffer.from(next.value);
+      yield asBuffer(next.value);
     }
   }
   if (!(head[0] === 0x1f && head[1] === 0x8b)) {
@@ -71,7 +76,10 @@ async function* decompressed(body: AsyncIterable<Uint8Array>, counter: ByteCount
     }
     return;
   }
-  const compressed = Readable.from(rest());
+  // One chunk buffered ahead of gunzip (Readable.from's default is 16): a chunk that waits
+  // across several collections of the parsing thread's young generation moves to its old
+  // space, and its memory (outside the heap) waits there for a major collection.
+  const compressed = Readable.from(rest(), { highWaterMark: 1 });
   const gunzip = createGunzip();
   // pipe() does not forward a source error (a connection reset while reading S3): without
   // this the error would be unhandled and the gunzip stream would wait for ever.

@@ -4,6 +4,7 @@ import { setting, type SettingsOf } from '../core/config/settings.js';
 import { commaList, hostList, networkList, topicName } from '../core/config/values.js';
 import { CHANNELS } from '../ingest-api/validation.js';
 import { HEAP_DEFAULTS } from './heap-defaults.js';
+import { heapSettings } from '../core/config/heap-settings.js';
 
 const prefix = z.string().regex(/^[^/\s][^\s]*\/$/, 'a key prefix ending with "/"');
 
@@ -97,13 +98,8 @@ export const filesSettings = {
     }),
     webhookTimeoutMs: setting(z.coerce.number().int().min(100).max(120_000), { doc: 'how long one webhook call may take', default: 10_000 }),
     dbPoolMax: setting(z.coerce.number().int().min(2).max(100), { doc: 'most PostgreSQL connections of this instance', default: 4 }),
-    maxOldSpaceMb: setting(z.coerce.number().int().min(0), {
-      doc: "V8 old-generation limit of the files process, MiB (node --max-old-space-size; 0 = V8's default): `sluice files` runs itself again with its limits (bin/sluice.mjs, before anything loads: so only from the environment, not a config file) unless NODE_OPTIONS or the command line already set them",
-      default: HEAP_DEFAULTS.maxOldSpaceMb,
-    }),
-    maxSemiSpaceMb: setting(z.coerce.number().int().min(0), {
-      doc: "V8 young-generation semi-space limit of the files process, MiB (node --max-semi-space-size; 0 = V8's default, 16); from the environment only, as SLUICE_FILES_MAX_SEMI_SPACE_MB. 2 keeps the peak RSS flat whatever the file size (S3's dead socket buffers are freed by frequent scavenges)",
-      default: HEAP_DEFAULTS.maxSemiSpaceMb,
+    ...heapSettings('files', HEAP_DEFAULTS, {
+      semiSpace: "2 keeps the peak RSS flat whatever the file size (S3's dead socket buffers are freed by frequent scavenges)",
     }),
     httpPort: setting(z.coerce.number().int().min(0).max(65535), { doc: 'port of /healthz, /readyz and /metrics (0 picks a free one)', default: 9470 }),
   },

@@ -5,6 +5,7 @@ import { setting, type SettingsOf } from '../core/config/settings.js';
 import { apiKeysSetting, MIN_API_KEY_LENGTH } from '../core/http/api-key.js';
 import { topicName } from '../core/config/values.js';
 import { HEAP_DEFAULTS } from './heap-defaults.js';
+import { heapSettings } from '../core/config/heap-settings.js';
 
 const positiveInt = z.coerce.number().int().positive();
 
@@ -41,11 +42,9 @@ export const liveSettings = {
     }),
     sessionTimeoutMs: setting(z.coerce.number().int().min(6000), { doc: 'consumer group session timeout: how long a dead instance holds its partitions', default: 30_000 }),
     transactionTimeoutMs: setting(z.coerce.number().int().min(1000), { doc: 'transaction timeout: the broker aborts a transaction left open this long', default: 60_000 }),
-    maxOldSpaceMb: setting(z.coerce.number().int().min(0), {
-      doc: "V8 old-generation limit of the live process, MiB (node --max-old-space-size; 0 = V8's default, ~4 GiB): `sluice live` runs itself again with it (bin/sluice.mjs, before anything loads: so only from the environment, not a config file) unless NODE_OPTIONS or the command line already set it. Its live objects are ~60-90 MB whatever the state's size (the state is on disk); without a limit V8 let the heap grow to ~290 MB before collecting hard",
-      default: HEAP_DEFAULTS.maxOldSpaceMb,
+    ...heapSettings('live', HEAP_DEFAULTS, {
+      oldSpace: 'Its live objects are ~60-90 MB whatever the state\'s size (the state is on disk); without a limit V8 let the heap grow to ~290 MB before collecting hard',
     }),
-    maxSemiSpaceMb: setting(z.coerce.number().int().min(0), { doc: "V8 young-generation semi-space limit, MiB (node --max-semi-space-size; 0 = V8's default, 16); from the environment only, as SLUICE_LIVE_MAX_OLD_SPACE_MB", default: HEAP_DEFAULTS.maxSemiSpaceMb }),
     stateRemapSeconds: setting(z.coerce.number().min(0), {
       doc: 'reopen each local state store at most this often (0 = never): pages read through its memory map count in the RSS until the map goes; counted events are keyed by hour, so only the recent pages are read again (BENCHMARKS.md, live memory)',
       default: 5,

@@ -6,7 +6,6 @@ import type { CoreSettings } from '../../processors/core/config/core-settings.js
 import { createPool } from '../../processors/core/db/pool.js';
 import { createKafka } from '../../processors/core/kafka/client.js';
 import { createS3Client } from '../../processors/core/s3/client.js';
-import { FILES_NODE_OPTIONS } from '../../processors/files/heap-defaults.js';
 import { eventually, hostPortOf, requireServer } from './servers.js';
 
 /**
@@ -207,8 +206,6 @@ export function filesEnv(root: string, o: { sources: string; dlqTopic: string; h
     SLUICE_FILES_POLL_INTERVAL_MS: String(o.pollMs ?? 300),
     ...(o.batchRows !== undefined ? { SLUICE_FILES_BATCH_ROWS: String(o.batchRows) } : {}),
     SLUICE_FILES_HTTP_PORT: String(o.httpPort),
-    // The heap limits `sluice files` gives itself, as Node options: no relaunch, so the process under test is the one measured.
-    NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} ${FILES_NODE_OPTIONS}`.trim(),
   };
 }
 

@@ -27,7 +27,10 @@ export const REDACTED_PATHS = [
 
 /**
  * Structured JSON logs to stdout, a given stream, or appended to a file (`file`: the
- * folder is created; several processes may append to the same file), with secrets
+ * folder is created; several processes may append to the same file), written at once (a
+ * line written just before process.exit() is not lost, also in the worker thread `sluice
+ * live` and `sluice files` run in, core/runtime/v8-heap.ts, where an asynchronous write still
+ * pending when the thread exits never happens), with secrets
  * redacted, and every `url` field logged without its query string (it may carry a key or
  * a signature).
  */
@@ -41,6 +44,6 @@ export function createLogger(options: { name: string; level?: string; destinatio
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
     },
-    options.destination ?? (options.file ? pino.destination({ dest: options.file, append: true, mkdir: true, sync: true }) : pino.destination(1)),
+    options.destination ?? pino.destination(options.file ? { dest: options.file, append: true, mkdir: true, sync: true } : { dest: 1, sync: true }),
   );
 }
