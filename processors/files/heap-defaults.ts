@@ -8,8 +8,10 @@
  * through the ingest thread as S3's socket buffers (the SHA-256 pass, then the feed to the
  * parsing thread), and a buffer no longer used is freed only at the next scavenge of its
  * small wrapper; with a large young generation that came seldom, tens of MiB of dead
- * buffers piled up and the peak RSS grew with the file (+30-46 MiB from 100k to 1M rows);
- * with 2 MiB it stays flat (BENCHMARKS.md, File drops), at no measurable cost in rate.
+ * buffers piled up and the peak RSS grew with the file (+30-46 MiB from 100k to 1M rows).
+ * The SHA-256 pass, which allocates almost nothing on the heap, now also asks for a scavenge
+ * every 4 MiB (ingest-file.ts, core/runtime/young-gc.ts); the small young generation still
+ * bounds the feed to the parsing thread (BENCHMARKS.md, File drops).
  */
 export const HEAP_DEFAULTS = { maxOldSpaceMb: 0, maxSemiSpaceMb: 2 } as const;
 
