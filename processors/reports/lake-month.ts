@@ -348,6 +348,8 @@ export async function startReaderThreads(s3: S3Settings, count: number): Promise
         const done = () => {
           p.worker.off('message', onReady);
           p.worker.off('exit', done);
+          // Referenced while it loads (a caller awaiting this keeps the process alive), idle after.
+          if (!p.busy) p.worker.unref();
           resolve();
         };
         const onReady = (m: WorkerMessage) => m.kind === 'ready' && done();
@@ -355,7 +357,7 @@ export async function startReaderThreads(s3: S3Settings, count: number): Promise
         p.worker.once('exit', done);
       }),
     );
-    releaseWorker(p);
+    p.busy = false; // a report may take it at once
   }
   await Promise.all(started);
 }
