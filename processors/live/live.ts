@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Admin, Kafka, Message } from 'kafkajs';
 import type { Registry } from 'prom-client';
@@ -214,9 +215,15 @@ async function openState(ctx: ProcessorContext<typeof liveSettings>, kafka: Kafk
   if (changelogPartitions < eventsPartitions) {
     throw new PermanentError(`the live changelog topic ${topic} has ${changelogPartitions} partitions and ${s.eventsTopic} ${eventsPartitions}: add partitions to ${topic} (kafka-topics --alter --partitions ${eventsPartitions}) before starting`);
   }
-  // `live.v2`: the stores of the packed changelog format (event ids by their 16 bytes); a
-  // folder of the earlier format is left alone and the store is restored from the changelog.
-  const dir = join(s.stateDir, `${s.groupId}-${instanceId}`, `${LIVE_STORE}.v2`);
+  // `live.v3`: SQLite stores (partition-store.ts: why); the folders of earlier versions (LMDB:
+  // `live`, `live.v2`) are removed, the store being restored from the changelog.
+  const instanceDir = join(s.stateDir, `${s.groupId}-${instanceId}`);
+  for (const old of [LIVE_STORE, `${LIVE_STORE}.v2`]) {
+    if (!existsSync(join(instanceDir, old))) continue;
+    rmSync(join(instanceDir, old), { recursive: true, force: true });
+    logger.info({ dir: join(instanceDir, old) }, 'removed the local live state of an earlier version (its changelog restores it)');
+  }
+  const dir = join(instanceDir, `${LIVE_STORE}.v3`);
   const state = new StateStores({
     name: LIVE_STORE,
     dir,
@@ -225,11 +232,12 @@ async function openState(ctx: ProcessorContext<typeof liveSettings>, kafka: Kafk
     source: new KafkaChangelogSource(kafka, admin, topic, `${s.groupId}-${LIVE_STORE}-restore-${instanceId}`, logger),
     logger,
     metrics: new StateMetrics(ctx.metrics),
-    ...(s.stateRemapSeconds > 0 ? { remapIntervalMs: s.stateRemapSeconds * 1000 } : {}),
+    // SQLite: read with pread into a bounded cache, so the RSS does not grow with millions of events of state (LMDB's memory map did).
+    engine: 'sqlite',
     // Onboarded customers are looked up in memory first (customers.ts): their store is only read to confirm.
     index: () => new CustomerIndex(),
     // Live's entries expire only when a month closes: a slow sweep (20,000 entries a minute per
-    // partition, a round every 6 h) finds them in time, and reads few pages through the memory map between reopens.
+    // partition, a round every 6 h) finds them in time.
     sweep: { stepIntervalMs: 60_000, roundIntervalMs: 6 * 3_600_000 },
   });
   ctx.shutdown.add('live state stores', () => state.close());

@@ -45,12 +45,8 @@ export const liveSettings = {
     ...heapSettings('live', HEAP_DEFAULTS, {
       oldSpace: 'Its live objects are ~60-90 MB whatever the state\'s size (the state is on disk); without a limit V8 let the heap grow to ~290 MB before collecting hard',
     }),
-    stateRemapSeconds: setting(z.coerce.number().min(0), {
-      doc: 'reopen each local state store at most this often (0 = never): pages read through its memory map count in the RSS until the map goes; counted events are keyed by hour, so only the recent pages are read again (BENCHMARKS.md, live memory)',
-      default: 5,
-    }),
     stateDir: setting(z.string().min(1), {
-      doc: 'folder of the local state stores (one LMDB store per events partition under <dir>/<group>-<instance>/live/<partition>); a cache of the changelog topic <group>-live-changelog',
+      doc: 'folder of the local state stores (one SQLite database per events partition under <dir>/<group>-<instance>/live.v3/<partition>); a cache of the changelog topic <group>-live-changelog',
       default: join(tmpdir(), 'sluice-state'),
       example: '/var/lib/sluice/state',
     }),

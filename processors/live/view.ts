@@ -7,7 +7,7 @@ import type { Consumer, Kafka } from 'kafkajs';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { withRetry } from '../core/errors/retry.js';
 import type { Logger } from '../core/log/logger.js';
-import { LMDB_ENV } from '../core/state/partition-store.js';
+import { LMDB_ENV } from '../core/state/lmdb-store.js';
 import type { AvroDecoder } from '../export/decoder.js';
 import { parseOutputKey, type LiveTotals } from './output.js';
 

@@ -5,7 +5,8 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createLogger } from '../../processors/core/log/logger.js';
 import { PER_CHANGE_CODEC } from '../../processors/core/state/changelog.js';
 import { FingerprintTable, fingerprintOf } from '../../processors/core/state/fingerprint-table.js';
-import { encodeEntry, PartitionStore } from '../../processors/core/state/partition-store.js';
+import { encodeEntry } from '../../processors/core/state/partition-store.js';
+import { SqlitePartitionStore } from '../../processors/core/state/sqlite-store.js';
 import { StateStores } from '../../processors/core/state/state-stores.js';
 import { applyEvents, totalsKey } from '../../processors/live/aggregate.js';
 import { LIVE_CHANGELOG_CODEC } from '../../processors/live/changelog.js';
@@ -14,6 +15,7 @@ import type { LiveEvent } from '../../processors/live/event.js';
 import { closesAt, hourOf } from '../../processors/live/months.js';
 import { DEFAULT_RULES } from '../../processors/reports/commission.js';
 import { FakeChangelog } from '../support/fake-changelog.js';
+import { liveStores, liveTransact } from '../support/live-stores.js';
 
 const logger = createLogger({ name: 'test', level: 'silent' });
 const us = (iso: string) => BigInt(Date.parse(iso)) * 1000n;
@@ -70,14 +72,14 @@ describe('a fingerprint table', () => {
 
 describe('live onboarded customers (CustomerIndex over core/state)', () => {
   const stores = (changelog: FakeChangelog, name: string, fingerprint?: (m: string) => number) =>
-    new StateStores({ name: 'live', dir: join(dir, name), changelogTopic: 'g-live-changelog', codec: LIVE_CHANGELOG_CODEC, source: changelog, logger, now: () => options.nowMs, index: () => new CustomerIndex(fingerprint) });
+    liveStores(join(dir, name), changelog, logger, { now: () => options.nowMs, index: () => new CustomerIndex(fingerprint) });
   const customersOf = (r: ReturnType<typeof applyEvents>, agent: string, month = '2026-10') => r.changed.get(totalsKey(agent, month))?.customersOnboarded;
 
   it('stores a new customer under the hour of its onboarding without reading the store, and counts each customer once', async () => {
     const changelog = new FakeChangelog();
     const s = stores(changelog, 'a');
     await s.ready(0);
-    const reads = vi.spyOn(PartitionStore.prototype, 'has');
+    const reads = vi.spyOn(SqlitePartitionStore.prototype, 'has');
     let txn = s.begin(0);
     let r = applyEvents(txn, [onboard('ag', 'A', '2026-10-02T10:15:00Z'), onboard('ag', 'B', '2026-10-02T11:00:00Z'), onboard('ag', 'A', '2026-10-05T00:00:00Z')], options);
     expect(customersOf(r, 'ag')).toBe(2);
@@ -101,12 +103,7 @@ describe('live onboarded customers (CustomerIndex over core/state)', () => {
     const tiny = (m: string) => 2 + (fingerprintOf(m) & 1);
     let s = stores(changelog, 'b', tiny);
     await s.ready(0);
-    const transact = (events: LiveEvent[]) => {
-      const txn = s.begin(0);
-      const r = applyEvents(txn, events, options);
-      s.committed(txn, changelog.commit(0, txn.messages()));
-      return r;
-    };
+    const transact = (events: LiveEvent[]) => liveTransact(s, changelog, events, options);
     const names = Array.from({ length: 40 }, (_, i) => `cust-${i}`);
     expect(customersOf(transact(names.slice(0, 20).map((c, i) => onboard('ag', c, `2026-10-0${1 + (i % 9)}T0${i % 10}:00:00Z`))), 'ag')).toBe(20);
     // Half repeats (other hours), half new: only the new ones count.
@@ -124,7 +121,7 @@ describe('live onboarded customers (CustomerIndex over core/state)', () => {
   it('takes an aborted transaction\'s customers (and those of every later one) back out of the index', async () => {
     const changelog = new FakeChangelog();
     const index = new CustomerIndex();
-    const s = new StateStores({ name: 'live', dir: join(dir, 'c'), changelogTopic: 'g-live-changelog', codec: LIVE_CHANGELOG_CODEC, source: changelog, logger, now: () => options.nowMs, index: () => index });
+    const s = liveStores(join(dir, 'c'), changelog, logger, { now: () => options.nowMs, index: () => index });
     await s.ready(0);
     const kept = s.begin(0);
     applyEvents(kept, [onboard('ag', 'A', '2026-10-02T00:00:00Z')], options);
@@ -152,7 +149,7 @@ describe('live onboarded customers (CustomerIndex over core/state)', () => {
     // The one-record-per-change format of an older version, customers as `c\0<agent>\0<month>\0<customer>`.
     changelog.commit(0, PER_CHANGE_CODEC.encode([legacyCustomerKey('ag', '2026-09', 'A'), legacyCustomerKey('ag', '2026-10', 'A')].map((key) => ({ key, entry: encodeEntry(Buffer.alloc(0), sep) })), 0));
     const index = new CustomerIndex();
-    const s = new StateStores({ name: 'live', dir: join(dir, 'd'), changelogTopic: 'g-live-changelog', codec: LIVE_CHANGELOG_CODEC, source: changelog, logger, now: () => options.nowMs, index: () => index });
+    const s = liveStores(join(dir, 'd'), changelog, logger, { now: () => options.nowMs, index: () => index });
     await s.ready(0);
     expect(index.locators('ag', '2026-09', 'A')).toEqual([LEGACY]);
     let txn = s.begin(0);

@@ -5,17 +5,16 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../processors/core/log/logger.js';
 import { PER_CHANGE_CODEC } from '../../processors/core/state/changelog.js';
 import { encodeEntry, type StateChange } from '../../processors/core/state/partition-store.js';
-import { StateStores } from '../../processors/core/state/state-stores.js';
 import { applyEvents, decodeTotals, encodeTotals, eventKey, hourKey, legacyEventKey, totalsKey } from '../../processors/live/aggregate.js';
 import { liveOpenApi } from '../../processors/live/api.js';
 import { LIVE_CHANGELOG_CODEC, PACK_BYTES, PACK_PREFIX } from '../../processors/live/changelog.js';
-import { CustomerIndex } from '../../processors/live/customers.js';
 import { toLiveEvent, type LiveEvent } from '../../processors/live/event.js';
 import { closesAt, isOpen, monthOfMicros, oldestOpenMonth } from '../../processors/live/months.js';
 import { outputKey, parseOutputKey, toTotals } from '../../processors/live/output.js';
 import { compareRows, type Cells } from '../../processors/live/reconcile.js';
 import { commission, DEFAULT_RULES } from '../../processors/reports/commission.js';
 import { FakeChangelog } from '../support/fake-changelog.js';
+import { liveStores, liveTransact } from '../support/live-stores.js';
 import { openApiSchemaCheck } from '../support/openapi-schemas.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sluice-live-unit-'));
@@ -62,15 +61,10 @@ describe('live aggregate (state in core/state)', () => {
 
   it('counts each event_id once across transactions and a restore, distinct customers, exact sums and the report commission; late months only counted as late', async () => {
     const changelog = new FakeChangelog();
-    const open = () => new StateStores({ name: 'live', dir: join(dir, 'a'), changelogTopic: 'g-live-changelog', codec: LIVE_CHANGELOG_CODEC, source: changelog, logger, index: () => new CustomerIndex() });
+    const open = () => liveStores(join(dir, 'a'), changelog, logger);
     let stores = open();
     await stores.ready(0);
-    const transact = (events: LiveEvent[]) => {
-      const txn = stores.begin(0);
-      const r = applyEvents(txn, events, options);
-      stores.committed(txn, changelog.commit(0, txn.messages()));
-      return r;
-    };
+    const transact = (events: LiveEvent[]) => liveTransact(stores, changelog, events, options);
     const first = transact([
       ev('1', 'customer_onboarded', 'ag', 'A', null, '2026-10-02T00:00:00Z'),
       ev('2', 'customer_onboarded', 'ag', 'A', null, '2026-10-03T00:00:00Z'),
@@ -102,7 +96,7 @@ describe('live aggregate (state in core/state)', () => {
     const counted = '2b3e2c4a-7f10-4c1e-9a7d-5d2f8e6b1c00';
     // A changelog written before the hour-led keys: the event id as `e\0<id>`.
     changelog.commit(0, PER_CHANGE_CODEC.encode([{ key: `e\u0000${counted}`, entry: encodeEntry(Buffer.alloc(0), oct) }], 0));
-    const stores = new StateStores({ name: 'live', dir: join(dir, 'legacy'), changelogTopic: 'g-live-changelog', codec: LIVE_CHANGELOG_CODEC, source: changelog, logger, index: () => new CustomerIndex() });
+    const stores = liveStores(join(dir, 'legacy'), changelog, logger);
     await stores.ready(0);
     const txn = stores.begin(0);
     const r = applyEvents(txn, [ev(counted, 'deposit_made', 'ag', 'A', 5n, '2026-10-04T10:00:00Z'), ev('3b3e2c4a-7f10-4c1e-9a7d-5d2f8e6b1c00', 'deposit_made', 'ag', 'A', 7n, '2026-10-04T10:00:00Z')], options);
@@ -145,7 +139,7 @@ describe('live aggregate (state in core/state)', () => {
   });
 
   it('puts each event in its UTC month to the microsecond, in any order within a transaction', async () => {
-    const stores = new StateStores({ name: 'live', dir: join(dir, 'b'), changelogTopic: 'g-live-changelog', codec: LIVE_CHANGELOG_CODEC, source: new FakeChangelog(), logger, index: () => new CustomerIndex() });
+    const stores = liveStores(join(dir, 'b'), new FakeChangelog(), logger);
     await stores.ready(0);
     const txn = stores.begin(0);
     const at = (id: string, micros: bigint): LiveEvent => ({ eventId: id, type: 'deposit_made', agentId: 'ag', customerId: 'c', amountMinor: 1n, occurredAtMicros: micros });

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
@@ -9,7 +9,9 @@ import { createLogger } from '../../processors/core/log/logger.js';
 import { createMetricsRegistry } from '../../processors/core/metrics/metrics.js';
 import { changelogTopicName, fromChangelogMessage, toChangelogMessage, type ChangelogCodec } from '../../processors/core/state/changelog.js';
 import { StateMetrics } from '../../processors/core/state/metrics.js';
-import { decodeEntry, encodeEntry, PartitionStore } from '../../processors/core/state/partition-store.js';
+import { LmdbPartitionStore } from '../../processors/core/state/lmdb-store.js';
+import { decodeEntry, encodeEntry, type PartitionStore, type StateEngine } from '../../processors/core/state/partition-store.js';
+import { SqlitePartitionStore } from '../../processors/core/state/sqlite-store.js';
 import { StateStores } from '../../processors/core/state/state-stores.js';
 import { nextOffset } from '../../processors/core/kafka/transactional-loop.js';
 import { FakeChangelog } from '../support/fake-changelog.js';
@@ -22,11 +24,15 @@ beforeEach(() => {
 });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-describe('a partition store on local disk', () => {
+const ENGINES: StateEngine[] = ['lmdb', 'sqlite'];
+const openStore = (engine: StateEngine, at: string): PartitionStore => (engine === 'sqlite' ? SqlitePartitionStore.open(at) : LmdbPartitionStore.open(at));
+
+describe.each(ENGINES)('a partition store on local disk (%s)', (engine) => {
   const put = (key: string, value: string, expiresAt: number) => ({ key, entry: encodeEntry(Buffer.from(value), expiresAt) });
+  const presence = (key: string, expiresAt: number) => ({ key, entry: encodeEntry(Buffer.alloc(0), expiresAt) });
 
   it('keeps entries, deletes and the changelog position across a reopen, written now or queued', async () => {
-    let store = PartitionStore.open(join(dir, '0'));
+    let store = openStore(engine, join(dir, '0'));
     expect(store.changelogNext()).toBeUndefined();
     store.apply([put('b', '2', 2000), put('a', '1', 3000), put('c', '3', 1000)], 7n);
     expect(store.get('a')).toEqual({ value: Buffer.from('1'), expiresAt: 3000 });
@@ -39,7 +45,7 @@ describe('a partition store on local disk', () => {
     await store.applyAsync([], 9n);
     await store.close();
 
-    store = PartitionStore.open(join(dir, '0'));
+    store = openStore(engine, join(dir, '0'));
     expect(store.changelogNext()).toBe(9n);
     expect(store.get('c')?.expiresAt).toBe(5000);
     expect(store.count()).toBe(2);
@@ -47,12 +53,59 @@ describe('a partition store on local disk', () => {
   });
 
   it('sweeps for expired entries a bounded step at a time, in key order, and says when a round ends', async () => {
-    const store = PartitionStore.open(join(dir, '0'));
+    const store = openStore(engine, join(dir, '0'));
     store.apply(['a', 'b', 'c', 'd', 'e'].map((k, i) => put(k, k, 1000 * (i + 1))));
     expect(store.sweep(2500, undefined, 2)).toEqual({ expired: ['a', 'b'], next: 'b' });
     expect(store.sweep(2500, 'b', 2)).toEqual({ expired: [], next: 'd' });
     expect(store.sweep(2500, 'd', 2)).toEqual({ expired: [], next: undefined });
     expect(store.sweep(10_000, undefined, 10)).toEqual({ expired: ['a', 'b', 'c', 'd', 'e'], next: undefined });
+    await store.close();
+  });
+
+  it('applies a batch in order and keeps the count exact: presence entries put again, rewritten, deleted, keys with NULs and non-ASCII', async () => {
+    const store = openStore(engine, join(dir, '0'));
+    const ids = Array.from({ length: 150 }, (_, i) => `i\u0000${String(i).padStart(4, '0')}`);
+    store.apply(ids.map((k) => presence(k, 1000)));
+    expect(store.count()).toBe(150);
+    // A restore's batch: some keys again with a new expiry, one put then deleted, one deleted then put, a value rewritten.
+    store.apply([
+      ...ids.slice(0, 70).map((k) => presence(k, 2000)),
+      presence('i\u0000new', 1000),
+      { key: 'i\u0000new', entry: null },
+      { key: ids[100]!, entry: null },
+      presence(ids[100]!, 3000),
+      put('a\u0000agent-é\u00002026-10', '1', 5000),
+      put('a\u0000agent-é\u00002026-10', '2', 5000),
+    ]);
+    expect(store.count()).toBe(151);
+    expect(store.get(ids[0]!)?.expiresAt).toBe(2000);
+    expect(store.get(ids[69]!)?.expiresAt).toBe(2000);
+    expect(store.get(ids[70]!)?.expiresAt).toBe(1000);
+    expect(store.has('i\u0000new')).toBe(false);
+    expect(store.get(ids[100]!)?.expiresAt).toBe(3000);
+    expect(store.get('a\u0000agent-é\u00002026-10')?.value.toString()).toBe('2');
+    expect([...store.keysFrom('a\u0000')]).toEqual(['a\u0000agent-é\u00002026-10']);
+    expect(store.hasKeysFrom('i\u0000')).toBe(true);
+    expect(store.hasKeysFrom('e\u0000')).toBe(false);
+    expect([...store.keysFrom('i\u0000')].length).toBe(150);
+    store.apply([{ key: ids[1]!, entry: null }, { key: 'never-there', entry: null }]);
+    expect(store.count()).toBe(150);
+    await store.close();
+  });
+});
+
+describe('a SQLite partition store', () => {
+  it('clears the LMDB files an earlier version left in its folder, and survives being reopened', async () => {
+    const at = join(dir, '0');
+    mkdirSync(at, { recursive: true });
+    writeFileSync(join(at, 'data.mdb'), 'old');
+    writeFileSync(join(at, 'lock.mdb'), 'old');
+    const store = SqlitePartitionStore.open(at);
+    expect([existsSync(join(at, 'data.mdb')), existsSync(join(at, 'lock.mdb'))]).toEqual([false, false]);
+    expect(store.changelogNext()).toBeUndefined();
+    await store.applyAsync([{ key: 'k', entry: encodeEntry(Buffer.from('v'), 9000) }], 4n);
+    await store.reopen();
+    expect([store.get('k')?.value.toString(), store.changelogNext(), store.count()]).toEqual(['v', 4n, 1]);
     await store.close();
   });
 });
@@ -84,17 +137,17 @@ describe('changelog records', () => {
   });
 });
 
-describe('state stores restored from their changelog', () => {
-  // The entries below expire at 9,000 ms after the epoch: the stores' clock stands before.
-  const open = (changelog: FakeChangelog, metrics?: StateMetrics) => new StateStores({ name: 'dedupe', dir, changelogTopic: 'g-dedupe-changelog', source: changelog, logger, now: () => 0, ...(metrics ? { metrics } : {}) });
+/** One Kafka transaction as the loop runs it: changes to the changelog, then to the local store. */
+function transact(stores: StateStores, changelog: FakeChangelog, partition: number, work: (txn: ReturnType<StateStores['begin']>) => void) {
+  const txn = stores.begin(partition);
+  work(txn);
+  const next = changelog.commit(partition, txn.messages());
+  stores.committed(txn, next);
+}
 
-  /** One Kafka transaction as the loop runs it: changes to the changelog, then to the local store. */
-  function transact(stores: StateStores, changelog: FakeChangelog, partition: number, work: (txn: ReturnType<StateStores['begin']>) => void) {
-    const txn = stores.begin(partition);
-    work(txn);
-    const next = changelog.commit(partition, txn.messages());
-    stores.committed(txn, next);
-  }
+describe.each(ENGINES)('state stores (%s) restored from their changelog', (engine) => {
+  // The entries below expire at 9,000 ms after the epoch: the stores' clock stands before.
+  const open = (changelog: FakeChangelog, metrics?: StateMetrics) => new StateStores({ name: 'dedupe', dir, engine, changelogTopic: 'g-dedupe-changelog', source: changelog, logger, now: () => 0, ...(metrics ? { metrics } : {}) });
 
   it('refuses a transaction before the partition is ready, and sees its own pending changes', async () => {
     const changelog = new FakeChangelog();
@@ -165,38 +218,6 @@ describe('state stores restored from their changelog', () => {
     await stores.close();
   });
 
-  it('reopens a store (remapIntervalMs) only once no transaction of it is open, holding the next one meanwhile, and loses nothing', async () => {
-    const changelog = new FakeChangelog();
-    const stores = new StateStores({ name: 'dedupe', dir, changelogTopic: 'g-dedupe-changelog', source: changelog, logger, now: () => 0, remapIntervalMs: 0 });
-    const reopen = vi.spyOn(PartitionStore.prototype, 'reopen');
-    try {
-      await stores.ready(0);
-      transact(stores, changelog, 0, (t) => t.put('a', Buffer.from('1'), 9000));
-      // A pipelined transaction still committing: the reopen waits for it.
-      const open = stores.begin(0);
-      open.put('b', Buffer.from('2'), 9000);
-      let done = false;
-      const writable = stores.writable(0).then(() => void (done = true));
-      await new Promise((r) => setTimeout(r, 50));
-      expect([done, reopen.mock.calls.length]).toEqual([false, 0]);
-      stores.committed(open, changelog.commit(0, open.messages()));
-      await writable;
-      expect(reopen).toHaveBeenCalledTimes(1);
-      // The reopened store has every committed change, and takes new ones.
-      const after = stores.begin(0);
-      expect([after.get('a')?.value.toString(), after.get('b')?.value.toString()]).toEqual(['1', '2']);
-      after.put('c', Buffer.from('3'), 9000);
-      stores.committed(after, changelog.commit(0, after.messages()));
-      await stores.flushed();
-      expect(stores.count(0)).toBe(3);
-      await stores.writable(0);
-      expect(reopen).toHaveBeenCalledTimes(2);
-      expect(stores.begin(0).get('c')?.value.toString()).toBe('3');
-    } finally {
-      reopen.mockRestore();
-      await stores.close();
-    }
-  });
 
   it('rebuilds a lost local store from the changelog, and reuses a kept one (reading only what it misses)', async () => {
     const changelog = new FakeChangelog();
@@ -337,5 +358,40 @@ describe('state stores restored from their changelog', () => {
     expect(stores.count(0)).toBe(0);
     expect(await registry.getSingleMetricAsString('sluice_state_expired_total')).toMatch(/\} 6$/m);
     await stores.close();
+  });
+});
+
+describe('state stores over LMDB reopened to let their memory map go', () => {
+  it('reopens a store (remapIntervalMs) only once no transaction of it is open, holding the next one meanwhile, and loses nothing', async () => {
+    const changelog = new FakeChangelog();
+    const stores = new StateStores({ name: 'dedupe', dir, changelogTopic: 'g-dedupe-changelog', source: changelog, logger, now: () => 0, remapIntervalMs: 0 });
+    const reopen = vi.spyOn(LmdbPartitionStore.prototype, 'reopen');
+    try {
+      await stores.ready(0);
+      transact(stores, changelog, 0, (t) => t.put('a', Buffer.from('1'), 9000));
+      // A pipelined transaction still committing: the reopen waits for it.
+      const open = stores.begin(0);
+      open.put('b', Buffer.from('2'), 9000);
+      let done = false;
+      const writable = stores.writable(0).then(() => void (done = true));
+      await new Promise((r) => setTimeout(r, 50));
+      expect([done, reopen.mock.calls.length]).toEqual([false, 0]);
+      stores.committed(open, changelog.commit(0, open.messages()));
+      await writable;
+      expect(reopen).toHaveBeenCalledTimes(1);
+      // The reopened store has every committed change, and takes new ones.
+      const after = stores.begin(0);
+      expect([after.get('a')?.value.toString(), after.get('b')?.value.toString()]).toEqual(['1', '2']);
+      after.put('c', Buffer.from('3'), 9000);
+      stores.committed(after, changelog.commit(0, after.messages()));
+      await stores.flushed();
+      expect(stores.count(0)).toBe(3);
+      await stores.writable(0);
+      expect(reopen).toHaveBeenCalledTimes(2);
+      expect(stores.begin(0).get('c')?.value.toString()).toBe('3');
+    } finally {
+      reopen.mockRestore();
+      await stores.close();
+    }
   });
 });

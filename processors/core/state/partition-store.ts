@@ -1,24 +1,28 @@
-import { mkdirSync, rmSync } from 'node:fs';
-import { open, type Database, type RootDatabase } from 'lmdb';
+import { rmSync } from 'node:fs';
 
 /**
- * One input partition's state on local disk: an LMDB environment (chosen by measurement,
- * BENCHMARKS.md "State store candidates") holding
- *   - `data`: key -> entry, an entry being [8-byte expiry, ms since epoch, big-endian][value]
+ * One input partition's state on local disk, as StateStores uses it, and the format of its
+ * entries. Two engines implement it, chosen per processor by measurement (BENCHMARKS.md
+ * "State store candidates" and "Live: memory"):
+ *   - LMDB (lmdb-store.ts): the fastest point reads, through a memory map; every page read
+ *     through the map counts in the process's RSS while the map lives. The normalizer's
+ *     durable dedupe (random event-id keys, read-heavy) uses it.
+ *   - SQLite (sqlite-store.ts, better-sqlite3): reads with pread into a bounded page cache
+ *     of its own, so the process's memory does not grow with the store. Live uses it (its
+ *     RSS target with millions of events of state).
+ * A store holds
+ *   - key -> entry, an entry being [8-byte expiry, ms since epoch, big-endian][value]
  *     (the same bytes as the changelog record's value, see changelog.ts);
- *   - `meta`: the changelog offset the store reflects (the next changelog record it has
- *     not applied), written in the same LMDB transaction as the data it describes.
+ *   - the changelog offset the store reflects (the next changelog record it has not
+ *     applied), written in the same local transaction as the data it describes.
  * The store is a cache of the changelog topic: it is only ever written with changes whose
  * Kafka transaction has committed (or that were read back from the changelog), so it is
  * a prefix of the changelog, and `changelogNext` says where the catch-up read starts.
- * LMDB without fsync per commit (noSync): a process crash loses nothing (the pages are in
+ * Neither engine syncs to disk per commit: a process crash loses nothing (the pages are in
  * the OS cache); an OS crash may lose the last commits, never consistency, and the
- * catch-up read from the changelog brings them back.
- *
- * Writes after a Kafka commit are queued (`applyAsync`): LMDB's write thread commits them
- * as one transaction while the processor goes on; StateStores keeps them readable until
- * then. Expired entries are found by a sweep over the keys (`sweep`), a bounded step at a
- * time, rather than by a second index that every write would pay for.
+ * catch-up read from the changelog brings them back. Expired entries are found by a sweep
+ * over the keys (`sweep`), a bounded step at a time, rather than by a second index that
+ * every write would pay for.
  */
 export interface StateChange {
   key: string;
@@ -33,7 +37,6 @@ export interface StoredEntry {
 
 /** No expiry. */
 export const NEVER = Number.MAX_SAFE_INTEGER;
-const CHANGELOG_NEXT = 'changelog-next';
 
 export function encodeEntry(value: Buffer, expiresAt: number): Buffer {
   const out = Buffer.allocUnsafe(8 + value.length);
@@ -53,144 +56,45 @@ export function decodeEntry(entry: Buffer): StoredEntry | undefined {
   return { expiresAt: Number(entry.readBigUInt64BE(0)), value: entry.subarray(8) };
 }
 
-/**
- * The LMDB environment of a store. mapSize: the address space reserved up front (virtual
- * only: the file grows with its data, nothing is allocated). lmdb-js otherwise starts
- * with a 128 KiB map and, each time the file outgrows it, maps the file again at twice
- * the size while keeping every earlier mapping open until the store closes (readers may
- * still point into them): the pages read through the old mappings stay resident there,
- * so the RSS counted the same file up to twice (measured: 429 MB mapped for 136 MiB of
- * LMDB files at 1M events, BENCHMARKS.md "Live: memory"). A store that outgrows this
- * still works (lmdb-js grows the map as before). noReadAhead (MDB_NORDAHEAD): point reads and writes
- * of random keys (event ids) touch one page each; the kernel's read-ahead would map the
- * pages around it too, and every mapped page counts in the process's RSS (measured in
- * BENCHMARKS.md, live: the mapped part of the peak RSS). Exported for the other LMDB
- * environments of a process (processors/live/view.ts).
- */
-export const LMDB_ENV = { maxDbs: 4, noSync: true, compression: false, noReadAhead: true, mapSize: 32 * 1024 ** 3 } as const;
+export type StateEngine = 'lmdb' | 'sqlite';
 
-export class PartitionStore {
-  private root!: RootDatabase;
-  private data!: Database<Buffer, string>;
-  private meta!: Database<string, string>;
-
-  private constructor(readonly dir: string) {
-    this.openEnv();
-  }
-
-  private openEnv(): void {
-    this.root = open({ path: this.dir, ...LMDB_ENV });
-    this.data = this.root.openDB<Buffer, string>('data', { encoding: 'binary', keyEncoding: 'ordered-binary' });
-    this.meta = this.root.openDB<string, string>('meta', { encoding: 'string' });
-  }
-
-  /** Opens (creating when absent) the store in `dir`. */
-  static open(dir: string): PartitionStore {
-    mkdirSync(dir, { recursive: true });
-    return new PartitionStore(dir);
-  }
-
-  /**
-   * Closes the environment and opens it again (same files, same data): its memory map
-   * goes and with it every page the process had read through it. A page once read
-   * through the map stays in the process's RSS as long as the map lives (nothing
-   * evicts it but memory pressure), so a store read at random keys ends up with all of
-   * its file resident; after a reopen only the pages read again count. The caller makes
-   * sure nothing reads or writes the store until this resolves (StateStores.writable).
-   */
-  async reopen(): Promise<void> {
-    await this.root.flushed;
-    await this.root.close();
-    this.openEnv();
-  }
-
-  /** Removes a store's files (a store that no longer matches its changelog is rebuilt from it). */
-  static destroy(dir: string): void {
-    rmSync(dir, { recursive: true, force: true });
-  }
-
-  get(key: string): StoredEntry | undefined {
-    const raw = this.data.getBinaryFast(key);
-    if (raw === undefined) return undefined;
-    const e = decodeEntry(raw);
-    return e && { expiresAt: e.expiresAt, value: Buffer.from(e.value) };
-  }
-
-  /** Whether the key has an entry (no copy of it is made). */
-  has(key: string): boolean {
-    return this.data.getBinaryFast(key) !== undefined;
-  }
-
+export interface PartitionStore {
+  readonly dir: string;
+  /** The entry of `key`, copied out of the store; undefined when absent. */
+  get(key: string): StoredEntry | undefined;
+  /** Whether the key has an entry (nothing is copied). */
+  has(key: string): boolean;
   /** Whether the store holds a key starting with `prefix` (one B-tree descent). */
-  hasKeysFrom(prefix: string): boolean {
-    for (const key of this.data.getKeys({ start: prefix, limit: 1 })) return (key as string).startsWith(prefix);
-    return false;
-  }
-
-  /** The keys starting with `prefix`, in key order (read lazily). */
-  *keysFrom(prefix: string): Iterable<string> {
-    for (const key of this.data.getKeys({ start: prefix })) {
-      if (!(key as string).startsWith(prefix)) return;
-      yield key as string;
-    }
-  }
-
+  hasKeysFrom(prefix: string): boolean;
+  /** The keys starting with `prefix`, in key order (read lazily: nothing else may use the store until the loop ends). */
+  keysFrom(prefix: string): Iterable<string>;
   /** The next changelog offset this store has not applied; undefined for a new store. */
-  changelogNext(): bigint | undefined {
-    const v = this.meta.get(CHANGELOG_NEXT);
-    return v === undefined ? undefined : BigInt(v);
-  }
-
+  changelogNext(): bigint | undefined;
+  /** Applies changes in one local transaction, now; with `changelogNext`, records that the store then reflects the changelog up to (not including) that offset. */
+  apply(changes: Iterable<StateChange>, changelogNext?: bigint): void;
   /**
-   * Applies changes in one local transaction, now; with `changelogNext`, records that the
-   * store then reflects the changelog up to (not including) that offset.
+   * The same, as one transaction the engine may write later (LMDB: on its write thread);
+   * resolves once committed. `inline` engines have written it when this returns.
    */
-  apply(changes: Iterable<StateChange>, changelogNext?: bigint): void {
-    this.root.transactionSync(() => this.write(changes, changelogNext, true));
-  }
-
-  /** The same as one transaction queued to LMDB's write thread; resolves once committed. */
-  applyAsync(changes: Iterable<StateChange>, changelogNext?: bigint): Promise<unknown> {
-    return this.root.batch(() => this.write(changes, changelogNext, false));
-  }
-
-  private write(changes: Iterable<StateChange>, changelogNext: bigint | undefined, sync: boolean): void {
-    for (const c of changes) {
-      if (c.entry === null) void (sync ? this.data.removeSync(c.key) : this.data.remove(c.key));
-      else void (sync ? this.data.putSync(c.key, c.entry) : this.data.put(c.key, c.entry));
-    }
-    if (changelogNext !== undefined) void (sync ? this.meta.putSync(CHANGELOG_NEXT, changelogNext.toString()) : this.meta.put(CHANGELOG_NEXT, changelogNext.toString()));
-  }
-
+  applyAsync(changes: Iterable<StateChange>, changelogNext?: bigint): Promise<unknown>;
+  /** Whether applyAsync writes before it returns (StateStores then keeps no copy of the changes meanwhile). */
+  readonly inline: boolean;
   /**
    * One step of the expiry sweep: looks at up to `limit` entries in key order after
    * `after` (from the first when undefined) and returns the keys expired at `now`, and
    * where the next step starts (undefined: the sweep went round; start again).
    */
-  sweep(now: number, after: string | undefined, limit: number): { expired: string[]; next: string | undefined } {
-    const expired: string[] = [];
-    let last: string | undefined;
-    let seen = 0;
-    for (const { key, value } of this.data.getRange({ ...(after === undefined ? {} : { start: after, exclusiveStart: true }), limit })) {
-      last = key as string;
-      seen++;
-      const raw = value as Buffer;
-      if (raw.length >= 8 && Number(raw.readBigUInt64BE(0)) <= now) expired.push(last);
-    }
-    return { expired, next: seen < limit ? undefined : last };
-  }
-
-  /** Number of entries (LMDB keeps the count: no scan). */
-  count(): number {
-    return (this.data.getStats() as { entryCount: number }).entryCount;
-  }
-
+  sweep(now: number, after: string | undefined, limit: number): { expired: string[]; next: string | undefined };
+  /** Number of entries (kept by the store: no scan). */
+  count(): number;
+  /** Closes and opens the store again, same files (LMDB: its memory map goes, and with it the pages read through it). */
+  reopen(): Promise<void>;
   /** Resolves when every queued write has committed. */
-  async flushed(): Promise<void> {
-    await this.root.flushed;
-  }
+  flushed(): Promise<void>;
+  close(): Promise<void>;
+}
 
-  async close(): Promise<void> {
-    await this.root.close();
-  }
+/** Removes a store's files, of either engine (a store that no longer matches its changelog is rebuilt from it). */
+export function destroyPartitionStore(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
 }

@@ -5,7 +5,9 @@ import { PER_CHANGE_CODEC, type ChangelogCodec } from './changelog.js';
 import type { ChangelogSource } from './changelog-reader.js';
 import { indexes, type KeyIndex } from './key-index.js';
 import type { StateMetrics } from './metrics.js';
-import { decodeEntry, encodeEntry, entryExpiresAt, PartitionStore, type StateChange, type StoredEntry } from './partition-store.js';
+import { LmdbPartitionStore } from './lmdb-store.js';
+import { decodeEntry, destroyPartitionStore, encodeEntry, entryExpiresAt, type PartitionStore, type StateChange, type StateEngine, type StoredEntry } from './partition-store.js';
+import { SqlitePartitionStore } from './sqlite-store.js';
 
 /**
  * A processor's state store, partitioned like its input: one local PartitionStore per
@@ -29,6 +31,8 @@ export interface StateStoresOptions {
   name: string;
   /** Folder of this store's partition folders (one per input partition). */
   dir: string;
+  /** The embedded store of each partition (partition-store.ts: the engines and when to use which). Default 'lmdb'. */
+  engine?: StateEngine;
   changelogTopic: string;
   /** How changes are written to the changelog and read back (default: one record per change, PER_CHANGE_CODEC). */
   codec?: ChangelogCodec;
@@ -48,7 +52,7 @@ export interface StateStoresOptions {
    * process read through LMDB's memory map stays in its RSS until the map goes, so without
    * it the resident pages grow to the whole store. Worth it when the keys a processor
    * touches are mostly recent ones (keys led by time): after a reopen only those are read
-   * again. Default: never.
+   * again. Default: never. LMDB only (a SQLite store reads with pread: nothing to let go).
    */
   remapIntervalMs?: number;
   /**
@@ -299,7 +303,7 @@ export class StateStores {
     const dir = join(o.dir, String(partition));
     await this.open.get(partition)?.remapping;
     let open = this.open.get(partition);
-    if (!open) this.open.set(partition, (open = this.newPartition(PartitionStore.open(dir))));
+    if (!open) this.open.set(partition, (open = this.newPartition(this.openStore(dir))));
     let store = open.store;
     // Committed changes still queued to LMDB are written before the store says where it is.
     await store.flushed();
@@ -314,8 +318,8 @@ export class StateStores {
       // deleted): the store cannot be trusted, it is rebuilt.
       o.logger.warn({ store: this.name, partition, reflected: reflected.toString(), low: low.toString(), high: high.toString() }, 'local state store does not match its changelog; rebuilding it from the changelog');
       await store.close();
-      PartitionStore.destroy(dir);
-      store = PartitionStore.open(dir);
+      destroyPartitionStore(dir);
+      store = this.openStore(dir);
       this.open.set(partition, (open = this.newPartition(store)));
       from = low;
       kind = 'full';
@@ -408,6 +412,10 @@ export class StateStores {
     return new StateTransaction(partition, open, this.sweep, this.options.codec);
   }
 
+  private openStore(dir: string): PartitionStore {
+    return this.options.engine === 'sqlite' ? SqlitePartitionStore.open(dir) : LmdbPartitionStore.open(dir);
+  }
+
   private newPartition(store: PartitionStore): OpenPartition {
     return { store, unwritten: new Map(), staged: [], sweepAfter: undefined, nextSweepAt: 0, remapAt: performance.now() + (this.options.remapIntervalMs ?? 0), remapping: undefined, onIdle: undefined, index: this.options.index?.() };
   }
@@ -426,20 +434,32 @@ export class StateStores {
     if (open.staged.length === 0) open.onIdle?.();
     if (txn.size === 0 && changelogNext === undefined) return;
     const changes = txn.changes();
-    for (const c of changes) open.unwritten.set(c.key, c);
     const m = this.options.metrics;
     if (m && txn.expiredCount > 0) m.expired.inc({ store: this.name }, txn.expiredCount);
+    if (open.store.inline) {
+      // Written now: nothing to keep readable meanwhile.
+      try {
+        open.store.apply(changes, changelogNext);
+        m?.entries.set({ store: this.name, partition: String(txn.partition) }, open.store.count());
+      } catch (error) {
+        this.localWriteFailed(open, txn.partition, error);
+      }
+      return;
+    }
+    for (const c of changes) open.unwritten.set(c.key, c);
     open.store.applyAsync(changes, changelogNext).then(
       () => {
         for (const c of changes) if (open.unwritten.get(c.key) === c) open.unwritten.delete(c.key);
         if (!open.remapping) m?.entries.set({ store: this.name, partition: String(txn.partition) }, open.store.count());
       },
-      (error: unknown) => {
-        // The changelog has the changes; the local store cannot take them (disk full?).
-        this.writeFailed = new Error(`state store ${this.name} partition ${txn.partition}: writing ${open.store.dir} failed: ${(error as Error).message}`, { cause: error });
-        this.options.logger.error({ err: error, store: this.name, partition: txn.partition, dir: open.store.dir }, 'writing the local state store failed; the processor stops (the changelog holds the state)');
-      },
+      (error: unknown) => this.localWriteFailed(open, txn.partition, error),
     );
+  }
+
+  /** The changelog has the changes; the local store cannot take them (disk full?): no new transaction may rely on it. */
+  private localWriteFailed(open: OpenPartition, partition: number, error: unknown): void {
+    this.writeFailed = new Error(`state store ${this.name} partition ${partition}: writing ${open.store.dir} failed: ${(error as Error).message}`, { cause: error });
+    this.options.logger.error({ err: error, store: this.name, partition, dir: open.store.dir }, 'writing the local state store failed; the processor stops (the changelog holds the state)');
   }
 
   /**
