@@ -170,7 +170,7 @@ async function main(): Promise<void> {
   line(`restore, no local store: ${full.spawnS.toFixed(1)} s from spawn to every partition restored (restores ${full.sumS.toFixed(1)} s in all, in parallel), ${fmt(full.records)} changelog records, ${fmt(full.entries)} entries; peak RSS ${full.peakMb.toFixed(0)} MB; load ${full.load}`);
   await full.p.stop();
   const disk = execFileSync('du', ['-sm', stateDir]).toString().split('\t')[0];
-  line(`local store on disk: ${disk} MiB (LMDB, ${PARTITIONS} partitions, ${fmt(full.entries)} entries)`);
+  line(`local store on disk: ${disk} MiB (SQLite, ${PARTITIONS} partitions, ${fmt(full.entries)} entries)`);
 
   const again = await timedRestore('catch-up');
   line(`restart with the local store current: ${again.spawnS.toFixed(1)} s from spawn to every partition current (catch-ups ${again.sumS.toFixed(1)} s in all), ${fmt(again.records)} changelog records read; peak RSS ${again.peakMb.toFixed(0)} MB; load ${again.load}`);

@@ -252,14 +252,14 @@ async function main(): Promise<void> {
   const metrics = await p.metrics();
   const agentMonths = metricSum(metrics, 'sluice_state_entries');
   line(`sluice live over the backlog: ${fmt((N / ms) * 1000)} events/s (${(ms / 1000).toFixed(1)} s from spawn to the group committing the end; ${(((N / ms) * 1000) / raw * 100).toFixed(0)} % of raw consume), counted ${fmt(metricSum(metrics, 'sluice_live_events_total'))}`);
-  line(`state: ${fmt(agentMonths)} entries (event ids + customers + agent-month totals); view ${fmt(metricSum(metrics, 'sluice_live_view_agent_months'))} agent-months; peak RSS (VmHWM) ${(peak / 1024).toFixed(0)} MB, of which at most ${(peakAnon / 1024).toFixed(0)} MB private (RssAnon: heap, buffers) and ${(peakFile / 1024).toFixed(0)} MB mapped files (RssFile: LMDB pages, code; sampled every 0.5 s)`);
+  line(`state: ${fmt(agentMonths)} entries (event ids + customers + agent-month totals); view ${fmt(metricSum(metrics, 'sluice_live_view_agent_months'))} agent-months; peak RSS (VmHWM) ${(peak / 1024).toFixed(0)} MB, of which at most ${(peakAnon / 1024).toFixed(0)} MB private (RssAnon: heap, buffers) and ${(peakFile / 1024).toFixed(0)} MB mapped files (RssFile: code, the view's LMDB pages; sampled every 0.5 s)`);
   clearInterval(heapSampler);
   line(`  V8 heap (sampled every 1 s, peaks): used ${(heap.used / 1048576).toFixed(0)} MB, total ${(heap.total / 1048576).toFixed(0)} MB; external (Buffers outside the heap) ${(heap.external / 1048576).toFixed(0)} MB`);
   await freshness(p, b.schemaId);
   await p.stop();
   clearInterval(sampler);
   const disk = execFileSync('du', ['-sm', stateDir]).toString().split('\t')[0];
-  line(`local store on disk: ${disk} MiB (LMDB, all partitions)`);
+  line(`local store on disk: ${disk} MiB (SQLite, all partitions, and the view)`);
 
   // Restore: the local store is gone; the changelog rebuilds it.
   rmSync(stateDir, { recursive: true, force: true });

@@ -14,10 +14,9 @@ export { hourKey };
  *     is the normalizer's dedupe key of the event_id (its 16 bytes in base64url, 22 characters),
  *     `<hour>` the UTC hour of its occurred_at (6 hex digits, sortable). The hour first keeps the
  *     keys of the events that arrive together (events come roughly in time order) on the same few
- *     LMDB pages: with the bare random event id every insert and lookup touched a random page
- *     of the whole B-tree, and every page read through the memory map stayed resident (the
- *     mapped half of the peak RSS grew with the store, ~100 bytes an event: BENCHMARKS.md
- *     "Live: memory"). Every copy of an event carries the same occurred_at (rows are
+ *     pages: with the bare random event id every insert and lookup touched a random page of the
+ *     whole B-tree (with LMDB, earlier, each stayed resident; with SQLite each insert would
+ *     rewrite a random page: BENCHMARKS.md "Live: memory"). Every copy of an event carries the same occurred_at (rows are
  *     immutable: an UPDATE is a dead letter at the normalizer, DOMAIN.md), so its copies
  *     meet the same key. Stores written before this held `e\0<id>` (legacyEventKey): those
  *     are looked up too while a store still holds any (they expire with their month);

@@ -8,7 +8,7 @@ import { hourHex } from './months.js';
  *
  * Keys: `C\0<hour><agent>\0<month>\0<customer>`, `<hour>` the UTC hour of the onboarding's
  * occurred_at (6 hex digits, months.ts hourKey): new customers are written where the events that
- * arrive together are (events come roughly in time order), on a few recent LMDB pages. Stores
+ * arrive together are (events come roughly in time order), on a few recent pages. Stores
  * written before held `c\0<agent>\0<month>\0<customer>` (legacyCustomerKey): still honoured until
  * they expire with their month. An id with a NUL in it is not told apart (ids come from Postgres
  * text, which cannot hold one).
@@ -16,8 +16,8 @@ import { hourHex } from './months.js';
  * Whether a customer is already counted is asked of a CustomerIndex first (core/state's KeyIndex,
  * per partition): per open month a FingerprintTable of a 32-bit fingerprint of
  * `<agent>\0<month>\0<customer>` and the hour its key was stored under (LEGACY for the old key).
- * No fingerprint: a new customer, and the store is not read at all (reading a random key through
- * the memory map keeps 64 KiB+ of the file resident, BENCHMARKS.md "Live: memory"). A fingerprint:
+ * No fingerprint: a new customer, and the store is not read at all (a random key's read is a
+ * B-tree descent to a page that is seldom cached: BENCHMARKS.md "Live: memory"). A fingerprint:
  * the keys at its locators are read exactly (a repeat onboarding, or rarely another customer with
  * the same fingerprint), so the count stays exact. ~8-16 bytes of memory a customer (8-byte slots,
  * at most half of them used). A month's table goes when the month leaves the window (its events

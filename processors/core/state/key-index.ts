@@ -1,9 +1,9 @@
 /**
  * An in-memory index a processor keeps beside each partition's store (StateStoresOptions.index)
  * over the keys that start with one of its `prefixes`, so that it can ask "may the store hold
- * such a key?" without reading the store: every read of a random key through LMDB's memory map
- * leaves 64 KiB or more of the file resident in the process (the kernel maps the pages around a
- * faulted one too, BENCHMARKS.md "Live: memory"), while a read the index answers costs nothing.
+ * such a key?" without reading the store: a read of a random key is a B-tree descent to a page
+ * seldom cached (through LMDB's memory map it also leaves 64 KiB or more of the file resident in
+ * the process, BENCHMARKS.md "Live: memory"), while a read the index answers costs nothing.
  *
  * The index is a filter with no false negatives: it holds (at least) every key with its
  * prefixes that the partition's transactions can see (the store's, those of committed changes
