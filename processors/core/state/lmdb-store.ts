@@ -49,21 +49,6 @@ export class LmdbPartitionStore implements PartitionStore {
     return new LmdbPartitionStore(dir);
   }
 
-  /**
-   * Closes the environment and opens it again (same files, same data): its memory map
-   * goes and with it every page the process had read through it. A page once read
-   * through the map stays in the process's RSS as long as the map lives (nothing
-   * evicts it but memory pressure), so a store read at random keys ends up with all of
-   * its file resident; after a reopen only the pages read again count. The caller makes
-   * sure nothing reads or writes the store until this resolves (StateStores.writable).
-   */
-  async reopen(): Promise<void> {
-    await this.root.flushed;
-    await this.root.close();
-    this.openEnv();
-  }
-
-
   get(key: string): StoredEntry | undefined {
     const raw = this.data.getBinaryFast(key);
     if (raw === undefined) return undefined;

@@ -87,8 +87,6 @@ export interface PartitionStore {
   sweep(now: number, after: string | undefined, limit: number): { expired: string[]; next: string | undefined };
   /** Number of entries (kept by the store: no scan). */
   count(): number;
-  /** Closes and opens the store again, same files (LMDB: its memory map goes, and with it the pages read through it). */
-  reopen(): Promise<void>;
   /** Resolves when every queued write has committed. */
   flushed(): Promise<void>;
   close(): Promise<void>;

@@ -160,11 +160,6 @@ export class SqlitePartitionStore implements PartitionStore {
     return this.entries;
   }
 
-  async reopen(): Promise<void> {
-    this.db.close();
-    this.openDb();
-  }
-
   async flushed(): Promise<void> {}
 
   async close(): Promise<void> {

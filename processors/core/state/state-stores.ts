@@ -48,14 +48,6 @@ export interface StateStoresOptions {
    */
   sweep?: { stepEntries?: number; stepIntervalMs?: number; roundIntervalMs?: number };
   /**
-   * Reopen a partition's store at most this often (PartitionStore.reopen): every page the
-   * process read through LMDB's memory map stays in its RSS until the map goes, so without
-   * it the resident pages grow to the whole store. Worth it when the keys a processor
-   * touches are mostly recent ones (keys led by time): after a reopen only those are read
-   * again. Default: never. LMDB only (a SQLite store reads with pread: nothing to let go).
-   */
-  remapIntervalMs?: number;
-  /**
    * An in-memory index of some keys per partition (key-index.ts), made by this for each
    * partition opened: kept in step with the store and the transactions, read with
    * `StateTransaction.index`.
@@ -77,12 +69,6 @@ interface OpenPartition {
   staged: StateTransaction[];
   sweepAfter: string | undefined;
   nextSweepAt: number;
-  /** When the store is next reopened (performance.now(), see remapIntervalMs). */
-  remapAt: number;
-  /** The reopen under way: nothing touches the store until it resolves. */
-  remapping: Promise<void> | undefined;
-  /** Called when the last staged transaction commits or aborts (a reopen waits for it). */
-  onIdle: (() => void) | undefined;
   /** StateStoresOptions.index's index of this partition. */
   index: KeyIndex | undefined;
 }
@@ -253,7 +239,6 @@ export class StateStores {
     for (const [partition, open] of [...this.open]) {
       if (keep.has(partition)) continue;
       await this.restoring.get(partition)?.catch(() => undefined);
-      await open.remapping;
       this.open.delete(partition);
       this.options.metrics?.entries.remove({ store: this.name, partition: String(partition) });
       await open.store.flushed().catch(() => undefined);
@@ -301,7 +286,6 @@ export class StateStores {
     const generation = this.generation;
     const started = performance.now();
     const dir = join(o.dir, String(partition));
-    await this.open.get(partition)?.remapping;
     let open = this.open.get(partition);
     if (!open) this.open.set(partition, (open = this.newPartition(this.openStore(dir))));
     let store = open.store;
@@ -374,34 +358,7 @@ export class StateStores {
   async writable(partition: number): Promise<void> {
     const open = this.open.get(partition);
     if (!open) return;
-    await open.remapping;
     if (open.unwritten.size > MAX_UNWRITTEN) await open.store.flushed();
-    const every = this.options.remapIntervalMs;
-    if (every !== undefined && performance.now() >= open.remapAt) await this.remap(partition, open, every);
-  }
-
-  /**
-   * Reopens the partition's store (remapIntervalMs) once no transaction of it is open:
-   * waits (at most 5 s, else tries again next time) for the pipelined one still
-   * committing; the caller (`writable`, before `begin`) holds the partition's next batch
-   * meanwhile, and the restore, revoke and close paths wait for the reopen.
-   */
-  private async remap(partition: number, open: OpenPartition, every: number): Promise<void> {
-    open.remapAt = performance.now() + every;
-    if (open.staged.length > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      await new Promise<void>((resolve) => {
-        open.onIdle = resolve;
-        timer = setTimeout(resolve, 5_000);
-      });
-      clearTimeout(timer);
-      open.onIdle = undefined;
-    }
-    if (open.staged.length > 0 || open.remapping || this.closed || this.open.get(partition) !== open || !this.current.has(partition)) return;
-    const started = performance.now();
-    open.remapping = open.store.reopen().finally(() => (open.remapping = undefined));
-    await open.remapping;
-    this.options.logger.debug({ store: this.name, partition, ms: Math.round(performance.now() - started) }, 'state store reopened (its memory-mapped pages let go)');
   }
 
   /** A pending view of the partition's state for one Kafka transaction (the partition must be ready). */
@@ -417,7 +374,7 @@ export class StateStores {
   }
 
   private newPartition(store: PartitionStore): OpenPartition {
-    return { store, unwritten: new Map(), staged: [], sweepAfter: undefined, nextSweepAt: 0, remapAt: performance.now() + (this.options.remapIntervalMs ?? 0), remapping: undefined, onIdle: undefined, index: this.options.index?.() };
+    return { store, unwritten: new Map(), staged: [], sweepAfter: undefined, nextSweepAt: 0, index: this.options.index?.() };
   }
 
   /**
@@ -431,7 +388,6 @@ export class StateStores {
     if (!open) return; // revoked meanwhile: the changelog has the changes
     const at = open.staged.indexOf(txn);
     if (at >= 0) open.staged.splice(at, 1);
-    if (open.staged.length === 0) open.onIdle?.();
     if (txn.size === 0 && changelogNext === undefined) return;
     const changes = txn.changes();
     const m = this.options.metrics;
@@ -450,7 +406,7 @@ export class StateStores {
     open.store.applyAsync(changes, changelogNext).then(
       () => {
         for (const c of changes) if (open.unwritten.get(c.key) === c) open.unwritten.delete(c.key);
-        if (!open.remapping) m?.entries.set({ store: this.name, partition: String(txn.partition) }, open.store.count());
+        m?.entries.set({ store: this.name, partition: String(txn.partition) }, open.store.count());
       },
       (error: unknown) => this.localWriteFailed(open, txn.partition, error),
     );
@@ -479,19 +435,17 @@ export class StateStores {
       dropped[i]!.settle();
       dropped[i]!.unindex();
     }
-    if (open.staged.length === 0) open.onIdle?.();
   }
 
   /** Entries of an open partition store (for the metrics and tests). */
   count(partition: number): number | undefined {
     const open = this.open.get(partition);
-    return open && !open.remapping ? open.store.count() : undefined;
+    return open?.store.count();
   }
 
   /** Resolves when every committed change has reached the local stores. */
   async flushed(): Promise<void> {
     for (const open of this.open.values()) {
-      await open.remapping;
       await open.store.flushed();
     }
   }
@@ -500,7 +454,6 @@ export class StateStores {
     this.closed = true;
     this.current.clear();
     for (const open of this.open.values()) {
-      await open.remapping?.catch(() => undefined);
       await open.store.flushed().catch(() => undefined);
       await open.store.close();
     }
