@@ -234,6 +234,7 @@ async function openState(ctx: ProcessorContext<typeof liveSettings>, kafka: Kafk
     metrics: new StateMetrics(ctx.metrics),
     // SQLite: read with pread into a bounded cache, so the RSS does not grow with millions of events of state (LMDB's memory map did).
     engine: 'sqlite',
+    cacheKiB: s.stateCacheMb * 1024,
     // Onboarded customers are looked up in memory first (customers.ts): their store is only read to confirm.
     index: () => new CustomerIndex(),
     // Live's entries expire only when a month closes: a slow sweep (20,000 entries a minute per

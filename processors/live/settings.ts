@@ -45,6 +45,10 @@ export const liveSettings = {
     ...heapSettings('live', HEAP_DEFAULTS, {
       oldSpace: 'Its live objects are ~60-90 MB whatever the state\'s size (the state is on disk); without a limit V8 let the heap grow to ~290 MB before collecting hard',
     }),
+    stateCacheMb: setting(z.coerce.number().int().min(1).max(1024), {
+      doc: "SQLite page cache of each partition's local store, MiB (private memory, taken as pages are read; the rest of the store is read with pread from the OS cache, outside the process's RSS). The recent hours' pages and the totals fit in the default",
+      default: 4,
+    }),
     stateDir: setting(z.string().min(1), {
       doc: 'folder of the local state stores (one SQLite database per events partition under <dir>/<group>-<instance>/live.v3/<partition>); a cache of the changelog topic <group>-live-changelog',
       default: join(tmpdir(), 'sluice-state'),

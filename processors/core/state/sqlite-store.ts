@@ -6,7 +6,7 @@ import { decodeEntry, type PartitionStore, type StateChange, type StoredEntry } 
 const CHANGELOG_NEXT = 'changelog-next';
 /** Rows a multi-row INSERT takes (SQLite's default limit is 32,766 bound variables). */
 const ROWS = 64;
-/** SQLite's own page cache per store (private memory): the hot pages; the others come from the OS cache with pread. */
+/** SQLite's own page cache per store by default (private memory): the hot pages; the others come from the OS cache with pread. */
 export const SQLITE_CACHE_KIB = 4096;
 
 /**
@@ -15,7 +15,7 @@ export const SQLITE_CACHE_KIB = 4096;
  * (the changelog position, written in the same transaction as the data it describes).
  * partition-store.ts: the contract, and why live uses this engine.
  *   - No memory map (`mmap_size = 0`): pages are read with pread into a page cache of
- *     SQLITE_CACHE_KIB; the OS page cache holds the rest of the file, outside the process's
+ *     `cacheKiB` (default SQLITE_CACHE_KIB); the OS page cache holds the rest of the file, outside the process's
  *     RSS. With LMDB every page read through the map stayed in the RSS, and the kernel maps
  *     64 KiB or more around each one (BENCHMARKS.md "Live: memory").
  *   - WAL with `synchronous = OFF`: a commit is one append to the WAL in the OS cache; a
@@ -37,16 +37,19 @@ export class SqlitePartitionStore implements PartitionStore {
   private st!: ReturnType<typeof statements>;
   private readonly writeTxn: (changes: Iterable<StateChange>, changelogNext: bigint | undefined) => void;
 
-  private constructor(readonly dir: string) {
+  private constructor(
+    readonly dir: string,
+    private readonly cacheKiB: number,
+  ) {
     this.openDb();
     this.writeTxn = (changes, next) => this.db.transaction(() => this.write(changes, next))();
   }
 
   /** Opens (creating when absent) the store in `dir`. */
-  static open(dir: string): SqlitePartitionStore {
+  static open(dir: string, cacheKiB = SQLITE_CACHE_KIB): SqlitePartitionStore {
     mkdirSync(dir, { recursive: true });
     for (const lmdbFile of ['data.mdb', 'lock.mdb']) if (existsSync(join(dir, lmdbFile))) rmSync(join(dir, lmdbFile), { force: true });
-    return new SqlitePartitionStore(dir);
+    return new SqlitePartitionStore(dir, cacheKiB);
   }
 
   private openDb(): void {
@@ -54,7 +57,7 @@ export class SqlitePartitionStore implements PartitionStore {
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = OFF');
     db.pragma('mmap_size = 0');
-    db.pragma(`cache_size = -${SQLITE_CACHE_KIB}`);
+    db.pragma(`cache_size = -${this.cacheKiB}`);
     db.exec('CREATE TABLE IF NOT EXISTS data (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID');
     db.exec('CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL) WITHOUT ROWID');
     this.db = db;

@@ -33,6 +33,8 @@ export interface StateStoresOptions {
   dir: string;
   /** The embedded store of each partition (partition-store.ts: the engines and when to use which). Default 'lmdb'. */
   engine?: StateEngine;
+  /** SQLite only: the page cache of each partition's store, KiB (default sqlite-store.ts SQLITE_CACHE_KIB). */
+  cacheKiB?: number;
   changelogTopic: string;
   /** How changes are written to the changelog and read back (default: one record per change, PER_CHANGE_CODEC). */
   codec?: ChangelogCodec;
@@ -370,7 +372,7 @@ export class StateStores {
   }
 
   private openStore(dir: string): PartitionStore {
-    return this.options.engine === 'sqlite' ? SqlitePartitionStore.open(dir) : LmdbPartitionStore.open(dir);
+    return this.options.engine === 'sqlite' ? SqlitePartitionStore.open(dir, this.options.cacheKiB) : LmdbPartitionStore.open(dir);
   }
 
   private newPartition(store: PartitionStore): OpenPartition {
