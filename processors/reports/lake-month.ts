@@ -311,7 +311,7 @@ interface PooledWorker {
   worker: Worker;
   key: string;
   busy: boolean;
-  /** The thread has loaded its modules (its 'ready' message). */
+  /** The thread has loaded its modules and compiled its zstd decoder (its 'ready' message). */
   ready: boolean;
   /** The job's handlers while busy. */
   job: { onFile: () => void; resolve: (r: PartialAggregate) => void; reject: (e: Error) => void } | undefined;
@@ -334,7 +334,8 @@ function acquireWorker(s3: S3Settings): PooledWorker {
  * (unref'd): `sluice reports` calls it when it starts, so that a fresh process's first report
  * does not pay the threads' start (~0.6 s for two on an idle machine, BENCHMARKS.md, Reports
  * over a compacted month). Fewer than two threads are never used (aggregateMonth), so none are
- * started then. Resolves when each thread has loaded its modules, or failed (a failed thread
+ * started then. Resolves when each thread has loaded its modules and compiled its zstd decoder
+ * (which the first report otherwise waits for: BENCHMARKS.md, Reports), or failed (a failed thread
  * is dropped, and the report that needs one starts another, which reports the error).
  */
 export async function startReaderThreads(s3: S3Settings, count: number): Promise<void> {

@@ -1,4 +1,5 @@
 import { parentPort, workerData } from 'node:worker_threads';
+import { prepareDecompressors } from '../core/parquet/s3-columns.js';
 import { createS3Client } from '../core/s3/client.js';
 import { aggregatePartitions, type WorkerInput, type WorkerStart } from './lake-month.js';
 
@@ -19,5 +20,9 @@ parentPort!.on('message', (input: WorkerInput) => {
     (error: unknown) => parentPort!.postMessage({ kind: 'error', message: (error as Error).message }),
   );
 });
-// Loaded (the imports above ran): a thread started ahead of the first report is ready for it.
-parentPort!.postMessage({ kind: 'ready' });
+// Loaded (the imports above ran) and the zstd decoder compiled: a thread started ahead of the first report is ready for it.
+// A decoder that fails to start is not an error here: the job that needs it reports it.
+prepareDecompressors().then(
+  () => parentPort!.postMessage({ kind: 'ready' }),
+  () => parentPort!.postMessage({ kind: 'ready' }),
+);
