@@ -6,7 +6,7 @@ import { customersToResolve, resolveAgents, type RequestContext } from '../inges
 import { IngestTransaction } from '../ingest-api/repository.js';
 import { timestampOfDate } from '../ingest-api/timestamp.js';
 import { DirectCopyGate } from '../core/db/direct-copy-gate.js';
-import { collectYoungGeneration } from '../core/runtime/young-gc.js';
+import { collectingEvery } from '../core/runtime/young-gc.js';
 import { copyLine, prepareLoadTable, loadEvents } from './staging-load.js';
 import { isFinal, Ledger, type LedgerRow, type ObjectIdentity, type Reject } from './ledger.js';
 import type { FilesMetrics } from './metrics.js';
@@ -207,12 +207,25 @@ async function writeBatch(deps: FileIngestDeps, ledger: Ledger, client: pg.PoolC
   }
 }
 
-/** The object's body (this very version: a replaced object is a new file, not a mix of two). */
+/**
+ * Bytes read from S3 between two collections of the young generation: each socket read is a
+ * fresh buffer of up to 64 KiB outside the V8 heap, freed only when a collection finds its
+ * wrapper dead, and neither reader allocates enough on the heap to cause one soon; without
+ * them the dead buffers of a 32 MiB object piled up to tens of MiB of RSS and the peak grew
+ * with the file (core/runtime/young-gc.ts; BENCHMARKS.md, File drops).
+ */
+const BYTES_PER_COLLECTION = 4 * 1024 * 1024;
+
+/**
+ * The object's body (this very version: a replaced object is a new file, not a mix of two),
+ * with a young-generation collection every BYTES_PER_COLLECTION read: the one place both
+ * readers (the SHA-256 pass, the feed to the parsing thread) get the object from.
+ */
 async function getObject(s3: S3Client, row: LedgerRow, signal: AbortSignal): Promise<AsyncIterable<Uint8Array>> {
   const versioned = row.version !== row.etag;
   try {
     const out = await s3.send(new GetObjectCommand({ Bucket: row.bucket, Key: row.key, ...(versioned ? { VersionId: row.version } : { IfMatch: row.etag }) }), { abortSignal: signal });
-    return out.Body as AsyncIterable<Uint8Array>;
+    return collectingEvery(out.Body as AsyncIterable<Uint8Array> & { destroy?: () => void }, BYTES_PER_COLLECTION);
   } catch (error) {
     const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
     if (e.$metadata?.httpStatusCode === 412 || e.name === 'PreconditionFailed') {
@@ -222,23 +235,8 @@ async function getObject(s3: S3Client, row: LedgerRow, signal: AbortSignal): Pro
   }
 }
 
-/**
- * Bytes hashed between two collections of the young generation in the SHA-256 pass: the
- * pass keeps nothing, so without them the socket's dead buffers piled up to ~40 MiB of
- * RSS on a 32 MiB object (core/runtime/young-gc.ts), and the peak grew with the file.
- */
-const HASH_BYTES_PER_COLLECTION = 4 * 1024 * 1024;
-
 async function hashObject(s3: S3Client, row: LedgerRow, signal: AbortSignal): Promise<string> {
   const hash = createHash('sha256');
-  let uncollected = 0;
-  for await (const chunk of await getObject(s3, row, signal)) {
-    hash.update(chunk);
-    uncollected += chunk.length;
-    if (uncollected >= HASH_BYTES_PER_COLLECTION) {
-      uncollected = 0;
-      collectYoungGeneration();
-    }
-  }
+  for await (const chunk of await getObject(s3, row, signal)) hash.update(chunk);
   return hash.digest('hex');
 }
