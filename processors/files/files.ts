@@ -8,14 +8,12 @@ import { filesTopics } from '../core/kafka/topic-plan.js';
 import { ensureTopics } from '../core/kafka/topics.js';
 import { serve, startProcessor, type ProcessorContext, type StartOptions } from '../core/runtime/processor.js';
 import { FAIL_FAST_RETRY } from '../core/runtime/startup.js';
-import { heapLimitsInForce } from '../core/runtime/v8-heap.js';
 import { createS3Client } from '../core/s3/client.js';
 import { Notifier } from '../reports/notify.js';
 import type { FileIngestDeps } from './ingest-file.js';
 import { Ledger } from './ledger.js';
 import { FilesMetrics } from './metrics.js';
 import { PROCESSOR } from './outputs.js';
-import { HEAP_DEFAULTS } from './heap-defaults.js';
 import { filesSettings } from './settings.js';
 import { NotificationListener } from './notifications.js';
 import { FileWatcher } from './watcher.js';
@@ -51,12 +49,6 @@ async function start(ctx: ProcessorContext<typeof filesSettings>): Promise<Runni
   }
   if (s.notifyEmail && !s.smtpUrl) {
     throw new ConfigError([{ source: 'env SLUICE_FILES_NOTIFY_EMAIL', setting: 'files.notifyEmail', message: 'email notifications need an SMTP server', fix: 'set SLUICE_FILES_SMTP_URL (smtps://user:pass@mail.example.com:465), or unset SLUICE_FILES_NOTIFY_EMAIL' }]);
-  }
-  if (heapLimitsInForce().maxSemiSpaceMb === 0) {
-    logger.warn(
-      { recommended: `SLUICE_FILES_MAX_SEMI_SPACE_MB=${HEAP_DEFAULTS.maxSemiSpaceMb} with bin/sluice.mjs, or NODE_OPTIONS=--max-semi-space-size=${HEAP_DEFAULTS.maxSemiSpaceMb}` },
-      'running without a bounded young generation: the peak RSS grows with the size of the files read',
-    );
   }
   const pool = createPool(core.database.url, { max: s.dbPoolMax, applicationName: 'sluice-files' });
   ctx.shutdown.add('postgres pool', () => pool.end());

@@ -1,17 +1,13 @@
 /**
  * The files process's V8 heap limits unless SLUICE_FILES_MAX_OLD_SPACE_MB /
  * SLUICE_FILES_MAX_SEMI_SPACE_MB say otherwise (settings.ts documents them). A file of its
- * own: bin/sluice.mjs reads it before anything else loads, to run `sluice files` in a worker
- * thread created with these limits (core/runtime/v8-heap.ts).
+ * own: bin/sluice.mjs reads it before anything else loads (core/runtime/v8-heap.ts).
  *
- * A young generation of 2 MiB semi-spaces instead of V8's 16: the object's bytes pass
- * through the ingest thread as S3's socket buffers (the SHA-256 pass, then the feed to the
- * parsing thread), and a buffer no longer used is freed only at the next scavenge of its
- * small wrapper; with a large young generation that came seldom, tens of MiB of dead
- * buffers piled up and the peak RSS grew with the file (+30-46 MiB from 100k to 1M rows).
- * The SHA-256 pass, which allocates almost nothing on the heap, now also asks for a scavenge
- * every 4 MiB (ingest-file.ts, core/runtime/young-gc.ts); the small young generation still
- * bounds the feed to the parsing thread (BENCHMARKS.md, File drops).
+ * V8's defaults, so `sluice files` runs in its main thread, no worker. Its peak RSS stays flat
+ * whatever the file size without a small young generation: the dead socket buffers of S3's
+ * stream, which grew it, are freed by a young-generation collection every 4 MiB read
+ * (getObject in ingest-file.ts, core/runtime/young-gc.ts). A 2 MiB semi-space was the default
+ * before; with the collections on every read of the object it is not needed (measured:
+ * BENCHMARKS.md, File drops, "One mechanism for the dead socket buffers").
  */
-export const HEAP_DEFAULTS = { maxOldSpaceMb: 0, maxSemiSpaceMb: 2 } as const;
-
+export const HEAP_DEFAULTS = { maxOldSpaceMb: 0, maxSemiSpaceMb: 0 } as const;

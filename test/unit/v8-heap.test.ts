@@ -19,7 +19,7 @@ describe('V8 heap limits of a processor', () => {
 
   it('applies to the processors that have limits of their own, not to their subcommands, and the environment overrides a default', async () => {
     expect(await ownHeapLimits(['live'], {})).toEqual({ maxOldSpaceMb: 128, maxSemiSpaceMb: 4 });
-    expect(await ownHeapLimits(['-c', 'sluice.yaml', 'files'], {})).toEqual({ maxOldSpaceMb: 0, maxSemiSpaceMb: 2 });
+    expect(await ownHeapLimits(['-c', 'sluice.yaml', 'files'], {})).toEqual({ maxOldSpaceMb: 0, maxSemiSpaceMb: 0 }); // V8's: no worker
     expect(await ownHeapLimits(['files'], { SLUICE_FILES_MAX_SEMI_SPACE_MB: '8' })).toEqual({ maxOldSpaceMb: 0, maxSemiSpaceMb: 8 });
     expect(await ownHeapLimits(['live'], { SLUICE_LIVE_MAX_OLD_SPACE_MB: '' })).toEqual({ maxOldSpaceMb: 128, maxSemiSpaceMb: 4 });
     expect(await ownHeapLimits(['files', 'status', '--since', '1h'], {})).toBeUndefined();
