@@ -13,7 +13,6 @@
 import './support/stack-env.js'; // first: the local stack's endpoints before the settings load
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { spawn } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -21,10 +20,9 @@ import { fileURLToPath } from 'node:url';
 import { coreSettings } from '../processors/core/config/core-settings.js';
 import { loadSettings } from '../processors/core/config/settings.js';
 import { createS3Client } from '../processors/core/s3/client.js';
-import { DEFAULT_RULES } from '../processors/reports/commission.js';
-import { generateReport } from '../processors/reports/generate.js';
 import { startReaderThreads } from '../processors/reports/lake-month.js';
 import { duckdbMonthReport } from './support/duckdb-month.js';
+import { timedMonthReport } from './support/lake-report.js';
 
 const N = Number(process.env.BENCH_LAKE_EVENTS ?? 1_000_000);
 const PAIRS = Number(process.env.BENCH_FIRST_PAIRS ?? 6);
@@ -60,18 +58,10 @@ async function child(): Promise<void> {
   const dir = join(ROOT, '.sluice/data/s3', bucket, prefix);
   const runs: Run[] = [];
   for (let run = 1; run <= RUNS; run++) {
-    const cpu = process.cpuUsage();
-    const from = performance.now();
-    const result = await generateReport(
-      { request_id: `bench-${randomUUID()}`, report_type: 'agent_commissions', month: MONTH, format: 'csv', requested_at: new Date().toISOString() },
-      { s3, bucket, lakePrefix: prefix, reportsPrefix: 'bench/reports-out/', currency: 'USD', rules: DEFAULT_RULES, readers: { count: availableParallelism(), s3: settings.s3 } },
-    );
-    const ms = performance.now() - from;
-    const used = process.cpuUsage(cpu);
-    if (result.rows !== 2000) throw new Error(`report has ${result.rows} agents, expected 2000`);
+    const { ms, cpuMs } = await timedMonthReport({ s3, s3Settings: settings.s3, bucket, prefix, month: MONTH });
     const duck = await duckdbMonthReport(dir, MONTH);
     if (duck.rows !== 2000) throw new Error(`DuckDB found ${duck.rows} agents, expected 2000`);
-    runs.push({ ms: Math.round(ms), cpuMs: Math.round((used.user + used.system) / 1000), duckdbMs: duck.ms });
+    runs.push({ ms: Math.round(ms), cpuMs: Math.round(cpuMs), duckdbMs: duck.ms });
   }
   console.log(JSON.stringify({ ahead, threadsMs, load, runs } satisfies Child));
 }

@@ -29,16 +29,12 @@ export const LMDB_ENV = { maxDbs: 4, noSync: true, compression: false, noReadAhe
  */
 export class LmdbPartitionStore implements PartitionStore {
   readonly inline = false;
-  private root!: RootDatabase;
-  private data!: Database<Buffer, string>;
-  private meta!: Database<string, string>;
+  private readonly root: RootDatabase;
+  private readonly data: Database<Buffer, string>;
+  private readonly meta: Database<string, string>;
 
   private constructor(readonly dir: string) {
-    this.openEnv();
-  }
-
-  private openEnv(): void {
-    this.root = open({ path: this.dir, ...LMDB_ENV });
+    this.root = open({ path: dir, ...LMDB_ENV });
     this.data = this.root.openDB<Buffer, string>('data', { encoding: 'binary', keyEncoding: 'ordered-binary' });
     this.meta = this.root.openDB<string, string>('meta', { encoding: 'string' });
   }

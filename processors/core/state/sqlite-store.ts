@@ -32,17 +32,27 @@ export const SQLITE_CACHE_KIB = 4096;
  */
 export class SqlitePartitionStore implements PartitionStore {
   readonly inline = true;
-  private db!: Database.Database;
-  private entries = 0;
-  private st!: ReturnType<typeof statements>;
+  private readonly db: Database.Database;
+  private readonly st: ReturnType<typeof statements>;
+  private entries: number;
+  /** `write` in one SQLite transaction (rolled back if it throws). */
   private readonly writeTxn: (changes: Iterable<StateChange>, changelogNext: bigint | undefined) => void;
 
   private constructor(
     readonly dir: string,
-    private readonly cacheKiB: number,
+    cacheKiB: number,
   ) {
-    this.openDb();
-    this.writeTxn = (changes, next) => this.db.transaction(() => this.write(changes, next))();
+    const db = new Database(join(dir, 'state.db'));
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = OFF');
+    db.pragma('mmap_size = 0');
+    db.pragma(`cache_size = -${cacheKiB}`);
+    db.exec('CREATE TABLE IF NOT EXISTS data (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID');
+    db.exec('CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL) WITHOUT ROWID');
+    this.db = db;
+    this.st = statements(db);
+    this.entries = this.st.count.get() as number;
+    this.writeTxn = db.transaction((changes: Iterable<StateChange>, next: bigint | undefined) => this.write(changes, next));
   }
 
   /** Opens (creating when absent) the store in `dir`. */
@@ -50,19 +60,6 @@ export class SqlitePartitionStore implements PartitionStore {
     mkdirSync(dir, { recursive: true });
     for (const lmdbFile of ['data.mdb', 'lock.mdb']) if (existsSync(join(dir, lmdbFile))) rmSync(join(dir, lmdbFile), { force: true });
     return new SqlitePartitionStore(dir, cacheKiB);
-  }
-
-  private openDb(): void {
-    const db = new Database(join(this.dir, 'state.db'));
-    db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = OFF');
-    db.pragma('mmap_size = 0');
-    db.pragma(`cache_size = -${this.cacheKiB}`);
-    db.exec('CREATE TABLE IF NOT EXISTS data (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID');
-    db.exec('CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL) WITHOUT ROWID');
-    this.db = db;
-    this.st = statements(db);
-    this.entries = this.st.count.get() as number;
   }
 
   get(key: string): StoredEntry | undefined {
